@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit.service import record
+from core.auth.models import ApiKey, ApiKeyMode, Role, User
+from core.auth.passwords import DUMMY_HASH, hash_password, validate_password, verify_password
+from core.auth.schemas import Principal
+from core.auth.tokens import AccessClaims, hash_api_key, new_api_key
+from core.db import utcnow
+from core.errors import AuthenticationFailed, EmailTaken, InvalidInput, NotFound
+
+MAX_FAILED_LOGINS = 10
+LOCKOUT = timedelta(minutes=15)
+# Writing last_used_at on every request would turn every read into a write; a minute is precise enough.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def normalize_email(email: str, *, field: str = "email") -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise InvalidInput(field, f"'{email[:60]}' is not a valid email address: {exc}") from None
+
+
+class AuthService:
+    async def get_user_by_email(self, session: AsyncSession, email: str) -> User | None:
+        return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+
+    async def create_user(
+        self,
+        session: AsyncSession,
+        *,
+        email: str,
+        password: str,
+        role: Role,
+        tenant_id: uuid.UUID | None,
+        phone: str | None = None,
+    ) -> User:
+        email = normalize_email(email)
+        validate_password(password)
+        if await self.get_user_by_email(session, email):
+            raise EmailTaken(f"An account with {email} already exists: log in instead.")
+        user = User(
+            email=email, password_hash=hash_password(password), role=role, tenant_id=tenant_id, phone=phone
+        )
+        session.add(user)
+        await session.flush()
+        return user
+
+    async def login(self, session: AsyncSession, *, email: str, password: str) -> User:
+        user = await self.get_user_by_email(session, email.strip())
+        if user is None:
+            verify_password(password, DUMMY_HASH)
+            raise AuthenticationFailed("Wrong email or password.")
+        now = utcnow()
+        if user.locked_until and user.locked_until > now:
+            raise AuthenticationFailed(
+                "Too many wrong passwords: this account is locked for a few minutes. Try again later."
+            )
+        ok, new_hash = verify_password(password, user.password_hash)
+        if not ok:
+            user.failed_logins += 1
+            if user.failed_logins >= MAX_FAILED_LOGINS:
+                user.locked_until = now + LOCKOUT
+                user.failed_logins = 0
+            await record(session, action="auth.login_failed", tenant_id=user.tenant_id, user_id=user.id)
+            raise AuthenticationFailed("Wrong email or password.")
+        if new_hash:
+            user.password_hash = new_hash
+        user.failed_logins = 0
+        user.locked_until = None
+        user.last_login_at = now
+        await record(session, action="auth.login", tenant_id=user.tenant_id, user_id=user.id)
+        return user
+
+    async def change_password(self, session: AsyncSession, *, user: User, old: str, new: str) -> None:
+        ok, _ = verify_password(old, user.password_hash)
+        if not ok:
+            raise AuthenticationFailed("The current password is wrong.")
+        validate_password(new, field="new_password")
+        user.password_hash = hash_password(new)
+        user.token_version += 1
+        await record(session, action="auth.password_changed", tenant_id=user.tenant_id, user_id=user.id)
+
+    async def principal_from_claims(self, session: AsyncSession, claims: AccessClaims) -> Principal:
+        user = await session.get(User, claims.user_id)
+        if user is None or user.token_version != claims.token_version:
+            raise AuthenticationFailed("This session is no longer valid: log in again.")
+        return Principal(user_id=user.id, tenant_id=user.tenant_id, role=user.role)
+
+    # -- API keys ------------------------------------------------------------------------------
+    async def create_api_key(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        created_by: uuid.UUID | None,
+        name: str = "default",
+        mode: ApiKeyMode = ApiKeyMode.live,
+    ) -> tuple[ApiKey, str]:
+        name = name.strip()
+        if not 1 <= len(name) <= 80:
+            raise InvalidInput("name", "Key name must be 1 to 80 characters.")
+        key, prefix, digest = new_api_key(mode)
+        row = ApiKey(
+            tenant_id=tenant_id,
+            created_by_id=created_by,
+            name=name,
+            mode=mode,
+            prefix=prefix,
+            key_hash=digest,
+        )
+        session.add(row)
+        await session.flush()
+        await record(
+            session,
+            action="apikey.created",
+            tenant_id=tenant_id,
+            user_id=created_by,
+            target=str(row.id),
+            detail={"prefix": prefix, "name": name, "mode": mode.value},
+        )
+        return row, key
+
+    async def revoke_api_key(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, by: uuid.UUID | None
+    ) -> ApiKey:
+        row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+        if row is None:
+            raise NotFound("No such API key.")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            await record(
+                session,
+                action="apikey.revoked",
+                tenant_id=tenant_id,
+                user_id=by,
+                target=str(row.id),
+                detail={"prefix": row.prefix},
+            )
+        return row
+
+    async def list_api_keys(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> list[ApiKey]:
+        rows = await session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at.desc())
+        )
+        return list(rows)
+
+    async def principal_from_api_key(self, session: AsyncSession, key: str) -> Principal:
+        row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key)))
+        if row is None or row.revoked_at is not None:
+            raise AuthenticationFailed("This API key is not valid or was revoked: create a new one.")
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+            await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        return Principal(
+            user_id=row.created_by_id, tenant_id=row.tenant_id, role=Role.owner, api_key_id=row.id
+        )
+
+
+auth = AuthService()

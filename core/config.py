@@ -1,0 +1,146 @@
+"""Settings from the environment (and `.env`), named exactly as DESIGN lists them.
+
+A missing or malformed variable stops the process at start with a message that names it; see
+`load_settings`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Public values of the Daraja sandbox (refs/daraja.md §0): used only to fill `simulator` channels.
+SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+SANDBOX_SHORT_CODE = "174379"
+
+# Development-only key: refused outside APP_ENV=development so a real deployment cannot run on it.
+_DEV_FERNET_KEY = "bGlwYXB1c2gtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWM="
+_DEV_SECRET = "lipapush-development-secret-change-me-0000"
+
+
+class AppEnv(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    APP_ENV: AppEnv = AppEnv.development
+    DATABASE_URL: str = "sqlite+aiosqlite:///./lipapush.db"
+    REDIS_URL: str | None = None
+    ENCRYPTION_KEYS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [_DEV_FERNET_KEY])
+    SECRET_KEY: str = _DEV_SECRET
+    ACCESS_TOKEN_MINUTES: int = Field(default=60, ge=1, le=24 * 60)
+    PUBLIC_BASE_URL: str | None = None
+    DARAJA_SANDBOX_URL: str = "https://sandbox.safaricom.co.ke"
+    DARAJA_PRODUCTION_URL: str = "https://api.safaricom.co.ke"
+    # Where `simulator` channels send their pushes; unset means the simulator `serve` mounts.
+    DARAJA_SIMULATOR_URL: str | None = None
+    DARAJA_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    SIM_CALLBACK_DELAY: float = Field(default=1.0, ge=0)
+    # A pending payment is queried this long after the push, then retried with backoff until it
+    # expires: a payment must never stay pending forever.
+    RECONCILE_AFTER_SECONDS: int = Field(default=90, ge=1)
+    EXPIRE_AFTER_SECONDS: int = Field(default=15 * 60, ge=60)
+    STK_MAX_AMOUNT: int = Field(default=250_000, ge=1)
+    EXPORT_DIR: str | None = None
+    LOG_LEVEL: str = "INFO"
+    LOG_JSON: bool = False
+
+    TELEGRAM_BOT_TOKEN: str | None = None
+    TELEGRAM_API_BASE: str | None = None
+    AT_USERNAME: str | None = None
+    AT_API_KEY: str | None = None
+    AT_BASE_URL: str | None = None
+    SMTP_URL: str | None = None
+
+    @field_validator("ENCRYPTION_KEYS", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("ENCRYPTION_KEYS")
+    @classmethod
+    def _valid_fernet_keys(cls, keys: list[str]) -> list[str]:
+        from cryptography.fernet import Fernet
+
+        if not keys:
+            raise ValueError("give at least one Fernet key (comma-separated; the first one encrypts)")
+        for i, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except Exception:
+                raise ValueError(
+                    f"key #{i} is not a Fernet key (32 url-safe base64 bytes); "
+                    "make one with `lipapush keygen`"
+                ) from None
+        return keys
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        # Users paste the URL their host gives them; map it to the async driver instead of failing.
+        if url.startswith("postgres://"):
+            url = "postgresql+asyncpg://" + url.removeprefix("postgres://")
+        elif url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+        elif url.startswith("sqlite:///"):
+            url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("use postgresql://… (asyncpg) or sqlite+aiosqlite:///path.db")
+        return url
+
+    @field_validator("PUBLIC_BASE_URL", "DARAJA_SIMULATOR_URL", "DARAJA_SANDBOX_URL", "DARAJA_PRODUCTION_URL")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None or url == "":
+            return None
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.APP_ENV is AppEnv.production:
+            if self.SECRET_KEY == _DEV_SECRET or len(self.SECRET_KEY) < 32:
+                raise ValueError("SECRET_KEY: set a random value of at least 32 characters in production")
+            if _DEV_FERNET_KEY in self.ENCRYPTION_KEYS:
+                raise ValueError("ENCRYPTION_KEYS: the development key cannot be used in production")
+            if not self.PUBLIC_BASE_URL:
+                raise ValueError("PUBLIC_BASE_URL: required in production (Daraja callbacks are sent there)")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @cached_property
+    def base_url(self) -> str:
+        return self.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
+
+    @property
+    def simulator_url(self) -> str:
+        return self.DARAJA_SIMULATOR_URL or f"{self.base_url}/sim/daraja"
+
+
+class SettingsError(RuntimeError):
+    """Raised with one line per bad variable, so the operator knows exactly what to fix."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {msg}")
+        raise SettingsError("Invalid settings:\n" + "\n".join(lines)) from None

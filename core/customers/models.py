@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, BigIntId, UTCDateTime, utcnow
+
+
+class Customer(Base):
+    """The customer book: one row per tenant and phone, cumulative and updated with each payment."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "phone"),
+        Index("ix_customers_tenant_paid_total", "tenant_id", "paid_total"),
+        Index("ix_customers_tenant_last_seen", "tenant_id", "last_seen_at"),
+        Index("ix_customers_tenant_name", "tenant_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str | None] = mapped_column(String(100))
+    requested_count: Mapped[int] = mapped_column(Integer, default=0)
+    requested_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_count: Mapped[int] = mapped_column(Integer, default=0)
+    paid_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class CustomerSort(StrEnum):
+    name = "name"
+    phone = "phone"
+    requested_count = "requested_count"
+    requested_total = "requested_total"
+    paid_count = "paid_count"
+    paid_total = "paid_total"
+    first_seen_at = "first_seen_at"
+    last_seen_at = "last_seen_at"
+
+
+class CustomerQuery(BaseModel):
+    """Search, sort, filter and page the customer book."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(default=None, max_length=100, description="Name or phone fragment")
+    sort: CustomerSort = CustomerSort.last_seen_at
+    desc: bool = True
+    min_paid: int | None = Field(default=None, ge=0)
+    max_paid: int | None = Field(default=None, ge=0)
+    seen_from: datetime | None = None
+    seen_to: datetime | None = None
+    has_paid: bool | None = None
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=50, ge=1, le=500)
+
+    @field_validator("q")
+    @classmethod
+    def _q(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        return v or None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> CustomerQuery:
+        if self.min_paid is not None and self.max_paid is not None and self.min_paid > self.max_paid:
+            raise ValueError("min_paid is greater than max_paid")
+        if self.seen_from and self.seen_to and self.seen_from > self.seen_to:
+            raise ValueError("seen_from is after seen_to")
+        return self
+
+
+class CustomerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    phone: str
+    name: str | None
+    requested_count: int
+    requested_total: int
+    paid_count: int
+    paid_total: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    last_paid_at: datetime | None
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerOut]
+    page: int
+    per_page: int
+    total: int

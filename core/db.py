@@ -1,0 +1,168 @@
+"""Database engines, sessions and the unit of work.
+
+Engines are kept per event loop: the web server, the Dramatiq async worker and tests each run their
+own loop, and an asyncpg/aiosqlite connection must never cross loops.
+
+SQLite (the embedded default) allows one writer at a time. Write units of work start with
+`BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing half-way with
+"database is locked"; read-only units (exports, listings) use a plain deferred BEGIN and never block
+writers under WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN below is the only BEGIN.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.echo = echo
+        self.is_sqlite = url.startswith("sqlite")
+        self._engines: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncEngine, AsyncEngine]
+        ] = weakref.WeakKeyDictionary()
+
+    def _make(self, *, readonly: bool) -> AsyncEngine:
+        if self.is_sqlite:
+            engine = create_async_engine(self.url, echo=self.echo)
+            _sqlite_pragmas(engine, immediate=not readonly)
+            return engine
+        return create_async_engine(
+            self.url, echo=self.echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+        )
+
+    def engines(self) -> tuple[AsyncEngine, AsyncEngine]:
+        loop = asyncio.get_running_loop()
+        pair = self._engines.get(loop)
+        if pair is None:
+            write = self._make(readonly=False)
+            # Postgres needs no separate reader: MVCC readers never block writers.
+            read = self._make(readonly=True) if self.is_sqlite else write
+            pair = (write, read)
+            self._engines[loop] = pair
+        return pair
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.engines()[0]
+
+    def sessionmaker(self, *, readonly: bool = False) -> async_sessionmaker[AsyncSession]:
+        write, read = self.engines()
+        return async_sessionmaker(read if readonly else write, expire_on_commit=False)
+
+    async def dispose(self) -> None:
+        """Dispose the engines of the current loop (others belong to loops that dispose their own)."""
+        loop = asyncio.get_running_loop()
+        pair = self._engines.pop(loop, None)
+        if pair:
+            await pair[0].dispose()
+            if pair[1] is not pair[0]:
+                await pair[1].dispose()
+
+
+AfterCommit = Callable[[], Any]
+
+
+@asynccontextmanager
+async def session_scope(db: Database, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+    """One transaction: commit on success, roll back on any error. Runs `after_commit` hooks
+    (registered with `after_commit(session, fn)`) only once the commit has succeeded."""
+    async with db.sessionmaker(readonly=readonly)() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            session.info.pop("after_commit", None)
+            raise
+        hooks: list[AfterCommit] = session.info.pop("after_commit", [])
+    for hook in hooks:
+        result = hook()
+        if asyncio.iscoroutine(result):
+            await result
+
+
+def after_commit(session: AsyncSession, fn: AfterCommit) -> None:
+    session.info.setdefault("after_commit", []).append(fn)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use core.db.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def str_enum(enum_cls: type[StrEnum], name: str) -> SAEnum:
+    """Store an enum by value as VARCHAR + CHECK: portable, and readable in a psql session."""
+    return SAEnum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; Postgres gets a real BIGINT.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")

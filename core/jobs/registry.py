@@ -1,0 +1,61 @@
+"""Declaring and enqueueing jobs.
+
+A job is an async function taking keyword arguments of plain JSON values (ids, never ORM objects).
+`@job("payments.process_callback")` registers it; the broker is built later by the composition root,
+so nothing is created at import time. `enqueue()` writes an outbox row in the caller's transaction and
+arranges for the broker message to be sent only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.jobs.models import JobOutbox
+
+JobFn = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    fn: JobFn
+    max_retries: int
+    min_backoff_ms: int
+    max_backoff_ms: int
+    queue: str
+
+    async def __call__(self, **kwargs: Any) -> None:
+        await self.fn(**kwargs)
+
+
+JOBS: dict[str, JobSpec] = {}
+
+
+def job(
+    name: str,
+    *,
+    max_retries: int = 8,
+    min_backoff_ms: int = 1_000,
+    max_backoff_ms: int = 5 * 60_000,
+    queue: str = "default",
+) -> Callable[[JobFn], JobSpec]:
+    def register(fn: JobFn) -> JobSpec:
+        if name in JOBS and JOBS[name].fn is not fn:
+            raise RuntimeError(f"job name {name!r} registered twice")
+        spec = JobSpec(name, fn, max_retries, min_backoff_ms, max_backoff_ms, queue)
+        JOBS[name] = spec
+        return spec
+
+    return register
+
+
+async def enqueue(session: AsyncSession, spec: JobSpec, **kwargs: Any) -> JobOutbox:
+    row = JobOutbox(actor=spec.name, kwargs=kwargs)
+    session.add(row)
+    await session.flush()
+    session.info.setdefault("jobs", []).append((row.id, spec.name, kwargs))
+    return row

@@ -1,0 +1,50 @@
+"""Money: whole shillings on the M-Pesa wire, integer cents in the ledger. Never floats."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NewType
+
+from core.errors import InvalidInput
+
+Shillings = NewType("Shillings", int)
+Cents = NewType("Cents", int)
+
+MIN_STK_AMOUNT = 1
+
+
+def parse_shillings(value: object, *, field: str = "amount", maximum: int = 250_000) -> Shillings:
+    """Accept an int, or a str/Decimal/float holding a whole number; refuse cents, zero and negatives.
+
+    Floats are accepted only when exactly whole (JSON has no integer type of its own), and never
+    rounded: 1.5 is an error, not 2.
+    """
+    if isinstance(value, bool):
+        raise InvalidInput(field, "Amount must be a whole number of shillings, like 150.")
+    if isinstance(value, int):
+        amount = value
+    elif isinstance(value, float | Decimal | str):
+        try:
+            dec = Decimal(str(value).strip())
+        except Exception:
+            raise InvalidInput(field, "Amount must be a whole number of shillings, like 150.") from None
+        if not dec.is_finite() or dec != dec.to_integral_value():
+            raise InvalidInput(
+                field, "M-Pesa only takes whole shillings: send an amount without cents, like 150."
+            )
+        amount = int(dec)
+    else:
+        raise InvalidInput(field, "Amount must be a whole number of shillings, like 150.")
+    if amount < MIN_STK_AMOUNT:
+        raise InvalidInput(field, f"Amount must be at least KES {MIN_STK_AMOUNT}.")
+    if amount > maximum:
+        raise InvalidInput(field, f"Amount must be at most KES {maximum:,} (the M-Pesa per-payment limit).")
+    return Shillings(amount)
+
+
+def to_cents(amount: int) -> Cents:
+    return Cents(amount * 100)
+
+
+def format_kes(amount: int) -> str:
+    return f"KES {amount:,}"

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
+
+
+class PaymentStatus(StrEnum):
+    pending = "pending"
+    success = "success"
+    failed = "failed"
+    cancelled = "cancelled"
+    timeout = "timeout"
+    expired = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not PaymentStatus.pending
+
+
+class PaymentSource(StrEnum):
+    api = "api"
+    telegram = "telegram"
+    ussd = "ussd"
+    portal = "portal"
+    onboarding = "onboarding"
+    topup = "topup"
+
+
+# Pushes that are not a merchant collecting from a customer stay out of the customer book.
+CUSTOMER_SOURCES = frozenset(
+    {PaymentSource.api, PaymentSource.telegram, PaymentSource.ussd, PaymentSource.portal}
+)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_payments_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_payments_tenant_phone", "tenant_id", "phone"),
+        Index("ix_payments_status_next_check", "status", "next_check_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mpesa_channels.id", ondelete="CASCADE"))
+    initiated_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source: Mapped[PaymentSource] = mapped_column(str_enum(PaymentSource, "payment_source"))
+    status: Mapped[PaymentStatus] = mapped_column(
+        str_enum(PaymentStatus, "payment_status"), default=PaymentStatus.pending
+    )
+    amount: Mapped[int] = mapped_column(Integer)  # whole shillings
+    phone: Mapped[str] = mapped_column(String(12))
+    customer_name: Mapped[str | None] = mapped_column(String(100))
+    account_reference: Mapped[str] = mapped_column(String(12))
+    description: Mapped[str] = mapped_column(String(13))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    merchant_request_id: Mapped[str | None] = mapped_column(String(64))
+    checkout_request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    receipt: Mapped[str | None] = mapped_column(String(20), unique=True)
+    result_code: Mapped[str | None] = mapped_column(String(32))
+    result_desc: Mapped[str | None] = mapped_column(Text)
+    # Set when a callback disagrees with what we asked for: the payment is recorded, not trusted.
+    flag: Mapped[str | None] = mapped_column(Text)
+    paid_amount: Mapped[int | None] = mapped_column(Integer)
+    paid_phone: Mapped[str | None] = mapped_column(String(20))
+    transaction_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reconciliation: when to ask Daraja next, and how often we already did.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    query_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    def __repr__(self) -> str:
+        return f"<Payment {self.id} {self.status} {self.amount}>"
+
+
+class CallbackInbox(Base):
+    """Every callback body exactly as received, stored before we answer 200."""
+
+    __tablename__ = "callback_inbox"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mpesa_channels.id", ondelete="CASCADE"))
+    checkout_request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)

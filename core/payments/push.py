@@ -1,0 +1,166 @@
+"""The STK push use case, shared by the API, the bot, USSD and onboarding.
+
+It spans two transactions on purpose: the pending payment is committed *before* Daraja is called, so
+a crash or a callback racing our reply can never lose the record; the Daraja answer is written in a
+second transaction. Holding a transaction open across an HTTP call would also block SQLite writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from core.daraja.errors import DarajaError, DarajaTransientError
+from core.daraja.schemas import StkPushRequest
+from core.errors import DarajaRejected, DarajaUnavailable, NotFound
+from core.payments.models import Payment, PaymentSource, PaymentStatus
+from core.payments.schemas import PaymentOut
+from core.payments.service import payments
+from core.runtime import runtime, unit_of_work
+from core.tenants.models import MpesaChannel
+from core.tenants.service import tenants
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_OUTCOME_RECHECK = timedelta(seconds=30)
+
+
+async def request_stk_push(
+    *,
+    tenant_id: uuid.UUID,
+    phone: str,
+    amount: int,
+    source: PaymentSource,
+    name: str | None = None,
+    reference: str | None = None,
+    description: str | None = None,
+    initiated_by: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> PaymentOut:
+    """Validate, record, push. `phone` and `amount` must already be normalised (core.phones,
+    core.money). Raises DarajaRejected (payment recorded as failed) or DarajaUnavailable (payment
+    left pending for reconciliation) after recording."""
+    rt = runtime()
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, tenant_id)
+        channel = tenants.ensure_can_collect(tenant, await tenants.get_channel(session, tenant_id))
+        payment, created = await payments.create_pending(
+            session,
+            tenant=tenant,
+            channel=channel,
+            phone=phone,
+            amount=amount,
+            source=source,
+            name=name,
+            reference=reference,
+            description=description,
+            initiated_by=initiated_by,
+            idempotency_key=idempotency_key,
+        )
+        if not created:
+            return PaymentOut.model_validate(payment)
+        _schedule_first_check(payment)
+        out = PaymentOut.model_validate(payment)
+        request = _push_request(payment, channel)
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+    return await _send(out, creds, request)
+
+
+async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None = None) -> PaymentOut:
+    """The onboarding test: KES 1 to the owner's phone through the tenant's new channel. Its success
+    callback verifies the channel and activates the business (see payments.finalize)."""
+    rt = runtime()
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, tenant_id)
+        channel = await tenants.get_channel(session, tenant_id)
+        if channel is None:
+            raise NotFound("This business has no M-Pesa channel yet.")
+        payment, _ = await payments.create_pending(
+            session,
+            tenant=tenant,
+            channel=channel,
+            phone=tenant.phone,
+            amount=1,
+            source=PaymentSource.onboarding,
+            description="Verification",
+            initiated_by=by,
+        )
+        channel.verification_payment_id = payment.id
+        channel.verification_error = None
+        _schedule_first_check(payment)
+        out = PaymentOut.model_validate(payment)
+        request = _push_request(payment, channel)
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+    try:
+        return await _send(out, creds, request)
+    except DarajaRejected as exc:
+        async with unit_of_work() as session:
+            channel = await tenants.get_channel(session, tenant_id)
+            if channel is not None and channel.verification_payment_id == out.id:
+                await tenants.mark_verification_failed(session, channel=channel, reason=exc.message)
+        raise
+
+
+def _schedule_first_check(payment: Payment) -> None:
+    # Set before Daraja is called: even if this process dies mid-call, reconciliation finds it.
+    payment.next_check_at = payment.created_at + timedelta(seconds=runtime().settings.RECONCILE_AFTER_SECONDS)
+
+
+def _push_request(payment: Payment, channel: MpesaChannel) -> StkPushRequest:
+    settings = runtime().settings
+    return StkPushRequest(
+        phone=payment.phone,
+        amount=payment.amount,
+        callback_url=tenants.callback_url(channel, settings=settings),
+        account_reference=payment.account_reference,
+        description=payment.description,
+    )
+
+
+async def _send(out: PaymentOut, creds, request: StkPushRequest) -> PaymentOut:  # type: ignore[no-untyped-def]
+    rt = runtime()
+    try:
+        accepted = await rt.daraja().stk_push(creds, request)
+    except DarajaTransientError as exc:
+        async with unit_of_work() as session:
+            if exc.outcome_unknown:
+                await payments.record_outcome_unknown(
+                    session, payment_id=out.id, delay=UNKNOWN_OUTCOME_RECHECK
+                )
+            else:
+                await _fail(session, out.id, "M-Pesa could not be reached, so no prompt was sent. Try again.")
+        if exc.outcome_unknown:
+            raise DarajaUnavailable(
+                "M-Pesa did not answer in time. The customer may still get the prompt: the result "
+                "will be recorded automatically, so do not resend yet.",
+                payment_id=str(out.id),
+            ) from None
+        raise DarajaUnavailable(
+            "M-Pesa could not be reached, so no prompt was sent. Try again in a minute.",
+            payment_id=str(out.id),
+        ) from None
+    except DarajaError as exc:
+        log.info("daraja refused push %s: %s %s", out.id, exc.kind, exc.error_code)
+        async with unit_of_work() as session:
+            await _fail(session, out.id, f"M-Pesa refused the request: {exc.message}", exc.error_code)
+        raise DarajaRejected(f"M-Pesa refused the request: {exc.message}", payment_id=str(out.id)) from None
+    async with unit_of_work() as session:
+        await payments.record_accepted(
+            session,
+            payment_id=out.id,
+            merchant_request_id=accepted.merchant_request_id,
+            checkout_request_id=accepted.checkout_request_id,
+            check_after=timedelta(seconds=rt.settings.RECONCILE_AFTER_SECONDS),
+        )
+        payment = await session.get(Payment, out.id)
+        assert payment is not None
+        return PaymentOut.model_validate(payment)
+
+
+async def _fail(session, payment_id: uuid.UUID, message: str, code: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    payment = await session.get(Payment, payment_id)
+    if payment is not None:
+        await payments.finalize(
+            session, payment=payment, status=PaymentStatus.failed, result_code=code, result_desc=message
+        )

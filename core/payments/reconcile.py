@@ -1,0 +1,114 @@
+"""Resolving payments whose callback never came: STK Query with backoff, then expiry.
+
+A payment must never stay pending forever: after EXPIRE_AFTER_SECONDS it becomes `expired`. A query
+only ever moves a *pending* payment (payments.finalize), so it can never downgrade a success that a
+callback already confirmed (the sandbox is known to answer FAILED for paid pushes, refs §5).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from core.daraja.errors import DarajaBusinessError, DarajaError
+from core.daraja.result_codes import classify
+from core.db import utcnow
+from core.jobs.registry import enqueue, job
+from core.payments.models import Payment, PaymentStatus
+from core.payments.service import payments
+from core.runtime import runtime, unit_of_work
+from core.tenants.models import MpesaChannel
+from core.tenants.service import tenants
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 60 s, 120 s, then every 4 minutes."""
+    return timedelta(seconds=min(30 * 2**attempts, 240))
+
+
+@job("payments.reconcile_pending", max_retries=0)
+async def reconcile_pending() -> None:
+    """Periodic: hand every pending payment that is due for a check to its own job."""
+    now = utcnow()
+    async with unit_of_work() as session:
+        ids = list(
+            await session.scalars(
+                select(Payment.id)
+                .where(Payment.status == PaymentStatus.pending, Payment.next_check_at <= now)
+                .order_by(Payment.next_check_at)
+                .limit(BATCH)
+            )
+        )
+        if ids:
+            # Push next_check_at forward now so the next sweep does not queue the same payments again.
+            await session.execute(
+                update(Payment).where(Payment.id.in_(ids)).values(next_check_at=now + timedelta(minutes=2))
+            )
+        for pid in ids:
+            await enqueue(session, check_payment, payment_id=str(pid))
+
+
+@job("payments.check_payment", max_retries=3)
+async def check_payment(payment_id: str) -> None:
+    await resolve_payment(uuid.UUID(payment_id))
+
+
+async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
+    rt = runtime()
+    expire_after = timedelta(seconds=rt.settings.EXPIRE_AFTER_SECONDS)
+    async with unit_of_work(readonly=True) as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None or payment.status.is_final:
+            return payment.status if payment else None
+        channel = await session.get(MpesaChannel, payment.channel_id)
+        assert channel is not None
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+        checkout_id, attempts, created_at = (
+            payment.checkout_request_id,
+            payment.query_attempts,
+            payment.created_at,
+        )
+
+    result = None
+    if checkout_id is not None:
+        try:
+            result = await rt.daraja().stk_query(creds, checkout_id)
+        except DarajaBusinessError as exc:
+            log.info("stk query for %s refused: %s", payment_id, exc.message)
+        except DarajaError as exc:
+            log.warning("stk query for %s failed (%s); will retry", payment_id, exc.kind)
+
+    async with unit_of_work() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None or payment.status.is_final:
+            return payment.status if payment else None
+        if result is not None and not result.pending and result.result_code is not None:
+            status, message = classify(result.result_code)
+            done = await payments.finalize(
+                session,
+                payment=payment,
+                status=PaymentStatus(status),
+                result_code=result.result_code,
+                result_desc=message if status != "success" else "Paid (confirmed by M-Pesa status query)",
+            )
+            return done.status
+        if utcnow() - created_at >= expire_after:
+            done = await payments.finalize(
+                session,
+                payment=payment,
+                status=PaymentStatus.expired,
+                result_code=None,
+                result_desc="M-Pesa gave no final answer in time, so this request expired. "
+                "If the customer was charged, the receipt will show in your M-Pesa statement.",
+            )
+            return done.status
+        payment.query_attempts = attempts + 1
+        payment.next_check_at = min(utcnow() + backoff(attempts), created_at + expire_after)
+        return PaymentStatus.pending

@@ -1,0 +1,307 @@
+"""Payments: creating a pending push, listing, and the one place a payment becomes final."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.customers.service import customers
+from core.db import utcnow
+from core.errors import IdempotencyKeyReused, InvalidInput, NotFound
+from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
+from core.payments.schemas import PaymentOut, PaymentPage
+from core.tenants.models import MpesaChannel, Tenant
+from core.tenants.service import tenants
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def default_reference(tenant: Tenant) -> str:
+    ref = "".join(ch for ch in tenant.name.upper() if ch.isalnum())[:12]
+    return ref or "LIPAPUSH"
+
+
+@dataclass(frozen=True)
+class Finalised:
+    """What `finalize` did, so callers (callback job, reconciliation) can report it."""
+
+    applied: bool
+    status: PaymentStatus
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    status: PaymentStatus | None = None
+    source: PaymentSource | None = None
+    phone: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    initiated_by: uuid.UUID | None = None
+
+
+def encode_cursor(p: Payment) -> str:
+    raw = json.dumps([p.created_at.isoformat(), str(p.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, pid = json.loads(raw)
+        return datetime.fromisoformat(at), uuid.UUID(pid)
+    except Exception:
+        raise InvalidInput(
+            "cursor", "This cursor is not valid: use next_cursor from the previous page."
+        ) from None
+
+
+class PaymentService:
+    async def create_pending(
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        channel: MpesaChannel,
+        phone: str,
+        amount: int,
+        source: PaymentSource,
+        name: str | None = None,
+        reference: str | None = None,
+        description: str | None = None,
+        initiated_by: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Payment, bool]:
+        """Insert the pending payment and count the request in the customer book.
+
+        With an Idempotency-Key, a repeat of the same request returns the first payment (created=False)
+        instead of sending a second prompt; the same key with different content is refused.
+        """
+        if idempotency_key is not None:
+            idempotency_key = idempotency_key.strip()
+            if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+                raise InvalidInput("Idempotency-Key", "Idempotency-Key must be 1 to 255 characters.")
+            existing = await session.scalar(
+                select(Payment).where(
+                    Payment.tenant_id == tenant.id, Payment.idempotency_key == idempotency_key
+                )
+            )
+            if existing is not None:
+                if (existing.phone, existing.amount) != (phone, amount):
+                    raise IdempotencyKeyReused(
+                        "This Idempotency-Key was already used for a different payment: use a new key "
+                        "for a new payment."
+                    )
+                return existing, False
+        now = utcnow()
+        payment = Payment(
+            tenant_id=tenant.id,
+            channel_id=channel.id,
+            initiated_by_id=initiated_by,
+            source=source,
+            status=PaymentStatus.pending,
+            amount=amount,
+            phone=phone,
+            customer_name=name,
+            account_reference=reference or default_reference(tenant),
+            description=description or "Payment",
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+        session.add(payment)
+        await session.flush()
+        if source in CUSTOMER_SOURCES:
+            await customers.record_request(
+                session, tenant_id=tenant.id, phone=phone, name=name, amount=amount, at=now
+            )
+        return payment, True
+
+    async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
+        payment = await session.scalar(
+            select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id)
+        )
+        if payment is None:
+            raise NotFound("No such transaction.")
+        return payment
+
+    async def get_by_checkout_id(self, session: AsyncSession, checkout_request_id: str) -> Payment | None:
+        return await session.scalar(select(Payment).where(Payment.checkout_request_id == checkout_request_id))
+
+    def _conditions(self, tenant_id: uuid.UUID, f: TransactionFilter) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = [Payment.tenant_id == tenant_id]
+        if f.status is not None:
+            conds.append(Payment.status == f.status)
+        if f.source is not None:
+            conds.append(Payment.source == f.source)
+        if f.phone:
+            digits = "".join(ch for ch in f.phone if ch.isdigit()).lstrip("0")
+            if digits:
+                conds.append(Payment.phone.like(f"%{digits}%"))
+        if f.created_from is not None:
+            conds.append(Payment.created_at >= f.created_from)
+        if f.created_to is not None:
+            conds.append(Payment.created_at < f.created_to)
+        if f.initiated_by is not None:
+            conds.append(Payment.initiated_by_id == f.initiated_by)
+        return conds
+
+    async def list(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        filters: TransactionFilter,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> PaymentPage:
+        """Newest first, keyset-paginated on (created_at, id) so deep pages stay as fast as the first."""
+        conds = self._conditions(tenant_id, filters)
+        if cursor:
+            at, pid = decode_cursor(cursor)
+            conds.append(or_(Payment.created_at < at, and_(Payment.created_at == at, Payment.id < pid)))
+        rows = list(
+            await session.scalars(
+                select(Payment)
+                .where(*conds)
+                .order_by(Payment.created_at.desc(), Payment.id.desc())
+                .limit(limit + 1)
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return PaymentPage(
+            items=[PaymentOut.model_validate(r) for r in rows],
+            next_cursor=encode_cursor(rows[-1]) if more and rows else None,
+        )
+
+    def export_statement(self, tenant_id: uuid.UUID, filters: TransactionFilter):  # type: ignore[no-untyped-def]
+        return (
+            select(
+                Payment.created_at,
+                Payment.phone,
+                Payment.customer_name,
+                Payment.amount,
+                Payment.status,
+                Payment.receipt,
+                Payment.account_reference,
+                Payment.source,
+                Payment.result_desc,
+                Payment.completed_at,
+            )
+            .where(*self._conditions(tenant_id, filters))
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+        )
+
+    # -- the lifecycle -----------------------------------------------------------------------
+    async def record_accepted(
+        self,
+        session: AsyncSession,
+        *,
+        payment_id: uuid.UUID,
+        merchant_request_id: str,
+        checkout_request_id: str,
+        check_after: timedelta,
+    ) -> None:
+        await session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id)
+            .values(
+                merchant_request_id=merchant_request_id,
+                checkout_request_id=checkout_request_id,
+                next_check_at=utcnow() + check_after,
+            )
+        )
+
+    async def record_outcome_unknown(
+        self, session: AsyncSession, *, payment_id: uuid.UUID, delay: timedelta
+    ) -> None:
+        """Daraja may or may not have sent the prompt. Never resend: reconciliation resolves it."""
+        await session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.status == PaymentStatus.pending)
+            .values(
+                next_check_at=utcnow() + delay,
+                result_desc="M-Pesa did not answer in time; the result will be checked automatically.",
+            )
+        )
+
+    async def finalize(
+        self,
+        session: AsyncSession,
+        *,
+        payment: Payment,
+        status: PaymentStatus,
+        result_code: str | None,
+        result_desc: str,
+        receipt: str | None = None,
+        paid_amount: int | None = None,
+        paid_phone: str | None = None,
+        transaction_date: datetime | None = None,
+        flag: str | None = None,
+    ) -> Finalised:
+        """Move a pending payment to a final state, exactly once.
+
+        The conditional UPDATE is the idempotency guard: of two concurrent callbacks only one sees
+        `status = pending`; the other changes nothing and gets applied=False. Every side effect below
+        happens only for the one that applied, in the same transaction.
+        """
+        assert status.is_final
+        now = utcnow()
+        result = await session.execute(
+            update(Payment)
+            .where(Payment.id == payment.id, Payment.status == PaymentStatus.pending)
+            .values(
+                status=status,
+                result_code=result_code,
+                result_desc=result_desc,
+                receipt=receipt,
+                paid_amount=paid_amount,
+                paid_phone=paid_phone,
+                transaction_date=transaction_date,
+                flag=flag,
+                completed_at=now,
+                next_check_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            await session.refresh(payment)
+            return Finalised(applied=False, status=payment.status)
+        await session.refresh(payment)
+        if status is PaymentStatus.success and payment.source in CUSTOMER_SOURCES:
+            await customers.record_paid(
+                session, tenant_id=payment.tenant_id, phone=payment.phone, amount=payment.amount, at=now
+            )
+        if payment.source is PaymentSource.onboarding:
+            channel = await session.get(MpesaChannel, payment.channel_id)
+            if channel is not None and channel.verification_payment_id == payment.id:
+                if status is PaymentStatus.success:
+                    await tenants.mark_verified(session, channel=channel)
+                else:
+                    await tenants.mark_verification_failed(session, channel=channel, reason=result_desc)
+        return Finalised(applied=True, status=status)
+
+    async def summary(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
+        rows = (
+            await session.execute(
+                select(Payment.status, func.count(), func.coalesce(func.sum(Payment.amount), 0))
+                .where(Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES)))
+                .group_by(Payment.status)
+            )
+        ).all()
+        out = {f"{s.value}_count": 0 for s in PaymentStatus}
+        out["total_processed"] = 0
+        for status, count, total in rows:
+            out[f"{PaymentStatus(status).value}_count"] = int(count)
+            if PaymentStatus(status) is PaymentStatus.success:
+                out["total_processed"] = int(total)
+        return out
+
+
+payments = PaymentService()

@@ -1,0 +1,47 @@
+"""Kenyan mobile numbers as M-Pesa wants them: `254` followed by 9 digits, starting 7 or 1."""
+
+from __future__ import annotations
+
+import re
+from typing import NewType
+
+import phonenumbers
+
+from core.errors import InvalidInput
+
+Msisdn = NewType("Msisdn", str)
+
+ACCEPTED_FORMS = "07XXXXXXXX, 01XXXXXXXX, +2547XXXXXXXX, +2541XXXXXXXX, 2547XXXXXXXX or 2541XXXXXXXX"
+_SEPARATORS = re.compile(r"[\s\-().]")
+_SHAPE = re.compile(r"^(?:\+?254|0)[17]\d{8}$")
+
+
+def normalize_msisdn(value: object, *, field: str = "phone") -> Msisdn:
+    """Normalise 07…, 01…, +254…, 254… (spaces and dashes allowed) to `2547XXXXXXXX`/`2541XXXXXXXX`.
+
+    The shape check runs first so that only Kenyan mobile forms are accepted; `phonenumbers` then
+    confirms the number is a valid Kenyan mobile number (it knows the allocated ranges).
+    """
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise InvalidInput(field, f"Phone number must be text in one of these forms: {ACCEPTED_FORMS}.")
+    raw = _SEPARATORS.sub("", str(value))
+    if not _SHAPE.match(raw):
+        raise InvalidInput(
+            field, f"'{str(value)[:20]}' is not a Kenyan mobile number. Use one of: {ACCEPTED_FORMS}."
+        )
+    digits = raw.lstrip("+")
+    national = digits[-9:]
+    parsed = phonenumbers.parse("+254" + national)
+    if not phonenumbers.is_valid_number(parsed) or phonenumbers.number_type(parsed) not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
+        raise InvalidInput(field, f"'{str(value)[:20]}' is not a Kenyan mobile number in use.")
+    return Msisdn("254" + national)
+
+
+def mask_msisdn(msisdn: str) -> str:
+    """2547****0111: enough for a merchant to recognise a customer, not enough to misuse."""
+    if len(msisdn) < 8:
+        return "****"
+    return msisdn[:4] + "****" + msisdn[-4:]

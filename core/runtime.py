@@ -1,0 +1,152 @@
+"""The process-wide wiring, built once by the composition root (`web`), never at import time.
+
+Services take what they need as arguments; entry points (routes, jobs, CLI commands) reach the
+runtime through `runtime()` and open a `unit_of_work()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import httpx
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import Settings
+from core.crypto import SecretBox
+from core.daraja.client import DarajaClient
+from core.daraja.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
+from core.db import Database, session_scope
+from core.jobs.broker import JobRunner
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class PerLoop(Generic[T]):
+    """One instance per event loop: async clients (httpx, redis, DB pools) must not cross loops."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+
+    def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        item = self._items.get(loop)
+        if item is None:
+            item = self._factory()
+            self._items[loop] = item
+        return item
+
+    def pop(self) -> T | None:
+        return self._items.pop(asyncio.get_running_loop(), None)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    secrets: SecretBox
+    jobs: JobRunner
+    _redis: PerLoop[Any] = field(init=False)
+    _daraja: PerLoop[tuple[DarajaClient, httpx.AsyncClient]] = field(init=False)
+    _memory_tokens: MemoryTokenStore = field(init=False, default_factory=MemoryTokenStore)
+
+    def __post_init__(self) -> None:
+        self._redis = PerLoop(self._make_redis)
+        self._daraja = PerLoop(self._make_daraja)
+
+    def _make_redis(self) -> Any:
+        if not self.settings.REDIS_URL:
+            return None
+        import redis.asyncio as aioredis
+
+        return aioredis.Redis.from_url(self.settings.REDIS_URL)
+
+    def redis(self) -> Any:
+        return self._redis.get()
+
+    def _make_daraja(self) -> tuple[DarajaClient, httpx.AsyncClient]:
+        r = self.redis()
+        tokens: TokenStore = (
+            FallbackTokenStore(RedisTokenStore(r), self._memory_tokens)
+            if r is not None
+            else self._memory_tokens
+        )
+        timeout = httpx.Timeout(self.settings.DARAJA_TIMEOUT_SECONDS, connect=10.0)
+        http = httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "lipapush/0.1"})
+        return DarajaClient(http=http, tokens=tokens), http
+
+    def daraja(self) -> DarajaClient:
+        return self._daraja.get()[0]
+
+    async def aclose(self) -> None:
+        """Close the clients of the current loop."""
+        pair = self._daraja.pop()
+        if pair is not None:
+            await pair[1].aclose()
+        r = self._redis.pop()
+        if r is not None:
+            await r.aclose()
+        await self.db.dispose()
+
+
+class FallbackTokenStore:
+    """Shared Redis token cache, falling back to this process's cache while Redis is unreachable:
+    a Redis restart must not stop payments (at worst each process fetches its own token)."""
+
+    def __init__(self, primary: TokenStore, fallback: TokenStore) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    async def get_token(self, key: str, fetch: Callable[[], Awaitable[tuple[str, int]]]) -> str:
+        try:
+            return await self.primary.get_token(key, fetch)
+        except RedisError:
+            log.warning("redis unavailable for the Daraja token cache; using the in-process cache")
+            return await self.fallback.get_token(key, fetch)
+
+    async def invalidate(self, key: str, token: str) -> None:
+        with contextlib.suppress(RedisError):
+            await self.primary.invalidate(key, token)
+        await self.fallback.invalidate(key, token)
+
+
+_runtime: Runtime | None = None
+
+
+def configure(settings: Settings) -> Runtime:
+    global _runtime
+    db = Database(settings.DATABASE_URL)
+    _runtime = Runtime(
+        settings=settings,
+        db=db,
+        secrets=SecretBox(settings.ENCRYPTION_KEYS),
+        jobs=JobRunner(db, redis_url=settings.REDIS_URL),
+    )
+    return _runtime
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("lipapush is not configured: call core.runtime.configure(settings) at start-up")
+    return _runtime
+
+
+@asynccontextmanager
+async def unit_of_work(*, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+    """The one transaction of an entry point. Jobs enqueued inside it are sent only after commit."""
+    rt = runtime()
+    jobs: list[tuple[int, str, dict[str, Any]]] = []
+    async with session_scope(rt.db, readonly=readonly) as session:
+        yield session
+        jobs = session.info.pop("jobs", [])
+    if jobs:
+        await rt.jobs.dispatch(jobs)

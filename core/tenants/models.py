@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, UTCDateTime, str_enum, utcnow
+
+
+class TenantKind(StrEnum):
+    business = "business"
+    hotspot = "hotspot"
+
+
+class TenantStatus(StrEnum):
+    onboarding = "onboarding"
+    active = "active"
+    suspended = "suspended"
+
+
+class BillingMode(StrEnum):
+    wallet = "wallet"
+    invoice = "invoice"
+    hybrid = "hybrid"
+    subscription = "subscription"
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[TenantKind] = mapped_column(str_enum(TenantKind, "tenant_kind"), default=TenantKind.business)
+    name: Mapped[str] = mapped_column(String(120))
+    slug: Mapped[str] = mapped_column(String(140), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str] = mapped_column(String(12))
+    status: Mapped[TenantStatus] = mapped_column(
+        str_enum(TenantStatus, "tenant_status"), default=TenantStatus.onboarding
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    commission_bps: Mapped[int | None] = mapped_column(Integer)
+    billing_mode: Mapped[BillingMode] = mapped_column(
+        str_enum(BillingMode, "billing_mode"), default=BillingMode.hybrid
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.slug} {self.status}>"
+
+
+class Environment(StrEnum):
+    simulator = "simulator"
+    sandbox = "sandbox"
+    production = "production"
+
+
+class ChannelKind(StrEnum):
+    paybill = "paybill"
+    till = "till"
+
+
+class MpesaChannel(Base):
+    """A tenant's Daraja app and the Till or Paybill it collects into. Secrets are Fernet tokens."""
+
+    __tablename__ = "mpesa_channels"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    environment: Mapped[Environment] = mapped_column(str_enum(Environment, "environment"))
+    kind: Mapped[ChannelKind] = mapped_column(str_enum(ChannelKind, "channel_kind"))
+    # Paybill: the paybill number. Till: the Head Office/Store number Daraja calls BusinessShortCode.
+    business_short_code: Mapped[str] = mapped_column(String(10))
+    till_number: Mapped[str | None] = mapped_column(String(10))
+    consumer_key_enc: Mapped[str] = mapped_column(Text)
+    consumer_secret_enc: Mapped[str] = mapped_column(Text)
+    passkey_enc: Mapped[str] = mapped_column(Text)
+    # Unguessable path segment of the callback URL: Daraja callbacks are unsigned (refs §11.4).
+    callback_token: Mapped[str] = mapped_column(String(64), unique=True)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verification_payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    verification_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:  # never the secrets
+        return f"<MpesaChannel {self.kind} {self.business_short_code} {self.environment}>"

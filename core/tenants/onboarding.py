@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit.service import record
+from core.auth.models import Role, User
+from core.auth.service import auth, normalize_email
+from core.phones import normalize_msisdn
+from core.tenants.models import Tenant, TenantKind
+from core.tenants.service import tenants
+
+
+async def signup(
+    session: AsyncSession,
+    *,
+    business_name: str,
+    email: str,
+    password: str,
+    phone: str,
+    kind: TenantKind = TenantKind.business,
+) -> tuple[Tenant, User]:
+    """A new business and its owner. It starts in `onboarding` until its M-Pesa channel is verified."""
+    msisdn = normalize_msisdn(phone)
+    email = normalize_email(email)
+    tenant = await tenants.create(session, name=business_name, email=email, phone=msisdn, kind=kind)
+    user = await auth.create_user(
+        session, email=email, password=password, role=Role.owner, tenant_id=tenant.id, phone=msisdn
+    )
+    await record(session, action="tenant.created", tenant_id=tenant.id, user_id=user.id, target=tenant.slug)
+    return tenant, user

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit.service import record
+from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE, Settings
+from core.crypto import SecretBox, mask_secret
+from core.daraja.schemas import DarajaCredentials
+from core.db import utcnow
+from core.errors import ChannelNotConfigured, ChannelNotVerified, InvalidInput, NotFound, TenantNotActive
+from core.phones import Msisdn
+from core.tenants.models import ChannelKind, Environment, MpesaChannel, Tenant, TenantKind, TenantStatus
+from core.tenants.schemas import ChannelIn, ChannelOut
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60] or "business"
+
+
+def validate_business_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 120:
+        raise InvalidInput("name", "Business name must be 2 to 120 characters.")
+    return name
+
+
+class TenantService:
+    async def create(
+        self,
+        session: AsyncSession,
+        *,
+        name: str,
+        email: str,
+        phone: Msisdn,
+        kind: TenantKind = TenantKind.business,
+    ) -> Tenant:
+        name = validate_business_name(name)
+        base = slugify(name)
+        slug = base
+        while await session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
+            slug = f"{base}-{secrets.token_hex(2)}"
+        tenant = Tenant(name=name, slug=slug, email=email, phone=phone, kind=kind)
+        session.add(tenant)
+        await session.flush()
+        return tenant
+
+    async def get(self, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound("No such business.")
+        return tenant
+
+    async def get_channel(self, session: AsyncSession, tenant_id: uuid.UUID) -> MpesaChannel | None:
+        return await session.scalar(select(MpesaChannel).where(MpesaChannel.tenant_id == tenant_id))
+
+    async def get_channel_by_token(self, session: AsyncSession, token: str) -> MpesaChannel | None:
+        return await session.scalar(select(MpesaChannel).where(MpesaChannel.callback_token == token))
+
+    async def save_channel(
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        data: ChannelIn,
+        box: SecretBox,
+        by: uuid.UUID | None,
+    ) -> MpesaChannel:
+        """Create or replace the tenant's channel. New credentials are unverified until the onboarding
+        push succeeds; the callback token is kept so pushes in flight still find their way back."""
+        sim = data.environment is Environment.simulator
+        short_code = data.business_short_code or SANDBOX_SHORT_CODE
+        till = data.till_number
+        if data.kind is ChannelKind.till and sim and not till:
+            till = short_code
+        key = data.consumer_key.get_secret_value() if data.consumer_key else "simulator-key"
+        secret = data.consumer_secret.get_secret_value() if data.consumer_secret else "simulator-secret"
+        passkey = data.passkey.get_secret_value() if data.passkey else SANDBOX_PASSKEY
+
+        channel = await self.get_channel(session, tenant.id)
+        if channel is None:
+            # Hex, because Daraja refuses callback URLs containing words like "exe" or "sql" (refs §11.7)
+            # and a base64 token would contain one about once in 250 channels.
+            channel = MpesaChannel(tenant_id=tenant.id, callback_token=secrets.token_hex(24))
+            session.add(channel)
+        channel.environment = data.environment
+        channel.kind = data.kind
+        channel.business_short_code = short_code
+        channel.till_number = till
+        channel.consumer_key_enc = box.encrypt(key)
+        channel.consumer_secret_enc = box.encrypt(secret)
+        channel.passkey_enc = box.encrypt(passkey)
+        channel.verified_at = None
+        channel.verification_error = None
+        channel.verification_payment_id = None
+        if tenant.status is TenantStatus.active:
+            tenant.status = TenantStatus.onboarding
+        await session.flush()
+        await record(
+            session,
+            action="channel.credentials_changed",
+            tenant_id=tenant.id,
+            user_id=by,
+            target=str(channel.id),
+            detail={"environment": data.environment.value, "kind": data.kind.value, "short_code": short_code},
+        )
+        return channel
+
+    def credentials(self, channel: MpesaChannel, *, box: SecretBox, settings: Settings) -> DarajaCredentials:
+        base = {
+            Environment.simulator: settings.simulator_url,
+            Environment.sandbox: settings.DARAJA_SANDBOX_URL,
+            Environment.production: settings.DARAJA_PRODUCTION_URL,
+        }[channel.environment]
+        paybill = channel.kind is ChannelKind.paybill
+        return DarajaCredentials(
+            base_url=base,
+            consumer_key=box.decrypt(channel.consumer_key_enc),
+            consumer_secret=box.decrypt(channel.consumer_secret_enc),  # type: ignore[arg-type]
+            passkey=box.decrypt(channel.passkey_enc),  # type: ignore[arg-type]
+            business_short_code=channel.business_short_code,
+            party_b=channel.business_short_code if paybill else (channel.till_number or ""),
+            transaction_type="CustomerPayBillOnline" if paybill else "CustomerBuyGoodsOnline",
+        )
+
+    def callback_url(self, channel: MpesaChannel, *, settings: Settings) -> str:
+        return f"{settings.base_url}/callbacks/daraja/{channel.callback_token}"
+
+    def channel_out(self, channel: MpesaChannel, *, box: SecretBox, settings: Settings) -> ChannelOut:
+        return ChannelOut(
+            environment=channel.environment,
+            kind=channel.kind,
+            business_short_code=channel.business_short_code,
+            till_number=channel.till_number,
+            consumer_key=mask_secret(box.decrypt(channel.consumer_key_enc)),
+            consumer_secret=mask_secret(box.decrypt(channel.consumer_secret_enc)),
+            passkey=mask_secret(box.decrypt(channel.passkey_enc)),
+            callback_url=self.callback_url(channel, settings=settings),
+            verified=channel.verified_at is not None,
+            verified_at=channel.verified_at,
+            verification_error=channel.verification_error,
+            verification_payment_id=channel.verification_payment_id,
+        )
+
+    async def mark_verified(self, session: AsyncSession, *, channel: MpesaChannel) -> None:
+        channel.verified_at = utcnow()
+        channel.verification_error = None
+        tenant = await self.get(session, channel.tenant_id)
+        if tenant.status is TenantStatus.onboarding:
+            tenant.status = TenantStatus.active
+            tenant.status_reason = None
+        await record(session, action="channel.verified", tenant_id=tenant.id, target=str(channel.id))
+
+    async def mark_verification_failed(
+        self, session: AsyncSession, *, channel: MpesaChannel, reason: str
+    ) -> None:
+        channel.verification_error = reason
+        await record(
+            session,
+            action="channel.verification_failed",
+            tenant_id=channel.tenant_id,
+            target=str(channel.id),
+            detail={"reason": reason},
+        )
+
+    def ensure_can_collect(self, tenant: Tenant, channel: MpesaChannel | None) -> MpesaChannel:
+        if tenant.status is TenantStatus.suspended:
+            reason = f": {tenant.status_reason}" if tenant.status_reason else ""
+            raise TenantNotActive(f"This business is suspended{reason}. Contact lipapush support.")
+        if channel is None:
+            raise ChannelNotConfigured(
+                "Set up your M-Pesa Till or Paybill first (POST /api/settings, or Settings in the bot)."
+            )
+        if channel.verified_at is None:
+            why = f" The last test failed: {channel.verification_error}" if channel.verification_error else ""
+            raise ChannelNotVerified(
+                "Your M-Pesa channel is not verified yet: approve the KES 1 test payment sent to the "
+                f"owner's phone, or save the settings again to resend it.{why}"
+            )
+        if tenant.status is not TenantStatus.active:
+            raise TenantNotActive("This business is not active yet: finish onboarding first.")
+        return channel
+
+
+tenants = TenantService()

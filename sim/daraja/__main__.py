@@ -1,0 +1,3 @@
+from sim.daraja import run
+
+run()

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.auth.models import ApiKeyMode, Role
+from core.auth.service import auth
+from core.auth.tokens import mint_access_token
+from core.runtime import runtime, unit_of_work
+from core.tenants.onboarding import signup as signup_business
+from web.deps import CurrentPrincipal, ReadSession
+
+router = APIRouter(tags=["auth"])
+
+
+class SignupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    business_name: str = Field(min_length=2, max_length=120)
+    email: str = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=128)
+    phone: str = Field(max_length=20, description="Owner's M-Pesa phone; receives the KES 1 test push")
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=128)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    tenant_id: uuid.UUID | None
+    role: Role
+
+
+def _token(user_id: uuid.UUID, tenant_id: uuid.UUID | None, role: Role, version: int) -> TokenOut:
+    s = runtime().settings
+    token = mint_access_token(
+        secret=s.SECRET_KEY,
+        user_id=user_id,
+        tenant_id=tenant_id,
+        role=role,
+        token_version=version,
+        minutes=s.ACCESS_TOKEN_MINUTES,
+    )
+    return TokenOut(
+        access_token=token, expires_in=s.ACCESS_TOKEN_MINUTES * 60, tenant_id=tenant_id, role=role
+    )
+
+
+@router.post("/signup", status_code=201)
+async def signup(body: SignupIn) -> TokenOut:
+    """Create a business and its owner account. Next: POST /api/settings with the M-Pesa channel."""
+    async with unit_of_work() as session:
+        tenant, user = await signup_business(
+            session,
+            business_name=body.business_name,
+            email=body.email,
+            password=body.password,
+            phone=body.phone,
+        )
+        return _token(user.id, tenant.id, user.role, user.token_version)
+
+
+@router.post("/login")
+async def login(body: LoginIn) -> TokenOut:
+    async with unit_of_work() as session:
+        user = await auth.login(session, email=body.email, password=body.password)
+        return _token(user.id, user.tenant_id, user.role, user.token_version)
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="default", min_length=1, max_length=80)
+    mode: ApiKeyMode = ApiKeyMode.live
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    mode: ApiKeyMode
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="Shown once: store it now, it cannot be shown again")
+
+
+@router.post("/api-keys", status_code=201)
+async def create_api_key(body: ApiKeyIn, who: CurrentPrincipal) -> ApiKeyCreated:
+    who.require_role(Role.owner)
+    async with unit_of_work() as session:
+        row, key = await auth.create_api_key(
+            session, tenant_id=who.require_tenant(), created_by=who.user_id, name=body.name, mode=body.mode
+        )
+        return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
+
+
+@router.get("/api-keys")
+async def list_api_keys(who: CurrentPrincipal, session: ReadSession) -> list[ApiKeyOut]:
+    who.require_role(Role.owner, Role.manager)
+    rows = await auth.list_api_keys(session, tenant_id=who.require_tenant())
+    return [ApiKeyOut.model_validate(r) for r in rows]
+
+
+@router.delete("/api-keys/{key_id}")
+async def revoke_api_key(key_id: uuid.UUID, who: CurrentPrincipal) -> ApiKeyOut:
+    who.require_role(Role.owner)
+    async with unit_of_work() as session:
+        row = await auth.revoke_api_key(
+            session, tenant_id=who.require_tenant(), key_id=key_id, by=who.user_id
+        )
+        return ApiKeyOut.model_validate(row)

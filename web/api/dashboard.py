@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from core.auth.models import Role
+from core.customers.schemas import CustomerOut
+from core.customers.service import customers
+from core.payments.service import payments
+from core.tenants.models import TenantStatus
+from core.tenants.service import tenants
+from web.deps import CurrentPrincipal, ReadSession
+
+router = APIRouter(tags=["dashboard"])
+
+
+class DashboardOut(BaseModel):
+    business: str
+    status: TenantStatus
+    total_processed: int
+    transactions: int
+    success_count: int
+    failed_count: int
+    pending_count: int
+    success_rate: float | None
+    recent_customers: list[CustomerOut]
+
+
+@router.get("/dashboard")
+async def dashboard(who: CurrentPrincipal, session: ReadSession) -> DashboardOut:
+    who.require_role(Role.owner, Role.manager)
+    tenant = await tenants.get(session, who.require_tenant())
+    s = await payments.summary(session, tenant_id=tenant.id)
+    # Everything that ended and was not paid counts as failed for the ratio.
+    failed = s["failed_count"] + s["cancelled_count"] + s["timeout_count"] + s["expired_count"]
+    done = s["success_count"] + failed
+    return DashboardOut(
+        business=tenant.name,
+        status=tenant.status,
+        total_processed=s["total_processed"],
+        transactions=done + s["pending_count"],
+        success_count=s["success_count"],
+        failed_count=failed,
+        pending_count=s["pending_count"],
+        success_rate=round(s["success_count"] / done, 4) if done else None,
+        recent_customers=await customers.recent(session, tenant_id=tenant.id),
+    )

@@ -1,0 +1,97 @@
+"""The FastAPI application factory: the composition root of the HTTP face."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from sqlalchemy import text
+
+import core.payments.jobs  # noqa: F401  - registers the payment jobs before the broker declares actors
+from core.context import RequestInfo, reset_request, set_request
+from core.jobs.scheduler import Periodic, run_scheduler
+from core.payments.reconcile import reconcile_pending
+from core.runtime import Runtime, unit_of_work
+from web.api import auth, customers, dashboard, payments, settings
+from web.callbacks import router as callbacks_router
+from web.errors import install_error_handlers
+
+log = logging.getLogger("lipapush")
+
+
+def periodic_jobs(rt: Runtime) -> list[Periodic]:
+    every = max(1.0, min(30.0, rt.settings.RECONCILE_AFTER_SECONDS / 3))
+    return [Periodic(reconcile_pending, every=every)]
+
+
+def create_app(
+    rt: Runtime,
+    *,
+    mount_simulator: bool = False,
+    run_worker: bool = False,
+    with_scheduler: bool = False,
+) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if run_worker:
+            rt.jobs.start_worker()
+        if with_scheduler:
+            relay_every = 1.0 if rt.jobs.in_process else 5.0
+            tasks.append(
+                asyncio.create_task(run_scheduler(rt, periodic_jobs(rt), relay_every=relay_every, stop=stop))
+            )
+        try:
+            yield
+        finally:
+            stop.set()
+            for t in tasks:
+                await t
+            if run_worker:
+                await asyncio.to_thread(rt.jobs.stop_worker)
+            await rt.aclose()
+
+    app = FastAPI(
+        title="lipapush",
+        version="0.1.0",
+        description="Collect M-Pesa payments into your own Till or Paybill. Authenticate with "
+        "`Authorization: Bearer <API key or login token>`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
+        token = set_request(RequestInfo(request_id=rid, ip=request.client.host if request.client else None))
+        try:
+            response = await call_next(request)
+        finally:
+            reset_request(token)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+    api = APIRouter(prefix="/api")
+    for module in (auth, payments, customers, settings, dashboard):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(callbacks_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        async with unit_of_work(readonly=True) as session:
+            await session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    if mount_simulator:
+        from sim.daraja import create_app as create_daraja_sim
+
+        app.mount("/sim/daraja", create_daraja_sim(callback_delay=rt.settings.SIM_CALLBACK_DELAY))
+    return app

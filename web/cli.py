@@ -1,0 +1,227 @@
+"""The `lipapush` command line: the composition root for processes and bootstrap commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from core.config import Settings, SettingsError, load_settings
+from core.runtime import Runtime, configure
+
+T = TypeVar("T")
+
+app = typer.Typer(help="lipapush: M-Pesa STK push collections for many businesses.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+admin_app = typer.Typer(help="Platform administrators.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Businesses (tenants).", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+sim_app = typer.Typer(help="Local stand-ins for outside services.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(sim_app, name="sim")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.LOG_LEVEL.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs full URLs at INFO, and a callback URL carries the channel's secret token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _run(rt: Runtime, coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await rt.aclose()
+
+    return asyncio.run(main())  # type: ignore[arg-type]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
+# -- processes ------------------------------------------------------------------------------------
+def _serve(
+    settings: Settings, host: str, port: int, *, simulator: bool, worker: bool, scheduler: bool
+) -> None:
+    import uvicorn
+
+    from core.migrate import upgrade
+    from web.app import create_app
+
+    _setup_logging(settings)
+    upgrade(settings.DATABASE_URL)
+    rt = configure(settings)
+    application = create_app(rt, mount_simulator=simulator, run_worker=worker, with_scheduler=scheduler)
+    uvicorn.run(application, host=host, port=port, log_level=settings.LOG_LEVEL.lower(), proxy_headers=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Everything in one process: API, callbacks, worker, scheduler and the Daraja simulator.
+
+    Migrates the database first. With no settings: SQLite file ./lipapush.db and the in-process broker.
+    """
+    if not os.environ.get("PUBLIC_BASE_URL"):
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        os.environ["PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+    settings = _settings()
+    broker = "redis" if settings.REDIS_URL else "in-process"
+    console.print(
+        f"lipapush on [bold]http://{host}:{port}[/bold]  (API docs /docs, Daraja simulator /sim/daraja, "
+        f"database {settings.DATABASE_URL.split('@')[-1]}, broker {broker})"
+    )
+    _serve(settings, host, port, simulator=True, worker=True, scheduler=True)
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option()] = "0.0.0.0",  # noqa: S104 - a container listens on all interfaces
+    port: Annotated[int, typer.Option()] = 8000,
+    with_simulator: Annotated[bool, typer.Option(help="Also mount the Daraja simulator")] = False,
+) -> None:
+    """The HTTP API and callbacks only (production: run `worker` and `scheduler` beside it)."""
+    settings = _settings()
+    if not settings.REDIS_URL:
+        err.print("[yellow]REDIS_URL is not set: jobs will wait for a `lipapush serve` process.[/yellow]")
+    _serve(settings, host, port, simulator=with_simulator, worker=False, scheduler=False)
+
+
+@app.command()
+def worker(threads: Annotated[int, typer.Option(help="Worker threads")] = 8) -> None:
+    """Run jobs from the Redis broker."""
+    import signal
+    import threading
+
+    import core.payments.jobs  # noqa: F401
+
+    settings = _settings()
+    if not settings.REDIS_URL:
+        raise _fail("REDIS_URL is required for a separate worker (without it, use `lipapush serve`).")
+    _setup_logging(settings)
+    rt = configure(settings)
+    rt.jobs.start_worker(threads=threads)
+    console.print(f"worker running with {threads} threads")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    rt.jobs.stop_worker()
+
+
+@app.command()
+def scheduler() -> None:
+    """Periodic jobs (reconciliation) and the job-outbox relay. Run one per deployment."""
+    import signal
+
+    from core.jobs.scheduler import run_scheduler
+    from web.app import periodic_jobs
+
+    settings = _settings()
+    if not settings.REDIS_URL:
+        raise _fail("REDIS_URL is required for a separate scheduler (without it, use `lipapush serve`).")
+    _setup_logging(settings)
+    rt = configure(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await run_scheduler(rt, periodic_jobs(rt), relay_every=5.0, stop=stop)
+
+    _run(rt, main())
+
+
+# -- database ---------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations (safe to run again)."""
+    from core.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.DATABASE_URL, revision)
+    console.print("database is up to date")
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new Fernet key for ENCRYPTION_KEYS (put it first to rotate; keep the old ones after it)."""
+    from cryptography.fernet import Fernet
+
+    console.print(Fernet.generate_key().decode())
+
+
+# -- bootstrap ---------------------------------------------------------------------------------------
+@admin_app.command("create")
+def admin_create(
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create a platform administrator."""
+    from core.auth.models import Role
+    from core.auth.service import auth
+    from core.errors import LipapushError
+    from core.runtime import unit_of_work
+
+    rt = configure(_settings())
+
+    async def main() -> None:
+        async with unit_of_work() as session:
+            await auth.create_user(
+                session, email=email, password=password, role=Role.platform_admin, tenant_id=None
+            )
+
+    try:
+        _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"platform admin {email} created")
+
+
+from web import cli_tenants  # noqa: E402,F401  - registers `tenant` and `apikey` commands
+
+
+@sim_app.command("daraja")
+def sim_daraja(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8001,
+    callback_delay: Annotated[float | None, typer.Option(help="Seconds before the callback")] = None,
+) -> None:
+    """Run the Daraja simulator alone."""
+    from sim.daraja import run
+
+    run(host=host, port=port, callback_delay=callback_delay)
+
+
+def main() -> None:
+    app()
