@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     APP_ENV: AppEnv = AppEnv.development
     DATABASE_URL: str = "sqlite+aiosqlite:///./lipapush.db"
     REDIS_URL: str | None = None
+    # Keys and queues live under this prefix, so several deployments (or test runs) can share a Redis.
+    REDIS_NAMESPACE: str = Field(default="lipapush", pattern=r"^[A-Za-z0-9_\-:.]{1,64}$")
     ENCRYPTION_KEYS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [_DEV_FERNET_KEY])
     SECRET_KEY: str = _DEV_SECRET
     ACCESS_TOKEN_MINUTES: int = Field(default=60, ge=1, le=24 * 60)

@@ -76,7 +76,9 @@ class Runtime:
     def _make_daraja(self) -> tuple[DarajaClient, httpx.AsyncClient]:
         r = self.redis()
         tokens: TokenStore = (
-            FallbackTokenStore(RedisTokenStore(r), self._memory_tokens)
+            FallbackTokenStore(
+                RedisTokenStore(r, prefix=f"{self.settings.REDIS_NAMESPACE}:daraja-token:"), self._memory_tokens
+            )
             if r is not None
             else self._memory_tokens
         )
@@ -129,7 +131,7 @@ def configure(settings: Settings) -> Runtime:
         settings=settings,
         db=db,
         secrets=SecretBox(settings.ENCRYPTION_KEYS),
-        jobs=JobRunner(db, redis_url=settings.REDIS_URL),
+        jobs=JobRunner(db, redis_url=settings.REDIS_URL, namespace=settings.REDIS_NAMESPACE),
     )
     return _runtime
 

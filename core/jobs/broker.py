@@ -37,18 +37,14 @@ class _RecordFailures(Middleware):
     def __init__(self, runner: JobRunner) -> None:
         self.runner = runner
 
-    def after_process_message(
-        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
-    ) -> None:
-        if exception is None or not message.failed:
-            return
+    def after_nack(self, broker: Any, message: Any) -> None:
+        # A nack is Dramatiq's final word on a message (retries exhausted or the job aborted).
         outbox_id = message.kwargs.get("outbox_id")
-        if outbox_id is None:
-            return
         thread = get_event_loop_thread()
-        if thread is None:
+        if outbox_id is None or thread is None:
             return
-        thread.run_coroutine(self.runner.mark_failed(outbox_id, f"{type(exception).__name__}: {exception}"))
+        error = str(message.options.get("traceback", "")).strip().splitlines()
+        thread.run_coroutine(self.runner.mark_failed(outbox_id, error[-1] if error else "job failed"))
 
 
 class JobRunner:

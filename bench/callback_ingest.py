@@ -1,0 +1,885 @@
+"""End-to-end Daraja callback ingestion on Postgres + Redis, against a pgbench baseline. Run by hand:
+
+    .venv/bin/python bench/callback_ingest.py --callbacks 5000 --concurrency 32
+    .venv/bin/python bench/callback_ingest.py --callbacks 3000 --sqlite      # embedded mode, no ratio
+
+What happens:
+
+1. A fresh Postgres database is created and migrated; one active business with a simulator channel is
+   seeded through the real services, then N pending payments (distinct CheckoutRequestIDs and phones)
+   and their customer rows (what ``customers.record_request`` leaves for a first push) are bulk-inserted.
+2. The product runs as real processes: ``lipapush web`` (uvicorn, 1 process) and ``lipapush worker``
+   (Dramatiq on Redis, ``--threads``), under a unique REDIS_NAMESPACE.
+3. An aiohttp load generator (``--concurrency`` connections) POSTs one valid success callback per
+   payment to ``/callbacks/daraja/{token}``. A small warm-up batch (``--warmup``) goes first and is
+   not timed. Measured from the first timed POST:
+
+   * ingestion rate: HTTP 200s per second until the last answer;
+   * end-to-end rate: callbacks per second until ``count(*) WHERE status='success'`` (polled every
+     100 ms) covers every payment.
+
+   Then correctness is checked: exactly N successes, customers' paid totals sum to the amounts,
+   job_outbox empty, every inbox row processed as ``applied``.
+4. Baseline: pgbench on the same server, same client count, ``-j 2``, prepared statements, one script
+   run per callback doing the same database work with the minimum of round trips: transaction 1
+   inserts an inbox row and an outbox row; transaction 2 updates the payment ``WHERE id = … AND
+   status = 'pending'``, the customer's paid totals, marks the inbox row processed and deletes the
+   outbox row. Scratch tables mirror the real ones' columns and indexes (so index maintenance costs
+   the same) in a scratch database, seeded with N rows; each run touches a different row (the inbox
+   id doubles as the row id). Its tps excludes connection time.
+5. A table with both rates, pgbench tps and the ratios (ours / pgbench), plus where the CPU went
+   (seconds per 1000 callbacks per process; the machine-wide figure includes Postgres and Redis).
+
+Everything is cleaned up at the end (processes, both databases, the Redis namespace); ``--keep``
+leaves the databases for inspection. ``--profile DIR`` records py-spy collapsed stacks of the web and
+worker processes during the timed phase (needs ``pip install py-spy`` in the venv and ptrace rights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import glob
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+# Runnable as a plain script from anywhere in the checkout, installed package or not.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp
+import psutil
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from core.config import load_settings
+from core.customers.models import Customer
+from core.db import utcnow
+from core.migrate import upgrade
+from core.payments.models import Payment, PaymentSource, PaymentStatus
+from core.runtime import configure, unit_of_work
+from core.tenants.models import ChannelKind, Environment, TenantStatus
+from core.tenants.onboarding import signup
+from core.tenants.schemas import ChannelIn
+from core.tenants.service import tenants
+
+RESULT_DESC = "The service request is processed successfully."
+TRANSACTION_DATE = 20261123120000
+INSERT_BATCH = 2000
+POLL_EVERY = 0.1
+
+
+# -- seeding ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Seeded:
+    token: str
+    checkout_ids: list[str]
+    merchant_ids: list[str]
+    phones: list[str]
+    amounts: list[int]
+
+
+def _phone(i: int) -> str:
+    # 2547XXXXXXXX / 2541XXXXXXXX, distinct for i < 2 * 10**8
+    return f"254{7 if i % 2 == 0 else 1}{(i // 2) % 10**8:08d}"
+
+
+def _receipt(i: int) -> str:
+    # Ten characters, unique per i: "TK" and i in base 36, zero padded.
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    n = i
+    for _ in range(8):
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return "TK" + out
+
+
+async def seed(database_url: str, count: int) -> Seeded:
+    """One active business with a simulator channel (through the real services, as the test factories
+    do), then `count` pending payments and their customers, bulk-inserted."""
+    rt = configure(load_settings(DATABASE_URL=database_url, REDIS_URL=None))
+    try:
+        async with unit_of_work() as session:
+            tenant, owner = await signup(
+                session,
+                business_name="Bench Duka",
+                email=f"bench-{secrets.token_hex(4)}@example.com",
+                password="bench-pass-123",
+                phone="0712345678",
+            )
+            channel = await tenants.save_channel(
+                session,
+                tenant=tenant,
+                data=ChannelIn(environment=Environment.simulator, kind=ChannelKind.paybill),
+                box=rt.secrets,
+                by=owner.id,
+            )
+            await tenants.mark_verified(session, channel=channel)
+            await session.flush()
+            await session.refresh(tenant)
+            assert tenant.status is TenantStatus.active
+            tenant_id, channel_id, token = tenant.id, channel.id, channel.callback_token
+
+        now = utcnow()
+        stamp = now.strftime("%Y%m%d%H%M%S")
+        checkout_ids = [f"ws_CO_{stamp}{i:09d}" for i in range(count)]
+        merchant_ids = [f"{29115 + i % 1000}-{34620561 + i}-1" for i in range(count)]
+        phones = [_phone(i) for i in range(count)]
+        amounts = [10 + (i * 7919) % 4990 for i in range(count)]
+        payment_rows = [
+            {
+                "tenant_id": tenant_id,
+                "channel_id": channel_id,
+                "source": PaymentSource.api,
+                "status": PaymentStatus.pending,
+                "amount": amounts[i],
+                "phone": phones[i],
+                "account_reference": "BENCHDUKA",
+                "description": "Payment",
+                "merchant_request_id": merchant_ids[i],
+                "checkout_request_id": checkout_ids[i],
+                "created_at": now,
+                "updated_at": now,
+                "next_check_at": now + timedelta(hours=6),
+                "query_attempts": 0,
+            }
+            for i in range(count)
+        ]
+        # What customers.record_request leaves after a first push to a new number.
+        customer_rows = [
+            {
+                "tenant_id": tenant_id,
+                "phone": phones[i],
+                "name": None,
+                "requested_count": 1,
+                "requested_total": amounts[i],
+                "paid_count": 0,
+                "paid_total": 0,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for i in range(count)
+        ]
+        async with unit_of_work() as session:
+            for start in range(0, count, INSERT_BATCH):
+                await session.execute(insert(Payment.__table__), payment_rows[start : start + INSERT_BATCH])
+                await session.execute(insert(Customer.__table__), customer_rows[start : start + INSERT_BATCH])
+        return Seeded(token, checkout_ids, merchant_ids, phones, amounts)
+    finally:
+        await rt.aclose()
+
+
+def callback_body(s: Seeded, i: int) -> bytes:
+    return json.dumps(
+        {
+            "Body": {
+                "stkCallback": {
+                    "MerchantRequestID": s.merchant_ids[i],
+                    "CheckoutRequestID": s.checkout_ids[i],
+                    "ResultCode": 0,
+                    "ResultDesc": RESULT_DESC,
+                    "CallbackMetadata": {
+                        "Item": [
+                            {"Name": "Amount", "Value": float(s.amounts[i])},
+                            {"Name": "MpesaReceiptNumber", "Value": _receipt(i)},
+                            {"Name": "TransactionDate", "Value": TRANSACTION_DATE},
+                            {"Name": "PhoneNumber", "Value": int(s.phones[i])},
+                        ]
+                    },
+                }
+            }
+        }
+    ).encode()
+
+
+# -- Postgres admin ----------------------------------------------------------------------------------
+def _plain_pg(url: str) -> str:
+    return re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", url)
+
+
+def _server_and_db(url: str) -> tuple[str, str]:
+    head, _, db = _plain_pg(url).rpartition("/")
+    return head, db
+
+
+async def _pg_admin(admin_url: str, *sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_plain_pg(admin_url))
+    try:
+        for stmt in sql:
+            await conn.execute(stmt)
+    finally:
+        await conn.close()
+
+
+def create_pg_database(admin_url: str, tag: str) -> tuple[str, str]:
+    """(asyncpg URL, name) of a fresh, empty database on the admin URL's server."""
+    name = f"lipapush_bench_{tag}_{secrets.token_hex(4)}"
+    asyncio.run(_pg_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    head, _ = _server_and_db(admin_url)
+    return f"{head.replace('postgresql://', 'postgresql+asyncpg://')}/{name}", name
+
+
+def drop_pg_database(admin_url: str, name: str) -> None:
+    asyncio.run(_pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _engine(url: str) -> AsyncEngine:
+    return create_async_engine(url, poolclass=NullPool)
+
+
+# -- processes -----------------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _lipapush() -> list[str]:
+    script = Path(sys.executable).with_name("lipapush")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from web.cli import main; main()"]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def start_proc(name: str, args: list[str], env: dict[str, str], workdir: Path) -> Proc:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as fh:
+        popen = subprocess.Popen(
+            [*_lipapush(), *args],
+            env=env,
+            cwd=workdir,  # no stray .env from the caller's directory
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+async def wait_healthy(base_url: str, procs: list[Proc], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            for p in procs:
+                p.check_alive()
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"{base_url}/healthz") as r:
+                    if r.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base_url}/healthz not healthy after {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+def wait_log_line(proc: Proc, needle: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while needle not in proc.log.read_text(errors="replace"):
+        proc.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.name} did not print {needle!r} within {timeout:.0f}s:\n{proc.tail()}")
+        time.sleep(0.1)
+
+
+# -- CPU accounting --------------------------------------------------------------------------------------
+def _cpu(pid: int) -> float:
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return 0.0
+
+
+def _named_pids(name: str) -> list[int]:
+    out = []
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == name:
+            out.append(p.pid)
+    return out
+
+
+def _busy() -> float:
+    t = psutil.cpu_times()
+    return t.user + t.system + t.nice + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of named processes (pid lists re-read at the end: Postgres forks backends)."""
+
+    named: dict[str, list[int]]
+    by_name: dict[str, str] = field(default_factory=dict)  # label -> process name, for growing groups
+    start: dict[str, dict[int, float]] = field(default_factory=dict)
+    busy0: float = 0.0
+    wall0: float = 0.0
+
+    def begin(self) -> None:
+        self.start = {k: {pid: _cpu(pid) for pid in self._pids(k)} for k in self.named}
+        self.busy0 = _busy()
+        self.wall0 = time.monotonic()
+
+    def _pids(self, label: str) -> list[int]:
+        if label in self.by_name:
+            return _named_pids(self.by_name[label])
+        return self.named[label]
+
+    def end(self) -> tuple[dict[str, float], float, float]:
+        used = {}
+        for k in self.named:
+            first = self.start.get(k, {})
+            used[k] = sum(_cpu(pid) - first.get(pid, 0.0) for pid in self._pids(k))
+        return used, _busy() - self.busy0, time.monotonic() - self.wall0
+
+
+# -- load generator ---------------------------------------------------------------------------------------
+@dataclass
+class LoadResult:
+    accepted: int
+    started: float
+    finished: float
+    latencies: list[float]
+    errors: Counter[str]
+    failed: int
+
+
+async def fire(url: str, bodies: list[bytes], concurrency: int) -> LoadResult:
+    """POST every body with `concurrency` connections; retry a non-200 (as Daraja would) up to 5 times."""
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    accepted = 0
+    failed = 0
+    it: Iterator[bytes] = iter(bodies)
+    headers = {"Content-Type": "application/json"}
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal accepted, failed
+        for body in it:
+            for attempt in range(5):
+                t = time.perf_counter()
+                try:
+                    async with http.post(url, data=body, headers=headers) as r:
+                        await r.read()
+                        if r.status == 200:
+                            latencies.append(time.perf_counter() - t)
+                            accepted += 1
+                            break
+                        errors[f"HTTP {r.status}"] += 1
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    errors[type(exc).__name__] += 1
+                await asyncio.sleep(0.05 * (attempt + 1))
+            else:
+                failed += 1
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        finished = time.perf_counter()
+    return LoadResult(accepted, started, finished, latencies, errors, failed)
+
+
+async def count_success(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM payments WHERE status = 'success'")) or 0)
+
+
+async def wait_for_success(engine: AsyncEngine, target: int, timeout: float) -> float:
+    """perf_counter() of the first poll that sees `target` successes."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        n = await count_success(engine)
+        now = time.perf_counter()
+        if n >= target:
+            return now
+        if now > deadline:
+            raise RuntimeError(f"only {n} of {target} payments final after {timeout:.0f}s")
+        await asyncio.sleep(POLL_EVERY)
+
+
+@dataclass
+class Timed:
+    load: LoadResult
+    e2e_seconds: float
+    cpu: dict[str, float]
+    busy: float
+    wall: float
+
+
+async def run_load(
+    base_url: str,
+    engine: AsyncEngine,
+    seeded: Seeded,
+    *,
+    warmup: int,
+    count: int,
+    concurrency: int,
+    meter: CpuMeter,
+    timeout: float,
+    procs: list[Proc],
+    profile_dir: Path | None,
+) -> Timed:
+    url = f"{base_url}/callbacks/daraja/{seeded.token}"
+    bodies = [callback_body(seeded, i) for i in range(warmup + count)]
+    if warmup:
+        w = await fire(url, bodies[:warmup], concurrency)
+        if w.failed:
+            raise RuntimeError(f"warm-up: {w.failed} callbacks refused: {dict(w.errors)}")
+        await wait_for_success(engine, warmup, timeout)
+    for p in procs:
+        p.check_alive()
+
+    spies = start_profilers(profile_dir, procs) if profile_dir else []
+    meter.begin()
+    t0 = time.perf_counter()
+    poller = asyncio.create_task(wait_for_success(engine, warmup + count, timeout))
+    load = await fire(url, bodies[warmup:], concurrency)
+    load.started = t0
+    if load.failed:
+        poller.cancel()
+        raise RuntimeError(f"{load.failed} callbacks refused 5 times: {dict(load.errors)}")
+    done = await poller
+    cpu, busy, wall = meter.end()
+    stop_profilers(spies)
+    return Timed(load, done - t0, cpu, busy, wall)
+
+
+# -- profiling (optional) -------------------------------------------------------------------------------
+def start_profilers(out: Path, procs: list[Proc]) -> list[subprocess.Popen[bytes]]:
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        print("py-spy not found: pip install py-spy into the venv", file=sys.stderr)
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for p in procs:
+        spies.append(
+            subprocess.Popen(
+                [spy, "record", "--pid", str(p.popen.pid), "--rate", "200", "--format", "raw",
+                 "--nonblocking", "--threads", "-o", str(out / f"{p.name}.txt")],
+                stdout=subprocess.DEVNULL,
+                stderr=(out / f"{p.name}.py-spy.log").open("wb"),
+            )
+        )
+    time.sleep(1.0)  # let py-spy attach before the timed phase
+    return spies
+
+
+def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
+    for s in spies:
+        s.send_signal(signal.SIGINT)
+    for s in spies:
+        try:
+            s.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            s.kill()
+
+
+# -- verification ----------------------------------------------------------------------------------------
+async def verify(engine: AsyncEngine, seeded: Seeded, expected: int, accepted: int) -> list[str]:
+    """Problems found (empty when all is well). Waits a little for the last outbox deletes."""
+    problems = []
+    deadline = time.monotonic() + 30
+    async with engine.connect() as conn:
+        while True:
+            outbox = int(await conn.scalar(text("SELECT count(*) FROM job_outbox")) or 0)
+            if outbox == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        if outbox:
+            problems.append(f"job_outbox still has {outbox} rows")
+        success = int(await conn.scalar(text("SELECT count(*) FROM payments WHERE status = 'success'")) or 0)
+        if success != expected:
+            problems.append(f"{success} successful payments, expected {expected}")
+        paid_total, paid_count = (
+            await conn.execute(text("SELECT coalesce(sum(paid_total), 0), coalesce(sum(paid_count), 0) FROM customers"))
+        ).one()
+        want_total = sum(seeded.amounts[:expected])
+        if (int(paid_total), int(paid_count)) != (want_total, expected):
+            problems.append(f"customers paid {paid_total} in {paid_count}, expected {want_total} in {expected}")
+        inbox = (
+            await conn.execute(
+                text(
+                    "SELECT count(*), count(processed_at), count(*) FILTER (WHERE outcome = 'applied') "
+                    "FROM callback_inbox"
+                )
+            )
+        ).one()
+        if tuple(inbox) != (accepted, accepted, expected):
+            problems.append(f"callback_inbox (rows, processed, applied) = {tuple(inbox)}, expected "
+                            f"({accepted}, {accepted}, {expected})")
+    return problems
+
+
+# -- pgbench baseline --------------------------------------------------------------------------------------
+BASELINE_SCHEMA = """
+CREATE TABLE b_inbox (
+    id bigserial PRIMARY KEY,
+    channel_id uuid NOT NULL,
+    checkout_request_id varchar(64),
+    payload text NOT NULL,
+    remote_addr varchar(64),
+    request_id varchar(64),
+    received_at timestamptz NOT NULL,
+    processed_at timestamptz,
+    outcome varchar(32),
+    error text
+);
+CREATE INDEX ix_b_inbox_checkout ON b_inbox (checkout_request_id);
+CREATE TABLE b_outbox (
+    id bigserial PRIMARY KEY,
+    actor varchar(100) NOT NULL,
+    kwargs json NOT NULL,
+    created_at timestamptz NOT NULL,
+    sent_at timestamptz,
+    sends integer NOT NULL,
+    failed_at timestamptz,
+    error text
+);
+CREATE INDEX ix_b_outbox_pending ON b_outbox (failed_at, sent_at);
+CREATE TABLE b_payments (
+    id bigint PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    status varchar(32) NOT NULL,
+    amount integer NOT NULL,
+    phone varchar(12) NOT NULL,
+    idempotency_key varchar(255),
+    checkout_request_id varchar(64) UNIQUE,
+    receipt varchar(20) UNIQUE,
+    result_code varchar(32),
+    result_desc text,
+    flag text,
+    paid_amount integer,
+    paid_phone varchar(20),
+    transaction_date timestamptz,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    completed_at timestamptz,
+    next_check_at timestamptz,
+    UNIQUE (tenant_id, idempotency_key)
+);
+CREATE INDEX ix_b_payments_tenant_created ON b_payments (tenant_id, created_at, id);
+CREATE INDEX ix_b_payments_tenant_phone ON b_payments (tenant_id, phone);
+CREATE INDEX ix_b_payments_status_next_check ON b_payments (status, next_check_at);
+CREATE TABLE b_customers (
+    id bigint PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    phone varchar(12) NOT NULL,
+    name varchar(100),
+    paid_count integer NOT NULL,
+    paid_total bigint NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    last_paid_at timestamptz,
+    UNIQUE (tenant_id, phone)
+);
+CREATE INDEX ix_b_customers_tenant_paid_total ON b_customers (tenant_id, paid_total);
+CREATE INDEX ix_b_customers_tenant_last_seen ON b_customers (tenant_id, last_seen_at);
+CREATE INDEX ix_b_customers_tenant_name ON b_customers (tenant_id, name);
+"""
+
+TENANT = "7d0c6a52-7a39-4c1e-9b54-3f1d6f0b9c11"
+
+BASELINE_SEED = f"""
+INSERT INTO b_payments (id, tenant_id, status, amount, phone, checkout_request_id, created_at, updated_at,
+                        next_check_at)
+SELECT g, '{TENANT}', 'pending', 10 + (g * 7919) % 4990, '2547' || lpad(g::text, 8, '0'),
+       'ws_CO_' || lpad(g::text, 20, '0'), now(), now(), now() + interval '6 hours'
+FROM generate_series(1, $N) AS g;
+INSERT INTO b_customers (id, tenant_id, phone, paid_count, paid_total, last_seen_at)
+SELECT g, '{TENANT}', '2547' || lpad(g::text, 8, '0'), 0, 0, now() FROM generate_series(1, $N) AS g;
+VACUUM ANALYZE;
+"""
+
+# One run = one callback. The payload is bound from -D (as asyncpg binds ours), which also keeps the
+# JSON's colons away from pgbench's :variable syntax. The inbox id (1, 2, …) picks the payment row.
+BASELINE_SCRIPT = """\\set amount random(10, 5000)
+BEGIN;
+INSERT INTO b_inbox (channel_id, checkout_request_id, payload, remote_addr, request_id, received_at) VALUES ('9a1f1b0e-51b8-4c59-8a5f-2b8d1f0c7e21', :checkout::text, :payload::text, '127.0.0.1', :client_id::text, now()) RETURNING id AS inbox_id \\gset
+INSERT INTO b_outbox (actor, kwargs, created_at, sends) VALUES ('payments.process_callback', json_build_object('inbox_id', :inbox_id::bigint), now(), 0) RETURNING id AS outbox_id \\gset
+COMMIT;
+BEGIN;
+UPDATE b_payments SET status = 'success', result_code = '0', result_desc = 'The payment was received.', receipt = 'TK' || :inbox_id::bigint, paid_amount = amount, paid_phone = phone, transaction_date = now(), flag = NULL, completed_at = now(), next_check_at = NULL, updated_at = now() WHERE id = :inbox_id::bigint AND status = 'pending';
+UPDATE b_customers SET paid_count = paid_count + 1, paid_total = paid_total + :amount::bigint, last_paid_at = now() WHERE id = :inbox_id::bigint;
+UPDATE b_inbox SET processed_at = now(), outcome = 'applied', error = NULL WHERE id = :inbox_id::bigint;
+DELETE FROM b_outbox WHERE id = :outbox_id::bigint;
+COMMIT;
+"""  # noqa: E501
+
+
+def find_pgbench() -> str:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
+    if not candidates:
+        raise RuntimeError("pgbench not found (apt-get install postgresql-contrib, or put it on PATH)")
+    return candidates[-1]
+
+
+@dataclass
+class Baseline:
+    tps: float
+    latency_ms: float | None
+    transactions: int
+    cpu: dict[str, float]
+    busy: float
+    wall: float
+    output: str
+
+
+def run_pgbench(admin_url: str, rows: int, clients: int, payload: bytes, workdir: Path) -> Baseline:
+    pgbench = find_pgbench()
+    url, name = create_pg_database(admin_url, "pgb")
+    try:
+        per_client = math.ceil(rows / clients)
+        seeded_rows = per_client * clients
+        asyncio.run(
+            _pg_admin(_plain_pg(url), BASELINE_SCHEMA, BASELINE_SEED.replace("$N", str(seeded_rows)))
+        )
+        script = workdir / "callback.pgbench"
+        script.write_text(BASELINE_SCRIPT)
+        server = psutil.Process  # for typing only
+        del server
+        parsed = re.match(r"postgresql://(?:(?P<user>[^:@/]+)(?::(?P<pw>[^@/]*))?@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?",
+                          _plain_pg(admin_url))
+        assert parsed is not None
+        env = dict(os.environ)
+        if parsed["pw"]:
+            env["PGPASSWORD"] = parsed["pw"]
+        cmd = [
+            pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-t", str(per_client),
+            "-f", str(script), "-D", f"payload={payload.decode()}", "-D", "checkout=ws_CO_bench",
+            "-h", parsed["host"], "-p", parsed["port"] or "5432", "-U", parsed["user"] or "postgres", name,
+        ]
+        meter = CpuMeter(named={"postgres": []}, by_name={"postgres": "postgres"})
+        meter.begin()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        cpu, busy, wall = meter.end()
+        if proc.returncode != 0:
+            raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", proc.stdout)
+        if m is None:
+            raise RuntimeError(f"no tps in pgbench output:\n{proc.stdout}")
+        lat = re.search(r"latency average = ([\d.]+) ms", proc.stdout)
+        done = re.search(r"number of transactions actually processed: (\d+)", proc.stdout)
+        # pgbench's own CPU: the only child we ran since the last RUSAGE_CHILDREN read is pgbench.
+        return Baseline(
+            tps=float(m[1]),
+            latency_ms=float(lat[1]) if lat else None,
+            transactions=int(done[1]) if done else per_client * clients,
+            cpu=cpu,
+            busy=busy,
+            wall=wall,
+            output=proc.stdout,
+        )
+    finally:
+        drop_pg_database(admin_url, name)
+
+
+# -- the run --------------------------------------------------------------------------------------------
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def delete_redis_namespace(redis_url: str, namespace: str) -> int:
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(r.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            r.delete(*keys)
+        return len(keys)
+    finally:
+        r.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--callbacks", type=int, default=5000, help="timed callbacks (N)")
+    parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections; pgbench -c")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed callbacks sent first")
+    parser.add_argument("--worker-threads", type=int, default=8)
+    parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the product processes")
+    parser.add_argument("--sqlite", action="store_true", help="embedded mode: lipapush serve on SQLite")
+    parser.add_argument("--skip-pgbench", action="store_true")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for all finals")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy collapsed stacks into DIR")
+    parser.add_argument("--keep", action="store_true", help="keep databases and logs for inspection")
+    args = parser.parse_args(argv)
+
+    count, warmup, conc = args.callbacks, args.warmup, args.concurrency
+    total = warmup + count
+    timeout = args.timeout or 120.0 + total / 20
+    workdir = Path(tempfile.mkdtemp(prefix="lipapush-bench-"))
+    namespace = f"lipapush-bench-{secrets.token_hex(4)}"
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    procs: list[Proc] = []
+    db_name: str | None = None
+
+    try:
+        if args.sqlite:
+            database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        else:
+            database_url, db_name = create_pg_database(args.pg_admin_url, "cb")
+        t = time.perf_counter()
+        upgrade(database_url)
+        seeded = asyncio.run(seed(database_url, total))
+        print(f"seeded {total} pending payments in {time.perf_counter() - t:.1f}s "
+              f"({'SQLite' if args.sqlite else 'Postgres ' + (db_name or '')})", file=sys.stderr)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "LIPAPUSH_"))}
+        env.update(
+            DATABASE_URL=database_url,
+            PUBLIC_BASE_URL=base_url,
+            LOG_LEVEL=args.log_level,
+            PYTHONUNBUFFERED="1",
+        )
+        if args.sqlite:
+            env.pop("REDIS_URL", None)
+            procs.append(start_proc("serve", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
+        else:
+            env.update(REDIS_URL=args.redis_url, REDIS_NAMESPACE=namespace)
+            procs.append(start_proc("web", ["web", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
+            procs.append(start_proc("worker", ["worker", "--threads", str(args.worker_threads)], env, workdir))
+            wait_log_line(procs[1], "worker running")
+        asyncio.run(wait_healthy(base_url, procs))
+
+        named = {p.name: [p.popen.pid] for p in procs}
+        named["bench (aiohttp)"] = [os.getpid()]
+        by_name: dict[str, str] = {}
+        if not args.sqlite:
+            named["postgres"] = []
+            by_name["postgres"] = "postgres"
+            named["redis"] = _named_pids("redis-server")
+        meter = CpuMeter(named=named, by_name=by_name)
+
+        async def measured() -> tuple[Timed, list[str]]:
+            engine = _engine(database_url)
+            try:
+                timed = await run_load(
+                    base_url, engine, seeded, warmup=warmup, count=count, concurrency=conc, meter=meter,
+                    timeout=timeout, procs=procs, profile_dir=args.profile,
+                )
+                problems = await verify(engine, seeded, total, warmup + timed.load.accepted)
+                return timed, problems
+            finally:
+                await engine.dispose()
+
+        timed, problems = asyncio.run(measured())
+        for p in procs:
+            p.stop()
+
+        baseline = None
+        if not args.sqlite and not args.skip_pgbench:
+            baseline = run_pgbench(args.pg_admin_url, count, conc, callback_body(seeded, 0), workdir)
+
+        report(args, timed, baseline, problems)
+        return 1 if problems else 0
+    finally:
+        for p in procs:
+            p.stop()
+        if not args.sqlite:
+            with contextlib.suppress(Exception):
+                delete_redis_namespace(args.redis_url, namespace)
+        if db_name and not args.keep:
+            drop_pg_database(args.pg_admin_url, db_name)
+        if args.keep:
+            print(f"kept: {workdir} {db_name or ''}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, timed: Timed, baseline: Baseline | None, problems: list[str]) -> None:
+    load = timed.load
+    n = load.accepted
+    ingest_s = load.finished - load.started
+    ingest = n / ingest_s
+    e2e = n / timed.e2e_seconds
+    mode = "SQLite, lipapush serve (in-process broker)" if args.sqlite else (
+        f"Postgres + Redis, lipapush web (1 process) + worker (--threads {args.worker_threads})"
+    )
+    print()
+    print(f"callback ingestion: {mode}; {os.cpu_count()} CPUs; LOG_LEVEL={args.log_level}")
+    print(f"{'N':>6} {'conc':>5} {'ingest/s':>9} {'e2e/s':>8} {'pgbench tps':>12} {'e2e/pgb':>8} {'ingest/pgb':>11}")
+    pg = f"{baseline.tps:12.1f}" if baseline else f"{'-':>12}"
+    r1 = f"{e2e / baseline.tps:8.3f}" if baseline else f"{'-':>8}"
+    r2 = f"{ingest / baseline.tps:11.3f}" if baseline else f"{'-':>11}"
+    print(f"{n:>6} {args.concurrency:>5} {ingest:9.1f} {e2e:8.1f} {pg} {r1} {r2}")
+    print()
+    print(
+        f"HTTP latency ms: p50 {_pct(load.latencies, 0.5) * 1000:.1f}  p90 {_pct(load.latencies, 0.9) * 1000:.1f}  "
+        f"p99 {_pct(load.latencies, 0.99) * 1000:.1f}; ingestion {ingest_s:.2f}s, end-to-end {timed.e2e_seconds:.2f}s; "
+        f"retried errors: {dict(load.errors) or 'none'}"
+    )
+    per_k = 1000 / n
+    parts = "  ".join(f"{k} {v * per_k:.2f}" for k, v in timed.cpu.items())
+    print(
+        f"CPU s per 1000 callbacks: {parts}  | machine {timed.busy * per_k:.2f} "
+        f"({timed.busy / timed.wall / (os.cpu_count() or 1) * 100:.0f}% of {os.cpu_count()} CPUs over {timed.wall:.1f}s)"
+    )
+    if baseline:
+        bk = 1000 / baseline.transactions
+        print(
+            f"pgbench: {baseline.transactions} runs, latency avg {baseline.latency_ms} ms; CPU s per 1000 runs: "
+            f"postgres {baseline.cpu['postgres'] * bk:.2f} | machine {baseline.busy * bk:.2f} "
+            f"({baseline.busy / baseline.wall / (os.cpu_count() or 1) * 100:.0f}% over {baseline.wall:.1f}s)"
+        )
+    print("correctness: " + ("OK (all payments success, customer totals match, job_outbox empty)"
+                             if not problems else "FAILED: " + "; ".join(problems)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

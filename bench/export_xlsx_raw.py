@@ -1,0 +1,228 @@
+"""What does the export cost on top of bare openpyxl? Run by hand:
+
+    python bench/export_xlsx_raw.py --rows 100000
+
+Each variant runs in a fresh subprocess, so its peak RSS is its own and not a high-water mark left
+by an earlier variant. Variants:
+
+* ``baseline``: openpyxl write-only, the same rows, no styling, no checks, no thread; the floor.
+* ``build_xlsx``: ``core.exports.xlsx.build_xlsx`` with customer-book columns, fed batches of 1000
+  from an async generator, as the web endpoint feeds it from the database.
+
+To add a variant (e.g. rows read from the database), write ``def run_x(rows: int) -> Outcome`` and
+register it in ``VARIANTS``; the table and the ratios pick it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+# Runnable as a plain script from anywhere in the checkout, installed package or not.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from openpyxl import Workbook
+
+from core.exports.xlsx import Column, build_xlsx
+
+BATCH_ROWS = 1000
+CUSTOMER_COLUMNS = [
+    Column("Name", "text", 28),
+    Column("Phone", "text", 15),
+    Column("Total transactions", "int", 12),
+    Column("Total amount processed (KES)", "money", 18),
+    Column("First transaction (EAT)", "datetime", 20),
+    Column("Last transaction (EAT)", "datetime", 20),
+]
+_FIRST_NAMES = [
+    "Wanjiku",
+    "Otieno",
+    "Achieng",
+    "Kamau",
+    "Njeri",
+    "Mwangi",
+    "Chebet",
+    "Kiprop",
+    "Amina",
+    "Baraka",
+]
+_LAST_NAMES = ["Mwangi", "Odhiambo", "Wambui", "Kariuki", "Mutua", "Kiptoo", "Hassan", "Njoroge", "Atieno"]
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+Row = tuple[str, str, int, int, datetime, datetime]
+
+
+@dataclass
+class Outcome:
+    rows: int
+    file_bytes: int
+
+
+@dataclass
+class Measurement:
+    variant: str
+    rows: int
+    seconds: float
+    file_bytes: int
+    rss_before_kib: int  # after imports and setup, before the first row
+    rss_peak_kib: int
+
+
+def customer_rows(count: int, *, seed: int = 254) -> Iterator[Row]:
+    """Customer-book-like rows, generated lazily so that generation itself holds no memory."""
+    rnd = random.Random(seed)
+    for i in range(count):
+        first = _EPOCH + timedelta(seconds=rnd.randrange(0, 365 * 86_400))
+        last = first + timedelta(seconds=rnd.randrange(0, 300 * 86_400))
+        transactions = rnd.randrange(1, 400)
+        yield (
+            f"{rnd.choice(_FIRST_NAMES)} {rnd.choice(_LAST_NAMES)}",
+            f"2547{i:08d}",
+            transactions,
+            transactions * rnd.randrange(10, 5_000),
+            first,
+            last,
+        )
+
+
+async def customer_batches(count: int, *, size: int = BATCH_ROWS) -> AsyncIterator[list[Row]]:
+    batch: list[Row] = []
+    for row in customer_rows(count):
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+            # A database driver yields to the loop between fetches; so does this stand-in.
+            await asyncio.sleep(0)
+    if batch:
+        yield batch
+
+
+def run_baseline(rows: int) -> Outcome:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "baseline.xlsx"
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet("Customers")
+        ws.append([column.header for column in CUSTOMER_COLUMNS])
+        for name, phone, count, amount, first, last in customer_rows(rows):
+            # openpyxl refuses aware datetimes; dropping tzinfo is the cheapest way to get the
+            # same cells written (a real export must convert to EAT, which build_xlsx pays for).
+            ws.append([name, phone, count, amount, first.replace(tzinfo=None), last.replace(tzinfo=None)])
+        wb.save(path)
+        return Outcome(rows=rows, file_bytes=path.stat().st_size)
+
+
+def run_build_xlsx(rows: int) -> Outcome:
+    path, written = asyncio.run(
+        build_xlsx(sheet_title="Customers", columns=CUSTOMER_COLUMNS, batches=customer_batches(rows))
+    )
+    try:
+        return Outcome(rows=written, file_bytes=path.stat().st_size)
+    finally:
+        path.unlink()
+
+
+VARIANTS: dict[str, Callable[[int], Outcome]] = {
+    "baseline": run_baseline,
+    "build_xlsx": run_build_xlsx,
+}
+
+
+def _rss_kib() -> int:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def measure(variant: str, rows: int) -> Measurement:
+    """Run one variant in this process; meant to be called in a fresh child."""
+    run = VARIANTS[variant]
+    before = _rss_kib()
+    start = time.perf_counter()
+    outcome = run(rows)
+    seconds = time.perf_counter() - start
+    return Measurement(
+        variant=variant,
+        rows=outcome.rows,
+        seconds=seconds,
+        file_bytes=outcome.file_bytes,
+        rss_before_kib=before,
+        rss_peak_kib=_rss_kib(),
+    )
+
+
+def measure_in_subprocess(variant: str, rows: int) -> Measurement:
+    completed = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--rows", str(rows), "--child", variant],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Measurement(**json.loads(completed.stdout))
+
+
+def print_table(results: list[Measurement]) -> None:
+    print(
+        f"{'variant':<12} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'file MiB':>9} "
+        f"{'RSS MiB':>8} {'Δ RSS MiB':>10}"
+    )
+    for r in results:
+        print(
+            f"{r.variant:<12} {r.rows:>9} {r.seconds:>8.2f} {r.rows / r.seconds:>9.0f} "
+            f"{r.file_bytes / 2**20:>9.2f} {r.rss_peak_kib / 1024:>8.1f} "
+            f"{_growth_mib(r):>10.1f}"
+        )
+    base = next((r for r in results if r.variant == "baseline"), None)
+    if base is None:
+        return
+    print()
+    for r in results:
+        if r is base:
+            continue
+        # Growth over the post-import RSS is printed in MiB, not as a ratio: the baseline's growth
+        # is close to zero, so a ratio of the two would mostly measure noise.
+        print(
+            f"{r.variant} / baseline: time {r.seconds / base.seconds:.2f}x, "
+            f"peak RSS {r.rss_peak_kib / base.rss_peak_kib:.2f}x "
+            f"(growth while writing {_growth_mib(r):+.1f} MiB vs {_growth_mib(base):+.1f} MiB)"
+        )
+
+
+def _growth_mib(m: Measurement) -> float:
+    return (m.rss_peak_kib - m.rss_before_kib) / 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        print(json.dumps(asdict(measure(args.child, args.rows))))
+        return
+
+    print(
+        f"python {sys.version.split()[0]}, {args.rows} rows, batches of {BATCH_ROWS}, one fresh process each"
+    )
+    print()
+    print_table([measure_in_subprocess(variant, args.rows) for variant in args.variants])
+
+
+if __name__ == "__main__":
+    main()

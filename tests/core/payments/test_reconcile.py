@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from core.db import utcnow
+from core.payments.models import Payment, PaymentStatus
+from core.payments.reconcile import resolve_payment
+from core.runtime import unit_of_work
+from tests.conftest import LiveServer
+from tests.core.payments.test_callbacks import pending_payment
+from tests.support.factories import make_api_key, make_tenant
+from tests.support.waiting import wait_for_final
+
+
+class TestReconciliation:
+    async def test_lost_callback_resolved_by_stk_query(self, server: LiveServer, client: httpx.AsyncClient) -> None:
+        # 9999: the simulator never calls back; only the scheduled STK query can finish this payment.
+        tenant, _ = await make_tenant()
+        key = await make_api_key(tenant=tenant)
+        r = await client.post("/api/stk-push", json={"phone": "0722009999", "amount": 40},
+                              headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 201
+        final = await wait_for_final(client, key, r.json()["id"], timeout=30)
+        assert (final["status"], final["result_code"], final["receipt"]) == ("success", "0", None)
+        customers = (await client.get("/api/customers", headers={"Authorization": f"Bearer {key}"})).json()
+        assert (customers["items"][0]["paid_count"], customers["items"][0]["paid_total"]) == (1, 40)
+
+    async def test_unknown_to_daraja_backs_off_then_expires(self, server: LiveServer) -> None:
+        p = await pending_payment(checkout="ws_CO_daraja_never_heard", amount=5)
+        assert await resolve_payment(p.id) is PaymentStatus.pending
+        async with unit_of_work() as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None
+            assert row.query_attempts == 1
+            assert row.next_check_at is not None and row.next_check_at > utcnow()
+            row.created_at = utcnow() - timedelta(seconds=server.settings.EXPIRE_AFTER_SECONDS + 1)
+        assert await resolve_payment(p.id) is PaymentStatus.expired
+        async with unit_of_work(readonly=True) as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None
+            assert row.result_desc is not None and "expired" in row.result_desc
+            assert row.next_check_at is None
+
+    async def test_push_without_checkout_id_expires(self, server: LiveServer) -> None:
+        p = await pending_payment(checkout=None, amount=5)
+        async with unit_of_work() as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None
+            row.created_at = utcnow() - timedelta(hours=1)
+        assert await resolve_payment(p.id) is PaymentStatus.expired
+
+    async def test_final_payment_is_left_alone(self, server: LiveServer) -> None:
+        p = await pending_payment(checkout="ws_CO_done_already", amount=5)
+        async with unit_of_work() as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None
+            row.status = PaymentStatus.success
+            row.receipt = "UKN1DONE01"
+        assert await resolve_payment(p.id) is PaymentStatus.success
+        async with unit_of_work(readonly=True) as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None and (row.status, row.receipt) == (PaymentStatus.success, "UKN1DONE01")
