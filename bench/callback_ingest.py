@@ -45,6 +45,7 @@ import json
 import math
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -57,17 +58,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 # Runnable as a plain script from anywhere in the checkout, installed package or not.
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 import psutil
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from core.config import load_settings
 from core.customers.models import Customer
@@ -244,7 +242,8 @@ def drop_pg_database(admin_url: str, name: str) -> None:
 
 
 def _engine(url: str) -> AsyncEngine:
-    return create_async_engine(url, poolclass=NullPool)
+    # One kept connection: a new one per 100 ms poll would fork a backend each time.
+    return create_async_engine(url, pool_size=1, max_overflow=1)
 
 
 # -- processes -----------------------------------------------------------------------------------------
@@ -303,8 +302,8 @@ def start_proc(name: str, args: list[str], env: dict[str, str], workdir: Path) -
     return Proc(name, popen, log)
 
 
-async def wait_healthy(base_url: str, procs: list[Proc], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(base_url: str, procs: list[Proc], within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while True:
             for p in procs:
@@ -314,7 +313,7 @@ async def wait_healthy(base_url: str, procs: list[Proc], timeout: float = 60.0) 
                     if r.status == 200:
                         return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{base_url}/healthz not healthy after {timeout:.0f}s")
+                raise RuntimeError(f"{base_url}/healthz not healthy after {within:.0f}s")
             await asyncio.sleep(0.1)
 
 
@@ -430,16 +429,16 @@ async def count_success(engine: AsyncEngine) -> int:
         return int(await conn.scalar(text("SELECT count(*) FROM payments WHERE status = 'success'")) or 0)
 
 
-async def wait_for_success(engine: AsyncEngine, target: int, timeout: float) -> float:
+async def wait_for_success(engine: AsyncEngine, target: int, within: float) -> float:
     """perf_counter() of the first poll that sees `target` successes."""
-    deadline = time.perf_counter() + timeout
+    deadline = time.perf_counter() + within
     while True:
         n = await count_success(engine)
         now = time.perf_counter()
         if n >= target:
             return now
         if now > deadline:
-            raise RuntimeError(f"only {n} of {target} payments final after {timeout:.0f}s")
+            raise RuntimeError(f"only {n} of {target} payments final after {within:.0f}s")
         await asyncio.sleep(POLL_EVERY)
 
 
@@ -461,7 +460,7 @@ async def run_load(
     count: int,
     concurrency: int,
     meter: CpuMeter,
-    timeout: float,
+    within: float,
     procs: list[Proc],
     profile_dir: Path | None,
 ) -> Timed:
@@ -471,14 +470,14 @@ async def run_load(
         w = await fire(url, bodies[:warmup], concurrency)
         if w.failed:
             raise RuntimeError(f"warm-up: {w.failed} callbacks refused: {dict(w.errors)}")
-        await wait_for_success(engine, warmup, timeout)
+        await wait_for_success(engine, warmup, within)
     for p in procs:
         p.check_alive()
 
     spies = start_profilers(profile_dir, procs) if profile_dir else []
     meter.begin()
     t0 = time.perf_counter()
-    poller = asyncio.create_task(wait_for_success(engine, warmup + count, timeout))
+    poller = asyncio.create_task(wait_for_success(engine, warmup + count, within))
     load = await fire(url, bodies[warmup:], concurrency)
     load.started = t0
     if load.failed:
@@ -501,8 +500,20 @@ def start_profilers(out: Path, procs: list[Proc]) -> list[subprocess.Popen[bytes
     for p in procs:
         spies.append(
             subprocess.Popen(
-                [spy, "record", "--pid", str(p.popen.pid), "--rate", "200", "--format", "raw",
-                 "--nonblocking", "--threads", "-o", str(out / f"{p.name}.txt")],
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(p.popen.pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--threads",
+                    "-o",
+                    str(out / f"{p.name}.txt"),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=(out / f"{p.name}.py-spy.log").open("wb"),
             )
@@ -538,11 +549,15 @@ async def verify(engine: AsyncEngine, seeded: Seeded, expected: int, accepted: i
         if success != expected:
             problems.append(f"{success} successful payments, expected {expected}")
         paid_total, paid_count = (
-            await conn.execute(text("SELECT coalesce(sum(paid_total), 0), coalesce(sum(paid_count), 0) FROM customers"))
+            await conn.execute(
+                text("SELECT coalesce(sum(paid_total), 0), coalesce(sum(paid_count), 0) FROM customers")
+            )
         ).one()
         want_total = sum(seeded.amounts[:expected])
         if (int(paid_total), int(paid_count)) != (want_total, expected):
-            problems.append(f"customers paid {paid_total} in {paid_count}, expected {want_total} in {expected}")
+            problems.append(
+                f"customers paid {paid_total} in {paid_count}, expected {want_total} in {expected}"
+            )
         inbox = (
             await conn.execute(
                 text(
@@ -552,8 +567,10 @@ async def verify(engine: AsyncEngine, seeded: Seeded, expected: int, accepted: i
             )
         ).one()
         if tuple(inbox) != (accepted, accepted, expected):
-            problems.append(f"callback_inbox (rows, processed, applied) = {tuple(inbox)}, expected "
-                            f"({accepted}, {accepted}, {expected})")
+            problems.append(
+                f"callback_inbox (rows, processed, applied) = {tuple(inbox)}, expected "
+                f"({accepted}, {accepted}, {expected})"
+            )
     return problems
 
 
@@ -633,7 +650,6 @@ SELECT g, '{TENANT}', 'pending', 10 + (g * 7919) % 4990, '2547' || lpad(g::text,
 FROM generate_series(1, $N) AS g;
 INSERT INTO b_customers (id, tenant_id, phone, paid_count, paid_total, last_seen_at)
 SELECT g, '{TENANT}', '2547' || lpad(g::text, 8, '0'), 0, 0, now() FROM generate_series(1, $N) AS g;
-VACUUM ANALYZE;
 """
 
 # One run = one callback. The payload is bound from -D (as asyncpg binds ours), which also keeps the
@@ -680,27 +696,58 @@ def run_pgbench(admin_url: str, rows: int, clients: int, payload: bytes, workdir
         per_client = math.ceil(rows / clients)
         seeded_rows = per_client * clients
         asyncio.run(
-            _pg_admin(_plain_pg(url), BASELINE_SCHEMA, BASELINE_SEED.replace("$N", str(seeded_rows)))
+            _pg_admin(
+                _plain_pg(url),
+                BASELINE_SCHEMA,
+                BASELINE_SEED.replace("$N", str(seeded_rows)),
+                "VACUUM ANALYZE",
+            )
         )
         script = workdir / "callback.pgbench"
         script.write_text(BASELINE_SCRIPT)
-        server = psutil.Process  # for typing only
-        del server
-        parsed = re.match(r"postgresql://(?:(?P<user>[^:@/]+)(?::(?P<pw>[^@/]*))?@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?",
-                          _plain_pg(admin_url))
+        parsed = re.match(
+            r"postgresql://(?:(?P<user>[^:@/]+)(?::(?P<pw>[^@/]*))?@)?(?P<host>[^:/]+)(?::(?P<port>\d+))?",
+            _plain_pg(admin_url),
+        )
         assert parsed is not None
         env = dict(os.environ)
         if parsed["pw"]:
             env["PGPASSWORD"] = parsed["pw"]
         cmd = [
-            pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-t", str(per_client),
-            "-f", str(script), "-D", f"payload={payload.decode()}", "-D", "checkout=ws_CO_bench",
-            "-h", parsed["host"], "-p", parsed["port"] or "5432", "-U", parsed["user"] or "postgres", name,
+            pgbench,
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(clients),
+            "-j",
+            "2",
+            "-t",
+            str(per_client),
+            "-f",
+            str(script),
+            "-D",
+            f"payload={payload.decode()}",
+            "-D",
+            "checkout=ws_CO_bench",
+            "-h",
+            parsed["host"],
+            "-p",
+            parsed["port"] or "5432",
+            "-U",
+            parsed["user"] or "postgres",
+            name,
         ]
-        meter = CpuMeter(named={"postgres": []}, by_name={"postgres": "postgres"})
+        meter = CpuMeter(named={})
         meter.begin()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        cpu, busy, wall = meter.end()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        _, busy, wall = meter.end()
+        # pgbench is the only child reaped in between; its backends exit with it, so Postgres is
+        # what the machine spent minus pgbench.
+        client = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        cpu = {"pgbench": client, "machine - pgbench": busy - client}
         if proc.returncode != 0:
             raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", proc.stdout)
@@ -708,7 +755,6 @@ def run_pgbench(admin_url: str, rows: int, clients: int, payload: bytes, workdir
             raise RuntimeError(f"no tps in pgbench output:\n{proc.stdout}")
         lat = re.search(r"latency average = ([\d.]+) ms", proc.stdout)
         done = re.search(r"number of transactions actually processed: (\d+)", proc.stdout)
-        # pgbench's own CPU: the only child we ran since the last RUSAGE_CHILDREN read is pgbench.
         return Baseline(
             tps=float(m[1]),
             latency_ms=float(lat[1]) if lat else None,
@@ -744,7 +790,9 @@ def delete_redis_namespace(redis_url: str, namespace: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--callbacks", type=int, default=5000, help="timed callbacks (N)")
     parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections; pgbench -c")
     parser.add_argument("--warmup", type=int, default=200, help="untimed callbacks sent first")
@@ -769,6 +817,13 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[Proc] = []
     db_name: str | None = None
 
+    idle_busy = psutil.cpu_percent(interval=1.0)
+    if idle_busy > 10:
+        print(
+            f"warning: the machine is {idle_busy:.0f}% busy before the run; other processes will "
+            "slow both the product and the baseline (see 'other processes' below)",
+            file=sys.stderr,
+        )
     try:
         if args.sqlite:
             database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
@@ -777,8 +832,11 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         upgrade(database_url)
         seeded = asyncio.run(seed(database_url, total))
-        print(f"seeded {total} pending payments in {time.perf_counter() - t:.1f}s "
-              f"({'SQLite' if args.sqlite else 'Postgres ' + (db_name or '')})", file=sys.stderr)
+        print(
+            f"seeded {total} pending payments in {time.perf_counter() - t:.1f}s "
+            f"({'SQLite' if args.sqlite else 'Postgres ' + (db_name or '')})",
+            file=sys.stderr,
+        )
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "LIPAPUSH_"))}
         env.update(
@@ -789,11 +847,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.sqlite:
             env.pop("REDIS_URL", None)
-            procs.append(start_proc("serve", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
+            procs.append(
+                start_proc("serve", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir)
+            )
         else:
             env.update(REDIS_URL=args.redis_url, REDIS_NAMESPACE=namespace)
             procs.append(start_proc("web", ["web", "--host", "127.0.0.1", "--port", str(port)], env, workdir))
-            procs.append(start_proc("worker", ["worker", "--threads", str(args.worker_threads)], env, workdir))
+            procs.append(
+                start_proc("worker", ["worker", "--threads", str(args.worker_threads)], env, workdir)
+            )
             wait_log_line(procs[1], "worker running")
         asyncio.run(wait_healthy(base_url, procs))
 
@@ -810,8 +872,16 @@ def main(argv: list[str] | None = None) -> int:
             engine = _engine(database_url)
             try:
                 timed = await run_load(
-                    base_url, engine, seeded, warmup=warmup, count=count, concurrency=conc, meter=meter,
-                    timeout=timeout, procs=procs, profile_dir=args.profile,
+                    base_url,
+                    engine,
+                    seeded,
+                    warmup=warmup,
+                    count=count,
+                    concurrency=conc,
+                    meter=meter,
+                    within=timeout,
+                    procs=procs,
+                    profile_dir=args.profile,
                 )
                 problems = await verify(engine, seeded, total, warmup + timed.load.accepted)
                 return timed, problems
@@ -848,37 +918,49 @@ def report(args: argparse.Namespace, timed: Timed, baseline: Baseline | None, pr
     ingest_s = load.finished - load.started
     ingest = n / ingest_s
     e2e = n / timed.e2e_seconds
-    mode = "SQLite, lipapush serve (in-process broker)" if args.sqlite else (
-        f"Postgres + Redis, lipapush web (1 process) + worker (--threads {args.worker_threads})"
-    )
+    cpus = os.cpu_count() or 1
+    if args.sqlite:
+        mode = "SQLite, lipapush serve (in-process broker)"
+    else:
+        mode = f"Postgres + Redis, lipapush web (1 process) + worker (--threads {args.worker_threads})"
     print()
-    print(f"callback ingestion: {mode}; {os.cpu_count()} CPUs; LOG_LEVEL={args.log_level}")
-    print(f"{'N':>6} {'conc':>5} {'ingest/s':>9} {'e2e/s':>8} {'pgbench tps':>12} {'e2e/pgb':>8} {'ingest/pgb':>11}")
-    pg = f"{baseline.tps:12.1f}" if baseline else f"{'-':>12}"
-    r1 = f"{e2e / baseline.tps:8.3f}" if baseline else f"{'-':>8}"
-    r2 = f"{ingest / baseline.tps:11.3f}" if baseline else f"{'-':>11}"
-    print(f"{n:>6} {args.concurrency:>5} {ingest:9.1f} {e2e:8.1f} {pg} {r1} {r2}")
+    print(f"callback ingestion: {mode}; {cpus} CPUs; LOG_LEVEL={args.log_level}")
+    head = ("N", "conc", "ingest/s", "e2e/s", "pgbench tps", "e2e/pgb", "ingest/pgb")
+    widths = (6, 5, 9, 8, 12, 8, 11)
+    row = [str(n), str(args.concurrency), f"{ingest:.1f}", f"{e2e:.1f}", "-", "-", "-"]
+    if baseline:
+        row[4:] = [f"{baseline.tps:.1f}", f"{e2e / baseline.tps:.3f}", f"{ingest / baseline.tps:.3f}"]
+    print(" ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+    print(" ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
     print()
+    lat = {q: _pct(load.latencies, q) * 1000 for q in (0.5, 0.9, 0.99)}
     print(
-        f"HTTP latency ms: p50 {_pct(load.latencies, 0.5) * 1000:.1f}  p90 {_pct(load.latencies, 0.9) * 1000:.1f}  "
-        f"p99 {_pct(load.latencies, 0.99) * 1000:.1f}; ingestion {ingest_s:.2f}s, end-to-end {timed.e2e_seconds:.2f}s; "
+        f"HTTP latency ms: p50 {lat[0.5]:.1f}  p90 {lat[0.9]:.1f}  p99 {lat[0.99]:.1f}; "
+        f"ingestion {ingest_s:.2f}s, end-to-end {timed.e2e_seconds:.2f}s; "
         f"retried errors: {dict(load.errors) or 'none'}"
     )
     per_k = 1000 / n
+    other = timed.busy - sum(timed.cpu.values())
     parts = "  ".join(f"{k} {v * per_k:.2f}" for k, v in timed.cpu.items())
+    parts += f"  other processes {other * per_k:.2f}"
+    busy_pct = timed.busy / timed.wall / cpus * 100
     print(
         f"CPU s per 1000 callbacks: {parts}  | machine {timed.busy * per_k:.2f} "
-        f"({timed.busy / timed.wall / (os.cpu_count() or 1) * 100:.0f}% of {os.cpu_count()} CPUs over {timed.wall:.1f}s)"
+        f"({busy_pct:.0f}% of {cpus} CPUs over {timed.wall:.1f}s)"
     )
     if baseline:
         bk = 1000 / baseline.transactions
+        b_pct = baseline.busy / baseline.wall / cpus * 100
         print(
-            f"pgbench: {baseline.transactions} runs, latency avg {baseline.latency_ms} ms; CPU s per 1000 runs: "
-            f"postgres {baseline.cpu['postgres'] * bk:.2f} | machine {baseline.busy * bk:.2f} "
-            f"({baseline.busy / baseline.wall / (os.cpu_count() or 1) * 100:.0f}% over {baseline.wall:.1f}s)"
+            f"pgbench: {baseline.transactions} runs, latency avg {baseline.latency_ms} ms; "
+            f"CPU s per 1000 runs: pgbench {baseline.cpu['pgbench'] * bk:.2f}  "
+            f"postgres (machine - pgbench) {baseline.cpu['machine - pgbench'] * bk:.2f} "
+            f"| machine {baseline.busy * bk:.2f} ({b_pct:.0f}% over {baseline.wall:.1f}s)"
         )
-    print("correctness: " + ("OK (all payments success, customer totals match, job_outbox empty)"
-                             if not problems else "FAILED: " + "; ".join(problems)))
+    if problems:
+        print("correctness: FAILED: " + "; ".join(problems))
+    else:
+        print("correctness: OK (every payment success, customer totals match, job_outbox empty)")
 
 
 if __name__ == "__main__":

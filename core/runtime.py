@@ -77,7 +77,8 @@ class Runtime:
         r = self.redis()
         tokens: TokenStore = (
             FallbackTokenStore(
-                RedisTokenStore(r, prefix=f"{self.settings.REDIS_NAMESPACE}:daraja-token:"), self._memory_tokens
+                RedisTokenStore(r, prefix=f"{self.settings.REDIS_NAMESPACE}:daraja-token:"),
+                self._memory_tokens,
             )
             if r is not None
             else self._memory_tokens

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -19,6 +20,17 @@ MAX_FAILED_LOGINS = 10
 LOCKOUT = timedelta(minutes=15)
 # Writing last_used_at on every request would turn every read into a write; a minute is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    user: User | None
+    error: str | None
+
+    def unwrap(self) -> User:
+        if self.user is None:
+            raise AuthenticationFailed(self.error or "Wrong email or password.")
+        return self.user
 
 
 def normalize_email(email: str, *, field: str = "email") -> str:
@@ -53,16 +65,16 @@ class AuthService:
         await session.flush()
         return user
 
-    async def login(self, session: AsyncSession, *, email: str, password: str) -> User:
+    async def attempt_login(self, session: AsyncSession, *, email: str, password: str) -> LoginAttempt:
+        """Check a password. A failure is *returned*, not raised, so the caller commits the failed-login
+        counter and its audit row before reporting the error (raising would roll them back)."""
         user = await self.get_user_by_email(session, email.strip())
         if user is None:
             verify_password(password, DUMMY_HASH)
-            raise AuthenticationFailed("Wrong email or password.")
+            return LoginAttempt(None, "Wrong email or password.")
         now = utcnow()
         if user.locked_until and user.locked_until > now:
-            raise AuthenticationFailed(
-                "Too many wrong passwords: this account is locked for a few minutes. Try again later."
-            )
+            return LoginAttempt(None, "Too many wrong passwords: this account is locked for a few minutes.")
         ok, new_hash = verify_password(password, user.password_hash)
         if not ok:
             user.failed_logins += 1
@@ -70,14 +82,14 @@ class AuthService:
                 user.locked_until = now + LOCKOUT
                 user.failed_logins = 0
             await record(session, action="auth.login_failed", tenant_id=user.tenant_id, user_id=user.id)
-            raise AuthenticationFailed("Wrong email or password.")
+            return LoginAttempt(None, "Wrong email or password.")
         if new_hash:
             user.password_hash = new_hash
         user.failed_logins = 0
         user.locked_until = None
         user.last_login_at = now
         await record(session, action="auth.login", tenant_id=user.tenant_id, user_id=user.id)
-        return user
+        return LoginAttempt(user, None)
 
     async def change_password(self, session: AsyncSession, *, user: User, old: str, new: str) -> None:
         ok, _ = verify_password(old, user.password_hash)

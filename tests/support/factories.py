@@ -41,8 +41,11 @@ async def make_tenant(
         )
         if with_channel:
             channel = await tenants.save_channel(
-                session, tenant=tenant, data=ChannelIn(environment=Environment.simulator, kind=kind),
-                box=rt.secrets, by=owner.id,
+                session,
+                tenant=tenant,
+                data=ChannelIn(environment=Environment.simulator, kind=kind),
+                box=rt.secrets,
+                by=owner.id,
             )
             if verified:
                 await tenants.mark_verified(session, channel=channel)

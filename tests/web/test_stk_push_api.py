@@ -31,8 +31,12 @@ class TestPushLifecycle:
         r = await client.get("/api/customers", headers=auth(key))
         [customer] = r.json()["items"]
         assert customer == customer | {
-            "phone": "254722000111", "name": "Wanjiku", "requested_count": 1, "requested_total": 150,
-            "paid_count": 1, "paid_total": 150,
+            "phone": "254722000111",
+            "name": "Wanjiku",
+            "requested_count": 1,
+            "requested_total": 150,
+            "paid_count": 1,
+            "paid_total": 150,
         }
 
     @pytest.mark.parametrize(

@@ -70,8 +70,9 @@ async def signup(body: SignupIn) -> TokenOut:
 @router.post("/login")
 async def login(body: LoginIn) -> TokenOut:
     async with unit_of_work() as session:
-        user = await auth.login(session, email=body.email, password=body.password)
-        return _token(user.id, user.tenant_id, user.role, user.token_version)
+        attempt = await auth.attempt_login(session, email=body.email, password=body.password)
+    user = attempt.unwrap()
+    return _token(user.id, user.tenant_id, user.role, user.token_version)
 
 
 class ApiKeyIn(BaseModel):

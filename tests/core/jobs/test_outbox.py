@@ -56,8 +56,13 @@ class TestOutbox:
         # As if Redis restarted (or a worker died) after the message was sent: the row is still here.
         server.rt.jobs.declare_actors()
         async with unit_of_work() as session:
-            row = JobOutbox(actor="tests.record", kwargs={"tag": "lost"}, sent_at=utcnow() - timedelta(minutes=10),
-                            sends=1, created_at=utcnow() - timedelta(minutes=10))
+            row = JobOutbox(
+                actor="tests.record",
+                kwargs={"tag": "lost"},
+                sent_at=utcnow() - timedelta(minutes=10),
+                sends=1,
+                created_at=utcnow() - timedelta(minutes=10),
+            )
             session.add(row)
         await wait_until(lambda: _async(lambda: "lost" in SEEN), timeout=20)
         await wait_until(lambda: _gone(row.id))

@@ -22,19 +22,25 @@ from tests.support.factories import make_tenant
 
 def success_body(checkout_id: str, *, amount: float, phone: int, receipt: str = "UKN1ABCDEF") -> bytes:
     return json.dumps(
-        {"Body": {"stkCallback": {
-            "MerchantRequestID": "29115-34620561-1",
-            "CheckoutRequestID": checkout_id,
-            "ResultCode": 0,
-            "ResultDesc": "The service request is processed successfully.",
-            "CallbackMetadata": {"Item": [
-                {"Name": "Amount", "Value": amount},
-                {"Name": "MpesaReceiptNumber", "Value": receipt},
-                {"Name": "Balance"},
-                {"Name": "TransactionDate", "Value": 20261123120000},
-                {"Name": "PhoneNumber", "Value": phone},
-            ]},
-        }}}
+        {
+            "Body": {
+                "stkCallback": {
+                    "MerchantRequestID": "29115-34620561-1",
+                    "CheckoutRequestID": checkout_id,
+                    "ResultCode": 0,
+                    "ResultDesc": "The service request is processed successfully.",
+                    "CallbackMetadata": {
+                        "Item": [
+                            {"Name": "Amount", "Value": amount},
+                            {"Name": "MpesaReceiptNumber", "Value": receipt},
+                            {"Name": "Balance"},
+                            {"Name": "TransactionDate", "Value": 20261123120000},
+                            {"Name": "PhoneNumber", "Value": phone},
+                        ]
+                    },
+                }
+            }
+        }
     ).encode()
 
 
@@ -80,15 +86,26 @@ class TestDuplicateCallbacks:
 
     async def test_reprocessing_the_same_row_is_a_no_op(self, server: LiveServer) -> None:
         p = await pending_payment(checkout="ws_CO_dup_same_row", amount=10)
-        inbox_id = await store(p, success_body("ws_CO_dup_same_row", amount=10, phone=254722000111, receipt="UKN1SAME01"))
+        inbox_id = await store(
+            p, success_body("ws_CO_dup_same_row", amount=10, phone=254722000111, receipt="UKN1SAME01")
+        )
         assert await process(inbox_id) == "applied"
         assert await process(inbox_id) == "skipped"
 
     async def test_final_state_never_changes(self, server: LiveServer) -> None:
         p = await pending_payment(checkout="ws_CO_final_1", amount=10)
-        cancel = json.dumps({"Body": {"stkCallback": {
-            "MerchantRequestID": "1", "CheckoutRequestID": "ws_CO_final_1", "ResultCode": 1032,
-            "ResultDesc": "Request cancelled by user"}}}).encode()
+        cancel = json.dumps(
+            {
+                "Body": {
+                    "stkCallback": {
+                        "MerchantRequestID": "1",
+                        "CheckoutRequestID": "ws_CO_final_1",
+                        "ResultCode": 1032,
+                        "ResultDesc": "Request cancelled by user",
+                    }
+                }
+            }
+        ).encode()
         assert await process(await store(p, cancel)) == "applied"
         late_success = success_body("ws_CO_final_1", amount=10, phone=254722000111, receipt="UKN1LATE01")
         assert await process(await store(p, late_success)) == "duplicate"
@@ -101,8 +118,14 @@ class TestDuplicateCallbacks:
 class TestMismatchAndOrdering:
     async def test_amount_mismatch_is_flagged_not_counted(self, server: LiveServer) -> None:
         p = await pending_payment(checkout="ws_CO_amount_1", amount=500)
-        assert await process(await store(p, success_body("ws_CO_amount_1", amount=5.0, phone=254722000111,
-                                                          receipt="UKN1AMT001"))) == "applied"
+        assert (
+            await process(
+                await store(
+                    p, success_body("ws_CO_amount_1", amount=5.0, phone=254722000111, receipt="UKN1AMT001")
+                )
+            )
+            == "applied"
+        )
         async with unit_of_work(readonly=True) as session:
             final = await session.get(Payment, p.id)
             assert final is not None
@@ -114,7 +137,9 @@ class TestMismatchAndOrdering:
 
     async def test_callback_before_checkout_id_is_recorded_is_retried(self, server: LiveServer) -> None:
         p = await pending_payment(checkout=None, amount=30, phone="254722000222")
-        inbox_id = await store(p, success_body("ws_CO_early_1", amount=30, phone=254722000333, receipt="UKN1EARLY1"))
+        inbox_id = await store(
+            p, success_body("ws_CO_early_1", amount=30, phone=254722000333, receipt="UKN1EARLY1")
+        )
         with pytest.raises(CallbackNotYetMatched):
             await process(inbox_id)
         async with unit_of_work() as session:
@@ -125,7 +150,9 @@ class TestMismatchAndOrdering:
 
     async def test_unknown_outcome_push_matched_by_phone_and_amount(self, server: LiveServer) -> None:
         p = await pending_payment(checkout=None, amount=77, phone="254722000444")
-        inbox_id = await store(p, success_body("ws_CO_lost_reply", amount=77, phone=254722000444, receipt="UKN1LOST01"))
+        inbox_id = await store(
+            p, success_body("ws_CO_lost_reply", amount=77, phone=254722000444, receipt="UKN1LOST01")
+        )
         assert await process(inbox_id) == "applied"
         async with unit_of_work(readonly=True) as session:
             final = await session.get(Payment, p.id)
@@ -134,7 +161,9 @@ class TestMismatchAndOrdering:
 
     async def test_orphan_after_grace_is_recorded_not_retried(self, server: LiveServer) -> None:
         p = await pending_payment(checkout="ws_CO_known", amount=5)
-        inbox_id = await store(p, success_body("ws_CO_never_ours", amount=9, phone=254722000555, receipt="UKN1ORPH01"))
+        inbox_id = await store(
+            p, success_body("ws_CO_never_ours", amount=9, phone=254722000555, receipt="UKN1ORPH01")
+        )
         async with unit_of_work() as session:
             row = await session.get(CallbackInbox, inbox_id)
             assert row is not None
@@ -151,5 +180,7 @@ class TestMismatchAndOrdering:
         async with unit_of_work(readonly=True) as session:
             row = await session.get(CallbackInbox, inbox_id)
             assert row is not None and row.error and row.error.startswith("STK callback")
-            n = await session.scalar(select(func.count()).select_from(CallbackInbox).where(CallbackInbox.id == inbox_id))
+            n = await session.scalar(
+                select(func.count()).select_from(CallbackInbox).where(CallbackInbox.id == inbox_id)
+            )
             assert n == 1

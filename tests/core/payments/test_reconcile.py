@@ -15,12 +15,17 @@ from tests.support.waiting import wait_for_final
 
 
 class TestReconciliation:
-    async def test_lost_callback_resolved_by_stk_query(self, server: LiveServer, client: httpx.AsyncClient) -> None:
+    async def test_lost_callback_resolved_by_stk_query(
+        self, server: LiveServer, client: httpx.AsyncClient
+    ) -> None:
         # 9999: the simulator never calls back; only the scheduled STK query can finish this payment.
         tenant, _ = await make_tenant()
         key = await make_api_key(tenant=tenant)
-        r = await client.post("/api/stk-push", json={"phone": "0722009999", "amount": 40},
-                              headers={"Authorization": f"Bearer {key}"})
+        r = await client.post(
+            "/api/stk-push",
+            json={"phone": "0722009999", "amount": 40},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert r.status_code == 201
         final = await wait_for_final(client, key, r.json()["id"], timeout=30)
         assert (final["status"], final["result_code"], final["receipt"]) == ("success", "0", None)

@@ -26,7 +26,7 @@ class TestSettings:
 
     def test_keys_split_on_commas(self) -> None:
         k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-        assert load_settings(ENCRYPTION_KEYS=f"{k1}, {k2}").ENCRYPTION_KEYS == [k1, k2]
+        assert [k1, k2] == load_settings(ENCRYPTION_KEYS=f"{k1}, {k2}").ENCRYPTION_KEYS
 
 
 class TestSecretBox:

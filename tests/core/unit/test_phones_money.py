@@ -26,7 +26,8 @@ class TestNormalizeMsisdn:
         assert normalize_msisdn(raw) == expected
 
     @pytest.mark.parametrize(
-        "raw", ["12345", "0812345678", "+255712345678", "07123456789", "071234567", "abc", "", "2547123456781"]
+        "raw",
+        ["12345", "0812345678", "+255712345678", "07123456789", "071234567", "abc", "", "2547123456781"],
     )
     def test_rejected_with_accepted_forms_in_message(self, raw: str) -> None:
         with pytest.raises(InvalidInput) as info:
@@ -45,7 +46,9 @@ class TestNormalizeMsisdn:
 
 
 class TestParseShillings:
-    @pytest.mark.parametrize(("raw", "expected"), [(150, 150), ("150", 150), (150.0, 150), (Decimal("7"), 7), (1, 1)])
+    @pytest.mark.parametrize(
+        ("raw", "expected"), [(150, 150), ("150", 150), (150.0, 150), (Decimal("7"), 7), (1, 1)]
+    )
     def test_whole_amounts(self, raw: object, expected: int) -> None:
         assert parse_shillings(raw) == expected
 
