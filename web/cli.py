@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 from collections.abc import Awaitable
 from typing import Annotated, TypeVar
 
@@ -42,13 +40,18 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.LOG_LEVEL.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs full URLs at INFO, and a callback URL carries the channel's secret token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from web.logs import setup_logging
+
+    setup_logging(settings.LOG_LEVEL, json=settings.LOG_JSON)
+
+
+def bootstrap(**overrides: object) -> Runtime:
+    """Settings + runtime for one-shot commands, whose output is for people: only warnings are logged."""
+    from web.logs import setup_logging
+
+    settings = _settings(**overrides)
+    setup_logging("WARNING", json=settings.LOG_JSON)
+    return configure(settings)
 
 
 def _run(rt: Runtime, coro: Awaitable[T]) -> T:
@@ -79,7 +82,14 @@ def _serve(
     upgrade(settings.DATABASE_URL)
     rt = configure(settings)
     application = create_app(rt, mount_simulator=simulator, run_worker=worker, with_scheduler=scheduler)
-    uvicorn.run(application, host=host, port=port, log_level=settings.LOG_LEVEL.lower(), proxy_headers=True)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=settings.LOG_LEVEL.lower(),
+        proxy_headers=True,
+        log_config=None,  # keep our handlers (and their token redaction) instead of uvicorn's own
+    )
 
 
 @app.command()
@@ -193,7 +203,7 @@ def admin_create(
     from core.errors import LipapushError
     from core.runtime import unit_of_work
 
-    rt = configure(_settings())
+    rt = bootstrap()
 
     async def main() -> None:
         async with unit_of_work() as session:

@@ -16,12 +16,12 @@ from core.auth.models import ApiKeyMode, User
 from core.auth.service import auth
 from core.errors import LipapushError, NotFound
 from core.payments.push import send_verification_push
-from core.runtime import Runtime, configure, runtime, unit_of_work
+from core.runtime import Runtime, runtime, unit_of_work
 from core.tenants.models import ChannelKind, Environment, Tenant, TenantStatus
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
-from web.cli import _fail, _run, _settings, apikey_app, console, tenant_app
+from web.cli import _fail, _run, apikey_app, bootstrap, console, tenant_app
 
 
 async def _find_tenant(ref: str) -> Tenant:
@@ -92,7 +92,7 @@ def tenant_create(
 
     A `simulator` channel needs no keys: test values are filled in.
     """
-    rt = configure(_settings())
+    rt = bootstrap()
     try:
         channel_in = ChannelIn(
             environment=environment,
@@ -128,7 +128,7 @@ def tenant_verify(
     wait: Annotated[float, typer.Option()] = 20.0,
 ) -> None:
     """Re-send the KES 1 test push that verifies the channel."""
-    rt = configure(_settings())
+    rt = bootstrap()
 
     async def main() -> None:
         t = await _find_tenant(tenant)
@@ -143,7 +143,7 @@ def tenant_verify(
 @tenant_app.command("list")
 def tenant_list() -> None:
     """All businesses with their status."""
-    rt = configure(_settings())
+    rt = bootstrap()
 
     async def main() -> list[Tenant]:
         async with unit_of_work(readonly=True) as session:
@@ -166,7 +166,7 @@ def apikey_create(
     mode: Annotated[ApiKeyMode, typer.Option(help="live or test (only a label for now)")] = ApiKeyMode.live,
 ) -> None:
     """Create an API key and print it once (it is stored hashed and cannot be shown again)."""
-    rt = configure(_settings())
+    rt = bootstrap()
 
     async def main() -> str:
         t = await _find_tenant(tenant)
@@ -188,7 +188,7 @@ def apikey_revoke(
     tenant: Annotated[str, typer.Option()],
     key_id: Annotated[str, typer.Argument(help="The key's id (see `lipapush apikey list`)")],
 ) -> None:
-    rt = configure(_settings())
+    rt = bootstrap()
 
     async def main() -> None:
         t = await _find_tenant(tenant)
@@ -204,7 +204,7 @@ def apikey_revoke(
 
 @apikey_app.command("list")
 def apikey_list(tenant: Annotated[str, typer.Option()]) -> None:
-    rt = configure(_settings())
+    rt = bootstrap()
 
     async def main() -> list:  # type: ignore[type-arg]
         t = await _find_tenant(tenant)

@@ -44,6 +44,12 @@ class AuthService:
     async def get_user_by_email(self, session: AsyncSession, email: str) -> User | None:
         return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
+    async def get_user(self, session: AsyncSession, user_id: uuid.UUID) -> User:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        return user
+
     async def create_user(
         self,
         session: AsyncSession,

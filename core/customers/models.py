@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigIntId, UTCDateTime, utcnow
@@ -18,6 +18,9 @@ class Customer(Base):
         Index("ix_customers_tenant_paid_total", "tenant_id", "paid_total"),
         Index("ix_customers_tenant_last_seen", "tenant_id", "last_seen_at"),
         Index("ix_customers_tenant_name", "tenant_id", "name"),
+        CheckConstraint(
+            "paid_count >= 0 AND paid_total >= 0 AND paid_count <= requested_count", name="totals_consistent"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)

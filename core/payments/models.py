@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
@@ -45,6 +45,8 @@ class Payment(Base):
         Index("ix_payments_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_payments_tenant_phone", "tenant_id", "phone"),
         Index("ix_payments_status_next_check", "status", "next_check_at"),
+        # The database refuses what the service would never write: a second line of defence.
+        CheckConstraint("amount >= 1", name="amount_positive"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)

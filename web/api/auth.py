@@ -121,3 +121,42 @@ async def revoke_api_key(key_id: uuid.UUID, who: CurrentPrincipal) -> ApiKeyOut:
             session, tenant_id=who.require_tenant(), key_id=key_id, by=who.user_id
         )
         return ApiKeyOut.model_validate(row)
+
+
+class MeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    email: str
+    role: Role
+    tenant_id: uuid.UUID | None
+    phone: str | None
+    last_login_at: datetime | None
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(max_length=128)
+    new_password: str = Field(min_length=8, max_length=128)
+
+
+def _require_user(who: CurrentPrincipal) -> uuid.UUID:
+    from core.errors import PermissionDenied
+
+    if who.user_id is None or who.api_key_id is not None:
+        raise PermissionDenied("This needs a login token, not an API key: POST /api/login first.")
+    return who.user_id
+
+
+@router.get("/me")
+async def me(who: CurrentPrincipal, session: ReadSession) -> MeOut:
+    user = await auth.get_user(session, _require_user(who))
+    return MeOut.model_validate(user)
+
+
+@router.post("/me/password", status_code=204)
+async def change_password(body: PasswordIn, who: CurrentPrincipal) -> None:
+    """Change your password. Every login token issued before stops working (log out everywhere)."""
+    user_id = _require_user(who)
+    async with unit_of_work() as session:
+        user = await auth.get_user(session, user_id)
+        await auth.change_password(session, user=user, old=body.current_password, new=body.new_password)

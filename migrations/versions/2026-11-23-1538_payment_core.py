@@ -1,8 +1,8 @@
 """payment core
 
-Revision ID: f8984f783676
+Revision ID: c0e32ae8403b
 Revises:
-Create Date: 2026-11-23 15:30:41.560053
+Create Date: 2026-11-23 15:38:03.536944
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "f8984f783676"
+revision: str = "c0e32ae8403b"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -124,6 +124,10 @@ def upgrade() -> None:
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_paid_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "paid_count >= 0 AND paid_total >= 0 AND paid_count <= requested_count",
+            name=op.f("ck_customers_totals_consistent"),
+        ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_customers_tenant_id_tenants"), ondelete="CASCADE"
         ),
@@ -334,6 +338,7 @@ def upgrade() -> None:
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("query_attempts", sa.Integer(), nullable=False),
+        sa.CheckConstraint("amount >= 1", name=op.f("ck_payments_amount_positive")),
         sa.ForeignKeyConstraint(
             ["channel_id"],
             ["mpesa_channels.id"],
