@@ -8,6 +8,9 @@ by an earlier variant. Variants:
 * ``baseline``: openpyxl write-only, the same rows, no styling, no checks, no thread; the floor.
 * ``build_xlsx``: ``core.exports.xlsx.build_xlsx`` with customer-book columns, fed batches of 1000
   from an async generator, as the web endpoint feeds it from the database.
+* ``customer_book``: the real export path end to end: ``core.exports.books.customer_book`` reading the
+  same rows from a seeded database (SQLite by default, ``--postgres URL`` for a Postgres server) and
+  writing the customer-book workbook. Seeding happens in the parent, outside the measurement.
 
 To add a variant (e.g. rows read from the database), write ``def run_x(rows: int) -> Outcome`` and
 register it in ``VARIANTS``; the table and the ratios pick it up.
@@ -20,11 +23,11 @@ import asyncio
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openpyxl import Workbook
 
+from core.config import load_settings
+from core.customers.schemas import CustomerQuery, CustomerSort
+from core.exports.books import customer_book
 from core.exports.xlsx import Column, build_xlsx
+from core.runtime import configure, unit_of_work
 
 BATCH_ROWS = 1000
 CUSTOMER_COLUMNS = [
@@ -134,24 +141,146 @@ def run_build_xlsx(rows: int) -> Outcome:
         path.unlink()
 
 
+def run_customer_book(rows: int) -> Outcome:
+    rt = configure(load_settings(DATABASE_URL=os.environ["BENCH_DB_URL"]))
+    tenant_id = uuid.UUID(os.environ["BENCH_TENANT_ID"])
+
+    async def export() -> tuple[Path, int]:
+        try:
+            async with unit_of_work(readonly=True) as session:
+                return await customer_book(
+                    session,
+                    tenant_id=tenant_id,
+                    query=CustomerQuery(sort=CustomerSort.first_seen_at, desc=False),
+                )
+        finally:
+            await rt.aclose()
+
+    path, written = asyncio.run(export())
+    try:
+        return Outcome(rows=written, file_bytes=path.stat().st_size)
+    finally:
+        path.unlink()
+
+
 VARIANTS: dict[str, Callable[[int], Outcome]] = {
     "baseline": run_baseline,
     "build_xlsx": run_build_xlsx,
+    "customer_book": run_customer_book,
 }
 
 
-def _rss_kib() -> int:
-    # ru_maxrss is KiB on Linux, bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak
+def seed_database(rows: int, postgres: str | None) -> tuple[str, str, Callable[[], None]]:
+    """A fresh database holding one business whose customer book is ``customer_rows(rows)``.
+    Returns (url, tenant id, cleanup)."""
+    from sqlalchemy import insert
+
+    from core.customers.models import Customer
+    from core.migrate import upgrade
+    from core.tenants.models import Tenant
+
+    cleanup: Callable[[], None]
+    if postgres:
+        import asyncpg
+
+        name = f"lipapush_bench_{os.getpid()}"
+        head = postgres.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(f"{head}/postgres")
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        url = f"{head.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+        cleanup = lambda: asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))  # noqa: E731
+    else:
+        tmp = tempfile.mkdtemp(prefix="lipapush-bench-")
+        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        cleanup = lambda: None  # noqa: E731
+    upgrade(url)
+    rt = configure(load_settings(DATABASE_URL=url))
+    tenant_id = uuid.uuid4()
+
+    async def seed() -> None:
+        try:
+            async with unit_of_work() as session:
+                session.add(
+                    Tenant(
+                        id=tenant_id, name="Bench", slug="bench", email="b@example.com", phone="254700000000"
+                    )
+                )
+                await session.flush()
+                batch: list[dict[str, object]] = []
+                for name, phone, count, amount, first, last in customer_rows(rows):
+                    batch.append(
+                        {
+                            "tenant_id": tenant_id,
+                            "name": name,
+                            "phone": phone,
+                            "requested_count": count,
+                            "requested_total": amount,
+                            "paid_count": count,
+                            "paid_total": amount,
+                            "first_seen_at": first,
+                            "last_seen_at": last,
+                        }
+                    )
+                    if len(batch) == 5000:
+                        await session.execute(insert(Customer), batch)
+                        batch = []
+                if batch:
+                    await session.execute(insert(Customer), batch)
+        finally:
+            await rt.aclose()
+
+    asyncio.run(seed())
+    return url, str(tenant_id), cleanup
+
+
+class RssSampler:
+    """Samples this process's *current* RSS every few ms. ru_maxrss is a high-water mark that the
+    imports alone can set, which would hide what writing the rows costs."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
 def measure(variant: str, rows: int) -> Measurement:
     """Run one variant in this process; meant to be called in a fresh child."""
+    import gc
+
+    import psutil
+
     run = VARIANTS[variant]
-    before = _rss_kib()
+    gc.collect()
+    before = psutil.Process().memory_info().rss // 1024
     start = time.perf_counter()
-    outcome = run(rows)
+    with RssSampler() as sampler:
+        outcome = run(rows)
     seconds = time.perf_counter() - start
     return Measurement(
         variant=variant,
@@ -159,16 +288,17 @@ def measure(variant: str, rows: int) -> Measurement:
         seconds=seconds,
         file_bytes=outcome.file_bytes,
         rss_before_kib=before,
-        rss_peak_kib=_rss_kib(),
+        rss_peak_kib=sampler.peak // 1024,
     )
 
 
-def measure_in_subprocess(variant: str, rows: int) -> Measurement:
+def measure_in_subprocess(variant: str, rows: int, env: dict[str, str] | None = None) -> Measurement:
     completed = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--rows", str(rows), "--child", variant],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     return Measurement(**json.loads(completed.stdout))
 
@@ -211,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--postgres", help="Postgres server URL for the customer_book variant (default: SQLite)"
+    )
     args = parser.parse_args(argv)
 
     if args.child:
@@ -221,7 +354,16 @@ def main(argv: list[str] | None = None) -> None:
         f"python {sys.version.split()[0]}, {args.rows} rows, batches of {BATCH_ROWS}, one fresh process each"
     )
     print()
-    print_table([measure_in_subprocess(variant, args.rows) for variant in args.variants])
+    env: dict[str, str] = {}
+    cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    if "customer_book" in args.variants:
+        url, tenant_id, cleanup = seed_database(args.rows, args.postgres)
+        env = {"BENCH_DB_URL": url, "BENCH_TENANT_ID": tenant_id}
+        print(f"customer_book reads from {'postgres' if args.postgres else 'sqlite'}")
+    try:
+        print_table([measure_in_subprocess(variant, args.rows, env) for variant in args.variants])
+    finally:
+        cleanup()
 
 
 if __name__ == "__main__":

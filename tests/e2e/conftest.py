@@ -51,9 +51,7 @@ FINAL_TIMEOUT = 20.0
 
 _LIPAPUSH = Path(sys.executable).with_name("lipapush")
 LIPAPUSH: list[str] = (
-    [str(_LIPAPUSH)]
-    if _LIPAPUSH.exists()
-    else [sys.executable, "-c", "from web.cli import main; main()"]
+    [str(_LIPAPUSH)] if _LIPAPUSH.exists() else [sys.executable, "-c", "from web.cli import main; main()"]
 )
 
 
@@ -140,7 +138,9 @@ def serve() -> Iterator[Serve]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    srv = Serve(url=url, env=env, cli_env=cli_env, workdir=workdir, log_path=log_path, db_url=db.url, proc=proc)
+    srv = Serve(
+        url=url, env=env, cli_env=cli_env, workdir=workdir, log_path=log_path, db_url=db.url, proc=proc
+    )
     try:
         _wait_healthy(srv)
         _SERVE = srv
@@ -388,7 +388,9 @@ def api_business(serve: Serve) -> NewBusiness:
             )
             assert r.status_code == 201, r.text
             jwt = r.json()["access_token"]
-            r = await c.post("/api/settings", json={"environment": "simulator", **channel}, headers=bearer(jwt))
+            r = await c.post(
+                "/api/settings", json={"environment": "simulator", **channel}, headers=bearer(jwt)
+            )
             assert r.status_code == 200, r.text
             assert r.json()["verification_error"] is None, r.text
 
@@ -422,7 +424,9 @@ def api_business(serve: Serve) -> NewBusiness:
 async def push(
     http: httpx.AsyncClient, biz: Business, *, phone: str, amount: int = 100, **extra: Any
 ) -> dict[str, Any]:
-    r = await http.post("/api/stk-push", json={"phone": phone, "amount": amount, **extra}, headers=biz.headers)
+    r = await http.post(
+        "/api/stk-push", json={"phone": phone, "amount": amount, **extra}, headers=biz.headers
+    )
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     assert body["status"] == "pending"
@@ -483,10 +487,16 @@ def success_callback(
                 "CallbackMetadata": {
                     "Item": [
                         {"Name": "Amount", "Value": float(amount)},
-                        {"Name": "MpesaReceiptNumber", "Value": receipt or "TK" + secrets.token_hex(4).upper()},
+                        {
+                            "Name": "MpesaReceiptNumber",
+                            "Value": receipt or "TK" + secrets.token_hex(4).upper(),
+                        },
                         {"Name": "Balance"},
                         {"Name": "TransactionDate", "Value": int(time.strftime("%Y%m%d%H%M%S"))},
-                        {"Name": "PhoneNumber", "Value": int(msisdn(phone) if phone.startswith("0") else phone)},
+                        {
+                            "Name": "PhoneNumber",
+                            "Value": int(msisdn(phone) if phone.startswith("0") else phone),
+                        },
                     ]
                 },
             }
@@ -504,7 +514,9 @@ class Inbox:
     ) -> list[dict[str, Any]]:
         assert (checkout_request_id is None) != (request_id is None)
         column, value = (
-            ("checkout_request_id", checkout_request_id) if checkout_request_id else ("request_id", request_id)
+            ("checkout_request_id", checkout_request_id)
+            if checkout_request_id
+            else ("request_id", request_id)
         )
         async with self.engine.connect() as conn:
             result = await conn.execute(
