@@ -113,7 +113,7 @@ class JobRunner:
     # -- sending -------------------------------------------------------------------------------
     def _send(self, outbox_id: int, actor: str, kwargs: dict[str, Any]) -> None:
         spec = JOBS[actor]
-        message = dramatiq.Message(
+        message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=spec.queue,
             actor_name=actor,
             args=(),

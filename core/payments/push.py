@@ -11,8 +11,10 @@ import logging
 import uuid
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.daraja.errors import DarajaError, DarajaTransientError
-from core.daraja.schemas import StkPushRequest
+from core.daraja.schemas import DarajaCredentials, StkPushRequest
 from core.errors import DarajaRejected, DarajaUnavailable, NotFound
 from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut
@@ -118,7 +120,7 @@ def _push_request(payment: Payment, channel: MpesaChannel) -> StkPushRequest:
     )
 
 
-async def _send(out: PaymentOut, creds, request: StkPushRequest) -> PaymentOut:  # type: ignore[no-untyped-def]
+async def _send(out: PaymentOut, creds: DarajaCredentials, request: StkPushRequest) -> PaymentOut:
     rt = runtime()
     try:
         accepted = await rt.daraja().stk_push(creds, request)
@@ -158,7 +160,7 @@ async def _send(out: PaymentOut, creds, request: StkPushRequest) -> PaymentOut: 
         return PaymentOut.model_validate(payment)
 
 
-async def _fail(session, payment_id: uuid.UUID, message: str, code: str | None = None) -> None:  # type: ignore[no-untyped-def]
+async def _fail(session: AsyncSession, payment_id: uuid.UUID, message: str, code: str | None = None) -> None:
     payment = await session.get(Payment, payment_id)
     if payment is not None:
         await payments.finalize(

@@ -7,8 +7,9 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.customers.service import customers
@@ -121,10 +122,19 @@ class PaymentService:
             )
         return payment, True
 
-    async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, payment_id: uuid.UUID) -> Payment:
-        payment = await session.scalar(
-            select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id)
-        )
+    async def get(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        payment_id: uuid.UUID,
+        initiated_by: uuid.UUID | None = None,
+    ) -> Payment:
+        """One payment of this tenant (and of this user, for a cashier); anything else is 404."""
+        stmt = select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id)
+        if initiated_by is not None:
+            stmt = stmt.where(Payment.initiated_by_id == initiated_by)
+        payment = await session.scalar(stmt)
         if payment is None:
             raise NotFound("No such transaction.")
         return payment
@@ -179,7 +189,7 @@ class PaymentService:
             next_cursor=encode_cursor(rows[-1]) if more and rows else None,
         )
 
-    def export_statement(self, tenant_id: uuid.UUID, filters: TransactionFilter):  # type: ignore[no-untyped-def]
+    def export_statement(self, tenant_id: uuid.UUID, filters: TransactionFilter) -> Select[*tuple[Any, ...]]:
         return (
             select(
                 Payment.created_at,

@@ -9,12 +9,14 @@ import secrets
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import (
     ACCEPTED,
     Business,
     Inbox,
     NewBusiness,
+    Serve,
     all_customers,
     all_transactions,
     customer,
@@ -166,32 +168,56 @@ async def test_success_for_a_different_amount_is_flagged_not_paid(
     assert (dash["total_processed"], dash["success_count"]) == (0, 0)
 
 
-async def test_malformed_json_is_stored_and_answered_200_but_changes_nothing(
-    new_business: NewBusiness, http: httpx.AsyncClient, inbox: Inbox
-) -> None:
+@pytest.fixture(scope="module")
+async def settled(new_business: NewBusiness, serve: Serve, inbox: Inbox) -> tuple[Business, dict[str, Any]]:
+    """A business with one paid payment whose callback has been processed: nothing is in flight."""
     biz = await new_business(name="Malformed Shop")
-    phone = unique_phone("7171")
-    pushed = await push(http, biz, phone=phone, amount=80)
-    assert (await wait_final(http, biz, pushed["id"]))["status"] == "success"
+    async with httpx.AsyncClient(base_url=serve.url, timeout=30) as http:
+        pushed = await push(http, biz, phone=unique_phone("7171"), amount=80)
+        assert (await wait_final(http, biz, pushed["id"]))["status"] == "success"
     await inbox.wait_processed(count=1, checkout_request_id=pushed["checkout_request_id"])
-    before = await books(http, biz)
+    return biz, pushed
 
+
+async def post_raw(http: httpx.AsyncClient, url: str, body: bytes) -> tuple[httpx.Response, str]:
+    rid = request_id()
+    r = await http.post(url, content=body, headers={"Content-Type": "application/json", "X-Request-Id": rid})
+    return r, rid
+
+
+async def test_malformed_json_is_stored_and_answered_200_but_changes_nothing(
+    settled: tuple[Business, dict[str, Any]], http: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    biz, pushed = settled
+    before = await books(http, biz)
     bodies = [
         b'{"Body": {"stkCallback": {"CheckoutRequestID": ',  # truncated JSON
         b"not json at all",
+        b"[]",
+        # Valid JSON naming the real payment, but not an STK callback (no MerchantRequestID, no ResultCode).
         json.dumps({"Body": {"stkCallback": {"CheckoutRequestID": pushed["checkout_request_id"]}}}).encode(),
-        b"\xff\xfe\x00garbage",
+        b"\xff\xfe garbage that is not UTF-8",
     ]
     for body in bodies:
-        rid = request_id()
-        r = await http.post(
-            biz.callback_url, content=body, headers={"Content-Type": "application/json", "X-Request-Id": rid}
-        )
-        assert (r.status_code, r.json()) == (200, ACCEPTED), body
+        r, rid = await post_raw(http, biz.callback_url, body)
+        assert (r.status_code, r.json()) == (200, ACCEPTED), (body, r.text)
         [row] = await inbox.wait_processed(count=1, request_id=rid)
         assert row["outcome"] == "malformed", (body, row)
         assert row["error"], row
+    assert await books(http, biz) == before
 
+
+async def test_body_with_a_nul_byte_is_stored_and_answered_200(
+    settled: tuple[Business, dict[str, Any]], http: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    """A NUL byte is as malformed as any other garbage: stored, answered 200, changes nothing.
+    (Postgres TEXT cannot hold U+0000, so the raw body must be stored in a form that can.)"""
+    biz, _ = settled
+    before = await books(http, biz)
+    r, rid = await post_raw(http, biz.callback_url, b'{"Body": "\x00"}\x00garbage')
+    assert (r.status_code, r.json()) == (200, ACCEPTED), r.text
+    [row] = await inbox.wait_processed(count=1, request_id=rid)
+    assert row["outcome"] == "malformed", row
     assert await books(http, biz) == before
 
 

@@ -120,9 +120,10 @@ async def export_transactions(
 
 @router.get("/transactions/{payment_id}")
 async def get_transaction(payment_id: uuid.UUID, who: CurrentPrincipal, session: ReadSession) -> PaymentOut:
-    payment = await payments.get(session, tenant_id=who.require_tenant(), payment_id=payment_id)
-    if who.role is Role.cashier and payment.initiated_by_id != who.user_id:
-        from core.errors import NotFound
-
-        raise NotFound("No such transaction.")
+    payment = await payments.get(
+        session,
+        tenant_id=who.require_tenant(),
+        payment_id=payment_id,
+        initiated_by=who.user_id if who.role is Role.cashier else None,
+    )
     return PaymentOut.model_validate(payment)
