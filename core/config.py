@@ -51,6 +51,22 @@ class Settings(BaseSettings):
     EXPIRE_AFTER_SECONDS: int = Field(default=15 * 60, ge=60)
     STK_MAX_AMOUNT: int = Field(default=250_000, ge=1)
     EXPORT_DIR: str | None = None
+
+    # Commission and billing (cents unless named otherwise)
+    COMMISSION_DEFAULT_BPS: int = Field(default=100, ge=0, le=10_000)
+    WALLET_FLOOR_CENTS: int = 0
+    LOW_BALANCE_THRESHOLD_CENTS: int = Field(default=50_000, ge=0)
+    INVOICE_DUE_DAYS: int = Field(default=7, ge=0, le=90)
+    INVOICE_GRACE_DAYS: int = Field(default=3, ge=0, le=90)
+
+    # The platform's own Daraja app: wallet top-ups are paid into it.
+    PLATFORM_ENVIRONMENT: str = Field(default="simulator", pattern="^(simulator|sandbox|production)$")
+    PLATFORM_CHANNEL_KIND: str = Field(default="paybill", pattern="^(paybill|till)$")
+    PLATFORM_SHORT_CODE: str = Field(default=SANDBOX_SHORT_CODE, pattern=r"^\d{5,7}$")
+    PLATFORM_TILL_NUMBER: str | None = Field(default=None, pattern=r"^\d{5,7}$")
+    PLATFORM_CONSUMER_KEY: str | None = None
+    PLATFORM_CONSUMER_SECRET: str | None = None
+    PLATFORM_PASSKEY: str | None = None
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False
 
@@ -117,6 +133,14 @@ class Settings(BaseSettings):
                 raise ValueError("ENCRYPTION_KEYS: the development key cannot be used in production")
             if not self.PUBLIC_BASE_URL:
                 raise ValueError("PUBLIC_BASE_URL: required in production (Daraja callbacks are sent there)")
+        if self.PLATFORM_ENVIRONMENT != "simulator":
+            missing = [
+                n
+                for n in ("PLATFORM_CONSUMER_KEY", "PLATFORM_CONSUMER_SECRET", "PLATFORM_PASSKEY")
+                if not getattr(self, n)
+            ]
+            if missing:
+                raise ValueError(f"{', '.join(missing)}: required when PLATFORM_ENVIRONMENT is not simulator")
         return self
 
     @property

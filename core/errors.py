@@ -90,3 +90,13 @@ class DarajaUnavailable(LipapushError):
 class ServiceUnavailable(LipapushError):
     code = "service_unavailable"
     status = 503
+
+
+class InsufficientWalletBalance(LipapushError):
+    code = "insufficient_wallet_balance"
+    status = 402
+
+
+class BillingHold(LipapushError):
+    code = "billing_hold"
+    status = 403

@@ -2,19 +2,28 @@
 
 from core.audit.models import AuditLog
 from core.auth.models import ApiKey, User
+from core.billing.models import Invoice, InvoiceLine, PlatformSetting
 from core.customers.models import Customer
 from core.jobs.models import JobOutbox
+from core.ledger.models import Account, Transfer
+from core.notify.models import Notification
 from core.payments.models import CallbackInbox, Payment
 from core.tenants.models import MpesaChannel, Tenant
 
 __all__ = [
+    "Account",
     "ApiKey",
     "AuditLog",
     "CallbackInbox",
     "Customer",
+    "Invoice",
+    "InvoiceLine",
     "JobOutbox",
     "MpesaChannel",
+    "Notification",
     "Payment",
+    "PlatformSetting",
     "Tenant",
+    "Transfer",
     "User",
 ]

@@ -48,3 +48,10 @@ def to_cents(amount: int) -> Cents:
 
 def format_kes(amount: int) -> str:
     return f"KES {amount:,}"
+
+
+def format_cents(cents: int) -> str:
+    """KES 1,234.50 (negative amounts as -KES 12.00)."""
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}KES {whole:,}.{frac:02d}"

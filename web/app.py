@@ -12,11 +12,12 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import text
 
 import core.payments.jobs  # noqa: F401  - registers the payment jobs before the broker declares actors
+from core.billing.jobs import enforce_overdue, issue_invoices
 from core.context import RequestInfo, reset_request, set_request
 from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
 from core.runtime import Runtime, unit_of_work
-from web.api import auth, customers, dashboard, payments, settings
+from web.api import auth, customers, dashboard, payments, settings, wallet
 from web.callbacks import router as callbacks_router
 from web.errors import install_error_handlers
 
@@ -25,7 +26,11 @@ log = logging.getLogger("lipapush")
 
 def periodic_jobs(rt: Runtime) -> list[Periodic]:
     every = max(1.0, min(30.0, rt.settings.RECONCILE_AFTER_SECONDS / 3))
-    return [Periodic(reconcile_pending, every=every)]
+    return [
+        Periodic(reconcile_pending, every=every),
+        Periodic(issue_invoices, every=600),
+        Periodic(enforce_overdue, every=600),
+    ]
 
 
 def create_app(
@@ -79,7 +84,7 @@ def create_app(
         return response
 
     api = APIRouter(prefix="/api")
-    for module in (auth, payments, customers, settings, dashboard):
+    for module in (auth, payments, customers, settings, dashboard, wallet):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)

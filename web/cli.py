@@ -218,7 +218,7 @@ def admin_create(
     console.print(f"platform admin {email} created")
 
 
-from web import cli_tenants  # noqa: E402,F401  - registers `tenant` and `apikey` commands
+from web import cli_billing, cli_tenants  # noqa: E402,F401  - register their commands
 
 
 @sim_app.command("daraja")

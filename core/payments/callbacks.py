@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import Settings
 from core.context import current_request
 from core.daraja.callbacks import parse_stk_callback
 from core.daraja.result_codes import classify
@@ -55,7 +56,7 @@ class CallbackService:
         await enqueue(session, job, inbox_id=row.id)
         return row
 
-    async def process(self, session: AsyncSession, *, inbox_id: int) -> str:
+    async def process(self, session: AsyncSession, *, inbox_id: int, settings: Settings) -> str:
         """Apply one stored callback. Safe to run any number of times for the same row or for
         duplicates of the same callback: `payments.finalize` applies a final state once."""
         row = await session.get(CallbackInbox, inbox_id)
@@ -96,6 +97,7 @@ class CallbackService:
         outcome = await payments.finalize(
             session,
             payment=payment,
+            settings=settings,
             status=final,
             result_code=cb.result_code,
             result_desc=message,

@@ -4,7 +4,17 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
@@ -71,6 +81,11 @@ class Payment(Base):
     # Set when a callback disagrees with what we asked for: the payment is recorded, not trusted.
     flag: Mapped[str | None] = mapped_column(Text)
     paid_amount: Mapped[int | None] = mapped_column(Integer)
+    # Commission: the rate in force when the payment was created, the amount it comes to, and the
+    # part held on the wallet until the payment is final.
+    commission_bps: Mapped[int | None] = mapped_column(Integer)
+    commission_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_phone: Mapped[str | None] = mapped_column(String(20))
     transaction_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

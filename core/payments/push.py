@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.platform import platform_channel
 from core.daraja.errors import DarajaError, DarajaTransientError
 from core.daraja.schemas import DarajaCredentials, StkPushRequest
 from core.errors import DarajaRejected, DarajaUnavailable, NotFound
@@ -20,7 +21,7 @@ from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut
 from core.payments.service import payments
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import MpesaChannel
+from core.tenants.models import MpesaChannel, TenantStatus
 from core.tenants.service import tenants
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def request_stk_push(
         channel = tenants.ensure_can_collect(tenant, await tenants.get_channel(session, tenant_id))
         payment, created = await payments.create_pending(
             session,
+            settings=rt.settings,
             tenant=tenant,
             channel=channel,
             phone=phone,
@@ -80,6 +82,7 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
             raise NotFound("This business has no M-Pesa channel yet.")
         payment, _ = await payments.create_pending(
             session,
+            settings=rt.settings,
             tenant=tenant,
             channel=channel,
             phone=tenant.phone,
@@ -102,6 +105,37 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
             if channel is not None and channel.verification_payment_id == out.id:
                 await tenants.mark_verification_failed(session, channel=channel, reason=exc.message)
         raise
+
+
+async def request_wallet_topup(
+    *, tenant_id: uuid.UUID, amount: int, phone: str | None = None, initiated_by: uuid.UUID | None = None
+) -> PaymentOut:
+    """An STK push to the merchant's phone through the platform's own Daraja app; its success
+    credits the wallet once (payments.finalize → topups.credit_wallet). Works even for a business
+    on billing hold or still onboarding: topping up is how they get out of it."""
+    rt = runtime()
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, tenant_id)
+        if tenant.status is TenantStatus.suspended:
+            tenants.ensure_can_collect(tenant, None)  # raises with the suspension reason
+        channel = await platform_channel(session, settings=rt.settings, box=rt.secrets)
+        payment, _ = await payments.create_pending(
+            session,
+            settings=rt.settings,
+            tenant=tenant,
+            channel=channel,
+            phone=phone or tenant.phone,
+            amount=amount,
+            source=PaymentSource.topup,
+            reference="TOPUP",
+            description="Wallet top-up",
+            initiated_by=initiated_by,
+        )
+        _schedule_first_check(payment)
+        out = PaymentOut.model_validate(payment)
+        request = _push_request(payment, channel)
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+    return await _send(out, creds, request)
 
 
 def _schedule_first_check(payment: Payment) -> None:
@@ -164,5 +198,10 @@ async def _fail(session: AsyncSession, payment_id: uuid.UUID, message: str, code
     payment = await session.get(Payment, payment_id)
     if payment is not None:
         await payments.finalize(
-            session, payment=payment, status=PaymentStatus.failed, result_code=code, result_desc=message
+            session,
+            payment=payment,
+            status=PaymentStatus.failed,
+            settings=runtime().settings,
+            result_code=code,
+            result_desc=message,
         )

@@ -94,6 +94,7 @@ async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
             done = await payments.finalize(
                 session,
                 payment=payment,
+                settings=rt.settings,
                 status=PaymentStatus(status),
                 result_code=result.result_code,
                 result_desc=message if status != "success" else "Paid (confirmed by M-Pesa status query)",
@@ -103,6 +104,7 @@ async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
             done = await payments.finalize(
                 session,
                 payment=payment,
+                settings=rt.settings,
                 status=PaymentStatus.expired,
                 result_code=None,
                 result_desc="M-Pesa gave no final answer in time, so this request expired. "

@@ -12,6 +12,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.commission import commissions
+from core.billing.topups import topups
+from core.config import Settings
 from core.customers.service import customers
 from core.db import utcnow
 from core.errors import IdempotencyKeyReused, InvalidInput, NotFound
@@ -72,6 +75,7 @@ class PaymentService:
         phone: str,
         amount: int,
         source: PaymentSource,
+        settings: Settings,
         name: str | None = None,
         reference: str | None = None,
         description: str | None = None,
@@ -114,6 +118,8 @@ class PaymentService:
             idempotency_key=idempotency_key,
             created_at=now,
         )
+        if source in CUSTOMER_SOURCES:
+            await commissions.hold_for_push(session, tenant=tenant, payment=payment, settings=settings)
         session.add(payment)
         await session.flush()
         if source in CUSTOMER_SOURCES:
@@ -246,6 +252,7 @@ class PaymentService:
         *,
         payment: Payment,
         status: PaymentStatus,
+        settings: Settings,
         result_code: str | None,
         result_desc: str,
         receipt: str | None = None,
@@ -284,10 +291,17 @@ class PaymentService:
             await session.refresh(payment)
             return Finalised(applied=False, status=payment.status)
         await session.refresh(payment)
-        if status is PaymentStatus.success and payment.source in CUSTOMER_SOURCES:
-            await customers.record_paid(
-                session, tenant_id=payment.tenant_id, phone=payment.phone, amount=payment.amount, at=now
-            )
+        tenant = await tenants.get(session, payment.tenant_id)
+        if payment.source in CUSTOMER_SOURCES:
+            if status is PaymentStatus.success:
+                await customers.record_paid(
+                    session, tenant_id=payment.tenant_id, phone=payment.phone, amount=payment.amount, at=now
+                )
+                await commissions.settle_success(session, payment=payment, tenant=tenant, settings=settings)
+            else:
+                await commissions.release(session, payment=payment)
+        elif payment.source is PaymentSource.topup and status is PaymentStatus.success:
+            await topups.credit_wallet(session, payment=payment, tenant=tenant, settings=settings)
         if payment.source is PaymentSource.onboarding:
             channel = await session.get(MpesaChannel, payment.channel_id)
             if channel is not None and channel.verification_payment_id == payment.id:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, str_enum, utcnow
@@ -13,6 +13,8 @@ from core.db import Base, UTCDateTime, str_enum, utcnow
 class TenantKind(StrEnum):
     business = "business"
     hotspot = "hotspot"
+    # The platform itself: owns the platform's Daraja channel used for wallet top-ups.
+    platform = "platform"
 
 
 class TenantStatus(StrEnum):
@@ -26,6 +28,12 @@ class BillingMode(StrEnum):
     invoice = "invoice"
     hybrid = "hybrid"
     subscription = "subscription"
+
+
+class InvoicePeriod(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
 
 
 class Tenant(Base):
@@ -45,6 +53,17 @@ class Tenant(Base):
     billing_mode: Mapped[BillingMode] = mapped_column(
         str_enum(BillingMode, "billing_mode"), default=BillingMode.hybrid
     )
+    # Wallet: a push is refused if its commission would take the spendable balance below this floor
+    # (negative = credit allowed). Null: the platform default (WALLET_FLOOR_CENTS).
+    wallet_floor_cents: Mapped[int | None] = mapped_column(BigInteger)
+    low_balance_threshold_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the low-balance alert went out; cleared when the balance is back above the threshold.
+    low_balance_alerted: Mapped[bool] = mapped_column(default=False)
+    invoice_period: Mapped[InvoicePeriod] = mapped_column(
+        str_enum(InvoicePeriod, "invoice_period"), default=InvoicePeriod.monthly
+    )
+    # Why new pushes are held for billing (an overdue invoice); separate from an admin suspension.
+    billing_hold: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:

@@ -65,6 +65,7 @@ def upgrade() -> None:
             sa.Enum(
                 "business",
                 "hotspot",
+                "platform",
                 name="tenant_kind",
                 native_enum=False,
                 create_constraint=True,

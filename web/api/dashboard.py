@@ -4,8 +4,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from core.auth.models import Role
+from core.billing.commission import commissions
 from core.customers.schemas import CustomerOut
 from core.customers.service import customers
+from core.ledger.models import AccountKind
+from core.ledger.service import ledger
 from core.payments.service import payments
 from core.tenants.models import TenantStatus
 from core.tenants.service import tenants
@@ -23,6 +26,8 @@ class DashboardOut(BaseModel):
     failed_count: int
     pending_count: int
     success_rate: float | None
+    commission_deducted_cents: int
+    wallet_balance_cents: int
     recent_customers: list[CustomerOut]
 
 
@@ -43,5 +48,7 @@ async def dashboard(who: CurrentPrincipal, session: ReadSession) -> DashboardOut
         failed_count=failed,
         pending_count=s["pending_count"],
         success_rate=round(s["success_count"] / done, 4) if done else None,
+        commission_deducted_cents=await commissions.commission_for(session, tenant_id=tenant.id),
+        wallet_balance_cents=(await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet))[0],
         recent_customers=await customers.recent(session, tenant_id=tenant.id),
     )

@@ -14,7 +14,7 @@ from core.db import utcnow
 from core.payments.callbacks import CallbackNotYetMatched, callbacks
 from core.payments.models import CallbackInbox, Payment, PaymentSource, PaymentStatus
 from core.payments.service import payments
-from core.runtime import unit_of_work
+from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from tests.conftest import LiveServer
 from tests.support.factories import make_tenant
@@ -50,7 +50,13 @@ async def pending_payment(*, phone: str = "254722000111", amount: int = 150, che
         channel = await tenants.get_channel(session, tenant.id)
         assert channel is not None
         payment, _ = await payments.create_pending(
-            session, tenant=tenant, channel=channel, phone=phone, amount=amount, source=PaymentSource.api
+            session,
+            tenant=tenant,
+            channel=channel,
+            phone=phone,
+            amount=amount,
+            source=PaymentSource.api,
+            settings=runtime().settings,
         )
         payment.checkout_request_id = checkout
     return payment
@@ -66,7 +72,7 @@ async def store(payment: Payment, body: bytes) -> int:
 
 async def process(inbox_id: int) -> str:
     async with unit_of_work() as session:
-        return await callbacks.process(session, inbox_id=inbox_id)
+        return await callbacks.process(session, inbox_id=inbox_id, settings=runtime().settings)
 
 
 class TestDuplicateCallbacks:

@@ -1,0 +1,216 @@
+"""Commission: what the platform earns on each successful payment.
+
+Rule: commission = amount × rate, in cents, rounded **half up** to the cent:
+    cents = (shillings × bps + 50) // 100        (1 bp = 0.01 %, and KES 1 = 100 cents)
+e.g. KES 150 at 1 % (100 bps) = 150 cents; KES 1 at 1.5 % = 1.5 cents → 2 cents. Integer maths only.
+
+The rate is captured on the payment when it is created, so a later rate change never alters a
+payment already in flight.
+
+Money flow per billing mode:
+- wallet: the commission is *reserved* on the wallet when the push is made (refused if the spendable
+  balance, balance − reserved, would fall below the floor), then posted wallet → revenue on success,
+  or released on failure. Concurrent pushes therefore can never take the wallet below its floor.
+- hybrid: whatever part the wallet can cover is reserved; the rest accrues to the receivable.
+- invoice: everything accrues to the receivable (receivable → revenue), billed by invoices.
+- subscription: no commission (hotspot providers pay a subscription instead).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.billing.models import PlatformSetting
+from core.config import Settings
+from core.errors import BillingHold, InsufficientWalletBalance, InvalidInput
+from core.ledger.models import AccountKind
+from core.ledger.service import ledger
+from core.money import format_cents
+from core.notify.service import notify
+from core.payments.models import Payment
+from core.tenants.models import BillingMode, Tenant
+
+DEFAULT_RATE_KEY = "commission_default_bps"
+MAX_BPS = 10_000
+
+
+def commission_cents(amount_shillings: int, bps: int) -> int:
+    return (amount_shillings * bps + 50) // 100
+
+
+def percent_to_bps(percent: str | float) -> int:
+    """'1.5' → 150. More than two decimals would be a rate we cannot store exactly: refuse it."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(str(percent)) * 100
+    except InvalidOperation:
+        raise InvalidInput("percent", "Give the rate as a percentage, like 1.5") from None
+    if value != value.to_integral_value():
+        raise InvalidInput("percent", "The rate can have at most two decimals (0.01 % steps).")
+    bps = int(value)
+    if not 0 <= bps <= MAX_BPS:
+        raise InvalidInput("percent", "The rate must be between 0 and 100 %.")
+    return bps
+
+
+class CommissionService:
+    async def default_bps(self, session: AsyncSession, *, settings: Settings) -> int:
+        value = await session.scalar(
+            select(PlatformSetting.value).where(PlatformSetting.key == DEFAULT_RATE_KEY)
+        )
+        return int(value) if value is not None else settings.COMMISSION_DEFAULT_BPS
+
+    async def set_default_bps(self, session: AsyncSession, *, bps: int) -> None:
+        row = await session.get(PlatformSetting, DEFAULT_RATE_KEY)
+        if row is None:
+            session.add(PlatformSetting(key=DEFAULT_RATE_KEY, value=str(bps)))
+        else:
+            row.value = str(bps)
+        await session.flush()
+
+    async def rate_for(self, session: AsyncSession, *, tenant: Tenant, settings: Settings) -> int:
+        if tenant.billing_mode is BillingMode.subscription:
+            return 0
+        if tenant.commission_bps is not None:
+            return tenant.commission_bps
+        return await self.default_bps(session, settings=settings)
+
+    def floor(self, tenant: Tenant, settings: Settings) -> int:
+        return (
+            tenant.wallet_floor_cents
+            if tenant.wallet_floor_cents is not None
+            else settings.WALLET_FLOOR_CENTS
+        )
+
+    def threshold(self, tenant: Tenant, settings: Settings) -> int:
+        t = tenant.low_balance_threshold_cents
+        return t if t is not None else settings.LOW_BALANCE_THRESHOLD_CENTS
+
+    async def hold_for_push(
+        self, session: AsyncSession, *, tenant: Tenant, payment: Payment, settings: Settings
+    ) -> None:
+        """Price the push and reserve what the wallet must cover. Raises (and so rolls back the
+        pending payment) when a wallet-mode business cannot cover the commission."""
+        if tenant.billing_hold:
+            raise BillingHold(tenant.billing_hold)
+        bps = await self.rate_for(session, tenant=tenant, settings=settings)
+        cents = commission_cents(payment.amount, bps)
+        payment.commission_bps = bps
+        payment.commission_cents = cents
+        payment.reserved_cents = 0
+        if cents == 0 or tenant.billing_mode in (BillingMode.invoice, BillingMode.subscription):
+            return
+        wallet = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+        wallet = await ledger.lock(session, wallet.id)
+        spendable = wallet.balance_cents - wallet.reserved_cents - self.floor(tenant, settings)
+        if tenant.billing_mode is BillingMode.wallet:
+            if spendable < cents:
+                held = f" ({format_cents(wallet.reserved_cents)} held for payments in progress)"
+                raise InsufficientWalletBalance(
+                    f"Your wallet has {format_cents(wallet.balance_cents)}"
+                    f"{held if wallet.reserved_cents else ''}, not enough for this payment's commission of "
+                    f"{format_cents(cents)}. Top up your wallet (POST /api/wallet/topup, or Wallet → Top up "
+                    "in the bot) and try again.",
+                    balance_cents=wallet.balance_cents,
+                    commission_cents=cents,
+                )
+            hold = cents
+        else:  # hybrid: the wallet covers what it can, the rest goes on the invoice
+            hold = max(0, min(cents, spendable))
+        if hold:
+            await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=hold)
+            payment.reserved_cents = hold
+
+    async def settle_success(
+        self, session: AsyncSession, *, payment: Payment, tenant: Tenant, settings: Settings
+    ) -> None:
+        """Post the commission of a payment that just succeeded (called once, by payments.finalize)."""
+        cents, held = payment.commission_cents, payment.reserved_cents
+        if cents <= 0:
+            return
+        revenue = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.revenue)
+        cause = str(payment.id)
+        if held:
+            wallet = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+            await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=-held)
+            await ledger.transfer(
+                session,
+                tenant_id=tenant.id,
+                cause_type="payment",
+                payment_id=payment.id,
+                cause_id=cause,
+                kind="commission.wallet",
+                debit=wallet,
+                credit=revenue,
+                amount_cents=held,
+            )
+        if cents - held > 0:
+            receivable = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.receivable)
+            await ledger.transfer(
+                session,
+                tenant_id=tenant.id,
+                cause_type="payment",
+                payment_id=payment.id,
+                cause_id=cause,
+                kind="commission.receivable",
+                debit=receivable,
+                credit=revenue,
+                amount_cents=cents - held,
+            )
+        if held:
+            await self.check_low_balance(session, tenant=tenant, settings=settings)
+
+    async def release(self, session: AsyncSession, *, payment: Payment) -> None:
+        """A failed payment earns nothing: give back what its push held on the wallet."""
+        if payment.reserved_cents:
+            wallet = await ledger.account(session, tenant_id=payment.tenant_id, kind=AccountKind.wallet)
+            await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=-payment.reserved_cents)
+
+    async def check_low_balance(self, session: AsyncSession, *, tenant: Tenant, settings: Settings) -> None:
+        """One alert per crossing below the threshold; re-armed once the balance is back above it.
+        The flag flips with a conditional UPDATE, so concurrent debits cannot both send an alert."""
+        from sqlalchemy import update
+
+        balance, _ = await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+        threshold = self.threshold(tenant, settings)
+        if balance < threshold:
+            flipped = await session.execute(
+                update(Tenant)
+                .where(Tenant.id == tenant.id, Tenant.low_balance_alerted.is_(False))
+                .values(low_balance_alerted=True)
+                .execution_options(synchronize_session=False)
+            )
+            if flipped.rowcount == 1:  # type: ignore[attr-defined]
+                await notify.to_owner(
+                    session,
+                    tenant=tenant,
+                    kind="wallet.low_balance",
+                    subject="lipapush wallet is low",
+                    body=f"{tenant.name}: your lipapush wallet is down to {format_cents(balance)} "
+                    f"(alert level {format_cents(threshold)}). Top up to keep payments flowing.",
+                )
+        else:
+            await session.execute(
+                update(Tenant)
+                .where(Tenant.id == tenant.id, Tenant.low_balance_alerted.is_(True))
+                .values(low_balance_alerted=False)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def commission_for(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, since=None, until=None
+    ) -> int:  # type: ignore[no-untyped-def]
+        return await ledger.sum_transfers(
+            session,
+            tenant_id=tenant_id,
+            kinds=["commission.wallet", "commission.receivable"],
+            since=since,
+            until=until,
+        )
+
+
+commissions = CommissionService()

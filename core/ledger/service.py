@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.ledger.models import Account, AccountKind, Transfer
+from core.upsert import insert_for
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    what: str
+    detail: str
+
+
+class LedgerService:
+    async def account(self, session: AsyncSession, *, tenant_id: uuid.UUID, kind: AccountKind) -> Account:
+        """Get or create; concurrent creators race on the UNIQUE(tenant_id, kind) and both get the row."""
+        acc = await session.scalar(
+            select(Account).where(Account.tenant_id == tenant_id, Account.kind == kind)
+        )
+        if acc is not None:
+            return acc
+        await session.execute(
+            insert_for(session, Account.__table__)
+            .values(tenant_id=tenant_id, kind=kind, balance_cents=0, reserved_cents=0)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
+        )
+        acc = await session.scalar(
+            select(Account).where(Account.tenant_id == tenant_id, Account.kind == kind)
+        )
+        assert acc is not None
+        return acc
+
+    async def lock(self, session: AsyncSession, account_id: int) -> Account:
+        """The account row, locked for this transaction (Postgres `FOR UPDATE`; SQLite write
+        transactions are already serialised by BEGIN IMMEDIATE). Refreshes the identity map."""
+        acc = await session.scalar(
+            select(Account)
+            .where(Account.id == account_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert acc is not None
+        return acc
+
+    async def transfer(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        cause_type: str,
+        cause_id: str,
+        kind: str,
+        debit: Account,
+        credit: Account,
+        amount_cents: int,
+        memo: str | None = None,
+        payment_id: uuid.UUID | None = None,
+    ) -> int | None:
+        """Post one transfer and move both balances, or nothing if this cause was already posted.
+        Returns the new transfer id, or None for a replay."""
+        if amount_cents <= 0:
+            raise ValueError("a transfer moves a positive amount")
+        if debit.id == credit.id:
+            raise ValueError("a transfer needs two different accounts")
+        new_id = await session.scalar(
+            insert_for(session, Transfer.__table__)
+            .values(
+                tenant_id=tenant_id,
+                cause_type=cause_type,
+                cause_id=cause_id,
+                kind=kind,
+                debit_account_id=debit.id,
+                credit_account_id=credit.id,
+                amount_cents=amount_cents,
+                memo=memo,
+            )
+            .on_conflict_do_nothing(index_elements=["cause_type", "cause_id", "kind"])
+            .returning(Transfer.__table__.c.id)
+        )
+        if new_id is None:
+            return None
+        # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
+        for account_id, delta in sorted([(debit.id, -amount_cents), (credit.id, amount_cents)]):
+            await session.execute(
+                update(Account)
+                .where(Account.id == account_id)
+                .values(balance_cents=Account.balance_cents + delta)
+                .execution_options(synchronize_session=False)
+            )
+        return int(new_id)
+
+    async def adjust_reserved(self, session: AsyncSession, *, account_id: int, delta_cents: int) -> None:
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(reserved_cents=Account.reserved_cents + delta_cents)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def balance(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, kind: AccountKind
+    ) -> tuple[int, int]:
+        """(balance, reserved) in cents; (0, 0) for an account never used."""
+        row = (
+            await session.execute(
+                select(Account.balance_cents, Account.reserved_cents).where(
+                    Account.tenant_id == tenant_id, Account.kind == kind
+                )
+            )
+        ).first()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def sum_transfers(
+        self,
+        session: AsyncSession,
+        *,
+        kinds: Sequence[str],
+        tenant_id: uuid.UUID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        conds: list[ColumnElement[bool]] = [Transfer.kind.in_(list(kinds))]
+        if tenant_id is not None:
+            conds.append(Transfer.tenant_id == tenant_id)
+        if since is not None:
+            conds.append(Transfer.created_at >= since)
+        if until is not None:
+            conds.append(Transfer.created_at < until)
+        return int(
+            await session.scalar(select(func.coalesce(func.sum(Transfer.amount_cents), 0)).where(*conds)) or 0
+        )
+
+    async def check(self, session: AsyncSession) -> list[LedgerProblem]:
+        """Every materialised balance equals Σ credits − Σ debits of its transfers; nothing reserved
+        is negative. (Each transfer is balanced by construction: one debit, one credit, one amount.)"""
+        problems: list[LedgerProblem] = []
+        credits = (
+            select(Transfer.credit_account_id.label("aid"), func.sum(Transfer.amount_cents).label("s"))
+            .group_by(Transfer.credit_account_id)
+            .subquery()
+        )
+        debits = (
+            select(Transfer.debit_account_id.label("aid"), func.sum(Transfer.amount_cents).label("s"))
+            .group_by(Transfer.debit_account_id)
+            .subquery()
+        )
+        expected = func.coalesce(credits.c.s, 0) - func.coalesce(debits.c.s, 0)
+        rows = (
+            await session.execute(
+                select(Account.id, Account.tenant_id, Account.kind, Account.balance_cents, expected)
+                .outerjoin(credits, credits.c.aid == Account.id)
+                .outerjoin(debits, debits.c.aid == Account.id)
+                .where(Account.balance_cents != expected)
+            )
+        ).all()
+        for aid, tenant_id, kind, balance, want in rows:
+            problems.append(
+                LedgerProblem(
+                    "balance",
+                    f"account {aid} ({kind} of tenant {tenant_id}) holds {balance} cents but its transfers "
+                    f"sum to {want}",
+                )
+            )
+        bad_reserved = (
+            await session.execute(
+                select(Account.id, Account.reserved_cents).where(Account.reserved_cents < 0)
+            )
+        ).all()
+        for aid, reserved in bad_reserved:
+            problems.append(LedgerProblem("reserved", f"account {aid} has negative reserved {reserved}"))
+        return problems
+
+
+ledger = LedgerService()

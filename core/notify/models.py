@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
+
+
+class NotifyChannel(StrEnum):
+    telegram = "telegram"
+    sms = "sms"
+    email = "email"
+
+
+class NotifyStatus(StrEnum):
+    pending = "pending"  # waiting for a sender (or for one to be configured)
+    sent = "sent"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Notification(Base):
+    """The notification outbox: every message to a merchant or customer is a row first, whether or
+    not a sender for its channel is configured yet."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[NotifyChannel] = mapped_column(str_enum(NotifyChannel, "notify_channel"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[NotifyStatus] = mapped_column(
+        str_enum(NotifyStatus, "notify_status"), default=NotifyStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,186 @@
+"""`lipapush commission …`, `wallet …`, `ledger check`, `invoices …`, `outbox`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from core.billing.adjustments import adjust_wallet
+from core.billing.commission import commissions, percent_to_bps
+from core.billing.integrity import check_all
+from core.billing.invoices import invoices
+from core.billing.models import Invoice
+from core.db import utcnow
+from core.errors import LipapushError, NotFound
+from core.money import format_cents
+from core.notify.models import Notification
+from core.runtime import unit_of_work
+from core.tenants.service import tenants
+from web.cli import _fail, _run, app, bootstrap, console
+from web.cli_tenants import _find_tenant
+
+commission_app = typer.Typer(help="Commission rates.", no_args_is_help=True)
+wallet_app = typer.Typer(help="Merchant wallets.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+invoices_app = typer.Typer(help="Commission invoices.", no_args_is_help=True)
+app.add_typer(commission_app, name="commission")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(invoices_app, name="invoices")
+
+
+@commission_app.command("set")
+def commission_set(
+    percent: Annotated[str, typer.Option(help="Rate in percent, e.g. 1.5 (two decimals at most)")],
+    tenant: Annotated[str | None, typer.Option(help="Business (owner email, slug or id)")] = None,
+    default: Annotated[bool, typer.Option("--default", help="Set the platform default instead")] = False,
+) -> None:
+    """Set a business's commission rate, or the platform default. Payments already created keep
+    the rate they were created with."""
+    if default == (tenant is not None):
+        raise _fail("Give either --tenant or --default.")
+    rt = bootstrap()
+
+    async def main() -> str:
+        bps = percent_to_bps(percent)
+        async with unit_of_work() as session:
+            from core.audit.service import record
+
+            if default:
+                await commissions.set_default_bps(session, bps=bps)
+                await record(session, action="commission.default_set", detail={"bps": bps})
+                return f"platform default commission is now {bps / 100:g}%"
+            t = await _find_tenant(tenant or "")
+            row = await tenants.get(session, t.id)
+            row.commission_bps = bps
+            await record(session, action="commission.set", tenant_id=t.id, detail={"bps": bps})
+            return f"{row.name} now pays {bps / 100:g}% commission"
+
+    try:
+        console.print(_run(rt, main()))
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+
+
+@wallet_app.command("adjust")
+def wallet_adjust(
+    tenant: Annotated[str, typer.Option(help="Business (owner email, slug or id)")],
+    amount: Annotated[str, typer.Option(help="KES; negative to debit, e.g. 500 or -120.50")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")],
+) -> None:
+    """Credit or debit a wallet by hand, with a reason (audited)."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        cents_dec = Decimal(amount) * 100
+    except InvalidOperation:
+        raise _fail("--amount must be a number of shillings, like 500 or -120.50") from None
+    if cents_dec != cents_dec.to_integral_value():
+        raise _fail("--amount has more than two decimals")
+    rt = bootstrap()
+
+    async def main() -> str:
+        t = await _find_tenant(tenant)
+        async with unit_of_work() as session:
+            await adjust_wallet(
+                session,
+                tenant_id=t.id,
+                amount_cents=int(cents_dec),
+                reason=reason,
+                by=None,
+                settings=rt.settings,
+            )
+        async with unit_of_work(readonly=True) as session:
+            from core.ledger.models import AccountKind
+            from core.ledger.service import ledger
+
+            balance, _ = await ledger.balance(session, tenant_id=t.id, kind=AccountKind.wallet)
+        return f"{t.name}: wallet is now {format_cents(balance)}"
+
+    try:
+        console.print(_run(rt, main()))
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Prove the books: every balance equals its postings, every successful payment carries exactly
+    its commission, every wallet hold matches the pushes in flight. Exits 1 and names offenders."""
+    rt = bootstrap()
+
+    async def main() -> list[str]:
+        async with unit_of_work(readonly=True) as session:
+            return [f"{p.what}: {p.detail}" for p in await check_all(session)]
+
+    problems = _run(rt, main())
+    if problems:
+        for line in problems:
+            console.print(f"[red]✗ {line}[/red]")
+        raise typer.Exit(1)
+    console.print("[green]✓ ledger balanced: balances, commissions and holds all agree[/green]")
+
+
+@invoices_app.command("issue")
+def invoices_issue() -> None:
+    """Issue the invoices due now (the scheduler does this too; running it twice issues nothing new)."""
+    rt = bootstrap()
+
+    async def main() -> list[str]:
+        async with unit_of_work() as session:
+            issued = await invoices.issue_all(session, now=utcnow(), settings=rt.settings)
+            return [f"{i.number}: {format_cents(i.total_cents)} ({i.line_count} payments)" for i in issued]
+
+    lines = _run(rt, main())
+    for line in lines:
+        console.print(line)
+    console.print(f"{len(lines)} invoice(s) issued")
+
+
+@invoices_app.command("pay")
+def invoices_pay(
+    number: Annotated[str, typer.Argument(help="Invoice number, e.g. INV-20261101-1A2B3C4D")],
+) -> None:
+    """Record that an invoice was paid (lifts a billing hold it caused)."""
+    rt = bootstrap()
+
+    async def main() -> str:
+        async with unit_of_work() as session:
+            invoice = await session.scalar(select(Invoice).where(Invoice.number == number))
+            if invoice is None:
+                raise NotFound(f"No invoice numbered {number}.")
+            await invoices.mark_paid(session, invoice_id=invoice.id, by=None, settings=rt.settings)
+            return f"{number} marked paid"
+
+    try:
+        console.print(_run(rt, main()))
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+
+
+@app.command()
+def outbox(limit: Annotated[int, typer.Option(help="How many, newest first")] = 30) -> None:
+    """Messages waiting in (or sent from) the notification outbox: SMS, email, Telegram."""
+    rt = bootstrap()
+
+    async def main() -> list[Notification]:
+        async with unit_of_work(readonly=True) as session:
+            return list(
+                await session.scalars(select(Notification).order_by(Notification.id.desc()).limit(limit))
+            )
+
+    table = Table("id", "when", "kind", "channel", "to", "status", "message")
+    for n in _run(rt, main()):
+        table.add_row(
+            str(n.id),
+            f"{n.created_at:%Y-%m-%d %H:%M}",
+            n.kind,
+            n.channel.value,
+            n.recipient,
+            n.status.value,
+            n.body[:80],
+        )
+    console.print(table)
