@@ -328,9 +328,11 @@ def wait_log_line(proc: Proc, needle: str, timeout: float = 60.0) -> None:
 
 # -- CPU accounting --------------------------------------------------------------------------------------
 def _cpu(pid: int) -> float:
+    """CPU seconds of a process and of its reaped children: Postgres' postmaster collects those of
+    the backends that exited (a connection pool that closes and reopens connections)."""
     try:
         t = psutil.Process(pid).cpu_times()
-        return t.user + t.system
+        return t.user + t.system + t.children_user + t.children_system
     except psutil.Error:
         return 0.0
 
@@ -442,6 +444,35 @@ async def wait_for_success(engine: AsyncEngine, target: int, within: float) -> f
         await asyncio.sleep(POLL_EVERY)
 
 
+# Postgres' own counters for the benchmark database: transactions and sessions (connections opened).
+PG_COUNTERS = (
+    "SELECT xact_commit + xact_rollback AS transactions, sessions, "
+    "tup_inserted + tup_updated + tup_deleted AS rows_written "
+    "FROM pg_stat_database WHERE datname = current_database()"
+)
+STATS_FLUSH = 1.5  # backends publish their counters at most once a second
+
+
+async def pg_counters(engine: AsyncEngine) -> dict[str, int]:
+    if engine.dialect.name != "postgresql":
+        return {}
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        row = (await conn.execute(text(PG_COUNTERS))).mappings().one()
+        return {k: int(v) for k, v in row.items()}
+
+
+def counters_of(url: str) -> dict[str, int]:
+    async def read() -> dict[str, int]:
+        engine = _engine(url)
+        try:
+            return await pg_counters(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 @dataclass
 class Timed:
     load: LoadResult
@@ -449,6 +480,7 @@ class Timed:
     cpu: dict[str, float]
     busy: float
     wall: float
+    pg: dict[str, int] = field(default_factory=dict)  # counter deltas over the timed phase
 
 
 async def run_load(
@@ -474,6 +506,8 @@ async def run_load(
     for p in procs:
         p.check_alive()
 
+    await asyncio.sleep(STATS_FLUSH)
+    pg_before = await pg_counters(engine)
     spies = start_profilers(profile_dir, procs) if profile_dir else []
     meter.begin()
     t0 = time.perf_counter()
@@ -486,7 +520,10 @@ async def run_load(
     done = await poller
     cpu, busy, wall = meter.end()
     stop_profilers(spies)
-    return Timed(load, done - t0, cpu, busy, wall)
+    await asyncio.sleep(STATS_FLUSH)
+    pg_after = await pg_counters(engine)
+    pg = {k: pg_after[k] - pg_before[k] for k in pg_after}
+    return Timed(load, done - t0, cpu, busy, wall, pg)
 
 
 # -- profiling (optional) -------------------------------------------------------------------------------
@@ -498,22 +535,11 @@ def start_profilers(out: Path, procs: list[Proc]) -> list[subprocess.Popen[bytes
     out.mkdir(parents=True, exist_ok=True)
     spies = []
     for p in procs:
+        # --gil: only the thread holding the GIL, so the stacks show where CPU goes.
+        opts = ["--rate", "100", "--format", "raw", "--gil", "--nonblocking", "--threads"]
         spies.append(
             subprocess.Popen(
-                [
-                    spy,
-                    "record",
-                    "--pid",
-                    str(p.popen.pid),
-                    "--rate",
-                    "200",
-                    "--format",
-                    "raw",
-                    "--nonblocking",
-                    "--threads",
-                    "-o",
-                    str(out / f"{p.name}.txt"),
-                ],
+                [spy, "record", "--pid", str(p.popen.pid), *opts, "-o", str(out / f"{p.name}.txt")],
                 stdout=subprocess.DEVNULL,
                 stderr=(out / f"{p.name}.py-spy.log").open("wb"),
             )
@@ -687,6 +713,7 @@ class Baseline:
     busy: float
     wall: float
     output: str
+    pg: dict[str, int]
 
 
 def run_pgbench(admin_url: str, rows: int, clients: int, payload: bytes, workdir: Path) -> Baseline:
@@ -713,41 +740,23 @@ def run_pgbench(admin_url: str, rows: int, clients: int, payload: bytes, workdir
         env = dict(os.environ)
         if parsed["pw"]:
             env["PGPASSWORD"] = parsed["pw"]
-        cmd = [
-            pgbench,
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-t",
-            str(per_client),
-            "-f",
-            str(script),
-            "-D",
-            f"payload={payload.decode()}",
-            "-D",
-            "checkout=ws_CO_bench",
-            "-h",
-            parsed["host"],
-            "-p",
-            parsed["port"] or "5432",
-            "-U",
-            parsed["user"] or "postgres",
-            name,
-        ]
-        meter = CpuMeter(named={})
+        host, port, user = parsed["host"], parsed["port"] or "5432", parsed["user"] or "postgres"
+        cmd = [pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-t", str(per_client)]
+        cmd += ["-f", str(script), "-D", f"payload={payload.decode()}", "-D", "checkout=ws_CO_bench"]
+        cmd += ["-h", host, "-p", port, "-U", user, name]
+        time.sleep(STATS_FLUSH)
+        pg_before = counters_of(url)
+        meter = CpuMeter(named={"postgres": []}, by_name={"postgres": "postgres"})
         meter.begin()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        _, busy, wall = meter.end()
-        # pgbench is the only child reaped in between; its backends exit with it, so Postgres is
-        # what the machine spent minus pgbench.
+        used, busy, wall = meter.end()
+        # pgbench is the only child reaped in between.
         client = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        cpu = {"pgbench": client, "machine - pgbench": busy - client}
+        cpu = {"pgbench": client, "postgres": used["postgres"]}
+        time.sleep(STATS_FLUSH)
+        pg_after = counters_of(url)
         if proc.returncode != 0:
             raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", proc.stdout)
@@ -763,6 +772,7 @@ def run_pgbench(admin_url: str, rows: int, clients: int, payload: bytes, workdir
             busy=busy,
             wall=wall,
             output=proc.stdout,
+            pg={k: pg_after[k] - pg_before[k] for k in pg_after},
         )
     finally:
         drop_pg_database(admin_url, name)
@@ -912,6 +922,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def pg_per(pg: dict[str, int], n: int) -> str:
+    return (
+        f"{pg['transactions'] / n:.2f} transactions, {pg['rows_written'] / n:.2f} rows written, "
+        f"{pg['sessions']} connections opened"
+    )
+
+
 def report(args: argparse.Namespace, timed: Timed, baseline: Baseline | None, problems: list[str]) -> None:
     load = timed.load
     n = load.accepted
@@ -948,15 +965,27 @@ def report(args: argparse.Namespace, timed: Timed, baseline: Baseline | None, pr
         f"CPU s per 1000 callbacks: {parts}  | machine {timed.busy * per_k:.2f} "
         f"({busy_pct:.0f}% of {cpus} CPUs over {timed.wall:.1f}s)"
     )
+    ours = sum(v for k, v in timed.cpu.items()) / n
+    line = f"CPU-bound ceiling (all {cpus} CPUs, no other load): ours {cpus / ours:.0f}/s"
+    if baseline:
+        theirs = sum(baseline.cpu.values()) / baseline.transactions
+        line += f", pgbench {cpus / theirs:.0f}/s, ratio {theirs / ours:.3f}"
+    print(line)
     if baseline:
         bk = 1000 / baseline.transactions
         b_pct = baseline.busy / baseline.wall / cpus * 100
         print(
             f"pgbench: {baseline.transactions} runs, latency avg {baseline.latency_ms} ms; "
             f"CPU s per 1000 runs: pgbench {baseline.cpu['pgbench'] * bk:.2f}  "
-            f"postgres (machine - pgbench) {baseline.cpu['machine - pgbench'] * bk:.2f} "
+            f"postgres {baseline.cpu['postgres'] * bk:.2f}  "
+            f"other processes {(baseline.busy - sum(baseline.cpu.values())) * bk:.2f} "
             f"| machine {baseline.busy * bk:.2f} ({b_pct:.0f}% over {baseline.wall:.1f}s)"
         )
+    if timed.pg:
+        line = "Postgres per callback: " + pg_per(timed.pg, n)
+        if baseline and baseline.pg:
+            line += f"  | pgbench per run: {pg_per(baseline.pg, baseline.transactions)}"
+        print(line)
     if problems:
         print("correctness: FAILED: " + "; ".join(problems))
     else:

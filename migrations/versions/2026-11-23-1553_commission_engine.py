@@ -230,13 +230,17 @@ def upgrade() -> None:
 
     with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("commission_bps", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("commission_cents", sa.BigInteger(), nullable=False, server_default="0"))
+        batch_op.add_column(
+            sa.Column("commission_cents", sa.BigInteger(), nullable=False, server_default="0")
+        )
         batch_op.add_column(sa.Column("reserved_cents", sa.BigInteger(), nullable=False, server_default="0"))
 
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.add_column(sa.Column("wallet_floor_cents", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("low_balance_threshold_cents", sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column("low_balance_alerted", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(
+            sa.Column("low_balance_alerted", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
         batch_op.add_column(
             sa.Column(
                 "invoice_period",

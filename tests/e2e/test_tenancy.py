@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     all_customers,
     all_transactions,
     bearer,
+    customer,
     login,
     msisdn,
     push,
@@ -278,3 +279,33 @@ class TestIdempotency:
         await asyncio.gather(
             wait_final(http, pair.a, a.json()["id"]), wait_final(http, pair.b, b.json()["id"])
         )
+
+    async def test_concurrent_retries_with_one_key_make_one_payment(
+        self, pair: Pair, http: httpx.AsyncClient
+    ) -> None:
+        """A client that times out and retries may send the same request again while the first is still
+        in flight: every answer is the one payment (or a 409 telling it to wait), never a 5xx. A few
+        bursts, each with its own key and phone, so a check-then-insert race shows up reliably."""
+
+        async def burst(phone: str) -> list[httpx.Response]:
+            headers = {**pair.a.headers, "Idempotency-Key": "retry-" + phone}
+            body = {"phone": phone, "amount": 140}
+            return list(
+                await asyncio.gather(
+                    *(http.post("/api/stk-push", json=body, headers=headers) for _ in range(6))
+                )
+            )
+
+        phones = [unique_phone("4848") for _ in range(4)]
+        bursts = await asyncio.gather(*(burst(p) for p in phones))
+        for phone, replies in zip(phones, bursts, strict=True):
+            answers = [(r.status_code, r.text) for r in replies]
+            assert all(r.status_code in (200, 201, 409) for r in replies), answers
+            ids = {r.json()["id"] for r in replies if r.status_code in (200, 201)}
+            assert len(ids) == 1, answers
+            final = await wait_final(http, pair.a, ids.pop())
+            assert final["status"] == "success"
+            assert len(await sim_requests(http, phone=msisdn(phone))) == 1
+            cust = await customer(http, pair.a, phone)
+            assert cust is not None
+            assert (cust["requested_count"], cust["paid_count"], cust["paid_total"]) == (1, 1, 140)
