@@ -119,7 +119,7 @@ def ledger_check() -> None:
     problems = _run(rt, main())
     if problems:
         for line in problems:
-            console.print(f"[red]✗ {line}[/red]")
+            console.print(f"[red]✗ {line}[/red]", soft_wrap=True)
         raise typer.Exit(1)
     console.print("[green]✓ ledger balanced: balances, commissions and holds all agree[/green]")
 

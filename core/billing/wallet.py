@@ -54,6 +54,7 @@ class WalletService:
             await commissions.check_low_balance(session, tenant=tenant, settings=settings)
         if data.invoice_period is not None:
             tenant.invoice_period = data.invoice_period
+        await session.flush()
 
     async def postings(
         self, session: AsyncSession, *, tenant_id: uuid.UUID, cursor: int | None, limit: int

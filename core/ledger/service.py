@@ -80,6 +80,7 @@ class LedgerService:
                 credit_account_id=credit.id,
                 amount_cents=amount_cents,
                 memo=memo,
+                payment_id=payment_id,
             )
             .on_conflict_do_nothing(index_elements=["cause_type", "cause_id", "kind"])
             .returning(Transfer.__table__.c.id)

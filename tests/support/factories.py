@@ -9,8 +9,11 @@ from pydantic import SecretStr
 
 from core.auth.models import Role, User
 from core.auth.service import auth
+from core.billing.adjustments import adjust_wallet
+from core.ledger.models import AccountKind
+from core.ledger.service import ledger
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import ChannelKind, Environment, Tenant, TenantStatus
+from core.tenants.models import BillingMode, ChannelKind, Environment, InvoicePeriod, Tenant, TenantStatus
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
@@ -74,3 +77,49 @@ def channel_in(**kw: object) -> ChannelIn:
         if isinstance(data.get(k), str):
             data[k] = SecretStr(str(data[k]))
     return ChannelIn(**data)  # type: ignore[arg-type]
+
+
+async def set_billing(
+    tenant: Tenant,
+    *,
+    mode: BillingMode | None = None,
+    bps: int | None = None,
+    threshold_cents: int | None = None,
+    floor_cents: int | None = None,
+    period: InvoicePeriod | None = None,
+) -> None:
+    async with unit_of_work() as session:
+        row = await tenants.get(session, tenant.id)
+        if mode is not None:
+            row.billing_mode = mode
+        if bps is not None:
+            row.commission_bps = bps
+        if threshold_cents is not None:
+            row.low_balance_threshold_cents = threshold_cents
+        if floor_cents is not None:
+            row.wallet_floor_cents = floor_cents
+        if period is not None:
+            row.invoice_period = period
+
+
+async def fund_wallet(tenant: Tenant, cents: int, reason: str = "test funding") -> None:
+    async with unit_of_work() as session:
+        await adjust_wallet(
+            session,
+            tenant_id=tenant.id,
+            amount_cents=cents,
+            reason=reason,
+            by=None,
+            settings=runtime().settings,
+        )
+
+
+async def wallet_state(tenant: Tenant) -> tuple[int, int]:
+    """(balance, reserved) of the wallet, in cents."""
+    async with unit_of_work(readonly=True) as session:
+        return await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+
+
+async def account_balance(tenant: Tenant, kind: AccountKind) -> int:
+    async with unit_of_work(readonly=True) as session:
+        return (await ledger.balance(session, tenant_id=tenant.id, kind=kind))[0]

@@ -21,6 +21,8 @@ REQUIRE = os.environ.get("LIPAPUSH_REQUIRE_SERVICES") == "1"
 
 @dataclass
 class TestDatabase:
+    __test__ = False  # a fixture value, not a test class
+
     url: str
     drop: str | None  # database name to drop on Postgres
 
