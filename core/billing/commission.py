@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.models import PlatformSetting
@@ -172,33 +172,31 @@ class CommissionService:
 
     async def check_low_balance(self, session: AsyncSession, *, tenant: Tenant, settings: Settings) -> None:
         """One alert per crossing below the threshold; re-armed once the balance is back above it.
-        The flag flips with a conditional UPDATE, so concurrent debits cannot both send an alert."""
-        from sqlalchemy import update
 
+        Called after the wallet row was updated in this transaction, so every earlier wallet change has
+        committed (it held that row's lock) and the flag read below is current. The flag then flips
+        with a conditional UPDATE: two debits crossing at once still send one alert. Nothing is
+        written while the flag is already right, so the tenant row is not a hot spot."""
         balance, _ = await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
         threshold = self.threshold(tenant, settings)
-        if balance < threshold:
-            flipped = await session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant.id, Tenant.low_balance_alerted.is_(False))
-                .values(low_balance_alerted=True)
-                .execution_options(synchronize_session=False)
-            )
-            if flipped.rowcount == 1:  # type: ignore[attr-defined]
-                await notify.to_owner(
-                    session,
-                    tenant=tenant,
-                    kind="wallet.low_balance",
-                    subject="lipapush wallet is low",
-                    body=f"{tenant.name}: your lipapush wallet is down to {format_cents(balance)} "
-                    f"(alert level {format_cents(threshold)}). Top up to keep payments flowing.",
-                )
-        else:
-            await session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant.id, Tenant.low_balance_alerted.is_(True))
-                .values(low_balance_alerted=False)
-                .execution_options(synchronize_session=False)
+        alerted = await session.scalar(select(Tenant.low_balance_alerted).where(Tenant.id == tenant.id))
+        below = balance < threshold
+        if below == alerted:
+            return
+        flipped = await session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant.id, Tenant.low_balance_alerted.is_(not below))
+            .values(low_balance_alerted=below)
+            .execution_options(synchronize_session=False)
+        )
+        if below and flipped.rowcount == 1:  # type: ignore[attr-defined]
+            await notify.to_owner(
+                session,
+                tenant=tenant,
+                kind="wallet.low_balance",
+                subject="lipapush wallet is low",
+                body=f"{tenant.name}: your lipapush wallet is down to {format_cents(balance)} "
+                f"(alert level {format_cents(threshold)}). Top up to keep payments flowing.",
             )
 
     async def commission_for(
