@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 import core.payments.jobs  # noqa: F401  - registers the payment jobs before the broker declares actors
@@ -78,6 +79,13 @@ def create_app(
         token = set_request(RequestInfo(request_id=rid, ip=request.client.host if request.client else None))
         try:
             response = await call_next(request)
+        except Exception:
+            # Rendered here, while the request id is still set, so the 500 body and log carry it.
+            log.exception("unhandled error (request %s)", rid)
+            response = JSONResponse(
+                {"error": "internal_error", "detail": "Something went wrong, try again.", "request_id": rid},
+                status_code=500,
+            )
         finally:
             reset_request(token)
         response.headers["X-Request-Id"] = rid

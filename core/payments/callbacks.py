@@ -47,7 +47,8 @@ class CallbackService:
         row = CallbackInbox(
             channel_id=channel.id,
             checkout_request_id=checkout_id,
-            payload=body[:MAX_BODY].decode("utf-8", errors="replace"),
+            # Postgres text cannot hold NUL; such a body is malformed anyway, but it is still kept.
+            payload=body[:MAX_BODY].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
             remote_addr=remote_addr,
             request_id=req.request_id if req else None,
         )

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.commission import commissions
@@ -91,17 +92,8 @@ class PaymentService:
             idempotency_key = idempotency_key.strip()
             if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
                 raise InvalidInput("Idempotency-Key", "Idempotency-Key must be 1 to 255 characters.")
-            existing = await session.scalar(
-                select(Payment).where(
-                    Payment.tenant_id == tenant.id, Payment.idempotency_key == idempotency_key
-                )
-            )
+            existing = await self._by_idempotency_key(session, tenant.id, idempotency_key, phone, amount)
             if existing is not None:
-                if (existing.phone, existing.amount) != (phone, amount):
-                    raise IdempotencyKeyReused(
-                        "This Idempotency-Key was already used for a different payment: use a new key "
-                        "for a new payment."
-                    )
                 return existing, False
         now = utcnow()
         payment = Payment(
@@ -118,15 +110,41 @@ class PaymentService:
             idempotency_key=idempotency_key,
             created_at=now,
         )
-        if source in CUSTOMER_SOURCES:
-            await commissions.hold_for_push(session, tenant=tenant, payment=payment, settings=settings)
-        session.add(payment)
-        await session.flush()
+        try:
+            # A savepoint, so a concurrent request with the same Idempotency-Key that wins the race
+            # undoes only this attempt (its hold included) and we return the winner's payment.
+            async with session.begin_nested():
+                if source in CUSTOMER_SOURCES:
+                    await commissions.hold_for_push(
+                        session, tenant=tenant, payment=payment, settings=settings
+                    )
+                session.add(payment)
+                await session.flush()
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = await self._by_idempotency_key(session, tenant.id, idempotency_key, phone, amount)
+            if existing is None:
+                raise
+            return existing, False
         if source in CUSTOMER_SOURCES:
             await customers.record_request(
                 session, tenant_id=tenant.id, phone=phone, name=name, amount=amount, at=now
             )
         return payment, True
+
+    async def _by_idempotency_key(
+        self, session: AsyncSession, tenant_id: uuid.UUID, key: str, phone: str, amount: int
+    ) -> Payment | None:
+        existing = await session.scalar(
+            select(Payment).where(Payment.tenant_id == tenant_id, Payment.idempotency_key == key)
+        )
+        if existing is not None and (existing.phone, existing.amount) != (phone, amount):
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a different payment: "
+                "use a new key for a new payment."
+            )
+        return existing
 
     async def get(
         self,
