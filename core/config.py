@@ -32,6 +32,11 @@ class Settings(BaseSettings):
 
     APP_ENV: AppEnv = AppEnv.development
     DATABASE_URL: str = "sqlite+aiosqlite:///./lipapush.db"
+    # Size the pool for the concurrency one process serves; pre-ping costs a round trip per checkout,
+    # and a dropped connection is detected on use anyway (the pool is then invalidated and refilled).
+    DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=10, ge=0, le=200)
+    DB_POOL_PRE_PING: bool = False
     REDIS_URL: str | None = None
     # Keys and queues live under this prefix, so several deployments (or test runs) can share a Redis.
     REDIS_NAMESPACE: str = Field(default="lipapush", pattern=r"^[A-Za-z0-9_\-:.]{1,64}$")

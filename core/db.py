@@ -59,9 +59,18 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 20,
+        max_overflow: int = 10,
+        pre_ping: bool = False,
+    ) -> None:
         self.url = url
         self.echo = echo
+        self.pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": pre_ping}
         self.is_sqlite = url.startswith("sqlite")
         self._engines: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[AsyncEngine, AsyncEngine]
@@ -72,9 +81,7 @@ class Database:
             engine = create_async_engine(self.url, echo=self.echo)
             _sqlite_pragmas(engine, immediate=not readonly)
             return engine
-        return create_async_engine(
-            self.url, echo=self.echo, pool_size=10, max_overflow=20, pool_pre_ping=True
-        )
+        return create_async_engine(self.url, echo=self.echo, pool_recycle=1800, **self.pool)  # type: ignore[arg-type]
 
     def engines(self) -> tuple[AsyncEngine, AsyncEngine]:
         loop = asyncio.get_running_loop()

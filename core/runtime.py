@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 from redis.exceptions import RedisError
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
@@ -25,6 +26,8 @@ from core.daraja.client import DarajaClient
 from core.daraja.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from core.db import Database, session_scope
 from core.jobs.broker import JobRunner
+from core.jobs.models import JobOutbox
+from core.jobs.registry import running_job
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -127,7 +130,12 @@ _runtime: Runtime | None = None
 
 def configure(settings: Settings) -> Runtime:
     global _runtime
-    db = Database(settings.DATABASE_URL)
+    db = Database(
+        settings.DATABASE_URL,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
+        pre_ping=settings.DB_POOL_PRE_PING,
+    )
     _runtime = Runtime(
         settings=settings,
         db=db,
@@ -151,5 +159,8 @@ async def unit_of_work(*, readonly: bool = False) -> AsyncIterator[AsyncSession]
     async with session_scope(rt.db, readonly=readonly) as session:
         yield session
         jobs = session.info.pop("jobs", [])
+        job = running_job.get()
+        if not readonly and job is not None and (outbox_id := job.take()) is not None:
+            await session.execute(delete(JobOutbox).where(JobOutbox.id == outbox_id))
     if jobs:
         await rt.jobs.dispatch(jobs)

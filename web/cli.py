@@ -127,25 +127,39 @@ def web(
 
 
 @app.command()
-def worker(threads: Annotated[int, typer.Option(help="Worker threads")] = 8) -> None:
+def worker(
+    threads: Annotated[int, typer.Option(help="Worker threads per process")] = 8,
+    processes: Annotated[int, typer.Option(help="Worker processes (one async loop each)")] = 1,
+) -> None:
     """Run jobs from the Redis broker."""
     import signal
+    import subprocess
+    import sys
     import threading
 
-    import core.payments.jobs  # noqa: F401
+    import web.app  # noqa: F401  - the composition root imports every job module
 
     settings = _settings()
     if not settings.REDIS_URL:
         raise _fail("REDIS_URL is required for a separate worker (without it, use `lipapush serve`).")
     _setup_logging(settings)
+    # Async jobs run on one event-loop thread per process, so more CPU means more processes.
+    children = [
+        subprocess.Popen([sys.argv[0], "worker", "--threads", str(threads), "--processes", "1"])  # noqa: S603
+        for _ in range(max(0, processes - 1))
+    ]
     rt = configure(settings)
     rt.jobs.start_worker(threads=threads)
-    console.print(f"worker running with {threads} threads")
+    console.print(f"worker running: {processes} process(es) × {threads} threads")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
+    for child in children:
+        child.terminate()
     rt.jobs.stop_worker()
+    for child in children:
+        child.wait(timeout=30)
 
 
 @app.command()

@@ -104,8 +104,8 @@ class CommissionService:
         payment.reserved_cents = 0
         if cents == 0 or tenant.billing_mode in (BillingMode.invoice, BillingMode.subscription):
             return
-        wallet = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
-        wallet = await ledger.lock(session, wallet.id)
+        ref = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+        wallet = await ledger.lock(session, ref.id)
         spendable = wallet.balance_cents - wallet.reserved_cents - self.floor(tenant, settings)
         if tenant.billing_mode is BillingMode.wallet:
             if spendable < cents:

@@ -66,6 +66,7 @@ class CustomerService:
                 paid_total=Customer.paid_total + amount,
                 last_paid_at=at,
             )
+            .execution_options(synchronize_session=False)
         )
 
     async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, phone: str) -> Customer | None:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select, update
 
 from core.db import Database, session_scope, utcnow
 from core.jobs.models import JobOutbox
-from core.jobs.registry import JOBS, JobSpec
+from core.jobs.registry import JOBS, JobSpec, RunningJob, running_job
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,16 @@ class JobRunner:
 
     def _runner_for(self, spec: JobSpec) -> Any:
         async def run(*, outbox_id: int | None = None, **kwargs: Any) -> None:
-            await spec.fn(**kwargs)
-            if outbox_id is not None:
+            job = RunningJob(outbox_id) if outbox_id is not None else None
+            token = running_job.set(job)
+            try:
+                await spec.fn(**kwargs)
+            finally:
+                running_job.reset(token)
+            left = job.take() if job else None
+            if left is not None:
                 async with session_scope(self.db) as session:
-                    await session.execute(delete(JobOutbox).where(JobOutbox.id == outbox_id))
+                    await session.execute(delete(JobOutbox).where(JobOutbox.id == left))
 
         run.__name__ = spec.name.replace(".", "_")
         return run
@@ -125,22 +131,25 @@ class JobRunner:
     async def dispatch(self, rows: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
         """Called after the enqueuing transaction committed. Failure here only delays a job: the
         relay sends any row that never got its message."""
-        if not rows or not self.can_dispatch:
+        if not rows:
             return
-        sent: list[int] = []
+        unsent: list[int] = []
         for outbox_id, actor, kwargs in rows:
+            if not self.can_dispatch:
+                unsent.append(outbox_id)
+                continue
             try:
                 self._send(outbox_id, actor, kwargs)
             except Exception:
                 log.warning("job %s could not be sent now; the relay will retry", actor, exc_info=True)
-                continue
-            sent.append(outbox_id)
-        if sent:
+                unsent.append(outbox_id)
+        if unsent:
+            # enqueue() marked them sent; they were not, so hand them to the relay now
             async with session_scope(self.db) as session:
                 await session.execute(
                     update(JobOutbox)
-                    .where(JobOutbox.id.in_(sent))
-                    .values(sent_at=utcnow(), sends=JobOutbox.sends + 1)
+                    .where(JobOutbox.id.in_(unsent))
+                    .values(sent_at=None, sends=JobOutbox.sends - 1)
                 )
 
     async def relay(self, *, limit: int = 500) -> int:

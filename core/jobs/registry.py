@@ -9,11 +9,13 @@ arranges for the broker message to be sent only after that transaction commits.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import utcnow
 from core.jobs.models import JobOutbox
 
 JobFn = Callable[..., Awaitable[None]]
@@ -54,8 +56,27 @@ def job(
 
 
 async def enqueue(session: AsyncSession, spec: JobSpec, **kwargs: Any) -> JobOutbox:
-    row = JobOutbox(actor=spec.name, kwargs=kwargs)
+    # Marked sent up front, so a normal enqueue costs no second transaction after commit; the
+    # after-commit dispatch clears sent_at again if the message could not be sent, and the relay
+    # then picks the row up at once.
+    row = JobOutbox(actor=spec.name, kwargs=kwargs, sent_at=utcnow(), sends=1)
     session.add(row)
     await session.flush()
     session.info.setdefault("jobs", []).append((row.id, spec.name, kwargs))
     return row
+
+
+class RunningJob:
+    """The outbox row of the job running in this task. The job's first committed write unit of work
+    deletes it in the same transaction (see core.runtime.unit_of_work), so finishing the job and its
+    effects commit together; a job that never writes has its row deleted once it returns."""
+
+    def __init__(self, outbox_id: int) -> None:
+        self.outbox_id: int | None = outbox_id
+
+    def take(self) -> int | None:
+        outbox_id, self.outbox_id = self.outbox_id, None
+        return outbox_id
+
+
+running_job: ContextVar[RunningJob | None] = ContextVar("lipapush_running_job", default=None)

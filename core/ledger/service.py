@@ -18,24 +18,38 @@ class LedgerProblem:
     detail: str
 
 
+@dataclass(frozen=True)
+class AccountRef:
+    id: int
+
+
 class LedgerService:
-    async def account(self, session: AsyncSession, *, tenant_id: uuid.UUID, kind: AccountKind) -> Account:
-        """Get or create; concurrent creators race on the UNIQUE(tenant_id, kind) and both get the row."""
-        acc = await session.scalar(
-            select(Account).where(Account.tenant_id == tenant_id, Account.kind == kind)
+    def __init__(self) -> None:
+        self._ids: dict[tuple[uuid.UUID, AccountKind], int] = {}
+
+    async def account(self, session: AsyncSession, *, tenant_id: uuid.UUID, kind: AccountKind) -> AccountRef:
+        """Get or create; concurrent creators race on the UNIQUE(tenant_id, kind) and both get the row.
+        Account ids never change once created, so they are cached for the life of the process."""
+        cached = self._ids.get((tenant_id, kind))
+        if cached is not None:
+            return AccountRef(cached)
+        found = await session.scalar(
+            select(Account.id).where(Account.tenant_id == tenant_id, Account.kind == kind)
         )
-        if acc is not None:
-            return acc
-        await session.execute(
-            insert_for(session, Account.__table__)
-            .values(tenant_id=tenant_id, kind=kind, balance_cents=0, reserved_cents=0)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
-        )
-        acc = await session.scalar(
-            select(Account).where(Account.tenant_id == tenant_id, Account.kind == kind)
-        )
-        assert acc is not None
-        return acc
+        if found is None:
+            await session.execute(
+                insert_for(session, Account.__table__)
+                .values(tenant_id=tenant_id, kind=kind, balance_cents=0, reserved_cents=0)
+                .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
+            )
+            found = await session.scalar(
+                select(Account.id).where(Account.tenant_id == tenant_id, Account.kind == kind)
+            )
+            assert found is not None
+            # not cached yet: this transaction may still roll back the row it just created
+            return AccountRef(int(found))
+        self._ids[(tenant_id, kind)] = int(found)
+        return AccountRef(int(found))
 
     async def lock(self, session: AsyncSession, account_id: int) -> Account:
         """The account row, locked for this transaction (Postgres `FOR UPDATE`; SQLite write
@@ -57,8 +71,8 @@ class LedgerService:
         cause_type: str,
         cause_id: str,
         kind: str,
-        debit: Account,
-        credit: Account,
+        debit: AccountRef | Account,
+        credit: AccountRef | Account,
         amount_cents: int,
         memo: str | None = None,
         payment_id: uuid.UUID | None = None,

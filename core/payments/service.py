@@ -287,7 +287,7 @@ class PaymentService:
         """
         assert status.is_final
         now = utcnow()
-        result = await session.execute(
+        updated = await session.scalar(
             update(Payment)
             .where(Payment.id == payment.id, Payment.status == PaymentStatus.pending)
             .values(
@@ -303,12 +303,13 @@ class PaymentService:
                 next_check_at=None,
                 updated_at=now,
             )
-            .execution_options(synchronize_session=False)
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if updated is None:
             await session.refresh(payment)
             return Finalised(applied=False, status=payment.status)
-        await session.refresh(payment)
+        payment = updated
         tenant = await tenants.get(session, payment.tenant_id)
         if payment.source in CUSTOMER_SOURCES:
             if status is PaymentStatus.success:
