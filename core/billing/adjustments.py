@@ -34,7 +34,7 @@ async def adjust_wallet(
     adjustments = await ledger.account(session, tenant_id=tenant_id, kind=AccountKind.adjustments)
     cause_id = str(uuid.uuid4())
     credit = amount_cents > 0
-    transfer_id = await ledger.transfer(
+    posted = await ledger.transfer(
         session,
         tenant_id=tenant_id,
         cause_type="adjustment",
@@ -45,7 +45,8 @@ async def adjust_wallet(
         amount_cents=abs(amount_cents),
         memo=reason,
     )
-    assert transfer_id is not None
+    assert posted is not None
+    transfer_id = posted.transfer_id
     await record(
         session,
         action="wallet.adjusted",
@@ -54,5 +55,7 @@ async def adjust_wallet(
         target=cause_id,
         detail={"amount_cents": amount_cents, "reason": reason, "transfer_id": transfer_id},
     )
-    await commissions.check_low_balance(session, tenant=tenant, settings=settings)
+    await commissions.check_low_balance(
+        session, tenant=tenant, settings=settings, balance=posted.balances[wallet.id]
+    )
     return transfer_id

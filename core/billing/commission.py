@@ -133,36 +133,37 @@ class CommissionService:
         if cents <= 0:
             return
         revenue = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.revenue)
-        cause = str(payment.id)
         if held:
             wallet = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
-            await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=-held)
-            await ledger.transfer(
+            posted = await ledger.transfer(
                 session,
                 tenant_id=tenant.id,
                 cause_type="payment",
+                cause_id=str(payment.id),
                 payment_id=payment.id,
-                cause_id=cause,
                 kind="commission.wallet",
                 debit=wallet,
                 credit=revenue,
                 amount_cents=held,
+                release_reserved_cents=held,
             )
+            if posted is not None:
+                await self.check_low_balance(
+                    session, tenant=tenant, settings=settings, balance=posted.balances[wallet.id]
+                )
         if cents - held > 0:
             receivable = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.receivable)
             await ledger.transfer(
                 session,
                 tenant_id=tenant.id,
                 cause_type="payment",
+                cause_id=str(payment.id),
                 payment_id=payment.id,
-                cause_id=cause,
                 kind="commission.receivable",
                 debit=receivable,
                 credit=revenue,
                 amount_cents=cents - held,
             )
-        if held:
-            await self.check_low_balance(session, tenant=tenant, settings=settings)
 
     async def release(self, session: AsyncSession, *, payment: Payment) -> None:
         """A failed payment earns nothing: give back what its push held on the wallet."""
@@ -170,14 +171,17 @@ class CommissionService:
             wallet = await ledger.account(session, tenant_id=payment.tenant_id, kind=AccountKind.wallet)
             await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=-payment.reserved_cents)
 
-    async def check_low_balance(self, session: AsyncSession, *, tenant: Tenant, settings: Settings) -> None:
+    async def check_low_balance(
+        self, session: AsyncSession, *, tenant: Tenant, settings: Settings, balance: int | None = None
+    ) -> None:
         """One alert per crossing below the threshold; re-armed once the balance is back above it.
 
         Called after the wallet row was updated in this transaction, so every earlier wallet change has
         committed (it held that row's lock) and the flag read below is current. The flag then flips
         with a conditional UPDATE: two debits crossing at once still send one alert. Nothing is
         written while the flag is already right, so the tenant row is not a hot spot."""
-        balance, _ = await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+        if balance is None:
+            balance, _ = await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
         threshold = self.threshold(tenant, settings)
         alerted = await session.scalar(select(Tenant.low_balance_alerted).where(Tenant.id == tenant.id))
         below = balance < threshold

@@ -32,7 +32,9 @@ class TopupService:
             memo=f"M-Pesa top-up {payment.receipt or ''}".strip(),
         )
         if posted is not None:
-            await commissions.check_low_balance(session, tenant=tenant, settings=settings)
+            await commissions.check_low_balance(
+                session, tenant=tenant, settings=settings, balance=posted.balances[wallet.id]
+            )
 
 
 topups = TopupService()

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,12 @@ class LedgerProblem:
 @dataclass(frozen=True)
 class AccountRef:
     id: int
+
+
+@dataclass(frozen=True)
+class Posted:
+    transfer_id: int
+    balances: dict[int, int]  # account id → balance after this transfer
 
 
 class LedgerService:
@@ -76,9 +83,11 @@ class LedgerService:
         amount_cents: int,
         memo: str | None = None,
         payment_id: uuid.UUID | None = None,
-    ) -> int | None:
-        """Post one transfer and move both balances, or nothing if this cause was already posted.
-        Returns the new transfer id, or None for a replay."""
+        release_reserved_cents: int = 0,
+    ) -> Posted | None:
+        """Post one transfer and move both balances, or nothing if this cause was already posted
+        (returns None for a replay). `release_reserved_cents` drops the debit account's hold in the same
+        statement: the hold a push made is released exactly when its commission is posted."""
         if amount_cents <= 0:
             raise ValueError("a transfer moves a positive amount")
         if debit.id == credit.id:
@@ -101,15 +110,22 @@ class LedgerService:
         )
         if new_id is None:
             return None
+        balances: dict[int, int] = {}
         # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
         for account_id, delta in sorted([(debit.id, -amount_cents), (credit.id, amount_cents)]):
-            await session.execute(
-                update(Account)
-                .where(Account.id == account_id)
-                .values(balance_cents=Account.balance_cents + delta)
-                .execution_options(synchronize_session=False)
-            )
-        return int(new_id)
+            values: dict[str, Any] = {"balance_cents": Account.balance_cents + delta}
+            if account_id == debit.id and release_reserved_cents:
+                values["reserved_cents"] = Account.reserved_cents - release_reserved_cents
+            balances[account_id] = (
+                await session.execute(
+                    update(Account)
+                    .where(Account.id == account_id)
+                    .values(**values)
+                    .returning(Account.balance_cents)
+                    .execution_options(synchronize_session=False)
+                )
+            ).scalar_one()
+        return Posted(int(new_id), balances)
 
     async def adjust_reserved(self, session: AsyncSession, *, account_id: int, delta_cents: int) -> None:
         await session.execute(
