@@ -5,15 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from core.audit.service import record
 from core.auth.models import Role
 from core.customers.schemas import CustomerPage, CustomerQuery
 from core.customers.service import customers
 from core.exports.books import customer_book
-from core.exports.xlsx import XLSX_MEDIA_TYPE, export_filename, iter_file
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.deps import CurrentPrincipal, ReadSession
+from web.exports import audited_xlsx
 
 router = APIRouter(tags=["customers"])
 
@@ -38,17 +37,11 @@ async def export_customers(who: CurrentPrincipal, query: Query_) -> StreamingRes
         path, count = await customer_book(
             session, tenant_id=tenant_id, query=query, directory=runtime().settings.EXPORT_DIR
         )
-    async with unit_of_work() as session:
-        await record(
-            session,
-            action="export.customers",
-            tenant_id=tenant_id,
-            user_id=who.user_id,
-            detail={"rows": count},
-        )
-    name = export_filename(f"customers-{tenant.slug}")
-    return StreamingResponse(
-        iter_file(path),
-        media_type=XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Row-Count": str(count)},
+    return await audited_xlsx(
+        path,
+        rows=count,
+        name=f"customers-{tenant.slug}",
+        action="export.customers",
+        tenant_id=tenant_id,
+        user_id=who.user_id,
     )

@@ -7,10 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from core.audit.service import record
 from core.auth.models import Role
 from core.exports.books import transaction_list
-from core.exports.xlsx import XLSX_MEDIA_TYPE, export_filename, iter_file
 from core.payments.models import PaymentSource, PaymentStatus
 from core.payments.push import request_stk_push
 from core.payments.schemas import PaymentOut, PaymentPage, StkPushIn
@@ -18,6 +16,7 @@ from core.payments.service import TransactionFilter, payments
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.deps import CurrentPrincipal, ReadSession
+from web.exports import audited_xlsx
 
 router = APIRouter(tags=["payments"])
 
@@ -102,19 +101,13 @@ async def export_transactions(
         path, count = await transaction_list(
             session, tenant_id=tenant_id, filters=filters, directory=runtime().settings.EXPORT_DIR
         )
-    async with unit_of_work() as session:
-        await record(
-            session,
-            action="export.transactions",
-            tenant_id=tenant_id,
-            user_id=who.user_id,
-            detail={"rows": count},
-        )
-    name = export_filename(f"transactions-{tenant.slug}")
-    return StreamingResponse(
-        iter_file(path),
-        media_type=XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Row-Count": str(count)},
+    return await audited_xlsx(
+        path,
+        rows=count,
+        name=f"transactions-{tenant.slug}",
+        action="export.transactions",
+        tenant_id=tenant_id,
+        user_id=who.user_id,
     )
 
 

@@ -19,7 +19,7 @@ from core.billing.schemas import (
     WalletSettingsIn,
 )
 from core.billing.wallet import wallets
-from core.exports.xlsx import XLSX_MEDIA_TYPE, Column, build_xlsx, export_filename, iter_file
+from core.exports.xlsx import Column, build_xlsx
 from core.money import parse_shillings
 from core.payments.push import request_wallet_topup
 from core.payments.schemas import PaymentOut
@@ -27,6 +27,7 @@ from core.phones import normalize_msisdn
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.deps import CurrentPrincipal, ReadSession
+from web.exports import audited_xlsx
 
 router = APIRouter(tags=["wallet"])
 
@@ -124,9 +125,12 @@ async def export_invoice(invoice_id: uuid.UUID, who: CurrentPrincipal) -> Stream
     async def batches():  # type: ignore[no-untyped-def]
         yield [(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]) / 100) for r in rows]
 
-    path, _ = await build_xlsx(sheet_title=invoice.number, columns=INVOICE_COLUMNS, batches=batches())
-    return StreamingResponse(
-        iter_file(path),
-        media_type=XLSX_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{export_filename(invoice.number)}"'},
+    path, count = await build_xlsx(sheet_title=invoice.number, columns=INVOICE_COLUMNS, batches=batches())
+    return await audited_xlsx(
+        path,
+        rows=count,
+        name=invoice.number,
+        action="export.invoice",
+        tenant_id=invoice.tenant_id,
+        user_id=who.user_id,
     )
