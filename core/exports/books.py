@@ -1,0 +1,71 @@
+"""The two standard exports: the customer book and the transaction list."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.customers.schemas import CustomerQuery
+from core.customers.service import customers
+from core.exports.xlsx import Column, build_xlsx
+from core.payments.service import TransactionFilter, payments
+
+CUSTOMER_COLUMNS = [
+    Column("Name", "text", 28),
+    Column("Phone", "text", 15),
+    Column("Total transactions", "int", 12),
+    Column("Paid transactions", "int", 12),
+    Column("Total amount processed (KES)", "money", 18),
+    Column("First transaction (EAT)", "datetime", 20),
+    Column("Last transaction (EAT)", "datetime", 20),
+]
+
+TRANSACTION_COLUMNS = [
+    Column("Date (EAT)", "datetime", 20),
+    Column("Phone", "text", 15),
+    Column("Customer", "text", 24),
+    Column("Amount (KES)", "money", 12),
+    Column("Status", "text", 11),
+    Column("M-Pesa receipt", "text", 14),
+    Column("Reference", "text", 14),
+    Column("Source", "text", 10),
+    Column("Result", "text", 40),
+    Column("Completed (EAT)", "datetime", 20),
+]
+
+
+async def customer_book(
+    session: AsyncSession, *, tenant_id: uuid.UUID, query: CustomerQuery, directory: str | None = None
+) -> tuple[Path, int]:
+    return await build_xlsx(
+        sheet_title="Customers",
+        columns=CUSTOMER_COLUMNS,
+        batches=customers.export_batches(session, tenant_id=tenant_id, query=query),
+        directory=directory,
+    )
+
+
+async def _transaction_batches(
+    session: AsyncSession, tenant_id: uuid.UUID, filters: TransactionFilter, batch: int = 2000
+) -> AsyncIterator[Sequence[Sequence[object]]]:
+    stmt = payments.export_statement(tenant_id, filters).execution_options(yield_per=batch)
+    result = await session.stream(stmt)
+    async for part in result.partitions(batch):
+        yield [
+            (r[0], r[1], r[2], r[3], getattr(r[4], "value", r[4]), r[5], r[6], getattr(r[7], "value", r[7]), r[8], r[9])
+            for r in part
+        ]
+
+
+async def transaction_list(
+    session: AsyncSession, *, tenant_id: uuid.UUID, filters: TransactionFilter, directory: str | None = None
+) -> tuple[Path, int]:
+    return await build_xlsx(
+        sheet_title="Transactions",
+        columns=TRANSACTION_COLUMNS,
+        batches=_transaction_batches(session, tenant_id, filters),
+        directory=directory,
+    )
