@@ -77,6 +77,8 @@ class Settings(BaseSettings):
 
     TELEGRAM_BOT_TOKEN: str | None = None
     TELEGRAM_API_BASE: str | None = None
+    # The secret path segment and X-Telegram-Bot-Api-Secret-Token for webhook mode (unset: polling).
+    TELEGRAM_WEBHOOK_SECRET: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{16,256}$")
     AT_USERNAME: str | None = None
     AT_API_KEY: str | None = None
     AT_BASE_URL: str | None = None
@@ -120,7 +122,13 @@ class Settings(BaseSettings):
             raise ValueError("use postgresql://… (asyncpg) or sqlite+aiosqlite:///path.db")
         return url
 
-    @field_validator("PUBLIC_BASE_URL", "DARAJA_SIMULATOR_URL", "DARAJA_SANDBOX_URL", "DARAJA_PRODUCTION_URL")
+    @field_validator(
+        "PUBLIC_BASE_URL",
+        "DARAJA_SIMULATOR_URL",
+        "DARAJA_SANDBOX_URL",
+        "DARAJA_PRODUCTION_URL",
+        "TELEGRAM_API_BASE",
+    )
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         if url is None or url == "":
@@ -155,6 +163,10 @@ class Settings(BaseSettings):
     @cached_property
     def base_url(self) -> str:
         return self.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
+
+    @property
+    def telegram_api_base(self) -> str:
+        return self.TELEGRAM_API_BASE or "https://api.telegram.org"
 
     @property
     def simulator_url(self) -> str:

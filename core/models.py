@@ -1,6 +1,7 @@
 """Every domain's models, imported once so Alembic and tests see one metadata."""
 
 from core.audit.models import AuditLog
+from core.auth.codes import OneTimeCode
 from core.auth.models import ApiKey, User
 from core.billing.models import Invoice, InvoiceLine, PlatformSetting
 from core.customers.models import Customer
@@ -21,6 +22,7 @@ __all__ = [
     "JobOutbox",
     "MpesaChannel",
     "Notification",
+    "OneTimeCode",
     "Payment",
     "PlatformSetting",
     "Tenant",

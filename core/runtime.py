@@ -93,6 +93,10 @@ class Runtime:
     def daraja(self) -> DarajaClient:
         return self._daraja.get()[0]
 
+    def http(self) -> httpx.AsyncClient:
+        """The shared client for other outside services (Telegram, Africa's Talking, …)."""
+        return self._daraja.get()[1]
+
     async def aclose(self) -> None:
         """Close the clients of the current loop."""
         pair = self._daraja.pop()

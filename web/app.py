@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+import core.notify.jobs
 import core.payments.jobs  # noqa: F401  - registers the payment jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.context import RequestInfo, reset_request, set_request

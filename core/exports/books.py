@@ -54,10 +54,8 @@ async def _transaction_batches(
     stmt = payments.export_statement(tenant_id, filters).execution_options(yield_per=batch)
     result = await session.stream(stmt)
     async for part in result.partitions(batch):
-        yield [
-            (r[0], r[1], r[2], r[3], getattr(r[4], "value", r[4]), r[5], r[6], getattr(r[7], "value", r[7]), r[8], r[9])
-            for r in part
-        ]
+        # enums (status, source) are written as their plain values
+        yield [tuple(getattr(v, "value", v) for v in r) for r in part]
 
 
 async def transaction_list(

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
@@ -20,7 +20,8 @@ class NotifyStatus(StrEnum):
     pending = "pending"  # waiting for a sender (or for one to be configured)
     sent = "sent"
     delivered = "delivered"
-    failed = "failed"
+    failed = "failed"  # retries exhausted
+    undeliverable = "undeliverable"  # blocked bot, deleted chat, bad number: retrying cannot help
 
 
 class Notification(Base):
@@ -39,6 +40,10 @@ class Notification(Base):
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
+    # Telegram: edit this message instead of sending a new one; a payment it reports on.
+    edit_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)  # [[text, callback_data], …]
     status: Mapped[NotifyStatus] = mapped_column(
         str_enum(NotifyStatus, "notify_status"), default=NotifyStatus.pending
     )

@@ -91,6 +91,10 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The chat message that shows this payment's live status (pushes started from the bot): it is
+    # edited when the payment becomes final.
+    status_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    status_message_id: Mapped[int | None] = mapped_column(BigInteger)
     # Reconciliation: when to ask Daraja next, and how often we already did.
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     query_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,6 +19,7 @@ from core.config import Settings
 from core.customers.service import customers
 from core.db import utcnow
 from core.errors import IdempotencyKeyReused, InvalidInput, NotFound
+from core.notify.service import notify
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut, PaymentPage
 from core.tenants.models import MpesaChannel, Tenant
@@ -251,6 +252,23 @@ class PaymentService:
             )
         )
 
+    async def attach_status_message(
+        self, session: AsyncSession, *, payment_id: uuid.UUID, chat_id: int, message_id: int
+    ) -> Payment:
+        """Remember the chat message showing this payment, and return the payment as it is now. If it
+        already became final (the callback beat the chat), the caller renders it itself; otherwise
+        `finalize` will have the message edited (it locks the same row, so one of the two sees it)."""
+        payment = await session.scalar(
+            update(Payment)
+            .where(Payment.id == payment_id)
+            .values(status_chat_id=chat_id, status_message_id=message_id)
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        if payment is None:
+            raise NotFound("No such transaction.")
+        return payment
+
     async def record_outcome_unknown(
         self, session: AsyncSession, *, payment_id: uuid.UUID, delay: timedelta
     ) -> None:
@@ -321,6 +339,7 @@ class PaymentService:
                 await commissions.release(session, payment=payment)
         elif payment.source is PaymentSource.topup and status is PaymentStatus.success:
             await topups.credit_wallet(session, payment=payment, tenant=tenant, settings=settings)
+        await notify.payment_finalised(session, payment=payment, tenant=tenant)
         if payment.source is PaymentSource.onboarding:
             channel = await session.get(MpesaChannel, payment.channel_id)
             if channel is not None and channel.verification_payment_id == payment.id:

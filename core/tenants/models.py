@@ -62,6 +62,8 @@ class Tenant(Base):
     invoice_period: Mapped[InvoicePeriod] = mapped_column(
         str_enum(InvoicePeriod, "invoice_period"), default=InvoicePeriod.monthly
     )
+    # Tell the owner's Telegram chat about payments started from the API or USSD.
+    notify_owner_on_payments: Mapped[bool] = mapped_column(default=True)
     # Why new pushes are held for billing (an overdue invoice); separate from an admin suspension.
     billing_hold: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -132,6 +132,7 @@ def upgrade() -> None:
                 "sent",
                 "delivered",
                 "failed",
+                "undeliverable",
                 name="notify_status",
                 native_enum=False,
                 create_constraint=True,

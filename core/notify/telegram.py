@@ -1,0 +1,64 @@
+"""Sending outbox messages to Telegram over the Bot API (TELEGRAM_API_BASE, the real one or sim/)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from core.notify.models import Notification
+
+
+class TelegramUndeliverable(Exception):
+    """The chat blocked the bot or no longer exists: retrying cannot help."""
+
+
+class TelegramRetryLater(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class TelegramSender:
+    http: httpx.AsyncClient
+    base_url: str
+    token: str
+
+    async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url.rstrip('/')}/bot{self.token}/{method}"
+        try:
+            r = await self.http.post(url, json=params)
+        except httpx.HTTPError as exc:
+            raise TelegramRetryLater(f"Telegram unreachable: {type(exc).__name__}") from None
+        try:
+            body: dict[str, Any] = r.json()
+        except ValueError:
+            raise TelegramRetryLater(f"Telegram answered HTTP {r.status_code} without JSON") from None
+        if body.get("ok"):
+            return body
+        code, desc = int(body.get("error_code", r.status_code)), str(body.get("description", ""))
+        if code == 429:
+            raise TelegramRetryLater(desc, (body.get("parameters") or {}).get("retry_after"))
+        if code == 403 or "chat not found" in desc or "user is deactivated" in desc:
+            raise TelegramUndeliverable(desc)
+        if code >= 500:
+            raise TelegramRetryLater(desc)
+        return body
+
+    async def send(self, n: Notification) -> None:
+        params: dict[str, Any] = {"chat_id": int(n.recipient), "text": n.body, "parse_mode": "HTML"}
+        if n.buttons:
+            params["reply_markup"] = json.loads(
+                json.dumps({"inline_keyboard": [[{"text": t, "callback_data": d}] for t, d in n.buttons]})
+            )
+        if n.edit_message_id is not None:
+            body = await self._call("editMessageText", {**params, "message_id": n.edit_message_id})
+            if body.get("ok") or "message is not modified" in str(body.get("description", "")):
+                return
+            # the status message is gone (deleted by the user): say it in a new message instead
+        body = await self._call("sendMessage", params)
+        if not body.get("ok"):
+            raise TelegramUndeliverable(str(body.get("description", "rejected by Telegram")))
