@@ -36,10 +36,14 @@ def database() -> Iterator[TestDatabase]:
     services.drop_database(db)
 
 
+BOT_TOKEN = "123456:TEST-lipapush"
+
+
 @dataclass
 class LiveServer:
     url: str
     rt: Runtime
+    telegram_url: str = ""
 
     @property
     def settings(self) -> Settings:
@@ -52,7 +56,18 @@ async def server(database: TestDatabase) -> AsyncIterator[LiveServer]:
 
     Callbacks travel over real HTTP from the simulator to our callback endpoint and are processed by
     the real Dramatiq worker (Redis broker when TEST_REDIS_URL is set)."""
+    from sim.telegram import create_app as create_telegram_sim
     from web.app import create_app
+
+    # The Telegram Bot API stand-in first: the app's bot polls it from start-up.
+    tg_port = services.free_port()
+    tg = uvicorn.Server(
+        uvicorn.Config(
+            create_telegram_sim(), host="127.0.0.1", port=tg_port, log_level="warning", lifespan="on"
+        )
+    )
+    tg_task = asyncio.create_task(tg.serve())
+    await _started(tg, tg_task)
 
     port = services.free_port()
     url = f"http://127.0.0.1:{port}"
@@ -65,20 +80,29 @@ async def server(database: TestDatabase) -> AsyncIterator[LiveServer]:
         RECONCILE_AFTER_SECONDS=2,
         EXPIRE_AFTER_SECONDS=60,
         EXPORT_DIR=tempfile.mkdtemp(prefix="lipapush-exports-"),
+        TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+        TELEGRAM_API_BASE=f"http://127.0.0.1:{tg_port}",
     )
     rt = configure(settings)
-    app = create_app(rt, mount_simulator=True, run_worker=True, with_scheduler=True)
+    app = create_app(rt, mount_simulator=True, run_worker=True, with_scheduler=True, with_bot=True)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(srv.serve())
+    await _started(srv, task)
+    yield LiveServer(url=url, rt=rt, telegram_url=f"http://127.0.0.1:{tg_port}")
+    srv.should_exit = True
+    await task
+    tg.should_exit = True
+    await tg_task
+
+
+async def _started(srv: uvicorn.Server, task: asyncio.Task[None]) -> None:
     for _ in range(200):
         if srv.started:
-            break
+            return
         if task.done():
             task.result()
         await asyncio.sleep(0.05)
-    yield LiveServer(url=url, rt=rt)
-    srv.should_exit = True
-    await task
+    raise RuntimeError("server did not start")
 
 
 @pytest.fixture

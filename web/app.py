@@ -41,7 +41,14 @@ def create_app(
     mount_simulator: bool = False,
     run_worker: bool = False,
     with_scheduler: bool = False,
+    with_bot: bool = False,
 ) -> FastAPI:
+    bot_runner = None
+    if with_bot and rt.settings.TELEGRAM_BOT_TOKEN:
+        from web.telegram import BotRunner
+
+        bot_runner = BotRunner(rt.settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
@@ -53,9 +60,13 @@ def create_app(
             tasks.append(
                 asyncio.create_task(run_scheduler(rt, periodic_jobs(rt), relay_every=relay_every, stop=stop))
             )
+        if bot_runner is not None:
+            await bot_runner.start()
         try:
             yield
         finally:
+            if bot_runner is not None:
+                await bot_runner.stop()
             stop.set()
             for t in tasks:
                 await t
@@ -97,6 +108,10 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)
+    if bot_runner is not None and bot_runner.webhook:
+        from web.telegram import webhook_router
+
+        app.include_router(webhook_router(bot_runner))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

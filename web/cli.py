@@ -71,7 +71,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 # -- processes ------------------------------------------------------------------------------------
 def _serve(
-    settings: Settings, host: str, port: int, *, simulator: bool, worker: bool, scheduler: bool
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    simulator: bool,
+    worker: bool,
+    scheduler: bool,
+    bot: bool = True,
 ) -> None:
     import uvicorn
 
@@ -81,7 +88,9 @@ def _serve(
     _setup_logging(settings)
     upgrade(settings.DATABASE_URL)
     rt = configure(settings)
-    application = create_app(rt, mount_simulator=simulator, run_worker=worker, with_scheduler=scheduler)
+    application = create_app(
+        rt, mount_simulator=simulator, run_worker=worker, with_scheduler=scheduler, with_bot=bot
+    )
     uvicorn.run(
         application,
         host=host,
@@ -123,7 +132,16 @@ def web(
     settings = _settings()
     if not settings.REDIS_URL:
         err.print("[yellow]REDIS_URL is not set: jobs will wait for a `lipapush serve` process.[/yellow]")
-    _serve(settings, host, port, simulator=with_simulator, worker=False, scheduler=False)
+    # Polling belongs to `lipapush bot`; the web process takes updates only by webhook.
+    _serve(
+        settings,
+        host,
+        port,
+        simulator=with_simulator,
+        worker=False,
+        scheduler=False,
+        bot=bool(settings.TELEGRAM_WEBHOOK_SECRET),
+    )
 
 
 @app.command()
@@ -160,6 +178,32 @@ def worker(
     rt.jobs.stop_worker()
     for child in children:
         child.wait(timeout=30)
+
+
+@app.command()
+def bot() -> None:
+    """Run the Telegram bot (long polling). Needs TELEGRAM_BOT_TOKEN; TELEGRAM_API_BASE points it at
+    another Bot API server. In production the web process can take updates by webhook instead."""
+    import web.app  # noqa: F401  - every job module, so notifications sent from here are known
+
+    settings = _settings()
+    if not settings.TELEGRAM_BOT_TOKEN:
+        raise _fail("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set it.")
+    _setup_logging(settings)
+    rt = configure(settings)
+
+    async def main() -> None:
+        from web.telegram import BotRunner
+
+        runner = BotRunner(settings.model_copy(update={"TELEGRAM_WEBHOOK_SECRET": None}))
+        await runner.start()
+        console.print("bot polling for updates")
+        try:
+            await runner.wait()
+        finally:
+            await runner.stop()
+
+    _run(rt, main())
 
 
 @app.command()

@@ -55,18 +55,21 @@ class AuthService:
         session: AsyncSession,
         *,
         email: str,
-        password: str,
         role: Role,
         tenant_id: uuid.UUID | None,
+        password: str | None = None,
+        password_hash: str | None = None,
         phone: str | None = None,
     ) -> User:
+        """`password_hash` is for a front end that hashed the password as soon as it read it."""
         email = normalize_email(email)
-        validate_password(password)
+        if password_hash is None:
+            if password is None:
+                raise InvalidInput("password", "A password is required.")
+            password_hash = hash_password(validate_password(password))
         if await self.get_user_by_email(session, email):
             raise EmailTaken(f"An account with {email} already exists: log in instead.")
-        user = User(
-            email=email, password_hash=hash_password(password), role=role, tenant_id=tenant_id, phone=phone
-        )
+        user = User(email=email, password_hash=password_hash, role=role, tenant_id=tenant_id, phone=phone)
         session.add(user)
         await session.flush()
         return user

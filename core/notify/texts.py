@@ -5,20 +5,40 @@ Telegram messages are HTML (the bot's default parse mode), so every value is esc
 
 from __future__ import annotations
 
+import uuid
 from html import escape
+from typing import Protocol
 
 from core.money import format_kes
-from core.payments.models import Payment, PaymentStatus
+from core.payments.models import PaymentSource, PaymentStatus
 
-# The bot's PayCb(prefix="pay") packs to "pay:<action>:<id>"; a button added by a job must match it.
+# Buttons added by jobs must match the bot's callback-data factories (bots/keyboards.py):
+# PayCb(prefix="pay") packs to "pay:<action>:<pid>", OnbCb to "onb:<action>:<value>", MenuCb to "m:<action>".
 RETRY_PAYMENT_CALLBACK = "pay:again:{payment_id}"
+RETRY_VERIFICATION_CALLBACK = "onb:retry:"
+OPEN_MENU_CALLBACK = "m:home_menu"
+
+
+class PaymentView(Protocol):
+    """What the texts need: a Payment row or its PaymentOut schema."""
+
+    id: uuid.UUID
+    status: PaymentStatus
+    source: PaymentSource
+    amount: int
+    phone: str
+    customer_name: str | None
+    receipt: str | None
+    result_desc: str | None
 
 
 def local_phone(msisdn: str) -> str:
     return "0" + msisdn[3:] if msisdn.startswith("254") and len(msisdn) == 12 else msisdn
 
 
-def payment_status(p: Payment) -> str:
+def payment_status(p: PaymentView) -> str:
+    if p.source is PaymentSource.onboarding:
+        return verification_status(p)
     who = escape(p.customer_name) + f" ({local_phone(p.phone)})" if p.customer_name else local_phone(p.phone)
     amount = format_kes(p.amount)
     if p.status is PaymentStatus.pending:
@@ -35,12 +55,30 @@ def payment_status(p: Payment) -> str:
     return f"❌ <b>{label}</b>: {amount} from {who}.\n{reason}"
 
 
-def payment_buttons(p: Payment) -> list[list[str]] | None:
+def verification_status(p: PaymentView) -> str:
+    if p.status is PaymentStatus.pending:
+        return (
+            f"📲 KES 1 test payment sent to {local_phone(p.phone)}. "
+            "Approve it on the phone to activate your business…"
+        )
+    if p.status is PaymentStatus.success:
+        return "✅ <b>Test payment received. Your business is active</b>: you can request payments now."
+    reason = escape(p.result_desc or "M-Pesa did not complete the payment.")
+    return f"❌ The test payment did not go through: {reason}\nCheck the phone and try again."
+
+
+def payment_buttons(p: PaymentView) -> list[list[str]] | None:
+    if p.source is PaymentSource.onboarding:
+        if p.status is PaymentStatus.success:
+            return [["📋 Open menu", OPEN_MENU_CALLBACK]]
+        if p.status.is_final:
+            return [["🔁 Retry the test", RETRY_VERIFICATION_CALLBACK]]
+        return None
     if p.status.is_final and p.status is not PaymentStatus.success:
         return [["🔁 Send again", RETRY_PAYMENT_CALLBACK.format(payment_id=p.id)]]
     return None
 
 
-def owner_payment_note(p: Payment) -> str:
+def owner_payment_note(p: PaymentView) -> str:
     """For the owner's chat when a payment started elsewhere (API, USSD) ends."""
     return f"{payment_status(p)}\n<i>via {p.source.value.upper()}</i>"

@@ -185,7 +185,7 @@ class PaymentService:
             conds.append(Payment.initiated_by_id == f.initiated_by)
         return conds
 
-    async def list(
+    async def list_page(
         self,
         session: AsyncSession,
         *,
@@ -213,6 +213,27 @@ class PaymentService:
             items=[PaymentOut.model_validate(r) for r in rows],
             next_cursor=encode_cursor(rows[-1]) if more and rows else None,
         )
+
+    async def page(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        filters: TransactionFilter,
+        page: int,
+        per_page: int,
+    ) -> tuple[list[Payment], bool]:
+        """A numbered page, newest first (for chat screens, where a cursor does not fit in a button)."""
+        rows = list(
+            await session.scalars(
+                select(Payment)
+                .where(*self._conditions(tenant_id, filters))
+                .order_by(Payment.created_at.desc(), Payment.id.desc())
+                .limit(per_page + 1)
+                .offset((page - 1) * per_page)
+            )
+        )
+        return rows[:per_page], len(rows) > per_page
 
     def export_statement(self, tenant_id: uuid.UUID, filters: TransactionFilter) -> Select[*tuple[Any, ...]]:
         return (

@@ -15,8 +15,9 @@ async def signup(
     *,
     business_name: str,
     email: str,
-    password: str,
     phone: str,
+    password: str | None = None,
+    password_hash: str | None = None,
     kind: TenantKind = TenantKind.business,
 ) -> tuple[Tenant, User]:
     """A new business and its owner. It starts in `onboarding` until its M-Pesa channel is verified."""
@@ -24,7 +25,13 @@ async def signup(
     email = normalize_email(email)
     tenant = await tenants.create(session, name=business_name, email=email, phone=msisdn, kind=kind)
     user = await auth.create_user(
-        session, email=email, password=password, role=Role.owner, tenant_id=tenant.id, phone=msisdn
+        session,
+        email=email,
+        password=password,
+        password_hash=password_hash,
+        role=Role.owner,
+        tenant_id=tenant.id,
+        phone=msisdn,
     )
     await record(session, action="tenant.created", tenant_id=tenant.id, user_id=user.id, target=tenant.slug)
     return tenant, user

@@ -6,6 +6,8 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.audit.service import record
+from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
@@ -160,3 +162,55 @@ async def change_password(body: PasswordIn, who: CurrentPrincipal) -> None:
     async with unit_of_work() as session:
         user = await auth.get_user(session, user_id)
         await auth.change_password(session, user=user, old=body.current_password, new=body.new_password)
+
+
+class CodeOut(BaseModel):
+    code: str
+    start_command: str = Field(description="Send this to the bot, or open t.me/<bot>?start=<code>")
+    expires_at: datetime
+
+
+class InviteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role = Field(description="cashier or manager")
+
+
+@router.post("/telegram/link-code", status_code=201)
+async def telegram_link_code(who: CurrentPrincipal) -> CodeOut:
+    """A one-time code (30 minutes) that links a Telegram chat to your account: `/start <code>`."""
+    user_id = _require_user(who)
+    async with unit_of_work() as session:
+        code, expires = await issue_code(
+            session,
+            purpose=CodePurpose.telegram_link,
+            tenant_id=who.require_tenant(),
+            user_id=user_id,
+            by=user_id,
+        )
+    return CodeOut(code=code, start_command=f"/start {code}", expires_at=expires)
+
+
+@router.post("/staff/invite", status_code=201)
+async def staff_invite(body: InviteIn, who: CurrentPrincipal) -> CodeOut:
+    """Invite a cashier or manager: they send `/start <code>` to the bot within 30 minutes."""
+    who.require_role(Role.owner)
+    if body.role not in (Role.cashier, Role.manager):
+        from core.errors import InvalidInput
+
+        raise InvalidInput("role", "Invite a cashier or a manager.")
+    async with unit_of_work() as session:
+        code, expires = await issue_code(
+            session,
+            purpose=CodePurpose.staff_invite,
+            tenant_id=who.require_tenant(),
+            role=body.role,
+            by=who.user_id,
+        )
+        await record(
+            session,
+            action="staff.invited",
+            tenant_id=who.require_tenant(),
+            user_id=who.user_id,
+            detail={"role": body.role.value},
+        )
+    return CodeOut(code=code, start_command=f"/start {code}", expires_at=expires)

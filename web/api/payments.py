@@ -75,7 +75,7 @@ async def list_transactions(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PaymentPage:
-    return await payments.list(
+    return await payments.list_page(
         session,
         tenant_id=who.require_tenant(),
         filters=_filters(who, status, source, phone, created_from, created_to),

@@ -1,0 +1,64 @@
+"""Building the Bot and the Dispatcher (never at import time) and running them."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand
+
+from bots.errors import register_errors
+from bots.middlewares import ActorMiddleware
+from bots.routers import common, menu, onboarding, pay, start
+from core.config import Settings
+
+COMMANDS = [
+    BotCommand(command="start", description="Main menu"),
+    BotCommand(command="pay", description="Request a payment"),
+    BotCommand(command="transactions", description="Recent payments"),
+    BotCommand(command="customers", description="Customer book"),
+    BotCommand(command="wallet", description="Wallet and commission"),
+    BotCommand(command="settings", description="M-Pesa settings"),
+    BotCommand(command="help", description="What I can do"),
+    BotCommand(command="cancel", description="Stop what you are doing"),
+]
+
+
+def build_bot(settings: Settings) -> Bot:
+    if not settings.TELEGRAM_BOT_TOKEN:
+        raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(settings.TELEGRAM_BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+
+
+def build_storage(settings: Settings) -> BaseStorage:
+    if settings.REDIS_URL:
+        from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+
+        # Flows are short: a half-finished one is forgotten after a day instead of lingering forever.
+        return RedisStorage.from_url(
+            settings.REDIS_URL,
+            key_builder=DefaultKeyBuilder(prefix=f"{settings.REDIS_NAMESPACE}:fsm", with_bot_id=True),
+            state_ttl=86_400,
+            data_ttl=86_400,
+        )
+    return MemoryStorage()
+
+
+def build_dispatcher(settings: Settings) -> Dispatcher:
+    dp = Dispatcher(storage=build_storage(settings))
+    actor = ActorMiddleware()
+    dp.message.middleware(actor)
+    dp.callback_query.middleware(actor)
+    dp.include_routers(
+        common.router, start.router, onboarding.router, pay.router, menu.router, common.fallback
+    )
+    register_errors(dp)
+    return dp
+
+
+async def prepare(bot: Bot) -> None:
+    await bot.set_my_commands(COMMANDS)

@@ -1,0 +1,57 @@
+"""Who is talking: every message and button press gets `actor` (or None for a stranger).
+
+The lookup is one short read-only unit of work; handlers that change anything call core services,
+which open their own units of work, so no transaction is held across Bot API calls.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject
+
+from core.auth.models import Role
+from core.auth.telegram import user_by_telegram
+from core.context import RequestInfo, reset_request, set_request
+from core.runtime import unit_of_work
+from core.tenants.models import TenantStatus
+from core.tenants.service import tenants
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: Role
+    business: str
+    status: TenantStatus
+    status_reason: str | None
+
+
+async def load_actor(telegram_user_id: int) -> Actor | None:
+    async with unit_of_work(readonly=True) as session:
+        user = await user_by_telegram(session, telegram_user_id)
+        if user is None or user.tenant_id is None:
+            return None
+        tenant = await tenants.get(session, user.tenant_id)
+        return Actor(user.id, tenant.id, user.role, tenant.name, tenant.status, tenant.status_reason)
+
+
+class ActorMiddleware(BaseMiddleware):
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user = event.from_user if isinstance(event, Message | CallbackQuery) else None
+        data["actor"] = await load_actor(user.id) if user is not None else None
+        token = set_request(RequestInfo(request_id=f"tg-{user.id if user else 'anon'}-{id(event):x}"))
+        try:
+            return await handler(event, data)
+        finally:
+            reset_request(token)

@@ -1,0 +1,190 @@
+"""Request payment: phone (or a recent customer) → amount → optional name → STK push → a status
+message that edits itself when M-Pesa answers. "Send again" repeats a failed request."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
+
+from bots import texts
+from bots.keyboards import MenuCb, PayCb, with_cancel
+from bots.middlewares import Actor
+from bots.ratelimit import push_allowed
+from bots.states import Pay
+from bots.status import post_status
+from core.customers.service import customers
+from core.errors import InvalidInput, LipapushError, NotFound
+from core.money import parse_shillings
+from core.notify.texts import local_phone
+from core.payments.models import PaymentSource
+from core.payments.push import request_stk_push
+from core.payments.schemas import clean_name
+from core.payments.service import payments
+from core.phones import normalize_msisdn
+from core.runtime import unit_of_work
+
+router = Router(name="pay")
+
+
+def _require(actor: Actor | None) -> Actor:
+    if actor is None:
+        raise NotFound(texts.UNKNOWN_STRANGER)
+    return actor
+
+
+async def ask_phone(message: Message, state: FSMContext, actor: Actor) -> None:
+    await state.clear()
+    await state.set_state(Pay.phone)
+    async with unit_of_work(readonly=True) as session:
+        recent = await customers.recent(session, tenant_id=actor.tenant_id, limit=5)
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=f"{c.name or local_phone(c.phone)} · {local_phone(c.phone)}",
+                callback_data=PayCb(action="pick", pid=c.phone).pack(),
+            )
+        ]
+        for c in recent
+    ]
+    await message.answer(texts.PAY_PHONE, reply_markup=with_cancel(rows))
+
+
+@router.message(Command("pay"))
+async def pay_command(message: Message, state: FSMContext, actor: Actor | None) -> None:
+    await ask_phone(message, state, _require(actor))
+
+
+@router.callback_query(MenuCb.filter(F.action == "pay"))
+async def pay_button(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
+    await query.answer()
+    if isinstance(query.message, Message):
+        await ask_phone(query.message, state, _require(actor))
+
+
+@router.callback_query(Pay.phone, PayCb.filter(F.action == "pick"))
+async def picked_customer(
+    query: CallbackQuery, callback_data: PayCb, state: FSMContext, actor: Actor | None
+) -> None:
+    actor = _require(actor)
+    await query.answer()
+    async with unit_of_work(readonly=True) as session:
+        known = await customers.get(session, tenant_id=actor.tenant_id, phone=callback_data.pid)
+    if known is None or not isinstance(query.message, Message):
+        return
+    await state.update_data(phone=known.phone, name=known.name)
+    await state.set_state(Pay.amount)
+    who = f"{known.name} ({local_phone(known.phone)})" if known.name else local_phone(known.phone)
+    await query.message.answer(f"Customer: {who}\n" + texts.PAY_AMOUNT, reply_markup=with_cancel())
+
+
+@router.message(Pay.phone, F.text)
+async def got_phone(message: Message, state: FSMContext, actor: Actor | None) -> None:
+    actor = _require(actor)
+    try:
+        phone = normalize_msisdn(message.text or "")
+    except InvalidInput as exc:
+        await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
+        return
+    async with unit_of_work(readonly=True) as session:
+        known = await customers.get(session, tenant_id=actor.tenant_id, phone=phone)
+    await state.update_data(phone=phone, name=known.name if known else None)
+    await state.set_state(Pay.amount)
+    await message.answer(texts.PAY_AMOUNT, reply_markup=with_cancel())
+
+
+@router.message(Pay.amount, F.text)
+async def got_amount(message: Message, state: FSMContext, actor: Actor | None) -> None:
+    try:
+        amount = parse_shillings((message.text or "").replace(",", "").strip())
+    except InvalidInput as exc:
+        await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
+        return
+    await state.update_data(amount=amount)
+    data = await state.get_data()
+    if data.get("name"):
+        await push(message, state, data, actor=_require(actor))  # known customer: name already known
+        return
+    await state.set_state(Pay.name)
+    skip = InlineKeyboardButton(text="Skip ⏭", callback_data=PayCb(action="skipname").pack())
+    await message.answer(texts.PAY_NAME, reply_markup=with_cancel([[skip]]))
+
+
+@router.message(Pay.name, F.text)
+async def got_name(message: Message, state: FSMContext, actor: Actor | None) -> None:
+    try:
+        name = clean_name(message.text)
+    except ValueError as exc:
+        await message.answer(texts.invalid(str(exc)), reply_markup=with_cancel())
+        return
+    await state.update_data(name=name)
+    await push(message, state, await state.get_data(), actor=_require(actor))
+
+
+@router.callback_query(Pay.name, PayCb.filter(F.action == "skipname"))
+async def skipped_name(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
+    await query.answer()
+    if isinstance(query.message, Message):
+        await push(query.message, state, await state.get_data(), actor=_require(actor))
+
+
+async def push(
+    message: Message, state: FSMContext, data: dict[str, object], *, actor: Actor | None = None
+) -> None:
+    from bots.middlewares import load_actor
+
+    await state.clear()
+    user_id = message.chat.id
+    actor = actor or await load_actor(user_id)
+    if actor is None:
+        return
+    if not await push_allowed(actor.user_id):
+        await message.answer(
+            texts.invalid("Too many payment requests in a minute. Wait a little and try again.")
+        )
+        return
+    try:
+        payment = await request_stk_push(
+            tenant_id=actor.tenant_id,
+            phone=str(data["phone"]),
+            amount=int(str(data["amount"])),
+            name=str(data["name"]) if data.get("name") else None,
+            source=PaymentSource.telegram,
+            initiated_by=actor.user_id,
+        )
+    except LipapushError as exc:
+        await message.answer(texts.invalid(exc.message))
+        return
+    await post_status(message, payment)
+
+
+@router.callback_query(PayCb.filter(F.action == "again"))
+async def send_again(
+    query: CallbackQuery, callback_data: PayCb, state: FSMContext, actor: Actor | None
+) -> None:
+    actor = _require(actor)
+    try:
+        pid = uuid.UUID(callback_data.pid)
+    except ValueError:
+        await query.answer("This button is no longer valid.", show_alert=True)
+        return
+    async with unit_of_work(readonly=True) as session:
+        from core.auth.models import Role
+
+        old = await payments.get(
+            session,
+            tenant_id=actor.tenant_id,
+            payment_id=pid,
+            initiated_by=actor.user_id if actor.role is Role.cashier else None,
+        )
+    await query.answer("Sending again…")
+    if isinstance(query.message, Message):
+        await push(
+            query.message,
+            state,
+            {"phone": old.phone, "amount": old.amount, "name": old.customer_name},
+            actor=actor,
+        )

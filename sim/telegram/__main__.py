@@ -1,0 +1,3 @@
+from sim.telegram import run
+
+run()
