@@ -12,7 +12,8 @@ from aiogram.types import BotCommand
 
 from bots.errors import register_errors
 from bots.middlewares import ActorMiddleware
-from bots.routers import common, menu, onboarding, pay, start
+from bots.routers import common, customers, home, onboarding, pay, start, transactions, wallet
+from bots.routers import settings as settings_tab
 from core.config import Settings
 
 COMMANDS = [
@@ -54,7 +55,16 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     dp.message.middleware(actor)
     dp.callback_query.middleware(actor)
     dp.include_routers(
-        common.router, start.router, onboarding.router, pay.router, menu.router, common.fallback
+        common.router,
+        start.router,
+        onboarding.router,
+        pay.router,
+        home.router,
+        transactions.router,
+        customers.router,
+        wallet.router,
+        settings_tab.router,
+        common.fallback,
     )
     register_errors(dp)
     return dp
