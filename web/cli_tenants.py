@@ -21,7 +21,7 @@ from core.tenants.models import ChannelKind, Environment, Tenant, TenantStatus
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
-from web.cli import _fail, _run, apikey_app, bootstrap, console, tenant_app
+from web.cli import _fail, _run, apikey_app, app, bootstrap, console, tenant_app
 
 
 async def _find_tenant(ref: str) -> Tenant:
@@ -225,3 +225,28 @@ def apikey_list(tenant: Annotated[str, typer.Option()]) -> None:
 
 
 __all__ = ["runtime"]
+
+
+keys_app = typer.Typer(help="Encryption keys for stored secrets.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret with the first key in ENCRYPTION_KEYS. Put the new key first,
+    keep the old ones after it, run this, then drop the old keys."""
+    rt = bootstrap()
+
+    async def main() -> int:
+        async with unit_of_work() as session:
+            n = await tenants.rotate_secrets(session, box=rt.secrets)
+            from core.audit.service import record
+
+            await record(session, action="secrets.rotated", detail={"channels": n})
+            return n
+
+    try:
+        n = _run(rt, main())
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"re-encrypted the secrets of {n} channel(s) under the first key")

@@ -169,6 +169,18 @@ class TenantService:
             detail={"reason": reason},
         )
 
+    async def rotate_secrets(self, session: AsyncSession, *, box: SecretBox) -> int:
+        """Re-encrypt every stored Daraja secret under the first ENCRYPTION_KEYS key, so older keys
+        can then be removed. Returns how many channels were rewritten."""
+        count = 0
+        for channel in await session.scalars(select(MpesaChannel)):
+            channel.consumer_key_enc = box.rotate(channel.consumer_key_enc)
+            channel.consumer_secret_enc = box.rotate(channel.consumer_secret_enc)
+            channel.passkey_enc = box.rotate(channel.passkey_enc)
+            count += 1
+        await session.flush()
+        return count
+
     def ensure_can_collect(self, tenant: Tenant, channel: MpesaChannel | None) -> MpesaChannel:
         if tenant.status is TenantStatus.suspended:
             reason = f": {tenant.status_reason}" if tenant.status_reason else ""
