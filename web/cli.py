@@ -291,5 +291,16 @@ def sim_daraja(
     run(host=host, port=port, callback_delay=callback_delay)
 
 
+@sim_app.command("telegram")
+def sim_telegram(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8081,
+) -> None:
+    """Run the Telegram Bot API stand-in alone (point TELEGRAM_API_BASE at it)."""
+    from sim.telegram import run
+
+    run(host=host, port=port)
+
+
 def main() -> None:
     app()

@@ -73,6 +73,7 @@ class Serve:
     db_url: str
     proc: subprocess.Popen[bytes]
     api_keys: list[str] = field(default_factory=list)
+    telegram_url: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -110,6 +111,19 @@ def serve() -> Iterator[Serve]:
     export_dir.mkdir()
     port = services.free_port()
     url = f"http://127.0.0.1:{port}"
+    tg_port = services.free_port()
+    tg_log = (workdir / "telegram-sim.log").open("wb")
+    # The Telegram Bot API stand-in as its own process, so the bot inside serve talks HTTP to it.
+    tg_proc = subprocess.Popen(
+        [*LIPAPUSH, "sim", "telegram", "--port", str(tg_port)],
+        env=_base_env(),
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=tg_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _wait_port(tg_port, tg_proc)
 
     env = _base_env()
     env.update(
@@ -122,6 +136,8 @@ def serve() -> Iterator[Serve]:
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
         COLUMNS="500",  # rich must not wrap the CLI's lines (an API key is printed on one line)
+        TELEGRAM_BOT_TOKEN=E2E_BOT_TOKEN,
+        TELEGRAM_API_BASE=f"http://127.0.0.1:{tg_port}",
     )
     if services.REDIS_URL:
         env["REDIS_URL"] = services.REDIS_URL
@@ -139,7 +155,14 @@ def serve() -> Iterator[Serve]:
             start_new_session=True,
         )
     srv = Serve(
-        url=url, env=env, cli_env=cli_env, workdir=workdir, log_path=log_path, db_url=db.url, proc=proc
+        url=url,
+        env=env,
+        cli_env=cli_env,
+        workdir=workdir,
+        log_path=log_path,
+        db_url=db.url,
+        proc=proc,
+        telegram_url=f"http://127.0.0.1:{tg_port}",
     )
     try:
         _wait_healthy(srv)
@@ -148,11 +171,29 @@ def serve() -> Iterator[Serve]:
     finally:
         _SERVE = None
         _stop(proc)
+        _stop(tg_proc)
+        tg_log.close()
         services.drop_database(db)
         if os.environ.get("E2E_KEEP_LOGS") == "1":
             print(f"\nlipapush serve log kept at {log_path}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+E2E_BOT_TOKEN = "424242:E2E-lipapush"
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import socket
+
+    deadline = time.monotonic() + SERVE_START_DEADLINE
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a stand-in exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after {SERVE_START_DEADLINE}s")
 
 
 def _wait_healthy(srv: Serve) -> None:
