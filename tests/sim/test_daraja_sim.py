@@ -10,14 +10,13 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp
 
 from sim.daraja import create_app, mpesa_receipt_prefix
 from sim.daraja.ids import IdFactory
+from tests.support.servers import serving as serving_on_loopback
 
 EAT = ZoneInfo("Africa/Nairobi")
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
@@ -42,32 +42,10 @@ _MISSING = object()
 # --- servers ---------------------------------------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # pytest owns Ctrl-C; uvicorn must not swap the handlers out from under it.
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    # proto must be IPPROTO_TCP or asyncio skips TCP_NODELAY, and every keep-alive request then waits ~40 ms
-    # on Nagle + delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=1))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serving_on_loopback(app, lifespan="off") as url:
+        yield url
 
 
 class Receiver:

@@ -10,16 +10,14 @@ import contextlib
 import io
 import itertools
 import re
-import socket
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -49,6 +47,7 @@ from starlette.types import ASGIApp
 from sim.telegram import SimControlError, SimMessage, TelegramSimClient, create_app
 from sim.telegram.formatting import format_text
 from sim.telegram.params import BotApiError
+from tests.support.servers import serving as serving_on_loopback
 
 _bot_ids = itertools.count(7_000_001)
 
@@ -61,32 +60,10 @@ class PayoutCb(CallbackData, prefix="po"):
 # --- servers ---------------------------------------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # pytest owns Ctrl-C; uvicorn must not swap the handlers out from under it.
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    # proto must be IPPROTO_TCP or asyncio skips TCP_NODELAY, and every keep-alive request then waits ~40 ms
-    # on Nagle + delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=1))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serving_on_loopback(app, lifespan="on") as url:
+        yield url
 
 
 class Receiver:
