@@ -1,4 +1,4 @@
-"""🏠 Home: the dashboard in one message."""
+"""🏠 Home: the dashboard in one message, and 📈 a chart of the last 30 days as a photo."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from html import escape
 
 from aiogram import F, Router
 from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
+    BufferedInputFile,
     CallbackQuery,
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
 )
 
+from bots.chart import DAYS, chart_png, daily_results
 from bots.keyboards import MenuCb
 from bots.middlewares import Actor
 from bots.tabs import back_row as _back
@@ -28,6 +32,12 @@ from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 
 router = Router(name="home")
+
+NO_CHART = f"📈 No finished payments in the last {DAYS} days yet: nothing to chart."
+
+
+class HomeCb(CallbackData, prefix="hc"):
+    action: str  # chart
 
 
 @router.message(Command("home"))
@@ -58,5 +68,29 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
         lines += [
             f"• {escape(c.name or '–')} {local_phone(c.phone)}: {format_kes(c.paid_total)}" for c in recent
         ]
+    chart_button = InlineKeyboardButton(text="📈 Chart", callback_data=HomeCb(action="chart").pack())
     if (target := _target(event)) is not None:
-        await target.answer("\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()]))
+        await target.answer(
+            "\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=[[chart_button], _back()])
+        )
+
+
+@router.callback_query(HomeCb.filter(F.action == "chart"))
+async def send_chart(query: CallbackQuery, actor: Actor | None) -> None:
+    actor = _need(actor, Role.owner, Role.manager)
+    await query.answer()
+    if (target := _target(query)) is None:
+        return
+    async with unit_of_work(readonly=True) as session:
+        data = await daily_results(session, tenant_id=actor.tenant_id)
+    if data.empty:
+        await target.answer(NO_CHART, reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()]))
+        return
+    png = await chart_png(data, business=actor.business)
+    rate = 100 * data.paid / data.finished
+    await target.answer_photo(
+        BufferedInputFile(png, filename="lipapush-chart.png"),
+        caption=f"📈 <b>Last {DAYS} days</b> (EAT): {format_kes(data.paid_kes)} received in "
+        f"{data.paid} of {data.finished} finished payments · success {rate:.0f}%\n"
+        "<i>Bars: KES paid per day · line: success rate</i>",
+    )

@@ -20,7 +20,7 @@ from core.customers.service import customers
 from core.errors import InvalidInput, LipapushError, NotFound
 from core.money import parse_shillings
 from core.notify.texts import local_phone
-from core.payments.models import PaymentSource
+from core.payments.models import CUSTOMER_SOURCES, PaymentSource
 from core.payments.push import request_stk_push
 from core.payments.schemas import clean_name
 from core.payments.service import payments
@@ -180,6 +180,9 @@ async def send_again(
             payment_id=pid,
             initiated_by=actor.user_id if actor.role is Role.cashier else None,
         )
+    if old.source not in CUSTOMER_SOURCES:
+        await query.answer("Only a customer payment can be sent again.", show_alert=True)
+        return
     await query.answer("Sending again…")
     if isinstance(query.message, Message):
         await push(

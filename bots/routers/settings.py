@@ -1,60 +1,122 @@
-"""⚙️ Settings: the M-Pesa channel (secrets masked) and replacing its credentials."""
+"""⚙️ Settings (owner only): the M-Pesa channel (secrets masked) and replacing its credentials, the
+billing mode, the low-balance alert level, payment alerts for API/USSD pushes, and staff invites."""
 
 from __future__ import annotations
 
-from aiogram import F, Router
+import contextlib
+import uuid
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
 )
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bots.keyboards import MenuCb
+from bots import texts
+from bots.keyboards import MenuCb, with_cancel
 from bots.middlewares import Actor
 from bots.routers.onboarding import begin_onboarding
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import target as _target
-from core.auth.models import Role
+from core.audit.models import AuditLog
+from core.audit.service import record
+from core.auth.codes import CODE_TTL, CodePurpose, issue_code
+from core.auth.models import Role, User
+from core.billing.schemas import WalletSettingsIn
+from core.billing.wallet import wallets
+from core.money import format_cents
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 
 router = Router(name="settings")
 
+MAX_LEVEL = 10_000_000  # KES, as WalletSettingsIn allows
+ASK_LEVEL = "🔔 Alert me when the wallet drops below how many <b>KES</b>? Send a whole number, like 500."
+BAD_LEVEL = "Send the alert level as a whole number of shillings, like 500."
+TOO_HIGH_LEVEL = f"The alert level can be at most KES {MAX_LEVEL:,}."
+STAFF_NOTE = "Invite someone: they get a one-time code to send to this bot."
+
 
 class SetCb(CallbackData, prefix="st"):
-    action: str  # replace
+    action: str  # replace, level, alerts, staff
 
 
-@router.message(Command("settings"))
-@router.callback_query(MenuCb.filter(F.action == "settings"))
-async def settings_tab(event: Message | CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner)
-    if isinstance(event, CallbackQuery):
-        await event.answer()
+class InviteCb(CallbackData, prefix="sti"):
+    role: Role  # cashier or manager
+
+
+class LowBalanceLevel(StatesGroup):
+    amount = State()
+
+
+def _row(text: str, cb: CallbackData) -> list[InlineKeyboardButton]:
+    return [InlineKeyboardButton(text=text, callback_data=cb.pack())]
+
+
+async def settings_view(actor: Actor) -> tuple[str, InlineKeyboardMarkup]:
     rt = runtime()
     async with unit_of_work(readonly=True) as session:
+        tenant = await tenants.get(session, actor.tenant_id)
         channel = await tenants.get_channel(session, actor.tenant_id)
         view = tenants.channel_out(channel, box=rt.secrets, settings=rt.settings) if channel else None
+        w = await wallets.view(session, tenant=tenant, settings=rt.settings)
+        alerts = tenant.notify_owner_on_payments
+        own_rate = tenant.commission_bps is not None
     if view is None:
         text = "⚙️ <b>Settings</b>\nNo M-Pesa channel yet."
     else:
         text = (
-            f"⚙️ <b>Settings</b>\n{view.kind.value.title()} {view.business_short_code}"
-            + (f" · till {view.till_number}" if view.till_number else "")
-            + f" · {view.environment.value}\nConsumer key {view.consumer_key} · "
-            f"secret {view.consumer_secret} · passkey {view.passkey}\n"
+            f"⚙️ <b>Settings</b>\n{view.kind.value.title()} {escape(view.business_short_code)}"
+            + (f" · till {escape(view.till_number)}" if view.till_number else "")
+            + f" · {view.environment.value}\nConsumer key {escape(view.consumer_key or '–')} · "
+            f"secret {escape(view.consumer_secret or '–')} · passkey {escape(view.passkey or '–')}\n"
             + ("✅ Verified" if view.verified else "❌ Not verified")
         )
-    replace = InlineKeyboardButton(
-        text="🔑 Replace M-Pesa credentials", callback_data=SetCb(action="replace").pack()
+    text += (
+        f"\n\n💳 Billing: {w.billing_mode.value} · commission {w.commission_percent}"
+        + (" (your rate)" if own_rate else " (platform rate)")
+        + f"\n🔔 Low-balance alert below {format_cents(w.low_balance_threshold_cents)}"
+        + "\n📣 Results of API/USSD payments: "
+        + ("sent to this chat" if alerts else "not sent")
     )
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            _row("🔑 Replace M-Pesa credentials", SetCb(action="replace")),
+            _row("✏️ Low-balance alert level", SetCb(action="level")),
+            _row(
+                "🔕 Stop API/USSD payment alerts" if alerts else "🔔 Tell me about API/USSD payments",
+                SetCb(action="alerts"),
+            ),
+            _row("👥 Staff", SetCb(action="staff")),
+            _back(),
+        ]
+    )
+    return text, markup
+
+
+@router.message(Command("settings"))
+@router.callback_query(MenuCb.filter(F.action == "settings"))
+async def settings_tab(event: Message | CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
+    actor = _need(actor, Role.owner)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    if await state.get_state() == LowBalanceLevel.amount.state:
+        await state.clear()
+    text, markup = await settings_view(actor)
     if (target := _target(event)) is not None:
-        await target.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=[[replace], _back()]))
+        await target.answer(text, reply_markup=markup)
 
 
 @router.callback_query(SetCb.filter(F.action == "replace"))
@@ -63,3 +125,168 @@ async def replace_credentials(query: CallbackQuery, state: FSMContext, actor: Ac
     await query.answer()
     if (target := _target(query)) is not None:
         await begin_onboarding(target, state)
+
+
+# -- low-balance alert level -----------------------------------------------------------------------
+@router.callback_query(SetCb.filter(F.action == "level"))
+async def ask_level(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
+    _need(actor, Role.owner)
+    await query.answer()
+    await state.set_state(LowBalanceLevel.amount)
+    if (target := _target(query)) is not None:
+        await target.answer(ASK_LEVEL, reply_markup=with_cancel())
+
+
+def parse_level(text: str) -> WalletSettingsIn:
+    raw = text.replace(",", "").replace(" ", "").strip()
+    if raw.upper().startswith("KES"):
+        raw = raw[3:]
+    if not raw.isascii() or not raw.isdigit():
+        raise ValueError(BAD_LEVEL)
+    try:
+        return WalletSettingsIn(low_balance_threshold=int(raw))
+    except ValidationError:
+        raise ValueError(TOO_HIGH_LEVEL) from None
+
+
+@router.message(LowBalanceLevel.amount, F.text)
+async def got_level(message: Message, state: FSMContext, actor: Actor | None) -> None:
+    actor = _need(actor, Role.owner)
+    try:
+        data = parse_level(message.text or "")
+    except ValueError as exc:
+        await message.answer(texts.invalid(str(exc)), reply_markup=with_cancel())
+        return
+    await state.clear()
+    rt = runtime()
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, actor.tenant_id)
+        before = tenant.low_balance_threshold_cents
+        await wallets.update_settings(session, tenant=tenant, data=data, settings=rt.settings)
+        await record(
+            session,
+            action="wallet.settings_changed",
+            tenant_id=actor.tenant_id,
+            user_id=actor.user_id,
+            detail={"low_balance_threshold_cents": tenant.low_balance_threshold_cents, "before": before},
+        )
+    level = format_cents((data.low_balance_threshold or 0) * 100)
+    settings_button = InlineKeyboardButton(text="⚙️ Settings", callback_data=MenuCb(action="settings").pack())
+    await message.answer(
+        f"✅ Low-balance alert level set to {level}. I'll message you here when the wallet drops below it.",
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[settings_button], _back()]),
+    )
+
+
+# -- payment alerts for pushes from the API or USSD -----------------------------------------------------
+async def toggle_payment_alerts(actor: Actor) -> bool:
+    """Flip Tenant.notify_owner_on_payments (audited); returns the new value."""
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, actor.tenant_id)
+        tenant.notify_owner_on_payments = not tenant.notify_owner_on_payments
+        await record(
+            session,
+            action="settings.payment_alerts",
+            tenant_id=actor.tenant_id,
+            user_id=actor.user_id,
+            detail={"notify_owner_on_payments": tenant.notify_owner_on_payments},
+        )
+        return tenant.notify_owner_on_payments
+
+
+@router.callback_query(SetCb.filter(F.action == "alerts"))
+async def alerts(query: CallbackQuery, actor: Actor | None) -> None:
+    actor = _need(actor, Role.owner)
+    on = await toggle_payment_alerts(actor)
+    await query.answer("Payment alerts on" if on else "Payment alerts off")
+    text, markup = await settings_view(actor)
+    if isinstance(query.message, Message):
+        with contextlib.suppress(TelegramBadRequest):
+            await query.message.edit_text(text, reply_markup=markup)
+
+
+# -- staff ------------------------------------------------------------------------------------------------
+async def staff_lines(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    users = list(
+        await session.scalars(select(User).where(User.tenant_id == tenant_id).order_by(User.created_at))
+    )
+    # Staff who joined from an invite have only a placeholder email: their Telegram name is in the audit log.
+    joined = await session.execute(
+        select(AuditLog.user_id, AuditLog.detail).where(
+            AuditLog.tenant_id == tenant_id, AuditLog.action == "staff.joined"
+        )
+    )
+    names = {uid: str(detail.get("name") or "") for uid, detail in joined if isinstance(detail, dict)}
+    order = {Role.owner: 0, Role.manager: 1, Role.cashier: 2}
+    lines = []
+    for u in sorted(users, key=lambda u: order.get(u.role, 3)):
+        who = names.get(u.id) or ("" if u.email.endswith(".invalid") else u.email) or "Telegram user"
+        telegram = "on Telegram" if u.telegram_user_id is not None else "not on Telegram"
+        lines.append(f"• {u.role.value.title()}: {escape(who)} · {telegram}")
+    return lines
+
+
+@router.callback_query(SetCb.filter(F.action == "staff"))
+async def staff(query: CallbackQuery, actor: Actor | None) -> None:
+    actor = _need(actor, Role.owner)
+    await query.answer()
+    async with unit_of_work(readonly=True) as session:
+        lines = await staff_lines(session, actor.tenant_id)
+    text = "\n".join([f"👥 <b>Staff of {escape(actor.business)}</b>", *lines, "", STAFF_NOTE])
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text="➕ Invite cashier", callback_data=InviteCb(role=Role.cashier).pack()
+                ),
+                InlineKeyboardButton(
+                    text="➕ Invite manager", callback_data=InviteCb(role=Role.manager).pack()
+                ),
+            ],
+            _back(),
+        ]
+    )
+    if (target := _target(query)) is not None:
+        await target.answer(text, reply_markup=markup)
+
+
+def invite_text(*, role: Role, business: str, code: str, bot_username: str | None) -> str:
+    minutes = int(CODE_TTL.total_seconds() // 60)
+    lines = [f"✉️ <b>{role.value.title()} invitation</b> for {escape(business)}"]
+    if bot_username:
+        lines += [
+            "Send this link to the person you are inviting:",
+            f"https://t.me/{escape(bot_username)}?start={code}",
+            f"or ask them to send <code>/start {code}</code> to @{escape(bot_username)}.",
+        ]
+    else:
+        lines.append(f"Ask the person you are inviting to send <code>/start {code}</code> to this bot.")
+    lines.append(f"The code works once, within {minutes} minutes.")
+    return "\n".join(lines)
+
+
+@router.callback_query(InviteCb.filter())
+async def invite(query: CallbackQuery, callback_data: InviteCb, actor: Actor | None, bot: Bot) -> None:
+    actor = _need(actor, Role.owner)
+    role = callback_data.role
+    if role not in (Role.cashier, Role.manager):
+        await query.answer("Invite a cashier or a manager.", show_alert=True)
+        return
+    await query.answer()
+    async with unit_of_work() as session:
+        code, _ = await issue_code(
+            session, purpose=CodePurpose.staff_invite, tenant_id=actor.tenant_id, role=role, by=actor.user_id
+        )
+        await record(
+            session,
+            action="staff.invited",
+            tenant_id=actor.tenant_id,
+            user_id=actor.user_id,
+            detail={"role": role.value, "via": "telegram"},
+        )
+    me = await bot.me()
+    if (target := _target(query)) is not None:
+        await target.answer(
+            invite_text(role=role, business=actor.business, code=code, bot_username=me.username),
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()]),
+        )

@@ -74,6 +74,9 @@ def payment_buttons(p: PaymentView) -> list[list[str]] | None:
         if p.status.is_final:
             return [["🔁 Retry the test", RETRY_VERIFICATION_CALLBACK]]
         return None
+    # A top-up is paid to the platform, not by a customer: "send again" would bill the wrong party.
+    if p.source is PaymentSource.topup:
+        return None
     if p.status.is_final and p.status is not PaymentStatus.success:
         return [["🔁 Send again", RETRY_PAYMENT_CALLBACK.format(payment_id=p.id)]]
     return None
