@@ -179,25 +179,11 @@ async def got_level(message: Message, state: FSMContext, actor: Actor | None) ->
 
 
 # -- payment alerts for pushes from the API or USSD -----------------------------------------------------
-async def toggle_payment_alerts(actor: Actor) -> bool:
-    """Flip Tenant.notify_owner_on_payments (audited); returns the new value."""
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        tenant.notify_owner_on_payments = not tenant.notify_owner_on_payments
-        await record(
-            session,
-            action="settings.payment_alerts",
-            tenant_id=actor.tenant_id,
-            user_id=actor.user_id,
-            detail={"notify_owner_on_payments": tenant.notify_owner_on_payments},
-        )
-        return tenant.notify_owner_on_payments
-
-
 @router.callback_query(SetCb.filter(F.action == "alerts"))
 async def alerts(query: CallbackQuery, actor: Actor | None) -> None:
     actor = _need(actor, Role.owner)
-    on = await toggle_payment_alerts(actor)
+    async with unit_of_work() as session:
+        on = await tenants.toggle_payment_alerts(session, tenant_id=actor.tenant_id, by=actor.user_id)
     await query.answer("Payment alerts on" if on else "Payment alerts off")
     text, markup = await settings_view(actor)
     if isinstance(query.message, Message):

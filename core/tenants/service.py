@@ -169,6 +169,21 @@ class TenantService:
             detail={"reason": reason},
         )
 
+    async def toggle_payment_alerts(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, by: uuid.UUID | None
+    ) -> bool:
+        """Flip whether the owner's chat hears about API/USSD payments (audited); returns the new value."""
+        tenant = await self.get(session, tenant_id)
+        tenant.notify_owner_on_payments = not tenant.notify_owner_on_payments
+        await record(
+            session,
+            action="settings.payment_alerts",
+            tenant_id=tenant_id,
+            user_id=by,
+            detail={"notify_owner_on_payments": tenant.notify_owner_on_payments},
+        )
+        return tenant.notify_owner_on_payments
+
     async def rotate_secrets(self, session: AsyncSession, *, box: SecretBox) -> int:
         """Re-encrypt every stored Daraja secret under the first ENCRYPTION_KEYS key, so older keys
         can then be removed. Returns how many channels were rewritten."""
