@@ -11,7 +11,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand
 
 from bots.errors import register_errors
-from bots.middlewares import ActorMiddleware
+from bots.middlewares import ActorMiddleware, CommandsLeaveFlows
 from bots.routers import common, customers, home, onboarding, pay, start, transactions, wallet
 from bots.routers import settings as settings_tab
 from core.config import Settings
@@ -52,6 +52,7 @@ def build_storage(settings: Settings) -> BaseStorage:
 def build_dispatcher(settings: Settings) -> Dispatcher:
     dp = Dispatcher(storage=build_storage(settings))
     actor = ActorMiddleware()
+    dp.message.outer_middleware(CommandsLeaveFlows())
     dp.message.middleware(actor)
     dp.callback_query.middleware(actor)
     dp.include_routers(

@@ -41,6 +41,26 @@ async def load_actor(telegram_user_id: int) -> Actor | None:
         return Actor(user.id, tenant.id, user.role, tenant.name, tenant.status, tenant.status_reason)
 
 
+class CommandsLeaveFlows(BaseMiddleware):
+    """A command always means what it says: `/help` in the middle of a payment request leaves that flow
+    instead of being read as the amount. Runs before filters, so it also resets the state they match."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        state = data.get("state")
+        text = event.text or "" if isinstance(event, Message) else ""
+        # /cancel is left alone: it reports what it cancelled
+        command = text.startswith("/") and not text.startswith("/cancel")
+        if command and state is not None and data.get("raw_state") is not None:
+            await state.clear()
+            data["raw_state"] = None
+        return await handler(event, data)
+
+
 class ActorMiddleware(BaseMiddleware):
     async def __call__(
         self,

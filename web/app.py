@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+import core.exports.jobs
 import core.notify.jobs
 import core.payments.jobs  # noqa: F401  - registers the payment jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices

@@ -10,6 +10,10 @@ import httpx
 
 from core.notify.models import Notification
 
+# Payment status messages are rendered as HTML (escaped, core.notify.texts); every other outbox body
+# is plain text shared with SMS, so a business called "A & B <Shop>" cannot break its own alerts.
+HTML_KINDS = frozenset({"payment.status", "payment.result"})
+
 
 class TelegramUndeliverable(Exception):
     """The chat blocked the bot or no longer exists: retrying cannot help."""
@@ -49,7 +53,9 @@ class TelegramSender:
         return body
 
     async def send(self, n: Notification) -> None:
-        params: dict[str, Any] = {"chat_id": int(n.recipient), "text": n.body, "parse_mode": "HTML"}
+        params: dict[str, Any] = {"chat_id": int(n.recipient), "text": n.body}
+        if n.kind in HTML_KINDS:
+            params["parse_mode"] = "HTML"
         if n.buttons:
             params["reply_markup"] = json.loads(
                 json.dumps({"inline_keyboard": [[{"text": t, "callback_data": d}] for t, d in n.buttons]})
@@ -62,3 +68,43 @@ class TelegramSender:
         body = await self._call("sendMessage", params)
         if not body.get("ok"):
             raise TelegramUndeliverable(str(body.get("description", "rejected by Telegram")))
+
+    async def send_document(
+        self,
+        *,
+        chat_id: int,
+        data: bytes,
+        filename: str,
+        caption: str | None = None,
+        mime_type: str = "application/octet-stream",
+    ) -> int:
+        """Upload a file to the chat (multipart `sendDocument`) and return the new message's id.
+
+        Errors as for `send`: TelegramRetryLater when trying again may help (network, 429, 5xx),
+        TelegramUndeliverable when it cannot (blocked bot, deleted chat, file refused)."""
+        url = f"{self.base_url.rstrip('/')}/bot{self.token}/sendDocument"
+        form = {"chat_id": str(chat_id)}
+        if caption:
+            form |= {"caption": caption, "parse_mode": "HTML"}
+        try:
+            r = await self.http.post(
+                url,
+                data=form,
+                files={"document": (filename, data, mime_type)},
+                # an upload of several megabytes may take longer than the client's default allows
+                timeout=httpx.Timeout(120.0, connect=10.0),
+            )
+        except httpx.HTTPError as exc:
+            raise TelegramRetryLater(f"Telegram unreachable: {type(exc).__name__}") from None
+        try:
+            body: dict[str, Any] = r.json()
+        except ValueError:
+            raise TelegramRetryLater(f"Telegram answered HTTP {r.status_code} without JSON") from None
+        if body.get("ok"):
+            return int(body["result"]["message_id"])
+        code, desc = int(body.get("error_code", r.status_code)), str(body.get("description", ""))
+        if code == 429:
+            raise TelegramRetryLater(desc, (body.get("parameters") or {}).get("retry_after"))
+        if code >= 500:
+            raise TelegramRetryLater(desc)
+        raise TelegramUndeliverable(desc or "rejected by Telegram")

@@ -138,3 +138,16 @@ class TestWizardAgain:
         )
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.get("/healthz")).status_code == 200
+
+
+class TestCommandsLeaveFlows:
+    async def test_a_command_mid_flow_is_obeyed_not_read_as_input(
+        self, server: LiveServer, tg: TelegramSimClient
+    ) -> None:
+        await linked_owner(tg, name="Flow Shop")
+        await tg.ask("/pay", has("phone number"), timeout=T)
+        await tg.ask("0722000111", has("Amount in KES"), timeout=T)
+        help_ = await tg.ask("/help", timeout=T)
+        assert help_.content.startswith("lipapush commands")
+        stray = await tg.ask("150", timeout=T)
+        assert stray.content == "I didn't understand that. Use the buttons below, or /help."

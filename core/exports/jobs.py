@@ -1,0 +1,155 @@
+"""Exports too big to build while the chat waits: a job builds the file, uploads it to the chat as a
+document, and has the "⏳ Preparing…" message edited into the outcome (through the notification
+outbox, so that edit is retried like any other message)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from html import escape
+from typing import Any
+
+from core.audit.service import record
+from core.customers.schemas import CustomerQuery
+from core.errors import NotFound
+from core.exports.books import customer_book
+from core.exports.xlsx import XLSX_MEDIA_TYPE, export_filename
+from core.jobs.registry import enqueue, job
+from core.notify.jobs import send_notification
+from core.notify.models import Notification, NotifyChannel
+from core.notify.telegram import TelegramSender, TelegramUndeliverable
+from core.runtime import runtime, unit_of_work
+from core.tenants.service import tenants
+
+log = logging.getLogger(__name__)
+
+
+def customer_book_caption(count: int, label: str = "") -> str:
+    """The document's caption, the same whether the bot sends it at once or this job does."""
+    noun = "customer" if count == 1 else "customers"
+    return f"👥 {count:,} {noun}" + (f" · {escape(label)}" if label else "")
+
+
+def preparing_text(count: int) -> str:
+    return (
+        f"⏳ Preparing the customer book ({count:,} customers). "
+        "I will send the Excel file here as soon as it is ready."
+    )
+
+
+def sent_text(count: int) -> str:
+    return f"✅ Sent the customer book: {count:,} customers."
+
+
+def failed_text(reason: str) -> str:
+    return f"❌ The customer book could not be sent: {escape(reason)}"
+
+
+async def queue_customer_book(
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    chat_id: int,
+    message_id: int,
+    query: CustomerQuery,
+    label: str = "",
+) -> None:
+    """Hand a customer book export to the worker; `message_id` is the "preparing" message to edit."""
+    async with unit_of_work() as session:
+        await enqueue(
+            session,
+            send_customer_book,
+            tenant_id=str(tenant_id),
+            user_id=str(user_id) if user_id else None,
+            chat_id=chat_id,
+            message_id=message_id,
+            query=query.model_dump(mode="json", exclude_defaults=True),
+            label=label,
+        )
+
+
+@job("exports.send_customer_book", max_retries=3, min_backoff_ms=5_000, max_backoff_ms=60_000)
+async def send_customer_book(
+    *,
+    tenant_id: str,
+    user_id: str | None,
+    chat_id: int,
+    message_id: int,
+    query: dict[str, Any],
+    label: str = "",
+) -> None:
+    """Build the customer book (read-only), send it to the chat, then report on the preparing message.
+
+    A failure to build is reported and not retried (it would fail the same way); Telegram being
+    unreachable or busy raises, so the job is retried; a chat that refuses the file is told why."""
+    rt = runtime()
+    token = rt.settings.TELEGRAM_BOT_TOKEN
+    if not token:
+        log.warning("exports.send_customer_book: TELEGRAM_BOT_TOKEN is not set; nothing sent")
+        return
+    tid = uuid.UUID(tenant_id)
+    try:
+        async with unit_of_work(readonly=True) as session:
+            tenant = await tenants.get(session, tid)
+            path, count = await customer_book(
+                session,
+                tenant_id=tid,
+                query=CustomerQuery.model_validate(query),
+                directory=rt.settings.EXPORT_DIR,
+            )
+    except NotFound:
+        return  # the business is gone, and its chat with it
+    except Exception:
+        log.exception("customer book export for tenant %s failed", tenant_id)
+        await _finish(tid, None, chat_id, message_id, failed_text("something went wrong. Try again later."))
+        return
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    finally:
+        path.unlink(missing_ok=True)
+    sender = TelegramSender(http=rt.http(), base_url=rt.settings.telegram_api_base, token=token)
+    try:
+        await sender.send_document(
+            chat_id=chat_id,
+            data=data,
+            filename=export_filename(f"customers-{tenant.slug}"),
+            caption=customer_book_caption(count, label),
+            mime_type=XLSX_MEDIA_TYPE,
+        )
+    except TelegramUndeliverable as exc:
+        await _finish(tid, None, chat_id, message_id, failed_text(str(exc)))
+        return
+    await _finish(tid, uuid.UUID(user_id) if user_id else None, chat_id, message_id, sent_text(count), count)
+
+
+async def _finish(
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    chat_id: int,
+    message_id: int,
+    text: str,
+    rows: int | None = None,
+) -> None:
+    """Audit a sent export and queue the edit of the preparing message, in one transaction (which
+    also completes this job: see core.jobs.registry.RunningJob)."""
+    async with unit_of_work() as session:
+        if rows is not None:
+            await record(
+                session,
+                action="export.customers",
+                tenant_id=tenant_id,
+                user_id=user_id,
+                detail={"rows": rows, "via": "telegram"},
+            )
+        note = Notification(
+            tenant_id=tenant_id,
+            kind="export.customers",
+            channel=NotifyChannel.telegram,
+            recipient=str(chat_id),
+            edit_message_id=message_id,
+            body=text,
+        )
+        session.add(note)
+        await session.flush()
+        await enqueue(session, send_notification, notification_id=note.id)
