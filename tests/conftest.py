@@ -3,6 +3,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +44,7 @@ class LiveServer:
     url: str
     rt: Runtime
     telegram_url: str = ""
+    app: Any = None
 
     @property
     def settings(self) -> Settings:
@@ -78,7 +80,7 @@ async def server(database: TestDatabase) -> AsyncIterator[LiveServer]:
         rt = configure(settings)
         app = create_app(rt, mount_simulator=True, run_worker=True, with_scheduler=True, with_bot=True)
         async with serving_on(app, sock):
-            yield LiveServer(url=url, rt=rt, telegram_url=telegram_url)
+            yield LiveServer(url=url, rt=rt, telegram_url=telegram_url, app=app)
 
 
 @pytest.fixture

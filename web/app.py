@@ -83,6 +83,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.state.bot_runner = bot_runner
 
     @app.middleware("http")
     async def request_context(
@@ -112,7 +113,9 @@ def create_app(
     if bot_runner is not None and bot_runner.webhook:
         from web.telegram import webhook_router
 
-        app.include_router(webhook_router(bot_runner))
+        app.include_router(
+            webhook_router(secret=rt.settings.TELEGRAM_WEBHOOK_SECRET or "", feed=bot_runner.feed)
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

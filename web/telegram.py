@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
@@ -75,8 +76,9 @@ class BotRunner:
         task.add_done_callback(self._pending.discard)
 
 
-def webhook_router(runner: BotRunner) -> APIRouter:
+def webhook_router(*, secret: str, feed: Callable[[dict[str, object]], None]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    expected = secret
 
     @router.post("/telegram/webhook/{secret}")
     async def telegram_webhook(
@@ -84,13 +86,12 @@ def webhook_router(runner: BotRunner) -> APIRouter:
         request: Request,
         x_telegram_bot_api_secret_token: str = Header(default=""),
     ) -> JSONResponse:
-        expected = runner.settings.TELEGRAM_WEBHOOK_SECRET or ""
         if not expected or not (
             secrets.compare_digest(secret, expected)
             and secrets.compare_digest(x_telegram_bot_api_secret_token, expected)
         ):
             return JSONResponse({"ok": False}, status_code=401)
-        runner.feed(await request.json())
+        feed(await request.json())
         return JSONResponse({"ok": True})
 
     return router
