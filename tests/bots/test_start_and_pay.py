@@ -151,3 +151,38 @@ class TestCommandsLeaveFlows:
         assert help_.content.startswith("lipapush commands")
         stray = await tg.ask("150", timeout=T)
         assert stray.content == "I didn't understand that. Use the buttons below, or /help."
+
+
+class TestRemainingButtons:
+    async def test_menu_command_and_retry_the_test_button(
+        self, server: LiveServer, tg: TelegramSimClient
+    ) -> None:
+        await signup_in_chat(tg, name="Retry Shop", phone="0712341032")  # the simulator cancels the test
+        await tg.press_button("Sandbox")
+        kind = await tg.wait_for_bot_message(predicate=has("Is it a Paybill or a Till"), timeout=T)
+        assert kind.button_texts == ["Paybill", "Till (Buy Goods)", "✖ Cancel"]
+        await tg.press_button("✖ Cancel")
+        cancelled = await tg.wait_for_bot_message(predicate=has("Cancelled"), timeout=T)
+        assert cancelled.content == "Cancelled. Nothing was changed."
+        menu = await tg.ask("/menu", has("What would you like to do?"), timeout=T)
+        assert menu.content == "🏪 Retry Shop\nStatus: onboarding\nWhat would you like to do?"
+        await tg.press_button("⚙️ Settings")
+        settings = await tg.wait_for_bot_message(predicate=has("Settings"), timeout=T, after=menu.message_id)
+        await tg.press_button("🔑 Replace M-Pesa credentials")
+        await tg.wait_for_bot_message(
+            predicate=has("Which M-Pesa environment"), timeout=T, after=settings.message_id
+        )
+        await tg.press_button("🧪 Simulator (test money)")
+        await tg.wait_for_bot_message(predicate=has("Is it a Paybill or a Till"), timeout=T)
+        await tg.press_button("Paybill")
+        failed = await tg.wait_for_bot_message(predicate=has("did not go through"), timeout=T)
+        assert failed.content == (
+            "❌ The test payment did not go through: The customer cancelled the M-Pesa prompt.\n"
+            "Check the phone and try again."
+        )
+        await tg.press_button("🔁 Retry the test")
+        again = await tg.wait_for_bot_message(
+            predicate=lambda m: "did not go through" in m.content and m.message_id > failed.message_id,
+            timeout=T,
+        )
+        assert again.button_texts == ["🔁 Retry the test"]
