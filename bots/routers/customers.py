@@ -13,7 +13,7 @@ from html import escape
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -289,7 +289,7 @@ async def _asked_view(state: FSMContext) -> CuCb:
         return CuCb()
 
 
-@router.message(CustomerFind.text, F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(CustomerFind.text), F.text, ~F.text.startswith("/"))
 async def got_search(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = _need(actor, Role.owner, Role.manager)
     text = (message.text or "").strip()[:MAX_SEARCH].strip()
@@ -304,7 +304,7 @@ async def got_search(message: Message, state: FSMContext, actor: Actor | None) -
     await _show_new(message, actor, view, text)
 
 
-@router.message(CustomerFind.min_total, F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(CustomerFind.min_total), F.text, ~F.text.startswith("/"))
 async def got_min_total(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = _need(actor, Role.owner, Role.manager)
     raw = (message.text or "").replace(",", "").strip()

@@ -8,11 +8,13 @@ import re
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from pydantic import SecretStr, ValidationError
 
 from bots import texts
+from bots.filters import HasText
 from bots.keyboards import OnbCb, choices, with_cancel
 from bots.middlewares import Actor
 from bots.states import Onboarding
@@ -53,7 +55,7 @@ def _owner(actor: Actor | None) -> Actor:
     return actor
 
 
-@router.callback_query(Onboarding.environment, OnbCb.filter(F.action == "env"))
+@router.callback_query(StateFilter(Onboarding.environment), OnbCb.filter(F.action == "env"))
 async def chose_environment(
     query: CallbackQuery, callback_data: OnbCb, state: FSMContext, actor: Actor | None
 ) -> None:
@@ -69,7 +71,7 @@ async def chose_environment(
         )
 
 
-@router.callback_query(Onboarding.kind, OnbCb.filter(F.action == "kind"))
+@router.callback_query(StateFilter(Onboarding.kind), OnbCb.filter(F.action == "kind"))
 async def chose_kind(
     query: CallbackQuery, callback_data: OnbCb, state: FSMContext, actor: Actor | None
 ) -> None:
@@ -89,7 +91,7 @@ async def chose_kind(
     await query.message.edit_text(prompt, reply_markup=with_cancel())
 
 
-@router.message(Onboarding.short_code, F.text)
+@router.message(StateFilter(Onboarding.short_code), HasText())
 async def got_short_code(message: Message, state: FSMContext) -> None:
     value = (message.text or "").strip()
     if not SHORT_CODE.match(value):
@@ -105,7 +107,7 @@ async def got_short_code(message: Message, state: FSMContext) -> None:
         await message.answer(texts.ONB_KEY, reply_markup=with_cancel())
 
 
-@router.message(Onboarding.till, F.text)
+@router.message(StateFilter(Onboarding.till), HasText())
 async def got_till(message: Message, state: FSMContext) -> None:
     value = (message.text or "").strip()
     if not SHORT_CODE.match(value):
@@ -128,21 +130,21 @@ async def _secret_step(message: Message, state: FSMContext, field: str) -> str |
     return value
 
 
-@router.message(Onboarding.key, F.text)
+@router.message(StateFilter(Onboarding.key), HasText())
 async def got_key(message: Message, state: FSMContext) -> None:
     if await _secret_step(message, state, "key") is not None:
         await state.set_state(Onboarding.secret)
         await message.answer(texts.SECRET_DELETED + "\n\n" + texts.ONB_SECRET, reply_markup=with_cancel())
 
 
-@router.message(Onboarding.secret, F.text)
+@router.message(StateFilter(Onboarding.secret), HasText())
 async def got_secret(message: Message, state: FSMContext) -> None:
     if await _secret_step(message, state, "secret") is not None:
         await state.set_state(Onboarding.passkey)
         await message.answer(texts.SECRET_DELETED + "\n\n" + texts.ONB_PASSKEY, reply_markup=with_cancel())
 
 
-@router.message(Onboarding.passkey, F.text)
+@router.message(StateFilter(Onboarding.passkey), HasText())
 async def got_passkey(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = _owner(actor)
     if await _secret_step(message, state, "passkey") is not None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 
 from bots import texts
+from bots.filters import HasText
 from bots.keyboards import MenuCb, PayCb, with_cancel
 from bots.middlewares import Actor
 from bots.ratelimit import push_allowed
@@ -65,7 +66,7 @@ async def pay_button(query: CallbackQuery, state: FSMContext, actor: Actor | Non
         await ask_phone(query.message, state, _require(actor))
 
 
-@router.callback_query(Pay.phone, PayCb.filter(F.action == "pick"))
+@router.callback_query(StateFilter(Pay.phone), PayCb.filter(F.action == "pick"))
 async def picked_customer(
     query: CallbackQuery, callback_data: PayCb, state: FSMContext, actor: Actor | None
 ) -> None:
@@ -81,7 +82,7 @@ async def picked_customer(
     await query.message.answer(f"Customer: {who}\n" + texts.PAY_AMOUNT, reply_markup=with_cancel())
 
 
-@router.message(Pay.phone, F.text)
+@router.message(StateFilter(Pay.phone), HasText())
 async def got_phone(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = _require(actor)
     try:
@@ -96,7 +97,7 @@ async def got_phone(message: Message, state: FSMContext, actor: Actor | None) ->
     await message.answer(texts.PAY_AMOUNT, reply_markup=with_cancel())
 
 
-@router.message(Pay.amount, F.text)
+@router.message(StateFilter(Pay.amount), HasText())
 async def got_amount(message: Message, state: FSMContext, actor: Actor | None) -> None:
     try:
         amount = parse_shillings((message.text or "").replace(",", "").strip())
@@ -113,7 +114,7 @@ async def got_amount(message: Message, state: FSMContext, actor: Actor | None) -
     await message.answer(texts.PAY_NAME, reply_markup=with_cancel([[skip]]))
 
 
-@router.message(Pay.name, F.text)
+@router.message(StateFilter(Pay.name), HasText())
 async def got_name(message: Message, state: FSMContext, actor: Actor | None) -> None:
     try:
         name = clean_name(message.text)
@@ -124,7 +125,7 @@ async def got_name(message: Message, state: FSMContext, actor: Actor | None) -> 
     await push(message, state, await state.get_data(), actor=_require(actor))
 
 
-@router.callback_query(Pay.name, PayCb.filter(F.action == "skipname"))
+@router.callback_query(StateFilter(Pay.name), PayCb.filter(F.action == "skipname"))
 async def skipped_name(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
     await query.answer()
     if isinstance(query.message, Message):

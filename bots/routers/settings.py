@@ -9,7 +9,7 @@ from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import texts
+from bots.filters import HasText
 from bots.keyboards import MenuCb, with_cancel
 from bots.middlewares import Actor
 from bots.routers.onboarding import begin_onboarding
@@ -149,7 +150,7 @@ def parse_level(text: str) -> WalletSettingsIn:
         raise ValueError(TOO_HIGH_LEVEL) from None
 
 
-@router.message(LowBalanceLevel.amount, F.text)
+@router.message(StateFilter(LowBalanceLevel.amount), HasText())
 async def got_level(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = _need(actor, Role.owner)
     try:

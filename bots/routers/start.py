@@ -6,11 +6,12 @@ import contextlib
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bots import texts
+from bots.filters import HasText
 from bots.keyboards import MenuCb, StartCb, main_menu, start_choices, with_cancel
 from bots.middlewares import Actor, load_actor
 from bots.routers.onboarding import begin_onboarding
@@ -79,7 +80,7 @@ async def ask_link_code(query: CallbackQuery, state: FSMContext) -> None:
         await query.message.answer(texts.ASK_LINK_CODE, reply_markup=with_cancel())
 
 
-@router.message(Link.code, F.text)
+@router.message(StateFilter(Link.code), HasText())
 async def got_link_code(message: Message, state: FSMContext) -> None:
     assert message.from_user is not None and message.text is not None
     try:
@@ -108,7 +109,7 @@ async def begin_signup(query: CallbackQuery, state: FSMContext, actor: Actor | N
     await query.message.answer(texts.SIGNUP_NAME, reply_markup=with_cancel())
 
 
-@router.message(Signup.name, F.text)
+@router.message(StateFilter(Signup.name), HasText())
 async def signup_name(message: Message, state: FSMContext) -> None:
     try:
         name = validate_business_name(message.text or "")
@@ -120,7 +121,7 @@ async def signup_name(message: Message, state: FSMContext) -> None:
     await message.answer(texts.SIGNUP_EMAIL, reply_markup=with_cancel())
 
 
-@router.message(Signup.email, F.text)
+@router.message(StateFilter(Signup.email), HasText())
 async def signup_email(message: Message, state: FSMContext) -> None:
     try:
         email = normalize_email(message.text or "")
@@ -132,7 +133,7 @@ async def signup_email(message: Message, state: FSMContext) -> None:
     await message.answer(texts.SIGNUP_PASSWORD, reply_markup=with_cancel())
 
 
-@router.message(Signup.password, F.text)
+@router.message(StateFilter(Signup.password), HasText())
 async def signup_password(message: Message, state: FSMContext, bot: Bot) -> None:
     password = message.text or ""
     await delete_quietly(message)
@@ -147,7 +148,7 @@ async def signup_password(message: Message, state: FSMContext, bot: Bot) -> None
     await message.answer(texts.SECRET_DELETED + "\n\n" + texts.SIGNUP_PHONE, reply_markup=with_cancel())
 
 
-@router.message(Signup.phone, F.text)
+@router.message(StateFilter(Signup.phone), HasText())
 async def signup_phone(message: Message, state: FSMContext) -> None:
     assert message.from_user is not None
     try:

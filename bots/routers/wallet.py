@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -18,6 +18,7 @@ from aiogram.types import (
 )
 
 from bots import texts
+from bots.filters import HasText
 from bots.keyboards import MenuCb, with_cancel
 from bots.middlewares import Actor
 from bots.status import post_status
@@ -195,7 +196,7 @@ async def topup_ask(query: CallbackQuery, state: FSMContext, actor: Actor | None
         await target.answer(TOPUP_ASK, reply_markup=with_cancel())
 
 
-@router.message(Topup.amount, F.text)
+@router.message(StateFilter(Topup.amount), HasText())
 async def topup_amount(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = _need(actor, Role.owner, Role.manager)
     try:
