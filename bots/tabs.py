@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
+import asyncio
+from pathlib import Path
+
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton, Message
 
 from bots import texts
 from bots.keyboards import MenuCb
 from bots.middlewares import Actor
+from core.audit.service import record
 from core.auth.models import Role
 from core.errors import NotFound, PermissionDenied
+from core.exports.xlsx import export_filename
+from core.runtime import unit_of_work
 
 
 def need(actor: Actor | None, *roles: Role) -> Actor:
@@ -30,3 +36,22 @@ def target(event: Message | CallbackQuery) -> Message | None:
 
 def back_row() -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(text="⬅ Menu", callback_data=MenuCb(action="home_menu").pack())]
+
+
+async def send_export(
+    target: Message, path: Path, *, rows: int, name: str, caption: str, action: str, actor: Actor
+) -> None:
+    """Send a built .xlsx to the chat as a document (the file is removed) and audit the export."""
+    try:
+        data = await asyncio.to_thread(path.read_bytes)  # several MB for a big book: off the loop
+    finally:
+        await asyncio.to_thread(path.unlink, True)
+    async with unit_of_work() as session:
+        await record(
+            session,
+            action=action,
+            tenant_id=actor.tenant_id,
+            user_id=actor.user_id,
+            detail={"rows": rows, "via": "telegram"},
+        )
+    await target.answer_document(BufferedInputFile(data, filename=export_filename(name)), caption=caption)

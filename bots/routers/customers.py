@@ -18,7 +18,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -32,15 +31,15 @@ from bots.middlewares import Actor
 from bots.routers.transactions import since
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
+from bots.tabs import send_export
 from bots.tabs import target as _target
-from core.audit.service import record
 from core.auth.models import Role
 from core.customers.schemas import CustomerOut, CustomerQuery, CustomerSort
 from core.customers.service import customers
 from core.errors import InvalidInput, NotFound
 from core.exports.books import customer_book
 from core.exports.jobs import customer_book_caption, preparing_text, queue_customer_book
-from core.exports.xlsx import EAT, export_filename
+from core.exports.xlsx import EAT
 from core.money import format_kes, parse_shillings
 from core.notify.texts import local_phone
 from core.runtime import runtime, unit_of_work
@@ -354,20 +353,13 @@ async def export_customers(query: CallbackQuery, callback_data: CuCb, actor: Act
         path, count = await customer_book(
             session, tenant_id=actor.tenant_id, query=book_query, directory=runtime().settings.EXPORT_DIR
         )
-    try:
-        data = path.read_bytes()
-    finally:
-        path.unlink(missing_ok=True)
-    async with unit_of_work() as session:
-        await record(
-            session,
-            action="export.customers",
-            tenant_id=actor.tenant_id,
-            user_id=actor.user_id,
-            detail={"rows": count, "via": "telegram"},
-        )
-    await target.answer_document(
-        BufferedInputFile(data, filename=export_filename(f"customers-{tenant.slug}")),
+    await send_export(
+        target,
+        path,
+        rows=count,
+        name=f"customers-{tenant.slug}",
         caption=customer_book_caption(count, label),
+        action="export.customers",
+        actor=actor,
     )
     await note.delete()

@@ -20,7 +20,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -33,12 +32,12 @@ from bots.keyboards import MenuCb, PayCb
 from bots.middlewares import Actor
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
+from bots.tabs import send_export
 from bots.tabs import target as _target
-from core.audit.service import record
 from core.auth.models import Role
 from core.db import utcnow
 from core.exports.books import TRANSACTION_COLUMNS, transaction_list
-from core.exports.xlsx import EAT, build_xlsx, export_filename
+from core.exports.xlsx import EAT, build_xlsx
 from core.money import format_kes
 from core.notify.texts import local_phone
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
@@ -344,20 +343,13 @@ async def export_transactions(query: CallbackQuery, callback_data: TxxCb, actor:
             path, count = await transaction_list(
                 session, tenant_id=actor.tenant_id, filters=filters, directory=directory
             )
-    try:
-        data = path.read_bytes()
-    finally:
-        path.unlink(missing_ok=True)
-    async with unit_of_work() as session:
-        await record(
-            session,
-            action="export.transactions",
-            tenant_id=actor.tenant_id,
-            user_id=actor.user_id,
-            detail={"rows": count, "via": "telegram"},
-        )
     noun = "transaction" if count == 1 else "transactions"
-    await target.answer_document(
-        BufferedInputFile(data, filename=export_filename(f"transactions-{tenant.slug}")),
+    await send_export(
+        target,
+        path,
+        rows=count,
+        name=f"transactions-{tenant.slug}",
         caption=f"📒 {count:,} {noun} · {_title(callback_data)}",
+        action="export.transactions",
+        actor=actor,
     )

@@ -16,8 +16,8 @@ from core.errors import NotFound
 from core.exports.books import customer_book
 from core.exports.xlsx import XLSX_MEDIA_TYPE, export_filename
 from core.jobs.registry import enqueue, job
-from core.notify.jobs import send_notification
 from core.notify.models import Notification, NotifyChannel
+from core.notify.service import notify
 from core.notify.telegram import TelegramSender, TelegramUndeliverable
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
@@ -150,6 +150,4 @@ async def _finish(
             edit_message_id=message_id,
             body=text,
         )
-        session.add(note)
-        await session.flush()
-        await enqueue(session, send_notification, notification_id=note.id)
+        await notify.queue(session, note)

@@ -14,7 +14,8 @@ from core.tenants.models import Tenant
 
 
 class NotifyService:
-    async def _queue(self, session: AsyncSession, row: Notification) -> Notification:
+    async def queue(self, session: AsyncSession, row: Notification) -> Notification:
+        """Write an outbox row and its send job in the caller's transaction."""
         from core.notify.jobs import send_notification
 
         session.add(row)
@@ -38,7 +39,7 @@ class NotifyService:
             channel, recipient = NotifyChannel.telegram, str(owner.telegram_user_id)
         else:
             channel, recipient = NotifyChannel.sms, tenant.phone
-        return await self._queue(
+        return await self.queue(
             session,
             Notification(
                 tenant_id=tenant.id,
@@ -54,7 +55,7 @@ class NotifyService:
         """A push from the bot edits its own status message; a push from the API or USSD is reported
         to the owner's chat when the tenant wants that."""
         if payment.status_chat_id is not None and payment.status_message_id is not None:
-            await self._queue(
+            await self.queue(
                 session,
                 Notification(
                     tenant_id=tenant.id,
@@ -75,7 +76,7 @@ class NotifyService:
             return
         owner = await self.owner(session, tenant_id=tenant.id)
         if owner is not None and owner.telegram_user_id is not None:
-            await self._queue(
+            await self.queue(
                 session,
                 Notification(
                     tenant_id=tenant.id,

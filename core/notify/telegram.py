@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +30,12 @@ class TelegramSender:
     base_url: str
     token: str
 
-    async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, method: str, params: dict[str, Any], **request: Any) -> dict[str, Any]:
+        """One Bot API call. Returns the body (ok, or a refusal worth looking at); raises
+        TelegramRetryLater when trying again may help and TelegramUndeliverable when it cannot."""
         url = f"{self.base_url.rstrip('/')}/bot{self.token}/{method}"
         try:
-            r = await self.http.post(url, json=params)
+            r = await (self.http.post(url, **request) if request else self.http.post(url, json=params))
         except httpx.HTTPError as exc:
             raise TelegramRetryLater(f"Telegram unreachable: {type(exc).__name__}") from None
         try:
@@ -57,9 +58,9 @@ class TelegramSender:
         if n.kind in HTML_KINDS:
             params["parse_mode"] = "HTML"
         if n.buttons:
-            params["reply_markup"] = json.loads(
-                json.dumps({"inline_keyboard": [[{"text": t, "callback_data": d}] for t, d in n.buttons]})
-            )
+            params["reply_markup"] = {
+                "inline_keyboard": [[{"text": t, "callback_data": d}] for t, d in n.buttons]
+            }
         if n.edit_message_id is not None:
             body = await self._call("editMessageText", {**params, "message_id": n.edit_message_id})
             if body.get("ok") or "message is not modified" in str(body.get("description", "")):
@@ -82,29 +83,17 @@ class TelegramSender:
 
         Errors as for `send`: TelegramRetryLater when trying again may help (network, 429, 5xx),
         TelegramUndeliverable when it cannot (blocked bot, deleted chat, file refused)."""
-        url = f"{self.base_url.rstrip('/')}/bot{self.token}/sendDocument"
         form = {"chat_id": str(chat_id)}
         if caption:
             form |= {"caption": caption, "parse_mode": "HTML"}
-        try:
-            r = await self.http.post(
-                url,
-                data=form,
-                files={"document": (filename, data, mime_type)},
-                # an upload of several megabytes may take longer than the client's default allows
-                timeout=httpx.Timeout(120.0, connect=10.0),
-            )
-        except httpx.HTTPError as exc:
-            raise TelegramRetryLater(f"Telegram unreachable: {type(exc).__name__}") from None
-        try:
-            body: dict[str, Any] = r.json()
-        except ValueError:
-            raise TelegramRetryLater(f"Telegram answered HTTP {r.status_code} without JSON") from None
-        if body.get("ok"):
-            return int(body["result"]["message_id"])
-        code, desc = int(body.get("error_code", r.status_code)), str(body.get("description", ""))
-        if code == 429:
-            raise TelegramRetryLater(desc, (body.get("parameters") or {}).get("retry_after"))
-        if code >= 500:
-            raise TelegramRetryLater(desc)
-        raise TelegramUndeliverable(desc or "rejected by Telegram")
+        body = await self._call(
+            "sendDocument",
+            form,
+            data=form,
+            files={"document": (filename, data, mime_type)},
+            # an upload of several megabytes may take longer than the client's default allows
+            timeout=httpx.Timeout(120.0, connect=10.0),
+        )
+        if not body.get("ok"):
+            raise TelegramUndeliverable(str(body.get("description", "")) or "rejected by Telegram")
+        return int(body["result"]["message_id"])
