@@ -52,14 +52,12 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
         wallet = await wallets.view(session, tenant=tenant, settings=runtime().settings)
         commission = await commissions.commission_for(session, tenant_id=actor.tenant_id)
         recent = await customers.recent(session, tenant_id=actor.tenant_id, limit=5)
-    failed = s["failed_count"] + s["cancelled_count"] + s["timeout_count"] + s["expired_count"]
-    done = s["success_count"] + failed
-    rate = f"{100 * s['success_count'] / done:.0f}%" if done else "–"
+    rate = f"{100 * s.success_rate:.0f}%" if s.success_rate is not None else "–"
     lines = [
         f"🏠 <b>{escape(actor.business)}</b>",
-        f"Total received: <b>{format_kes(s['total_processed'])}</b>",
-        f"Payments: {done + s['pending_count']} ({s['success_count']} paid, {failed} not paid, "
-        f"{s['pending_count']} waiting) · success {rate}",
+        f"Total received: <b>{format_kes(s.total_processed)}</b>",
+        f"Payments: {s.transactions} ({s.paid} paid, {s.not_paid} not paid, "
+        f"{s.pending} waiting) · success {rate}",
         f"Commission deducted: {format_cents(commission)}",
         f"Wallet: {format_cents(wallet.balance_cents)}",
     ]

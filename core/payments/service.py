@@ -42,6 +42,24 @@ class Finalised:
 
 
 @dataclass(frozen=True)
+class PaymentSummary:
+    total_processed: int  # shillings paid
+    paid: int
+    not_paid: int  # every way a payment can end unpaid: failed, cancelled, timeout, expired
+    pending: int
+
+    @property
+    def transactions(self) -> int:
+        return self.paid + self.not_paid + self.pending
+
+    @property
+    def success_rate(self) -> float | None:
+        """Paid among the finished ones; None before anything finished."""
+        finished = self.paid + self.not_paid
+        return self.paid / finished if finished else None
+
+
+@dataclass(frozen=True)
 class TransactionFilter:
     status: PaymentStatus | None = None
     source: PaymentSource | None = None
@@ -370,7 +388,8 @@ class PaymentService:
                     await tenants.mark_verification_failed(session, channel=channel, reason=result_desc)
         return Finalised(applied=True, status=status)
 
-    async def summary(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, int]:
+    async def summary(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> PaymentSummary:
+        """Customer payments only (no onboarding or top-up pushes)."""
         rows = (
             await session.execute(
                 select(Payment.status, func.count(), func.coalesce(func.sum(Payment.amount), 0))
@@ -378,13 +397,15 @@ class PaymentService:
                 .group_by(Payment.status)
             )
         ).all()
-        out = {f"{s.value}_count": 0 for s in PaymentStatus}
-        out["total_processed"] = 0
-        for status, count, total in rows:
-            out[f"{PaymentStatus(status).value}_count"] = int(count)
-            if PaymentStatus(status) is PaymentStatus.success:
-                out["total_processed"] = int(total)
-        return out
-
+        paid = not_paid = pending = total = 0
+        for status, count, amount in rows:
+            status = PaymentStatus(status)
+            if status is PaymentStatus.success:
+                paid, total = int(count), int(amount)
+            elif status is PaymentStatus.pending:
+                pending = int(count)
+            else:
+                not_paid += int(count)
+        return PaymentSummary(total_processed=total, paid=paid, not_paid=not_paid, pending=pending)
 
 payments = PaymentService()

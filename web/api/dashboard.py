@@ -36,18 +36,15 @@ async def dashboard(who: CurrentPrincipal, session: ReadSession) -> DashboardOut
     who.require_role(Role.owner, Role.manager)
     tenant = await tenants.get(session, who.require_tenant())
     s = await payments.summary(session, tenant_id=tenant.id)
-    # Everything that ended and was not paid counts as failed for the ratio.
-    failed = s["failed_count"] + s["cancelled_count"] + s["timeout_count"] + s["expired_count"]
-    done = s["success_count"] + failed
     return DashboardOut(
         business=tenant.name,
         status=tenant.status,
-        total_processed=s["total_processed"],
-        transactions=done + s["pending_count"],
-        success_count=s["success_count"],
-        failed_count=failed,
-        pending_count=s["pending_count"],
-        success_rate=round(s["success_count"] / done, 4) if done else None,
+        total_processed=s.total_processed,
+        transactions=s.transactions,
+        success_count=s.paid,
+        failed_count=s.not_paid,
+        pending_count=s.pending,
+        success_rate=round(s.success_rate, 4) if s.success_rate is not None else None,
         commission_deducted_cents=await commissions.commission_for(session, tenant_id=tenant.id),
         wallet_balance_cents=(await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet))[0],
         recent_customers=await customers.recent(session, tenant_id=tenant.id),
