@@ -88,8 +88,14 @@ class Database:
         pair = self._engines.get(loop)
         if pair is None:
             write = self._make(readonly=False)
-            # Postgres needs no separate reader: MVCC readers never block writers.
-            read = self._make(readonly=True) if self.is_sqlite else write
+            # Postgres: the same pool, but a read-only unit of work sees one snapshot for all its
+            # statements (REPEATABLE READ), so a page never mixes states from before and after a
+            # concurrent commit (e.g. a verified channel beside a not-yet-active business).
+            read = (
+                self._make(readonly=True)
+                if self.is_sqlite
+                else write.execution_options(isolation_level="REPEATABLE READ")
+            )
             pair = (write, read)
             self._engines[loop] = pair
         return pair
@@ -108,7 +114,7 @@ class Database:
         pair = self._engines.pop(loop, None)
         if pair:
             await pair[0].dispose()
-            if pair[1] is not pair[0]:
+            if self.is_sqlite:  # on Postgres the reader shares the writer's pool
                 await pair[1].dispose()
 
 
