@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     AT_USERNAME: str | None = None
     AT_API_KEY: str | None = None
     AT_BASE_URL: str | None = None
+    # The platform's sender id (shortcode or alphanumeric) for SMS of businesses without their own.
+    AT_SENDER_ID: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 \-_.]{1,11}$")
+    # Africa's Talking does not sign its callbacks: when set, /ussd and /callbacks/at/delivery
+    # answer only requests carrying ?secret=<this> (put it in the callback URLs on AT's dashboard).
+    AT_CALLBACK_SECRET: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{16,128}$")
+    # The code dialled for the USSD menu, shown in messages that tell people how to reach it.
+    USSD_CODE: str = Field(default="*384*123#", pattern=r"^\*[0-9*]{1,20}#$")
+    # Signed download links (customer book by SMS) stop working after this many minutes.
+    DOWNLOAD_LINK_MINUTES: int = Field(default=60, ge=1, le=7 * 24 * 60)
     SMTP_URL: str | None = None
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
@@ -128,6 +137,7 @@ class Settings(BaseSettings):
         "DARAJA_SANDBOX_URL",
         "DARAJA_PRODUCTION_URL",
         "TELEGRAM_API_BASE",
+        "AT_BASE_URL",
     )
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -167,6 +177,11 @@ class Settings(BaseSettings):
     @property
     def telegram_api_base(self) -> str:
         return self.TELEGRAM_API_BASE or "https://api.telegram.org"
+
+    @property
+    def sms_configured(self) -> bool:
+        """Without Africa's Talking credentials SMS stay in the outbox (`lipapush outbox`)."""
+        return bool(self.AT_USERNAME and self.AT_API_KEY)
 
     @property
     def simulator_url(self) -> str:

@@ -37,6 +37,7 @@ def database() -> Iterator[TestDatabase]:
 
 
 BOT_TOKEN = "123456:TEST-lipapush"
+AT_KEY = "at-test-key"
 
 
 @dataclass
@@ -45,6 +46,7 @@ class LiveServer:
     rt: Runtime
     telegram_url: str = ""
     app: Any = None
+    at_url: str = ""
 
     @property
     def settings(self) -> Settings:
@@ -58,13 +60,16 @@ async def server(database: TestDatabase) -> AsyncIterator[LiveServer]:
     Callbacks travel over real HTTP from the simulator to our callback endpoint and are processed by
     the real Dramatiq worker (Redis broker when TEST_REDIS_URL is set); the bot polls the Telegram
     Bot API stand-in over HTTP."""
+    from sim.africastalking import create_app as create_at_sim
     from sim.telegram import create_app as create_telegram_sim
     from web.app import create_app
 
-    # The Telegram Bot API stand-in first: the app's bot polls it from start-up.
-    async with serving(create_telegram_sim()) as telegram_url:
-        sock, port = bound_socket()
-        url = f"http://127.0.0.1:{port}"
+    sock, port = bound_socket()
+    url = f"http://127.0.0.1:{port}"
+    # The stand-ins first: the app's bot polls Telegram from start-up; SMS go to Africa's Talking,
+    # which posts delivery reports back to the app.
+    at_sim = create_at_sim(api_key=AT_KEY, username="lipapush", dlr_url=f"{url}/callbacks/at/delivery")
+    async with serving(create_telegram_sim()) as telegram_url, serving(at_sim) as at_url:
         settings = load_settings(
             DATABASE_URL=database.url,
             REDIS_URL=services.REDIS_URL,
@@ -76,11 +81,15 @@ async def server(database: TestDatabase) -> AsyncIterator[LiveServer]:
             EXPORT_DIR=tempfile.mkdtemp(prefix="lipapush-exports-"),
             TELEGRAM_BOT_TOKEN=BOT_TOKEN,
             TELEGRAM_API_BASE=telegram_url,
+            AT_USERNAME="lipapush",
+            AT_API_KEY=AT_KEY,
+            AT_BASE_URL=at_url,
+            AT_SENDER_ID="LIPAPUSH",
         )
         rt = configure(settings)
         app = create_app(rt, mount_simulator=True, run_worker=True, with_scheduler=True, with_bot=True)
         async with serving_on(app, sock):
-            yield LiveServer(url=url, rt=rt, telegram_url=telegram_url, app=app)
+            yield LiveServer(url=url, rt=rt, telegram_url=telegram_url, app=app, at_url=at_url)
 
 
 @pytest.fixture

@@ -14,12 +14,14 @@ from sqlalchemy import text
 
 import core.exports.jobs
 import core.notify.jobs
-import core.payments.jobs  # noqa: F401  - registers the payment jobs before the broker declares actors
+import core.payments.jobs
+import core.payments.push  # noqa: F401  - registers the payment jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.context import RequestInfo, reset_request, set_request
 from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
 from core.runtime import Runtime, unit_of_work
+from ussd.router import ussd_router
 from web.api import auth, customers, dashboard, payments, settings, wallet
 from web.callbacks import router as callbacks_router
 from web.errors import install_error_handlers
@@ -110,6 +112,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)
+    app.include_router(ussd_router())
     if bot_runner is not None and bot_runner.webhook:
         from web.telegram import webhook_router
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from core.errors import InvalidInput
+from core.exports.links import downloads_dir, resolve
+from core.exports.xlsx import XLSX_MEDIA_TYPE
+from core.notify.service import notify
 from core.payments.callbacks import MAX_BODY, callbacks
 from core.payments.jobs import process_callback
-from core.runtime import unit_of_work
+from core.runtime import runtime, unit_of_work
 
 router = APIRouter(tags=["callbacks"], include_in_schema=False)
 
@@ -29,3 +35,37 @@ async def daraja_callback(token: str, request: Request) -> JSONResponse:
             job=process_callback,
         )
     return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
+
+
+@router.post("/callbacks/at/delivery")
+async def sms_delivery_report(
+    id: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "",
+    failureReason: Annotated[str | None, Form()] = None,
+    secret: Annotated[str | None, Query()] = None,
+) -> PlainTextResponse:
+    """Africa's Talking delivery report for one SMS. Reports are unsigned: a report only moves a
+    message we sent (matched on the gateway's unguessable message id) towards a final state, and
+    with AT_CALLBACK_SECRET set it must also carry ?secret=."""
+    expected = runtime().settings.AT_CALLBACK_SECRET
+    if expected is not None and not (secret and hmac.compare_digest(secret, expected)):
+        return PlainTextResponse("forbidden", status_code=403)
+    if not id or len(id) > 64 or not status or len(status) > 40:
+        return PlainTextResponse("missing id or status", status_code=400)
+    async with unit_of_work() as session:
+        await notify.delivery_report(
+            session, message_id=id, status=status, failure_reason=(failureReason or "")[:200] or None
+        )
+    return PlainTextResponse("ok")
+
+
+@router.get("/dl/{token}")
+async def download(token: str) -> Response:
+    """A signed export link sent by SMS (core.exports.links)."""
+    s = runtime().settings
+    path = resolve(s.SECRET_KEY, downloads_dir(s.EXPORT_DIR), token)
+    if path is None:
+        return PlainTextResponse(
+            "This download link has expired or is not valid. Request the export again.", status_code=404
+        )
+    return FileResponse(path, filename=path.name, media_type=XLSX_MEDIA_TYPE)

@@ -31,7 +31,11 @@ class User(Base):
     phone: Mapped[str | None] = mapped_column(String(12))
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     two_factor_enabled: Mapped[bool] = mapped_column(default=False)
+    # The phone that opens the merchant USSD menu: one user per phone, so a dial identifies the user.
+    ussd_phone: Mapped[str | None] = mapped_column(String(12), unique=True)
     ussd_pin_hash: Mapped[str | None] = mapped_column(String(255))
+    ussd_pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    ussd_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on password change: tokens minted before it stop working ("log out everywhere").

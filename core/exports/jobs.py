@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import uuid
 from html import escape
 from typing import Any
@@ -14,6 +15,7 @@ from core.audit.service import record
 from core.customers.schemas import CustomerQuery
 from core.errors import NotFound
 from core.exports.books import customer_book
+from core.exports.links import downloads_dir, new_download, sign
 from core.exports.xlsx import XLSX_MEDIA_TYPE, export_filename
 from core.jobs.registry import enqueue, job
 from core.notify.models import Notification, NotifyChannel
@@ -151,3 +153,64 @@ async def _finish(
             body=text,
         )
         await notify.queue(session, note)
+
+
+@job("exports.email_customer_book", max_retries=3, min_backoff_ms=5_000, max_backoff_ms=60_000)
+async def email_customer_book(*, tenant_id: str, user_id: str | None, phone: str) -> None:
+    """The customer book for someone on a feature phone: the file is emailed to the business email,
+    and an SMS to `phone` carries a signed link to download it (valid DOWNLOAD_LINK_MINUTES)."""
+    rt = runtime()
+    s = rt.settings
+    tid = uuid.UUID(tenant_id)
+    try:
+        async with unit_of_work(readonly=True) as session:
+            tenant = await tenants.get(session, tid)
+            built, count = await customer_book(
+                session, tenant_id=tid, query=CustomerQuery(), directory=s.EXPORT_DIR
+            )
+    except NotFound:
+        return
+    root = downloads_dir(s.EXPORT_DIR)
+    name, path = await asyncio.to_thread(new_download, root, export_filename(f"customers-{tenant.slug}"))
+    await asyncio.to_thread(shutil.move, built, path)
+    url = f"{s.base_url}/dl/{sign(s.SECRET_KEY, name, ttl_seconds=s.DOWNLOAD_LINK_MINUTES * 60)}"
+    noun = "customer" if count == 1 else "customers"
+    async with unit_of_work() as session:
+        await record(
+            session,
+            action="export.customers",
+            tenant_id=tid,
+            user_id=uuid.UUID(user_id) if user_id else None,
+            detail={"rows": count, "via": "ussd"},
+        )
+        await notify.queue(
+            session,
+            Notification(
+                tenant_id=tid,
+                kind="export.customers",
+                channel=NotifyChannel.email,
+                recipient=tenant.email,
+                subject=f"{tenant.name}: customer list ({count:,} {noun})",
+                body=(
+                    f"Your lipapush customer list is attached: {count:,} {noun}.\n\n"
+                    f"It was requested from the USSD menu on {phone[:6]}***{phone[-3:]}. "
+                    "If that was not you, change your USSD PIN."
+                ),
+                attachment_path=str(path),
+            ),
+        )
+        await notify.sms(
+            session,
+            tenant=tenant,
+            to=phone,
+            kind="export.customers",
+            body=(
+                f"lipapush: customer list ({count:,} {noun}) emailed to {mask_email(tenant.email)}. "
+                f"Download (valid {s.DOWNLOAD_LINK_MINUTES} min): {url}"
+            ),
+        )
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"

@@ -44,6 +44,13 @@ class Notification(Base):
     edit_message_id: Mapped[int | None] = mapped_column(BigInteger)
     payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)  # [[text, callback_data], …]
+    # SMS: the sender id used, the gateway's message id (delivery reports are matched on it), its
+    # latest delivery status and cost; email: a file to attach (deleted once sent).
+    sender_id: Mapped[str | None] = mapped_column(String(11))
+    provider_message_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(40))
+    cost: Mapped[str | None] = mapped_column(String(32))
+    attachment_path: Mapped[str | None] = mapped_column(Text)
     status: Mapped[NotifyStatus] = mapped_column(
         str_enum(NotifyStatus, "notify_status"), default=NotifyStatus.pending
     )
@@ -51,3 +58,4 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 import uuid
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.models import Role, User
+from core.db import utcnow
 from core.jobs.registry import enqueue
 from core.notify import texts
-from core.notify.models import Notification, NotifyChannel
-from core.payments.models import Payment, PaymentSource
+from core.notify.models import Notification, NotifyChannel, NotifyStatus
+from core.notify.sms import to_gsm_text
+from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.tenants.models import Tenant
+
+NAIROBI = ZoneInfo("Africa/Nairobi")
+FINAL_DELIVERY = frozenset({NotifyStatus.delivered, NotifyStatus.failed, NotifyStatus.undeliverable})
 
 
 class NotifyService:
@@ -28,6 +34,48 @@ class NotifyService:
             select(User).where(User.tenant_id == tenant_id, User.role == Role.owner).order_by(User.created_at)
         )
 
+    async def sms(
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant | None,
+        to: str,
+        kind: str,
+        body: str,
+        payment_id: uuid.UUID | None = None,
+    ) -> Notification:
+        """Queue an SMS in the caller's transaction, from the business's own sender id when it has one."""
+        return await self.queue(
+            session,
+            Notification(
+                tenant_id=tenant.id if tenant else None,
+                kind=kind,
+                channel=NotifyChannel.sms,
+                recipient=to,
+                sender_id=tenant.sms_sender_id if tenant else None,
+                payment_id=payment_id,
+                body=to_gsm_text(body),
+            ),
+        )
+
+    async def delivery_report(
+        self, session: AsyncSession, *, message_id: str, status: str, failure_reason: str | None
+    ) -> Notification | None:
+        """Apply an Africa's Talking delivery report. Reports repeat and arrive out of order, so a final
+        state (delivered, failed) never changes again; an unknown message id changes nothing."""
+        row = await session.scalar(
+            select(Notification).where(Notification.provider_message_id == message_id).with_for_update()
+        )
+        if row is None or row.status in FINAL_DELIVERY:
+            return row
+        row.delivery_status = status[:40]
+        if status == "Success":
+            row.status, row.delivered_at = NotifyStatus.delivered, utcnow()
+        elif status in ("Failed", "Rejected"):
+            row.status = NotifyStatus.failed
+            row.error = f"{status}: {failure_reason or 'no reason given'}"[:500]
+        return row
+
     async def to_owner(
         self, session: AsyncSession, *, tenant: Tenant, kind: str, body: str, subject: str | None = None
     ) -> Notification:
@@ -38,7 +86,7 @@ class NotifyService:
         if owner is not None and owner.telegram_user_id is not None:
             channel, recipient = NotifyChannel.telegram, str(owner.telegram_user_id)
         else:
-            channel, recipient = NotifyChannel.sms, tenant.phone
+            return await self.sms(session, tenant=tenant, to=tenant.phone, kind=kind, body=body)
         return await self.queue(
             session,
             Notification(
@@ -52,8 +100,38 @@ class NotifyService:
         )
 
     async def payment_finalised(self, session: AsyncSession, *, payment: Payment, tenant: Tenant) -> None:
-        """A push from the bot edits its own status message; a push from the API or USSD is reported
-        to the owner's chat when the tenant wants that."""
+        """A push from the bot edits its own status message; a push from the USSD menu is reported by
+        SMS to the phone that asked; a push from the API or USSD is reported to the owner's chat when
+        the tenant wants that; a paying customer gets a receipt SMS when the tenant turned them on."""
+        if payment.notify_phone is not None:
+            await self.sms(
+                session,
+                tenant=tenant,
+                to=payment.notify_phone,
+                kind="payment.sms_result",
+                body=texts.sms_payment_result(payment),
+                payment_id=payment.id,
+            )
+        if (
+            tenant.sms_receipts
+            and payment.status is PaymentStatus.success
+            and payment.source not in (PaymentSource.onboarding, PaymentSource.topup)
+        ):
+            when = (payment.transaction_date or payment.completed_at or utcnow()).astimezone(NAIROBI)
+            await self.sms(
+                session,
+                tenant=tenant,
+                to=payment.phone,
+                kind="payment.receipt",
+                body=texts.receipt_sms(
+                    tenant.sms_receipt_template,
+                    business=tenant.name,
+                    amount=payment.paid_amount or payment.amount,
+                    receipt=payment.receipt,
+                    date=when.strftime("%d %b %Y %H:%M"),
+                ),
+                payment_id=payment.id,
+            )
         if payment.status_chat_id is not None and payment.status_message_id is not None:
             await self.queue(
                 session,

@@ -85,3 +85,62 @@ def payment_buttons(p: PaymentView) -> list[list[str]] | None:
 def owner_payment_note(p: PaymentView) -> str:
     """For the owner's chat when a payment started elsewhere (API, USSD) ends."""
     return f"{payment_status(p)}\n<i>via {p.source.value.upper()}</i>"
+
+
+# --- SMS (plain GSM-7 text, one 160-character part where the values allow) ---
+
+DEFAULT_RECEIPT_TEMPLATE = "{business}: we received {amount} from you, M-Pesa receipt {receipt}. Thank you!"
+RECEIPT_FIELDS = ("business", "amount", "receipt", "date")
+
+
+def sms_payment_result(p: PaymentView) -> str:
+    """The merchant's SMS when a push they started from USSD ends."""
+    amount, who = format_kes(p.amount), local_phone(p.phone)
+    if p.source is PaymentSource.topup:
+        if p.status is PaymentStatus.success:
+            return f"lipapush: wallet top-up of {amount} received. Receipt {p.receipt or '-'}."
+        return f"lipapush: wallet top-up of {amount} was not paid. {_short_reason(p)}"
+    if p.status is PaymentStatus.success:
+        return f"lipapush: PAID {amount} from {who}. Receipt {p.receipt or '-'}."
+    label = {
+        PaymentStatus.cancelled: "CANCELLED",
+        PaymentStatus.timeout: "NO RESPONSE",
+        PaymentStatus.expired: "EXPIRED",
+    }.get(p.status, "NOT PAID")
+    return f"lipapush: {label} {amount} from {who}. {_short_reason(p)}"
+
+
+def _short_reason(p: PaymentView) -> str:
+    reason = p.result_desc or "M-Pesa did not complete the payment."
+    return reason if len(reason) <= 90 else reason[:87].rstrip() + "..."
+
+
+def validate_receipt_template(template: str) -> str:
+    """A template may use {business}, {amount}, {receipt} and {date}; anything else is refused with
+    the name of the bad field, and the longest rendering must fit two SMS parts."""
+    import string
+
+    template = " ".join(template.split())
+    if not template:
+        raise ValueError("The receipt template is empty.")
+    for _, field, spec, conv in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if field not in RECEIPT_FIELDS or spec or conv:
+            raise ValueError(
+                f"Unknown field {{{field}}} in the receipt template: use "
+                + ", ".join("{" + f + "}" for f in RECEIPT_FIELDS)
+                + "."
+            )
+    longest = template.format(
+        business="B" * 40, amount="KES 250,000", receipt="UKN1234567", date="23 Nov 2026 23:59"
+    )
+    if len(longest) > 306:
+        raise ValueError("The receipt template is too long: keep it under 250 characters so it fits two SMS.")
+    return template
+
+
+def receipt_sms(template: str | None, *, business: str, amount: int, receipt: str | None, date: str) -> str:
+    return (template or DEFAULT_RECEIPT_TEMPLATE).format(
+        business=business[:40], amount=format_kes(amount), receipt=receipt or "-", date=date
+    )

@@ -95,6 +95,10 @@ class Payment(Base):
     # edited when the payment becomes final.
     status_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     status_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the push is handed to Daraja: a push job delivered twice must not prompt twice.
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Send the final result by SMS to this phone (pushes started from the USSD menu).
+    notify_phone: Mapped[str | None] = mapped_column(String(12))
     # Reconciliation: when to ask Daraja next, and how often we already did.
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     query_attempts: Mapped[int] = mapped_column(Integer, default=0)

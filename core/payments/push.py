@@ -7,6 +7,7 @@ second transaction. Holding a transaction open across an HTTP call would also bl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -16,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.billing.platform import platform_channel
 from core.daraja.errors import DarajaError, DarajaTransientError
 from core.daraja.schemas import DarajaCredentials, StkPushRequest
+from core.db import utcnow
 from core.errors import DarajaRejected, DarajaUnavailable, NotFound
+from core.jobs.registry import enqueue, job
 from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut
 from core.payments.service import payments
@@ -40,10 +43,15 @@ async def request_stk_push(
     description: str | None = None,
     initiated_by: uuid.UUID | None = None,
     idempotency_key: str | None = None,
+    notify_phone: str | None = None,
+    defer: bool = False,
 ) -> PaymentOut:
     """Validate, record, push. `phone` and `amount` must already be normalised (core.phones,
     core.money). Raises DarajaRejected (payment recorded as failed) or DarajaUnavailable (payment
-    left pending for reconciliation) after recording."""
+    left pending for reconciliation) after recording.
+
+    `defer` hands the Daraja call to a job and returns the pending payment at once: USSD must answer
+    within seconds whatever M-Pesa is doing. `notify_phone` gets the result by SMS."""
     rt = runtime()
     async with unit_of_work() as session:
         tenant = await tenants.get(session, tenant_id)
@@ -64,7 +72,12 @@ async def request_stk_push(
         )
         if not created:
             return PaymentOut.model_validate(payment)
+        payment.notify_phone = notify_phone
         _schedule_first_check(payment)
+        if defer:
+            await enqueue(session, send_push, payment_id=str(payment.id))
+            return PaymentOut.model_validate(payment)
+        payment.pushed_at = utcnow()
         out = PaymentOut.model_validate(payment)
         request = _push_request(payment, channel)
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
@@ -94,6 +107,7 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
         channel.verification_payment_id = payment.id
         channel.verification_error = None
         _schedule_first_check(payment)
+        payment.pushed_at = utcnow()
         out = PaymentOut.model_validate(payment)
         request = _push_request(payment, channel)
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
@@ -108,7 +122,13 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
 
 
 async def request_wallet_topup(
-    *, tenant_id: uuid.UUID, amount: int, phone: str | None = None, initiated_by: uuid.UUID | None = None
+    *,
+    tenant_id: uuid.UUID,
+    amount: int,
+    phone: str | None = None,
+    initiated_by: uuid.UUID | None = None,
+    notify_phone: str | None = None,
+    defer: bool = False,
 ) -> PaymentOut:
     """An STK push to the merchant's phone through the platform's own Daraja app; its success
     credits the wallet once (payments.finalize → topups.credit_wallet). Works even for a business
@@ -131,11 +151,37 @@ async def request_wallet_topup(
             description="Wallet top-up",
             initiated_by=initiated_by,
         )
+        payment.notify_phone = notify_phone
         _schedule_first_check(payment)
+        if defer:
+            await enqueue(session, send_push, payment_id=str(payment.id))
+            return PaymentOut.model_validate(payment)
+        payment.pushed_at = utcnow()
         out = PaymentOut.model_validate(payment)
         request = _push_request(payment, channel)
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
     return await _send(out, creds, request)
+
+
+@job("payments.send_push", max_retries=0)
+async def send_push(payment_id: str) -> None:
+    """The deferred half of a push: at most once. `pushed_at` is committed before Daraja is called, so
+    a redelivered job (worker died mid-call) finds it set and leaves the payment to reconciliation
+    instead of prompting the customer a second time. Daraja's refusals are recorded on the payment
+    (and so reach the merchant) by `_send`."""
+    rt = runtime()
+    async with unit_of_work() as session:
+        payment = await session.get(Payment, uuid.UUID(payment_id), with_for_update=True)
+        if payment is None or payment.status.is_final or payment.pushed_at is not None:
+            return
+        channel = await session.get(MpesaChannel, payment.channel_id)
+        assert channel is not None
+        payment.pushed_at = utcnow()
+        out = PaymentOut.model_validate(payment)
+        request = _push_request(payment, channel)
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+    with contextlib.suppress(DarajaRejected, DarajaUnavailable):
+        await _send(out, creds, request)
 
 
 def _schedule_first_check(payment: Payment) -> None:

@@ -67,6 +67,7 @@ class TransactionFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     initiated_by: uuid.UUID | None = None
+    customer_only: bool = False  # leave out onboarding tests and wallet top-ups
 
 
 def encode_cursor(p: Payment) -> str:
@@ -191,6 +192,8 @@ class PaymentService:
             conds.append(Payment.status == f.status)
         if f.source is not None:
             conds.append(Payment.source == f.source)
+        if f.customer_only:
+            conds.append(Payment.source.in_(list(CUSTOMER_SOURCES)))
         if f.phone:
             digits = "".join(ch for ch in f.phone if ch.isdigit()).lstrip("0")
             if digits:
@@ -388,12 +391,17 @@ class PaymentService:
                     await tenants.mark_verification_failed(session, channel=channel, reason=result_desc)
         return Finalised(applied=True, status=status)
 
-    async def summary(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> PaymentSummary:
-        """Customer payments only (no onboarding or top-up pushes)."""
+    async def summary(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, since: datetime | None = None
+    ) -> PaymentSummary:
+        """Customer payments only (no onboarding or top-up pushes), all time or requested since."""
+        conds = [Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES))]
+        if since is not None:
+            conds.append(Payment.created_at >= since)
         rows = (
             await session.execute(
                 select(Payment.status, func.count(), func.coalesce(func.sum(Payment.amount), 0))
-                .where(Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES)))
+                .where(*conds)
                 .group_by(Payment.status)
             )
         ).all()
@@ -407,5 +415,6 @@ class PaymentService:
             else:
                 not_paid += int(count)
         return PaymentSummary(total_processed=total, paid=paid, not_paid=not_paid, pending=pending)
+
 
 payments = PaymentService()

@@ -43,6 +43,8 @@ class Tenant(Base):
     kind: Mapped[TenantKind] = mapped_column(str_enum(TenantKind, "tenant_kind"), default=TenantKind.business)
     name: Mapped[str] = mapped_column(String(120))
     slug: Mapped[str] = mapped_column(String(140), unique=True)
+    # The number a payer types in the USSD "pay a business" menu: short, digits only, never reused.
+    business_number: Mapped[str | None] = mapped_column(String(8), unique=True)
     email: Mapped[str] = mapped_column(String(254))
     phone: Mapped[str] = mapped_column(String(12))
     status: Mapped[TenantStatus] = mapped_column(
@@ -66,6 +68,11 @@ class Tenant(Base):
     notify_owner_on_payments: Mapped[bool] = mapped_column(default=True)
     # Why new pushes are held for billing (an overdue invoice); separate from an admin suspension.
     billing_hold: Mapped[str | None] = mapped_column(Text)
+    # SMS: the sender id registered for this business with Africa's Talking (null: the platform's),
+    # and whether paying customers get a receipt SMS, from this template (null: the default).
+    sms_sender_id: Mapped[str | None] = mapped_column(String(11))
+    sms_receipts: Mapped[bool] = mapped_column(default=False)
+    sms_receipt_template: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:

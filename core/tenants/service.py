@@ -46,9 +46,57 @@ class TenantService:
         slug = base
         while await session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
             slug = f"{base}-{secrets.token_hex(2)}"
-        tenant = Tenant(name=name, slug=slug, email=email, phone=phone, kind=kind)
+        tenant = Tenant(
+            name=name,
+            slug=slug,
+            email=email,
+            phone=phone,
+            kind=kind,
+            business_number=await self._new_business_number(session),
+        )
         session.add(tenant)
         await session.flush()
+        return tenant
+
+    async def _new_business_number(self, session: AsyncSession) -> str:
+        # Six digits, random rather than sequential so the number of businesses is not on show;
+        # collisions are rare below a few hundred thousand businesses and simply drawn again.
+        while True:
+            number = str(100_000 + secrets.randbelow(900_000))
+            if not await session.scalar(select(Tenant.id).where(Tenant.business_number == number)):
+                return number
+
+    async def find_payee(self, session: AsyncSession, code: str) -> Tenant:
+        """The business a payer means by `code`: its lipapush business number, or the Till or Paybill
+        number it collects into. Only businesses that can take payments are found."""
+        code = code.strip()
+        if not code.isdigit() or not 4 <= len(code) <= 8:
+            raise InvalidInput("code", "Enter the business number: 4 to 8 digits.")
+        tenant = await session.scalar(select(Tenant).where(Tenant.business_number == code))
+        if tenant is None:
+            matches = list(
+                await session.scalars(
+                    select(Tenant)
+                    .join(MpesaChannel, MpesaChannel.tenant_id == Tenant.id)
+                    .where(
+                        (MpesaChannel.till_number == code)
+                        | (
+                            (MpesaChannel.kind == ChannelKind.paybill)
+                            & (MpesaChannel.business_short_code == code)
+                        )
+                    )
+                    .limit(2)
+                )
+            )
+            if len(matches) > 1:
+                raise InvalidInput(
+                    "code", f"Several businesses use {code}. Ask for their lipapush business number."
+                )
+            tenant = matches[0] if matches else None
+        if tenant is None or tenant.kind is TenantKind.platform:
+            raise NotFound(f"No business has the number {code}. Check the number and try again.")
+        if tenant.status is not TenantStatus.active or tenant.billing_hold:
+            raise TenantNotActive(f"{tenant.name} cannot take payments right now. Pay them another way.")
         return tenant
 
     async def get(self, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:

@@ -1,0 +1,124 @@
+"""The USSD PIN: a registered phone plus a 4-digit PIN opens the merchant menu.
+
+A 4-digit PIN has 10,000 values, so its strength is the lockout (3 wrong PINs lock USSD for 30
+minutes), not the hash: argon2id with OWASP's minimum parameters (~25 ms) keeps a stolen database
+from handing out PINs for free without making every USSD login cost 150 ms of CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit.service import record
+from core.auth.models import User
+from core.db import utcnow
+from core.errors import Conflict, InvalidInput
+from core.phones import Msisdn
+
+MAX_PIN_FAILURES = 3
+LOCK_FOR = timedelta(minutes=30)
+_PIN = re.compile(r"^\d{4}$")
+_hasher = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
+_DUMMY = _hasher.hash("0000")
+
+
+def validate_new_pin(pin: str, *, field: str = "pin") -> str:
+    pin = pin.strip()
+    if not _PIN.match(pin):
+        raise InvalidInput(field, "The PIN must be exactly 4 digits.")
+    if len(set(pin)) == 1 or pin in "0123456789" or pin in "9876543210":
+        raise InvalidInput(field, "That PIN is too easy to guess (like 1111 or 1234). Choose another.")
+    return pin
+
+
+def hash_pin(pin: str) -> str:
+    return _hasher.hash(pin)
+
+
+async def pin_matches(pin: str, pin_hash: str | None) -> bool:
+    """Off the event loop: argon2 holds the CPU for tens of milliseconds."""
+    if not _PIN.match(pin):
+        return False
+    ok = await asyncio.to_thread(_hasher.verify, pin, pin_hash or _DUMMY)
+    return ok and pin_hash is not None
+
+
+async def user_by_ussd_phone(session: AsyncSession, phone: str) -> User | None:
+    return await session.scalar(select(User).where(User.ussd_phone == phone))
+
+
+async def register_ussd(
+    session: AsyncSession, *, user: User, phone: Msisdn, pin: str, by: User | None = None
+) -> None:
+    """Set (or replace) the phone and PIN that open this user's USSD menu; clears any lock."""
+    if user.tenant_id is None:
+        raise InvalidInput("phone", "Platform admins have no USSD menu; use a business account.")
+    pin = validate_new_pin(pin)
+    holder = await user_by_ussd_phone(session, phone)
+    if holder is not None and holder.id != user.id:
+        raise Conflict(
+            "That phone already opens another lipapush account's USSD menu. Remove it there first, "
+            "or register a different phone."
+        )
+    user.ussd_phone = phone
+    user.ussd_pin_hash = await asyncio.to_thread(hash_pin, pin)
+    user.ussd_pin_failures = 0
+    user.ussd_locked_until = None
+    await record(
+        session,
+        action="ussd.pin_set",
+        tenant_id=user.tenant_id,
+        user_id=(by or user).id,
+        target=str(user.id),
+        detail={"phone": phone[:6] + "***" + phone[-3:]},
+    )
+
+
+async def remove_ussd(session: AsyncSession, *, user: User) -> None:
+    user.ussd_phone = None
+    user.ussd_pin_hash = None
+    user.ussd_pin_failures = 0
+    user.ussd_locked_until = None
+    await record(session, action="ussd.removed", tenant_id=user.tenant_id, user_id=user.id)
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    ok: bool
+    remaining: int = MAX_PIN_FAILURES
+    locked_until: datetime | None = None
+    just_locked: bool = False
+
+
+def locked(user: User, now: datetime | None = None) -> datetime | None:
+    now = now or utcnow()
+    until = user.ussd_locked_until
+    return until if until is not None and until > now else None
+
+
+async def record_pin_attempt(session: AsyncSession, *, user: User, ok: bool) -> PinCheck:
+    """Count a PIN attempt whose hash was already checked (see `pin_matches`), in the caller's
+    transaction. Load the user FOR UPDATE in that transaction, so two concurrent wrong PINs both
+    count."""
+    now = utcnow()
+    until = locked(user, now)
+    if until is not None:
+        return PinCheck(ok=False, remaining=0, locked_until=until)
+    if ok:
+        user.ussd_pin_failures = 0
+        return PinCheck(ok=True)
+    user.ussd_pin_failures = (user.ussd_pin_failures or 0) + 1
+    if user.ussd_pin_failures < MAX_PIN_FAILURES:
+        return PinCheck(ok=False, remaining=MAX_PIN_FAILURES - user.ussd_pin_failures)
+    user.ussd_pin_failures = 0
+    user.ussd_locked_until = now + LOCK_FOR
+    await record(session, action="ussd.locked", tenant_id=user.tenant_id, user_id=user.id)
+    return PinCheck(ok=False, remaining=0, locked_until=user.ussd_locked_until, just_locked=True)

@@ -1,0 +1,40 @@
+"""The whole USSD menu: one tree, and where a dialler starts in it."""
+
+from __future__ import annotations
+
+from core.auth.pins import user_by_ussd_phone
+from core.runtime import unit_of_work
+from ussd import merchant, payer
+from ussd.engine import Ctx, Engine, Tree
+from ussd.screens import End, Menu, Prompt
+from ussd.sessions import SessionStore
+
+
+def build_tree() -> Tree:
+    tree = Tree()
+    merchant.build(tree)
+    payer.build(tree)
+    for node in tree.nodes.values():  # every target must exist: a typo would only show at run time
+        targets: list[str] = []
+        if isinstance(node, Menu) and isinstance(node.options, list):
+            targets = [o.to for o in node.options]
+        if isinstance(node, Prompt) and isinstance(node.next, str):
+            targets.append(node.next)
+        missing = [t for t in targets if t not in tree.nodes]
+        if missing:
+            raise ValueError(f"USSD node {node.id!r} points at unknown {missing}")
+    return tree
+
+
+async def root(ctx: Ctx) -> str | End:
+    async with unit_of_work(readonly=True) as session:
+        user = await user_by_ussd_phone(session, ctx.msisdn)
+        if user is not None:
+            session.expunge(user)
+    if user is None:
+        return "p.home"
+    return await merchant.signed_in_root(ctx, user)
+
+
+def build_engine(store: SessionStore) -> Engine:
+    return Engine(build_tree(), root, store)

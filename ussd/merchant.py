@@ -1,0 +1,339 @@
+"""The merchant's menu, behind the USSD PIN: request a payment, recent payments, today, wallet,
+export customers, change PIN."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from core.audit.service import record
+from core.auth.models import Role, User
+from core.auth.pins import (
+    LOCK_FOR,
+    hash_pin,
+    locked,
+    pin_matches,
+    record_pin_attempt,
+    validate_new_pin,
+)
+from core.billing.wallet import wallets
+from core.db import utcnow
+from core.errors import InvalidInput
+from core.jobs.registry import enqueue
+from core.money import format_cents, format_kes, parse_shillings
+from core.notify.service import notify
+from core.notify.texts import local_phone
+from core.payments.models import PaymentSource, PaymentStatus
+from core.payments.push import request_stk_push, request_wallet_topup
+from core.payments.service import TransactionFilter, payments
+from core.phones import normalize_msisdn
+from core.runtime import runtime, unit_of_work
+from core.tenants.service import tenants
+from ussd.engine import Ctx, Tree
+from ussd.screens import Action, End, EndSession, Invalid, Menu, Option, Prompt, short
+
+NAIROBI = ZoneInfo("Africa/Nairobi")
+STATUS_WORD = {
+    PaymentStatus.pending: "Waiting",
+    PaymentStatus.success: "Paid",
+    PaymentStatus.failed: "Failed",
+    PaymentStatus.cancelled: "Cancelled",
+    PaymentStatus.timeout: "No reply",
+    PaymentStatus.expired: "Expired",
+}
+
+
+def can_manage(ctx: Ctx) -> bool:
+    return ctx.data.get("role") in (Role.owner.value, Role.manager.value)
+
+
+async def _user(ctx: Ctx) -> User:
+    """The signed-in user, re-read on every use: a removed phone or user ends the session."""
+    async with unit_of_work(readonly=True) as session:
+        user = await session.get(User, uuid.UUID(ctx.data["uid"]))
+        if user is None or user.ussd_phone != ctx.msisdn or user.tenant_id is None:
+            raise EndSession("This phone is no longer registered for lipapush USSD.")
+        session.expunge(user)
+        return user
+
+
+def lock_message(until: datetime) -> str:
+    at = until.astimezone(NAIROBI).strftime("%H:%M")
+    return f"Too many wrong PINs. USSD is locked until {at}. Your business owner has been told."
+
+
+async def check_pin(ctx: Ctx, value: str) -> None:
+    user = await _user(ctx)
+    until = locked(user)
+    if until is not None:
+        raise EndSession(lock_message(until))
+    if not value.isdigit() or len(value) != 4:
+        raise Invalid("The PIN is 4 digits.")
+    ok = await pin_matches(value, user.ussd_pin_hash)
+    async with unit_of_work() as session:
+        row = await session.get(User, user.id, with_for_update=True)
+        assert row is not None
+        result = await record_pin_attempt(session, user=row, ok=ok)
+        if result.just_locked:
+            tenant = await tenants.get(session, user.tenant_id)  # type: ignore[arg-type]
+            minutes = int(LOCK_FOR.total_seconds() // 60)
+            await notify.to_owner(
+                session,
+                tenant=tenant,
+                kind="ussd.locked",
+                body=(
+                    f"lipapush: 3 wrong USSD PINs on {local_phone(ctx.msisdn)} ({user.email}). "
+                    f"USSD is locked for {minutes} minutes. If this was not your staff, change the PIN."
+                ),
+            )
+    if result.locked_until is not None:
+        raise EndSession(lock_message(result.locked_until))
+    if not result.ok:
+        tries = "1 try" if result.remaining == 1 else f"{result.remaining} tries"
+        raise Invalid(f"Wrong PIN. {tries} left.")
+    ctx.data["auth"] = True
+
+
+async def home_title(ctx: Ctx) -> str:
+    return short(ctx.data.get("tname", "lipapush"), 40)
+
+
+# --- request a payment ---------------------------------------------------------------------------
+
+
+async def parse_phone(ctx: Ctx, value: str) -> None:
+    try:
+        ctx.data["phone"] = normalize_msisdn(value)
+    except InvalidInput:
+        raise Invalid("Not a Kenyan mobile number. Use 07XXXXXXXX or 01XXXXXXXX.") from None
+
+
+def parse_amount(key: str):  # type: ignore[no-untyped-def]
+    async def parse(ctx: Ctx, value: str) -> None:
+        try:
+            amount = parse_shillings(value)
+        except InvalidInput:
+            raise Invalid("Enter whole shillings, like 150.") from None
+        limit = runtime().settings.STK_MAX_AMOUNT
+        if not 1 <= amount <= limit:
+            raise Invalid(f"Amount must be 1 to {limit:,}.")
+        ctx.data[key] = amount
+
+    return parse
+
+
+async def request_confirm(ctx: Ctx) -> str:
+    return f"Request {format_kes(ctx.data['amount'])} from {local_phone(ctx.data['phone'])}?"
+
+
+async def send_request(ctx: Ctx) -> End:
+    user = await _user(ctx)
+    p = await request_stk_push(
+        tenant_id=user.tenant_id,  # type: ignore[arg-type]
+        phone=ctx.data["phone"],
+        amount=ctx.data["amount"],
+        source=PaymentSource.ussd,
+        initiated_by=user.id,
+        notify_phone=ctx.msisdn,
+        # A gateway repeat of the confirming hop must not prompt the customer twice.
+        idempotency_key=f"ussd:{ctx.session_id}",
+        defer=True,
+    )
+    return End(
+        f"Request sent: {format_kes(p.amount)} to {local_phone(p.phone)}. "
+        "You will get an SMS with the result."
+    )
+
+
+# --- information screens -------------------------------------------------------------------------
+
+
+async def recent_text(ctx: Ctx) -> str:
+    user = await _user(ctx)
+    async with unit_of_work(readonly=True) as session:
+        page = await payments.list_page(
+            session,
+            tenant_id=user.tenant_id,  # type: ignore[arg-type]
+            filters=TransactionFilter(customer_only=True),
+            limit=5,
+        )
+    if not page.items:
+        return "No payments yet."
+    lines = ["Last payments:"]
+    for p in page.items:
+        phone = local_phone(p.phone)
+        lines.append(f"{p.amount:,} {phone[:4]}**{phone[-3:]} {STATUS_WORD.get(p.status, p.status.value)}")
+    return "\n".join(lines)
+
+
+def today_start(now: datetime | None = None) -> datetime:
+    local = (now or utcnow()).astimezone(NAIROBI)
+    return datetime.combine(local.date(), time(0), tzinfo=NAIROBI)
+
+
+async def today_text(ctx: Ctx) -> str:
+    user = await _user(ctx)
+    start = today_start()
+    async with unit_of_work(readonly=True) as session:
+        s = await payments.summary(session, tenant_id=user.tenant_id, since=start)  # type: ignore[arg-type]
+    rate = "-" if s.success_rate is None else f"{round(s.success_rate * 100)}%"
+    return (
+        f"Today {start.strftime('%d %b')}\nReceived: {format_kes(s.total_processed)}\n"
+        f"Paid: {s.paid} of {s.transactions}\nSuccess rate: {rate}"
+        + (f"\nWaiting: {s.pending}" if s.pending else "")
+    )
+
+
+# --- wallet ----------------------------------------------------------------------------------------
+
+
+async def wallet_title(ctx: Ctx) -> str:
+    user = await _user(ctx)
+    async with unit_of_work(readonly=True) as session:
+        tenant = await tenants.get(session, user.tenant_id)  # type: ignore[arg-type]
+        w = await wallets.view(session, tenant=tenant, settings=runtime().settings)
+    text = f"Wallet: {format_cents(w.balance_cents)}\nAvailable: {format_cents(w.available_cents)}"
+    if w.owed_on_invoice_cents:
+        text += f"\nOwed: {format_cents(w.owed_on_invoice_cents)}"
+    return text
+
+
+async def topup_confirm(ctx: Ctx) -> str:
+    return f"Top up wallet with {format_kes(ctx.data['topup'])} from {local_phone(ctx.msisdn)}?"
+
+
+async def send_topup(ctx: Ctx) -> End:
+    user = await _user(ctx)
+    await request_wallet_topup(
+        tenant_id=user.tenant_id,  # type: ignore[arg-type]
+        amount=ctx.data["topup"],
+        phone=ctx.msisdn,
+        initiated_by=user.id,
+        notify_phone=ctx.msisdn,
+        defer=True,
+    )
+    return End(
+        f"Check this phone: enter your M-Pesa PIN to pay {format_kes(ctx.data['topup'])} "
+        "to your lipapush wallet. You will get an SMS."
+    )
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+async def export_confirm(ctx: Ctx) -> str:
+    from core.exports.jobs import mask_email
+
+    return f"Email the customer list to {mask_email(ctx.data.get('temail', ''))} and SMS you a link?"
+
+
+async def send_export(ctx: Ctx) -> End:
+    from core.exports.jobs import email_customer_book
+
+    user = await _user(ctx)
+    # One export per phone per 10 minutes: each costs an email, an SMS and a file build.
+    if await ctx.store.hit(f"export:{ctx.msisdn}", 600) > 1:
+        return End("An export was requested a few minutes ago. Check your SMS and email.")
+    async with unit_of_work() as session:
+        await enqueue(
+            session,
+            email_customer_book,
+            tenant_id=str(user.tenant_id),
+            user_id=str(user.id),
+            phone=ctx.msisdn,
+        )
+    return End("Preparing your customer list. You will get an SMS with a download link shortly.")
+
+
+# --- change PIN --------------------------------------------------------------------------------------
+
+
+async def parse_new_pin(ctx: Ctx, value: str) -> None:
+    try:
+        ctx.data["newpin"] = ctx.secret(validate_new_pin(value))
+    except InvalidInput as exc:
+        raise Invalid(exc.message) from None
+
+
+async def confirm_new_pin(ctx: Ctx, value: str) -> None:
+    if ctx.secret(value.strip()) != ctx.data.get("newpin"):
+        raise Invalid("The PINs did not match. Enter the new PIN again.")
+    ctx.data["newpin_ok"] = value.strip()  # not stored: actions run in the same hop
+
+
+async def save_pin(ctx: Ctx) -> End:
+    pin = ctx.data.pop("newpin_ok")
+    user = await _user(ctx)
+    digest = await asyncio.to_thread(hash_pin, pin)
+    async with unit_of_work() as session:
+        row = await session.get(User, user.id, with_for_update=True)
+        assert row is not None
+        row.ussd_pin_hash = digest
+        await record(session, action="ussd.pin_changed", tenant_id=row.tenant_id, user_id=row.id)
+    return End("PIN changed. Use the new PIN next time you dial.")
+
+
+async def cancelled(ctx: Ctx) -> End:
+    return End("Cancelled. Nothing was sent.")
+
+
+def build(tree: Tree) -> None:
+    tree.add(
+        Prompt("m.pin", "Welcome to lipapush.\nEnter your 4-digit PIN:", check_pin, "m.home", gate=True),
+        Menu(
+            "m.home",
+            home_title,
+            [
+                Option("1", "Request payment", "m.req.phone"),
+                Option("2", "Last 5 payments", "m.recent"),
+                Option("3", "Today", "m.today"),
+                Option("4", "Wallet", "m.wallet", allow=can_manage),
+                Option("5", "Export customers", "m.export", allow=can_manage),
+                Option("6", "Change PIN", "m.newpin"),
+                Option("7", "Pay a business", "p.code"),
+            ],
+        ),
+        Prompt("m.req.phone", "Customer phone number:", parse_phone, "m.req.amount"),
+        Prompt("m.req.amount", "Amount in KES:", parse_amount("amount"), "m.req.confirm"),
+        Menu(
+            "m.req.confirm",
+            request_confirm,
+            [Option("1", "Send", "m.req.send"), Option("2", "Cancel", "m.cancel")],
+        ),
+        Action("m.req.send", send_request),
+        Action("m.cancel", cancelled),
+        Menu("m.recent", recent_text),
+        Menu("m.today", today_text),
+        Menu("m.wallet", wallet_title, [Option("1", "Top up", "m.topup.amount")]),
+        Prompt("m.topup.amount", "Top-up amount in KES:", parse_amount("topup"), "m.topup.confirm"),
+        Menu(
+            "m.topup.confirm",
+            topup_confirm,
+            [Option("1", "Pay", "m.topup.send"), Option("2", "Cancel", "m.cancel")],
+        ),
+        Action("m.topup.send", send_topup),
+        Menu(
+            "m.export",
+            export_confirm,
+            [Option("1", "Send", "m.export.send"), Option("2", "Cancel", "m.cancel")],
+        ),
+        Action("m.export.send", send_export),
+        Prompt("m.newpin", "Enter a new 4-digit PIN:", parse_new_pin, "m.newpin.again"),
+        Prompt("m.newpin.again", "Enter the new PIN again:", confirm_new_pin, "m.newpin.save"),
+        Action("m.newpin.save", save_pin),
+    )
+
+
+async def signed_in_root(ctx: Ctx, user: User) -> str | End:
+    """Where a registered phone starts: the PIN, unless USSD is locked for it."""
+    until = locked(user)
+    if until is not None:
+        return End(lock_message(until))
+    if user.ussd_pin_hash is None:
+        return End("Set a USSD PIN first: in the lipapush Telegram bot, Settings > USSD PIN.")
+    async with unit_of_work(readonly=True) as session:
+        tenant = await tenants.get(session, user.tenant_id)  # type: ignore[arg-type]
+    ctx.data.update(uid=str(user.id), role=user.role.value, tname=tenant.name, temail=tenant.email)
+    return "m.pin"

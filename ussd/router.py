@@ -1,0 +1,79 @@
+"""`POST /ussd`: Africa's Talking's USSD callback, answered in `text/plain` `CON …` / `END …`.
+
+The gateway shows a generic error (and the user loses the session) on anything but a 200 starting
+with CON or END, so every failure, ours included, is answered as an `END` line that says what to do.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from core.errors import InvalidInput
+from core.phones import normalize_msisdn
+from core.runtime import runtime
+from ussd.engine import Engine
+from ussd.menu import build_engine
+from ussd.sessions import RuntimeStore
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2_000  # far beyond any honest session (40 inputs): cut garbage before parsing it
+
+
+def _authorised(secret: str | None) -> bool:
+    expected = runtime().settings.AT_CALLBACK_SECRET
+    return expected is None or (secret is not None and hmac.compare_digest(secret, expected))
+
+
+def ussd_router(engine: Engine | None = None) -> APIRouter:
+    router = APIRouter(tags=["ussd"])
+    eng = engine or build_engine(RuntimeStore())
+
+    @router.post("/ussd", response_class=PlainTextResponse, summary="Africa's Talking USSD callback")
+    async def ussd(
+        sessionId: Annotated[str, Form()] = "",
+        serviceCode: Annotated[str, Form()] = "",
+        phoneNumber: Annotated[str, Form()] = "",
+        text: Annotated[str, Form()] = "",
+        networkCode: Annotated[str, Form()] = "",
+        secret: Annotated[str | None, Query(max_length=128)] = None,
+    ) -> Response:
+        if not _authorised(secret):
+            return PlainTextResponse("forbidden", status_code=403)
+        if not sessionId or len(sessionId) > 128:
+            return PlainTextResponse("END This request has no session. Please dial again.")
+        try:
+            msisdn = normalize_msisdn(phoneNumber)
+        except InvalidInput:
+            return PlainTextResponse("END This service is for Kenyan Safaricom and Airtel lines only.")
+        if len(text) > MAX_TEXT:
+            return PlainTextResponse("END This session has too many steps. Please dial again.")
+        try:
+            reply = await eng.handle(
+                session_id=sessionId, msisdn=msisdn, service_code=serviceCode[:64], text=text
+            )
+        except Exception:
+            log.exception("ussd hop failed (session %s)", sessionId)
+            reply = "END Sorry, something went wrong on our side. Please dial again in a minute."
+        return PlainTextResponse(reply)
+
+    @router.post("/ussd/events", response_class=PlainTextResponse, include_in_schema=False)
+    async def session_ended(
+        sessionId: Annotated[str, Form()] = "",
+        status: Annotated[str, Form()] = "",
+        errorMessage: Annotated[str, Form()] = "",
+        secret: Annotated[str | None, Query(max_length=128)] = None,
+    ) -> Response:
+        """AT's end-of-session notification: logged for support (a `Failed` means our reply was bad)."""
+        if not _authorised(secret):
+            return PlainTextResponse("forbidden", status_code=403)
+        level = logging.WARNING if status == "Failed" else logging.DEBUG
+        log.log(level, "ussd session %s ended: %s %s", sessionId[:128], status[:32], errorMessage[:500])
+        return PlainTextResponse("ok")
+
+    return router
