@@ -22,7 +22,7 @@ from core.billing.wallet import wallets
 from core.db import utcnow
 from core.errors import InvalidInput
 from core.jobs.registry import enqueue
-from core.money import format_cents, format_kes, parse_shillings
+from core.money import format_cents, format_kes
 from core.notify.service import notify
 from core.notify.texts import local_phone
 from core.payments.models import PaymentSource, PaymentStatus
@@ -112,10 +112,10 @@ async def parse_phone(ctx: Ctx, value: str) -> None:
 
 def parse_amount(key: str):  # type: ignore[no-untyped-def]
     async def parse(ctx: Ctx, value: str) -> None:
-        try:
-            amount = parse_shillings(value)
-        except InvalidInput:
-            raise Invalid("Enter whole shillings, like 150.") from None
+        # Keypads type digits only; anything else (cents, letters) came from a forged request.
+        if not value.isdigit() or len(value) > 9:
+            raise Invalid("Enter whole shillings, like 150.")
+        amount = int(value)
         limit = runtime().settings.STK_MAX_AMOUNT
         if not 1 <= amount <= limit:
             raise Invalid(f"Amount must be 1 to {limit:,}.")

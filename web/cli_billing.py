@@ -180,7 +180,7 @@ def outbox(limit: Annotated[int, typer.Option(help="How many, newest first")] = 
             n.kind,
             n.channel.value,
             n.recipient,
-            n.status.value,
+            n.status.value + (f" ({n.delivery_status})" if n.delivery_status else ""),
             n.body[:80],
         )
     console.print(table)

@@ -13,9 +13,11 @@ from rich.table import Table
 from sqlalchemy import or_, select
 
 from core.auth.models import ApiKeyMode, User
+from core.auth.pins import register_ussd, remove_ussd
 from core.auth.service import auth
 from core.errors import LipapushError, NotFound
 from core.payments.push import send_verification_push
+from core.phones import Msisdn, normalize_msisdn
 from core.runtime import Runtime, runtime, unit_of_work
 from core.tenants.models import ChannelKind, Environment, Tenant, TenantStatus
 from core.tenants.onboarding import signup
@@ -150,11 +152,16 @@ def tenant_list() -> None:
             return list(await session.scalars(select(Tenant).order_by(Tenant.created_at)))
 
     rows = _run(rt, main())
-    table = Table("slug", "name", "status", "email", "created")
+    table = Table("slug", "name", "number", "status", "email", "created")
     for t in rows:
         colour = {TenantStatus.active: "green", TenantStatus.suspended: "red"}.get(t.status, "yellow")
         table.add_row(
-            t.slug, t.name, f"[{colour}]{t.status.value}[/{colour}]", t.email, f"{t.created_at:%Y-%m-%d}"
+            t.slug,
+            t.name,
+            t.business_number or "",
+            f"[{colour}]{t.status.value}[/{colour}]",
+            t.email,
+            f"{t.created_at:%Y-%m-%d}",
         )
     console.print(table)
 
@@ -250,3 +257,57 @@ def keys_rotate() -> None:
     except RuntimeError as exc:
         raise _fail(str(exc)) from None
     console.print(f"re-encrypted the secrets of {n} channel(s) under the first key")
+
+
+ussd_app = typer.Typer(help="USSD menu access for merchants on feature phones.", no_args_is_help=True)
+app.add_typer(ussd_app, name="ussd")
+
+
+@ussd_app.command("set")
+def ussd_set(
+    email: Annotated[str, typer.Option(help="The user's email")],
+    phone: Annotated[str | None, typer.Option(help="07…/01…/+254…; default: the business phone")] = None,
+    pin: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="4 digits")
+    ] = "",
+) -> None:
+    """Register the phone and PIN that open a user's USSD merchant menu (clears a lockout)."""
+    rt = bootstrap()
+
+    async def main() -> str:
+        async with unit_of_work() as session:
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None or user.tenant_id is None:
+                raise NotFound(f"No business user has the email {email}.")
+            number = (
+                normalize_msisdn(phone)
+                if phone
+                else Msisdn((await tenants.get(session, user.tenant_id)).phone)
+            )
+            await register_ussd(session, user=user, phone=number, pin=pin)
+            return number
+
+    try:
+        number = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"USSD ready: dial {rt.settings.USSD_CODE} from 0{number[3:]} and enter the PIN.")
+
+
+@ussd_app.command("remove")
+def ussd_remove(email: Annotated[str, typer.Option(help="The user's email")]) -> None:
+    """Turn off a user's USSD menu (a lost phone)."""
+    rt = bootstrap()
+
+    async def main() -> None:
+        async with unit_of_work() as session:
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                raise NotFound(f"No user has the email {email}.")
+            await remove_ussd(session, user=user)
+
+    try:
+        _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print("USSD access removed.")

@@ -84,3 +84,7 @@ class TenantOut(BaseModel):
     status_reason: str | None
     email: str
     phone: str
+    business_number: str | None = Field(default=None, description="what payers enter in the USSD menu")
+    sms_sender_id: str | None = None
+    sms_receipts: bool = False
+    sms_receipt_template: str | None = None

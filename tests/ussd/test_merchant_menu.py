@@ -68,9 +68,7 @@ async def test_cancelled_and_wrong_pin_outcomes_reach_the_merchant(
     gateway: UssdGateway, at: httpx.AsyncClient
 ) -> None:
     m = await make_merchant()
-    for n, (customer, word) in enumerate(
-        [("0711111032", "CANCELLED"), ("0711112001", "NOT PAID")], start=1
-    ):
+    for n, (customer, word) in enumerate([("0711111032", "CANCELLED"), ("0711112001", "NOT PAID")], start=1):
         s = await signed_in(gateway, m)
         for value in ("1", customer, "200"):
             await s.send(value)
@@ -120,3 +118,151 @@ async def test_back_and_home(gateway: UssdGateway) -> None:
     assert (await s.send("00")).text == HOME
     today = await s.send("3")
     assert today.text.startswith("Today ") and today.text.endswith("0 Back")
+
+
+async def test_recent_and_today_screens(gateway: UssdGateway, at: httpx.AsyncClient) -> None:
+    m = await make_merchant()
+    s = await signed_in(gateway, m)
+    assert (await s.send("2")).text == "No payments yet.\n0 Back"
+    for amount in ("120", "80"):
+        s = await signed_in(gateway, m)
+        for value in ("1", "0712345678", amount, "1"):
+            await s.send(value)
+    await last_sms(at, m.phone, 2)  # both results are in
+    s = await signed_in(gateway, m)
+    recent = await s.send("2")
+    assert recent.text == "Last payments:\n80 0712**678 Paid\n120 0712**678 Paid\n0 Back"
+    await s.send("0")
+    today = await s.send("3")
+    lines = today.text.split("\n")
+    assert lines[1:] == ["Received: KES 200", "Paid: 2 of 2", "Success rate: 100%", "0 Back"]
+
+
+async def test_cashier_sees_no_wallet_or_export(gateway: UssdGateway) -> None:
+    m = await make_merchant(role=Role.cashier)
+    s = gateway.dial(intl(m.phone))
+    await s.start()
+    home = await s.send(PIN)
+    assert home.text == (
+        "Mama Mboga\n1. Request payment\n2. Last 5 payments\n3. Today\n6. Change PIN\n7. Pay a business"
+    )
+    assert (await s.send("4")).text.startswith("Invalid choice.\n")
+
+
+async def test_change_pin(gateway: UssdGateway) -> None:
+    m = await make_merchant()
+    s = await signed_in(gateway, m)
+    assert (await s.send("6")).text == "Enter a new 4-digit PIN:"
+    assert (await s.send("1234")).text == (
+        "That PIN is too easy to guess (like 1111 or 1234). Choose another.\nEnter a new 4-digit PIN:"
+    )
+    assert (await s.send("5071")).text == "Enter the new PIN again:"
+    assert (
+        await s.send("5072")
+    ).text == "The PINs did not match. Enter the new PIN again.\nEnter the new PIN again:"
+    end = await s.send("5071")
+    assert (end.kind, end.text) == ("END", "PIN changed. Use the new PIN next time you dial.")
+    s = gateway.dial(intl(m.phone))
+    await s.start()
+    assert (await s.send(PIN)).text.startswith("Wrong PIN.")
+    assert (await s.send("5071")).text == HOME
+
+
+async def test_wallet_top_up_by_sms(gateway: UssdGateway, at: httpx.AsyncClient) -> None:
+    m = await make_merchant()
+    s = await signed_in(gateway, m)
+    wallet = await s.send("4")
+    assert wallet.text == "Wallet: KES 0.00\nAvailable: KES 0.00\n1. Top up\n0 Back"
+    await s.send("1")
+    confirm = await s.send("500")
+    assert confirm.text.startswith(f"Top up wallet with KES 500 from {m.phone}?\n1. Pay\n2. Cancel")
+    end = await s.send("1")
+    assert end.text.startswith("Check this phone: enter your M-Pesa PIN to pay KES 500")
+    text = await last_sms(at, m.phone, 1)
+    assert text.startswith("lipapush: wallet top-up of KES 500 received. Receipt ")
+    s = await signed_in(gateway, m)
+    assert (await s.send("4")).text.startswith("Wallet: KES 500.00\nAvailable: KES 500.00")
+
+
+async def test_export_emails_the_book_and_sms_a_signed_link(
+    gateway: UssdGateway, at: httpx.AsyncClient, server
+) -> None:  # type: ignore[no-untyped-def]
+    m = await make_merchant()
+    s = await signed_in(gateway, m)
+    for value in ("1", "0712345678", "150", "1"):
+        await s.send(value)
+    await last_sms(at, m.phone, 1)
+    s = await signed_in(gateway, m)
+    confirm = await s.send("5")
+    assert confirm.text.startswith("Email the customer list to ")
+    end = await s.send("1")
+    assert end.text == "Preparing your customer list. You will get an SMS with a download link shortly."
+    text = await last_sms(at, m.phone, 2)
+    assert text.startswith("lipapush: customer list (1 customer) emailed to ")
+    url = text.rsplit(" ", 1)[-1]
+    assert url.startswith(f"{server.url}/dl/")
+    async with httpx.AsyncClient() as c:
+        r = await c.get(url)
+        assert r.status_code == 200
+        assert r.content[:2] == b"PK"  # an xlsx (zip)
+        forged = await c.get(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB"))
+        assert forged.status_code == 404
+        assert forged.text.startswith("This download link has expired or is not valid.")
+    async with unit_of_work(readonly=True) as session:
+        email = await session.scalar(
+            select(Notification).where(Notification.tenant_id == m.tenant.id, Notification.channel == "email")
+        )
+    # No SMTP_URL in the test server: the email waits in the outbox, with its attachment.
+    assert email is not None and email.status.value == "pending" and email.recipient == m.tenant.email
+    assert email.attachment_path and email.attachment_path.endswith(".xlsx")
+    again = await signed_in(gateway, m)
+    await again.send("5")
+    assert (
+        await again.send("1")
+    ).text == "An export was requested a few minutes ago. Check your SMS and email."
+
+
+async def test_delivery_reports_move_sms_to_a_final_state(
+    gateway: UssdGateway, at: httpx.AsyncClient, server
+) -> None:  # type: ignore[no-untyped-def]
+    m = await make_merchant()
+    s = await signed_in(gateway, m)
+    for value in ("1", "0712345678", "90", "1"):
+        await s.send(value)
+    await last_sms(at, m.phone, 1)
+    msg = (await sms_to(at, m.phone))[-1]
+
+    async def row() -> Notification:
+        async with unit_of_work(readonly=True) as session:
+            n = await session.scalar(
+                select(Notification).where(Notification.provider_message_id == msg["id"])
+            )
+        assert n is not None
+        return n
+
+    async def recorded() -> bool:
+        async with unit_of_work(readonly=True) as session:
+            return bool(
+                await session.scalar(
+                    select(Notification.id).where(Notification.provider_message_id == msg["id"])
+                )
+            )
+
+    await wait_until(recorded)
+    n = await row()
+    assert (n.status.value, n.delivery_status, n.sender_id, n.cost) == ("sent", "Success", None, "KES 0.8000")
+    assert (msg["from"], msg["segments"], msg["encoding"]) == ("LIPAPUSH", 1, "GSM-7")
+    r = await at.post("/_sim/dlr", json={"id": msg["id"], "status": "Buffered"})
+    assert r.json()["status_code"] == 200
+    assert ((await row()).status.value, (await row()).delivery_status) == ("sent", "Buffered")
+    await at.post("/_sim/dlr", json={"id": msg["id"], "status": "Success"})
+    n = await row()
+    assert (n.status.value, n.delivery_status) == ("delivered", "Success") and n.delivered_at is not None
+    # Final: a late "Failed" (reports repeat and reorder) changes nothing.
+    await at.post("/_sim/dlr", json={"id": msg["id"], "status": "Failed", "failureReason": "UserInBlacklist"})
+    assert (await row()).status.value == "delivered"
+    async with httpx.AsyncClient(base_url=server.url) as c:
+        forged = await c.post("/callbacks/at/delivery", data={"id": "ATXid_" + "0" * 32, "status": "Failed"})
+        assert (forged.status_code, forged.text) == (200, "ok")
+        bad = await c.post("/callbacks/at/delivery", data={"status": "Failed"})
+        assert bad.status_code == 400

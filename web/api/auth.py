@@ -9,10 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.audit.service import record
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
+from core.auth.pins import register_ussd, remove_ussd
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
+from core.errors import InvalidInput
+from core.phones import Msisdn, normalize_msisdn
 from core.runtime import runtime, unit_of_work
 from core.tenants.onboarding import signup as signup_business
+from core.tenants.service import tenants
 from web.deps import CurrentPrincipal, ReadSession
 
 router = APIRouter(tags=["auth"])
@@ -132,6 +136,7 @@ class MeOut(BaseModel):
     role: Role
     tenant_id: uuid.UUID | None
     phone: str | None
+    ussd_phone: str | None = Field(description="the phone that opens your USSD merchant menu")
     last_login_at: datetime | None
 
 
@@ -214,3 +219,41 @@ async def staff_invite(body: InviteIn, who: CurrentPrincipal) -> CodeOut:
             detail={"role": body.role.value},
         )
     return CodeOut(code=code, start_command=f"/start {code}", expires_at=expires)
+
+
+class UssdIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: str = Field(max_length=8, description="4 digits; not 1111 or 1234")
+    phone: str | None = Field(
+        default=None, max_length=20, description="07…/01…/+254…; default: your business phone (owners)"
+    )
+
+
+class UssdOut(BaseModel):
+    ussd_phone: str
+    ussd_code: str = Field(description="dial this, then enter the PIN")
+
+
+@router.put("/me/ussd")
+async def set_ussd(body: UssdIn, who: CurrentPrincipal) -> UssdOut:
+    """Register a phone and 4-digit PIN for the USSD merchant menu (replaces any earlier one and
+    clears a lockout). One phone opens one account."""
+    user_id = _require_user(who)
+    async with unit_of_work() as session:
+        user = await auth.get_user(session, user_id)
+        if body.phone:
+            phone = normalize_msisdn(body.phone)
+        elif user.role is Role.owner and user.tenant_id is not None:
+            phone = Msisdn((await tenants.get(session, user.tenant_id)).phone)
+        else:
+            raise InvalidInput("phone", "Give the phone to register (07XXXXXXXX).")
+        await register_ussd(session, user=user, phone=phone, pin=body.pin)
+    return UssdOut(ussd_phone=phone, ussd_code=runtime().settings.USSD_CODE)
+
+
+@router.delete("/me/ussd", status_code=204)
+async def remove_ussd_access(who: CurrentPrincipal) -> None:
+    """Stop this account's USSD menu (a lost phone)."""
+    user_id = _require_user(who)
+    async with unit_of_work() as session:
+        await remove_ussd(session, user=await auth.get_user(session, user_id))

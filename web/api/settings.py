@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.audit.service import record
 from core.auth.models import Role
 from core.errors import ChannelNotConfigured, LipapushError
+from core.notify.sms import validate_sender_id
+from core.notify.texts import validate_receipt_template
 from core.payments.push import send_verification_push
 from core.payments.schemas import PaymentOut
 from core.runtime import runtime, unit_of_work
@@ -61,3 +64,45 @@ async def save_settings(body: ChannelIn, who: CurrentPrincipal) -> SettingsOut:
             verification=verification,
             verification_error=error,
         )
+
+
+class SmsSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sender_id: str | None = Field(
+        default=None, max_length=11, description="registered with Africa's Talking; empty: the platform's"
+    )
+    receipts: bool = Field(description="SMS a receipt to each paying customer")
+    receipt_template: str | None = Field(
+        default=None,
+        max_length=320,
+        description="uses {business}, {amount}, {receipt}, {date}; empty: the default text",
+    )
+
+    @field_validator("sender_id")
+    @classmethod
+    def _sender(cls, v: str | None) -> str | None:
+        return validate_sender_id(v)
+
+    @field_validator("receipt_template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        return validate_receipt_template(v) if v and v.strip() else None
+
+
+@router.put("/settings/sms")
+async def save_sms_settings(body: SmsSettingsIn, who: CurrentPrincipal) -> TenantOut:
+    """Customer receipt SMS and the sender id your SMS come from."""
+    who.require_role(Role.owner, Role.manager)
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, who.require_tenant())
+        tenant.sms_sender_id = body.sender_id
+        tenant.sms_receipts = body.receipts
+        tenant.sms_receipt_template = body.receipt_template
+        await record(
+            session,
+            action="settings.sms",
+            tenant_id=tenant.id,
+            user_id=who.user_id,
+            detail=body.model_dump(),
+        )
+        return TenantOut.model_validate(tenant)
