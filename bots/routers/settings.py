@@ -101,6 +101,7 @@ async def settings_view(actor: Actor) -> tuple[str, InlineKeyboardMarkup]:
                 SetCb(action="alerts"),
             ),
             _row("👥 Staff", SetCb(action="staff")),
+            _row("📟 USSD PIN (feature phone)", MenuCb(action="ussd")),
             _back(),
         ]
     )

@@ -123,7 +123,13 @@ def validate_receipt_template(template: str) -> str:
     template = " ".join(template.split())
     if not template:
         raise ValueError("The receipt template is empty.")
-    for _, field, spec, conv in string.Formatter().parse(template):
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        raise ValueError(
+            "The receipt template has an unmatched { or }: write {{ or }} for a brace."
+        ) from None
+    for _, field, spec, conv in parts:
         if field is None:
             continue
         if field not in RECEIPT_FIELDS or spec or conv:

@@ -36,6 +36,7 @@ SETTINGS_BUTTONS = [
     "✏️ Low-balance alert level",
     "🔕 Stop API/USSD payment alerts",
     "👥 Staff",
+    "📟 USSD PIN (feature phone)",
     "⬅ Menu",
 ]
 
@@ -343,6 +344,7 @@ class TestSettings:
             "✏️ Low-balance alert level",
             "🔔 Tell me about API/USSD payments",
             "👥 Staff",
+            "📟 USSD PIN (feature phone)",
             "⬅ Menu",
         ]
         r = await client.post("/api/stk-push", json={"phone": "0722000555", "amount": 70}, headers=auth)

@@ -266,3 +266,46 @@ async def test_delivery_reports_move_sms_to_a_final_state(
         assert (forged.status_code, forged.text) == (200, "ok")
         bad = await c.post("/callbacks/at/delivery", data={"status": "Failed"})
         assert bad.status_code == 400
+
+
+async def test_every_screen_fits_with_worst_case_values(gateway: UssdGateway, at: httpx.AsyncClient) -> None:
+    """The gateway driver refuses any screen over 160 characters or with non-ASCII text; walk every
+    screen with the longest values a business can have."""
+    from tests.support.factories import fund_wallet
+
+    long_name = "Mama Wanjiku’s Café & Grocery – Kangemi Market Stall Number Forty-Two Upper Level Near Gate"
+    m = await make_merchant(name=long_name)
+    await fund_wallet(m.tenant, 99_999_999_99)
+    for n in range(1, 6):
+        s = await signed_in_any(gateway, m)
+        for value in ("1", "0712345678", "250000", "1"):
+            await s.send(value)
+        await last_sms(at, m.phone, n)
+    s = await signed_in_any(gateway, m)
+    for path in (
+        ["2"],
+        ["0", "3"],
+        ["0", "4"],
+        ["1", "250000"],
+        ["00", "5"],
+        ["0", "6", "5071"],
+        ["00", "1"],
+    ):
+        for value in path:
+            screen = await s.send(value)
+            assert screen.kind == "CON" and len(screen.raw) <= 160
+    payer = gateway.dial(intl("0798765678"))
+    await payer.start()
+    await payer.send("1")
+    assert (await payer.send(str(m.tenant.business_number))).text.startswith(
+        "Pay Mama Wanjiku's Cafe & Grocery"
+    )
+    assert len((await payer.send("250000")).raw) <= 160
+
+
+async def signed_in_any(gateway: UssdGateway, m: Merchant):  # type: ignore[no-untyped-def]
+    s = gateway.dial(intl(m.phone))
+    await s.start()
+    home = await s.send(PIN)
+    assert home.kind == "CON" and home.text.endswith("7. Pay a business")
+    return s
