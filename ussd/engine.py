@@ -129,7 +129,10 @@ class Engine:
                 if not ctx.last:
                     outcome = "END That choice could not be completed. Please dial again."
                 return await self._finish(session_id, msisdn, text, outcome, ctx)
-        reply = await self._render(ctx, walk)
+        try:
+            reply = await self._render(ctx, walk)
+        except EndSession as exc:
+            return await self._finish(session_id, msisdn, text, fit("END ", str(exc)), ctx)
         await self.store.save(
             session_id,
             {"msisdn": msisdn, "text": text, "stack": walk.stack, "data": walk.data, "last": reply},

@@ -309,3 +309,16 @@ async def signed_in_any(gateway: UssdGateway, m: Merchant):  # type: ignore[no-u
     home = await s.send(PIN)
     assert home.kind == "CON" and home.text.endswith("7. Pay a business")
     return s
+
+
+async def test_phone_removed_mid_session_ends_it(gateway: UssdGateway) -> None:
+    from core.auth.pins import remove_ussd
+
+    m = await make_merchant()
+    s = await signed_in(gateway, m)
+    async with unit_of_work() as session:
+        user = await session.get(User, m.user.id)
+        assert user is not None
+        await remove_ussd(session, user=user)
+    end = await s.send("2")
+    assert (end.kind, end.text) == ("END", "This phone is no longer registered for lipapush USSD.")
