@@ -138,6 +138,8 @@ def serve() -> Iterator[Serve]:
         COLUMNS="500",  # rich must not wrap the CLI's lines (an API key is printed on one line)
         TELEGRAM_BOT_TOKEN=E2E_BOT_TOKEN,
         TELEGRAM_API_BASE=f"http://127.0.0.1:{tg_port}",
+        # No Africa's Talking credentials: SMS stay in the outbox (the embedded default).
+        AT_CALLBACK_SECRET=AT_SECRET,
     )
     if services.REDIS_URL:
         env["REDIS_URL"] = services.REDIS_URL
@@ -181,6 +183,7 @@ def serve() -> Iterator[Serve]:
 
 
 E2E_BOT_TOKEN = "424242:E2E-lipapush"
+AT_SECRET = "e2e-at-callback-secret-0001"
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
