@@ -1,0 +1,114 @@
+"""PUT/DELETE /api/me/ussd and PUT /api/settings/sms, and the customer receipt SMS they turn on."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import select
+
+from core.auth.models import Role, User
+from core.notify.models import Notification
+from core.runtime import unit_of_work
+from tests.support.factories import make_api_key, make_tenant, make_user
+from tests.support.waiting import wait_for_final, wait_until
+from tests.ussd.conftest import merchant_phone, sms_to
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    r = await client.post("/api/login", json={"email": email, "password": "secret-pass-1"})
+    assert r.status_code == 200, r.text
+    return bearer(r.json()["access_token"])
+
+
+async def test_set_and_remove_ussd_access(client: httpx.AsyncClient) -> None:
+    phone = merchant_phone()
+    tenant, owner = await make_tenant(phone=phone)
+    auth = await login(client, owner.email)
+    r = await client.put("/api/me/ussd", json={"pin": "1111"}, headers=auth)
+    assert (r.status_code, r.json()["errors"]) == (
+        422,
+        {"pin": "That PIN is too easy to guess (like 1111 or 1234). Choose another."},
+    )
+    r = await client.put("/api/me/ussd", json={"pin": "5071"}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ussd_phone": "254" + phone[1:], "ussd_code": "*384*123#"}
+    assert (await client.get("/api/me", headers=auth)).json()["ussd_phone"] == "254" + phone[1:]
+
+    # Another account cannot take the same phone; a cashier must name a phone.
+    cashier = await make_user(tenant=tenant, role=Role.cashier)
+    cauth = await login(client, cashier.email)
+    r = await client.put("/api/me/ussd", json={"pin": "5071", "phone": phone}, headers=cauth)
+    assert r.status_code == 409 and r.json()["detail"].startswith("That phone already opens another")
+    r = await client.put("/api/me/ussd", json={"pin": "5071"}, headers=cauth)
+    assert (r.status_code, r.json()["errors"]) == (422, {"phone": "Give the phone to register (07XXXXXXXX)."})
+    r = await client.put("/api/me/ussd", json={"pin": "5071", "phone": "0812"}, headers=cauth)
+    assert r.status_code == 422 and "phone" in r.json()["errors"]
+
+    key = await make_api_key(tenant=tenant)
+    r = await client.put("/api/me/ussd", json={"pin": "5071"}, headers=bearer(key))
+    assert r.status_code == 403
+
+    assert (await client.delete("/api/me/ussd", headers=auth)).status_code == 204
+    async with unit_of_work(readonly=True) as session:
+        user = await session.get(User, owner.id)
+    assert user is not None and (user.ussd_phone, user.ussd_pin_hash) == (None, None)
+
+
+async def test_sms_settings_validation(client: httpx.AsyncClient) -> None:
+    tenant, _ = await make_tenant(phone=merchant_phone())
+    key = bearer(await make_api_key(tenant=tenant))
+    r = await client.put(
+        "/api/settings/sms",
+        json={"receipts": True, "sender_id": "WAY-TOO-LONG-ID", "receipt_template": "Hi {name}"},
+        headers=key,
+    )
+    assert r.status_code == 422
+    assert set(r.json()["errors"]) == {"sender_id", "receipt_template"}
+    assert r.json()["errors"]["receipt_template"].startswith("Unknown field {name} in the receipt template")
+    async with unit_of_work(readonly=True) as session:
+        assert (await session.get(type(tenant), tenant.id)).sms_receipts is False  # type: ignore[union-attr]
+
+
+async def test_customer_receipt_sms(client: httpx.AsyncClient, server) -> None:  # type: ignore[no-untyped-def]
+    tenant, _ = await make_tenant(name="Njeri Greens", phone=merchant_phone())
+    key = await make_api_key(tenant=tenant)
+    r = await client.put(
+        "/api/settings/sms",
+        json={
+            "receipts": True,
+            "sender_id": "NJERI",
+            "receipt_template": "{business}: {amount} received, ref {receipt}",
+        },
+        headers=bearer(key),
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["sms_receipts"], r.json()["sms_sender_id"]) == (True, "NJERI")
+    customer = f"07{merchant_phone()[2:7]}678"
+    paid = await client.post("/api/stk-push", json={"phone": customer, "amount": 320}, headers=bearer(key))
+    body = await wait_for_final(client, key, paid.json()["id"])
+    assert body["status"] == "success"
+    async with httpx.AsyncClient(base_url=server.at_url) as at:
+
+        async def arrived() -> bool:
+            return bool(await sms_to(at, customer))
+
+        await wait_until(arrived)
+        [msg] = await sms_to(at, customer)
+    assert msg["message"] == f"Njeri Greens: KES 320 received, ref {body['receipt']}"
+    assert msg["from"] == "NJERI"
+    # A failed payment sends no receipt.
+    failed = f"07{merchant_phone()[2:7]}032"[:6] + "1032"
+    r = await client.post("/api/stk-push", json={"phone": failed, "amount": 50}, headers=bearer(key))
+    assert (await wait_for_final(client, key, r.json()["id"]))["status"] == "cancelled"
+    async with unit_of_work(readonly=True) as session:
+        receipts = list(
+            await session.scalars(
+                select(Notification).where(
+                    Notification.tenant_id == tenant.id, Notification.kind == "payment.receipt"
+                )
+            )
+        )
+    assert [n.recipient for n in receipts] == ["254" + customer[1:]]
