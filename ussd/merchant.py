@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -53,10 +54,14 @@ async def _user(ctx: Ctx) -> User:
     """The signed-in user, re-read on every use: a removed phone or user ends the session."""
     async with unit_of_work(readonly=True) as session:
         user = await session.get(User, uuid.UUID(ctx.data["uid"]))
-        if user is None or user.ussd_phone != ctx.msisdn or user.tenant_id is None:
+        if user is None or user.ussd_phone != ctx.msisdn or user.tenant_id != _tid(ctx):
             raise EndSession("This phone is no longer registered for lipapush USSD.")
         session.expunge(user)
         return user
+
+
+def _tid(ctx: Ctx) -> uuid.UUID:
+    return uuid.UUID(ctx.data["tid"])
 
 
 def lock_message(until: datetime) -> str:
@@ -77,7 +82,7 @@ async def check_pin(ctx: Ctx, value: str) -> None:
         assert row is not None
         result = await record_pin_attempt(session, user=row, ok=ok)
         if result.just_locked:
-            tenant = await tenants.get(session, user.tenant_id)  # type: ignore[arg-type]
+            tenant = await tenants.get(session, _tid(ctx))
             minutes = int(LOCK_FOR.total_seconds() // 60)
             await notify.to_owner(
                 session,
@@ -110,7 +115,7 @@ async def parse_phone(ctx: Ctx, value: str) -> None:
         raise Invalid("Not a Kenyan mobile number. Use 07XXXXXXXX or 01XXXXXXXX.") from None
 
 
-def parse_amount(key: str):  # type: ignore[no-untyped-def]
+def parse_amount(key: str) -> Callable[[Ctx, str], Awaitable[None]]:
     async def parse(ctx: Ctx, value: str) -> None:
         # Keypads type digits only; anything else (cents, letters) came from a forged request.
         if not value.isdigit() or len(value) > 9:
@@ -131,7 +136,7 @@ async def request_confirm(ctx: Ctx) -> str:
 async def send_request(ctx: Ctx) -> End:
     user = await _user(ctx)
     p = await request_stk_push(
-        tenant_id=user.tenant_id,  # type: ignore[arg-type]
+        tenant_id=_tid(ctx),
         phone=ctx.data["phone"],
         amount=ctx.data["amount"],
         source=PaymentSource.ussd,
@@ -151,11 +156,11 @@ async def send_request(ctx: Ctx) -> End:
 
 
 async def recent_text(ctx: Ctx) -> str:
-    user = await _user(ctx)
+    await _user(ctx)
     async with unit_of_work(readonly=True) as session:
         page = await payments.list_page(
             session,
-            tenant_id=user.tenant_id,  # type: ignore[arg-type]
+            tenant_id=_tid(ctx),
             filters=TransactionFilter(customer_only=True),
             limit=5,
         )
@@ -174,10 +179,10 @@ def today_start(now: datetime | None = None) -> datetime:
 
 
 async def today_text(ctx: Ctx) -> str:
-    user = await _user(ctx)
+    await _user(ctx)
     start = today_start()
     async with unit_of_work(readonly=True) as session:
-        s = await payments.summary(session, tenant_id=user.tenant_id, since=start)  # type: ignore[arg-type]
+        s = await payments.summary(session, tenant_id=_tid(ctx), since=start)
     rate = "-" if s.success_rate is None else f"{round(s.success_rate * 100)}%"
     return (
         f"Today {start.strftime('%d %b')}\nReceived: {format_kes(s.total_processed)}\n"
@@ -190,9 +195,9 @@ async def today_text(ctx: Ctx) -> str:
 
 
 async def wallet_title(ctx: Ctx) -> str:
-    user = await _user(ctx)
+    await _user(ctx)
     async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, user.tenant_id)  # type: ignore[arg-type]
+        tenant = await tenants.get(session, _tid(ctx))
         w = await wallets.view(session, tenant=tenant, settings=runtime().settings)
     text = f"Wallet: {format_cents(w.balance_cents)}\nAvailable: {format_cents(w.available_cents)}"
     if w.owed_on_invoice_cents:
@@ -207,7 +212,7 @@ async def topup_confirm(ctx: Ctx) -> str:
 async def send_topup(ctx: Ctx) -> End:
     user = await _user(ctx)
     await request_wallet_topup(
-        tenant_id=user.tenant_id,  # type: ignore[arg-type]
+        tenant_id=_tid(ctx),
         amount=ctx.data["topup"],
         phone=ctx.msisdn,
         initiated_by=user.id,
@@ -333,7 +338,11 @@ async def signed_in_root(ctx: Ctx, user: User) -> str | End:
         return End(lock_message(until))
     if user.ussd_pin_hash is None:
         return End("Set a USSD PIN first: in the lipapush Telegram bot, Settings > USSD PIN.")
+    if user.tenant_id is None:
+        return End("This phone is not registered to a business.")
     async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, user.tenant_id)  # type: ignore[arg-type]
-    ctx.data.update(uid=str(user.id), role=user.role.value, tname=tenant.name, temail=tenant.email)
+        tenant = await tenants.get(session, user.tenant_id)
+    ctx.data.update(
+        uid=str(user.id), tid=str(tenant.id), role=user.role.value, tname=tenant.name, temail=tenant.email
+    )
     return "m.pin"
