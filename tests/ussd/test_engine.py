@@ -101,3 +101,20 @@ def test_fit_keeps_first_and_last_lines_within_the_limit() -> None:
 
 def test_plain_text_only() -> None:
     assert plain("Wanjiku’s Café – “best” 🍲") == 'Wanjiku\'s Cafe - "best" '
+
+
+async def test_redis_down_falls_back_to_memory() -> None:
+    """A Redis that is down (restarting) costs nothing: state goes to memory and the hop is answered."""
+    import redis.asyncio as aioredis
+
+    from ussd.sessions import RedisStore
+
+    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    store = RedisStore(dead, prefix="t:", fallback=MemoryStore())
+    tree_engine = engine()
+    e = Engine(tree_engine.tree, root, store)
+    assert await hop(e, "", "down") == "CON Shop\n1. Order\n2. Help"
+    assert await hop(e, "1", "down") == "CON How many?"
+    assert await store.load("down") is not None  # kept in memory meanwhile
+    assert await store.hit("k", 60) == 1 and await store.hit("k", 60) == 2
+    await dead.aclose()
