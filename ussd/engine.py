@@ -9,7 +9,6 @@ last token of a hop: a replayed or forged `text` that walks through an action st
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,10 +45,6 @@ class Ctx:
     data: dict[str, Any]
     store: SessionStore
     last: bool = True  # the token being applied is the last of this hop
-
-    def secret(self, value: str) -> str:
-        """A digest of a short secret (a new PIN awaiting confirmation), never the value itself."""
-        return hashlib.sha256(f"{self.session_id}:{value}".encode()).hexdigest()
 
 
 Root = Callable[[Ctx], Awaitable["str | End"]]

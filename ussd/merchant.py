@@ -3,7 +3,8 @@ export customers, change PIN."""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import hmac
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time
@@ -13,7 +14,7 @@ from core.audit.service import record
 from core.auth.models import Role, User
 from core.auth.pins import (
     LOCK_FOR,
-    hash_pin,
+    hash_pin_async,
     locked,
     pin_matches,
     record_pin_attempt,
@@ -77,6 +78,11 @@ async def check_pin(ctx: Ctx, value: str) -> None:
     if not value.isdigit() or len(value) != 4:
         raise Invalid("The PIN is 4 digits.")
     ok = await pin_matches(value, user.ussd_pin_hash)
+    if ok and not user.ussd_pin_failures:
+        # Nothing to record: no write transaction, so on SQLite a burst of logins does not queue on
+        # the single writer lock.
+        ctx.data["auth"] = True
+        return
     async with unit_of_work() as session:
         row = await session.get(User, user.id, with_for_update=True)
         assert row is not None
@@ -255,15 +261,22 @@ async def send_export(ctx: Ctx) -> End:
 # --- change PIN --------------------------------------------------------------------------------------
 
 
+def _pin_digest(ctx: Ctx, pin: str) -> str:
+    """What the session keeps of a new PIN awaiting confirmation: keyed with SECRET_KEY, so the 10,000
+    possible PINs cannot be tried against a session store dump."""
+    key = f"ussd-new-pin:{runtime().settings.SECRET_KEY}".encode()
+    return hmac.new(key, f"{ctx.session_id}:{pin}".encode(), hashlib.sha256).hexdigest()
+
+
 async def parse_new_pin(ctx: Ctx, value: str) -> None:
     try:
-        ctx.data["newpin"] = ctx.secret(validate_new_pin(value))
+        ctx.data["newpin"] = _pin_digest(ctx, validate_new_pin(value))
     except InvalidInput as exc:
         raise Invalid(exc.message) from None
 
 
 async def confirm_new_pin(ctx: Ctx, value: str) -> None:
-    if ctx.secret(value.strip()) != ctx.data.get("newpin"):
+    if not hmac.compare_digest(_pin_digest(ctx, value.strip()), str(ctx.data.get("newpin", ""))):
         raise Invalid("The PINs did not match. Enter the new PIN again.")
     ctx.data["newpin_ok"] = value.strip()  # not stored: actions run in the same hop
 
@@ -271,7 +284,7 @@ async def confirm_new_pin(ctx: Ctx, value: str) -> None:
 async def save_pin(ctx: Ctx) -> End:
     pin = ctx.data.pop("newpin_ok")
     user = await _user(ctx)
-    digest = await asyncio.to_thread(hash_pin, pin)
+    digest = await hash_pin_async(pin)
     async with unit_of_work() as session:
         row = await session.get(User, user.id, with_for_update=True)
         assert row is not None

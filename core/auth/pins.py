@@ -8,7 +8,9 @@ from handing out PINs for free without making every USSD login cost 150 ms of CP
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,12 +45,21 @@ def hash_pin(pin: str) -> str:
     return _hasher.hash(pin)
 
 
+# argon2 holds a core for ~25 ms. A burst of logins on the default pool (cores + 4 threads) would take
+# every core from the event loop and stall every other hop; one core is left to the loop instead.
+_ARGON2_POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="argon2")
+
+
 async def pin_matches(pin: str, pin_hash: str | None) -> bool:
-    """Off the event loop: argon2 holds the CPU for tens of milliseconds."""
     if not _PIN.match(pin):
         return False
-    ok = await asyncio.to_thread(_hasher.verify, pin, pin_hash or _DUMMY)
+    loop = asyncio.get_running_loop()
+    ok = await loop.run_in_executor(_ARGON2_POOL, _hasher.verify, pin, pin_hash or _DUMMY)
     return ok and pin_hash is not None
+
+
+async def hash_pin_async(pin: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_ARGON2_POOL, hash_pin, pin)
 
 
 async def user_by_ussd_phone(session: AsyncSession, phone: str) -> User | None:
@@ -69,7 +80,7 @@ async def register_ussd(
             "or register a different phone."
         )
     user.ussd_phone = phone
-    user.ussd_pin_hash = await asyncio.to_thread(hash_pin, pin)
+    user.ussd_pin_hash = await hash_pin_async(pin)
     user.ussd_pin_failures = 0
     user.ussd_locked_until = None
     await record(

@@ -100,8 +100,9 @@ class MpesaChannel(Base):
     environment: Mapped[Environment] = mapped_column(str_enum(Environment, "environment"))
     kind: Mapped[ChannelKind] = mapped_column(str_enum(ChannelKind, "channel_kind"))
     # Paybill: the paybill number. Till: the Head Office/Store number Daraja calls BusinessShortCode.
-    business_short_code: Mapped[str] = mapped_column(String(10))
-    till_number: Mapped[str | None] = mapped_column(String(10))
+    # Indexed: "pay a business" on USSD looks a business up by its Till or Paybill number.
+    business_short_code: Mapped[str] = mapped_column(String(10), index=True)
+    till_number: Mapped[str | None] = mapped_column(String(10), index=True)
     consumer_key_enc: Mapped[str] = mapped_column(Text)
     consumer_secret_enc: Mapped[str] = mapped_column(Text)
     passkey_enc: Mapped[str] = mapped_column(Text)

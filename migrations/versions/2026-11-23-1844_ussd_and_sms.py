@@ -50,6 +50,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ussd_locked_until", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_users_ussd_phone"), ["ussd_phone"])
 
+    with op.batch_alter_table("mpesa_channels", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_mpesa_channels_business_short_code"), ["business_short_code"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_mpesa_channels_till_number"), ["till_number"], unique=False)
+
     # Existing businesses get their "pay a business" number (new ones get it at creation).
     conn = op.get_bind()
     tenants = sa.table("tenants", sa.column("id", sa.Uuid()), sa.column("business_number", sa.String(8)))
@@ -63,6 +69,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("mpesa_channels", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_mpesa_channels_till_number"))
+        batch_op.drop_index(batch_op.f("ix_mpesa_channels_business_short_code"))
+
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_users_ussd_phone"), type_="unique")
         batch_op.drop_column("ussd_locked_until")
