@@ -9,7 +9,10 @@ last token of a hop: a replayed or forged `text` that walks through an action st
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,29 +85,42 @@ async def _options(ctx: Ctx, menu: Menu) -> list[Option]:
 
 
 class Engine:
-    def __init__(self, tree: Tree, root: Root, store: SessionStore) -> None:
+    def __init__(self, tree: Tree, root: Root, store: SessionStore, *, key: bytes | None = None) -> None:
         self.tree = tree
         self.root = root
         self.store = store
+        self._key = key or secrets.token_bytes(32)
+
+    def _digest(self, session_id: str, msisdn: str, tokens: list[str]) -> str:
+        """The stored state holds this instead of `text`: `text` carries the PIN on every hop, and a
+        keyed digest still tells whether a new hop extends the one we saw."""
+        raw = "\x00".join([session_id, msisdn, *tokens]).encode()
+        return hmac.new(self._key, raw, hashlib.sha256).hexdigest()
 
     async def handle(self, *, session_id: str, msisdn: str, service_code: str, text: str) -> str:
         """One hop: the reply body, starting with `CON ` or `END `."""
         tokens = text.split("*") if text else []
         stored = await self.store.load(session_id)
-        if stored is not None and stored.get("msisdn") != msisdn:
-            stored = None  # a session id is the gateway's; never trust one across phones
-        if stored is not None and stored["text"] == text and stored.get("last"):
+        # A session id is the gateway's; never trust one across phones (the digest covers the phone).
+        seen = int(stored["n"]) if stored is not None else -1
+        if (
+            stored is not None
+            and seen == len(tokens)
+            and stored.get("last")
+            and hmac.compare_digest(stored["text"], self._digest(session_id, msisdn, tokens))
+        ):
             return str(stored["last"])  # the gateway repeated a hop: same answer, nothing re-run
         done: list[str] = []
         ctx = Ctx(session_id=session_id, msisdn=msisdn, service_code=service_code, data={}, store=self.store)
         walk: _Walk | None = None
-        if stored is not None and not stored.get("ended"):
-            seen = stored["text"]
-            prefix = seen + "*" if seen else ""
-            if text.startswith(prefix) and len(text) > len(seen):
-                walk = _Walk(stack=list(stored["stack"]), data=dict(stored["data"]))
-                done = tokens[: len(seen.split("*"))] if seen else []
-                tokens = tokens[len(done) :]
+        if (
+            stored is not None
+            and not stored.get("ended")
+            and 0 <= seen < len(tokens)
+            and hmac.compare_digest(stored["text"], self._digest(session_id, msisdn, tokens[:seen]))
+        ):
+            walk = _Walk(stack=list(stored["stack"]), data=dict(stored["data"]))
+            done, tokens = tokens[:seen], tokens[seen:]
         if walk is None:
             ctx.data = {}
             start = await self.root(ctx)
@@ -128,15 +144,30 @@ class Engine:
             reply = await self._render(ctx, walk)
         except EndSession as exc:
             return await self._finish(session_id, msisdn, text, fit("END ", str(exc)), ctx)
+        all_tokens = done + tokens
         await self.store.save(
             session_id,
-            {"msisdn": msisdn, "text": text, "stack": walk.stack, "data": walk.data, "last": reply},
+            {
+                "n": len(all_tokens),
+                "text": self._digest(session_id, msisdn, all_tokens),
+                "stack": walk.stack,
+                "data": walk.data,
+                "last": reply,
+            },
         )
         return reply
 
     async def _finish(self, session_id: str, msisdn: str, text: str, reply: str, ctx: Ctx) -> str:
         """The session ended: keep only the answer, for a repeated last hop."""
-        state = {"msisdn": msisdn, "text": text, "stack": [], "data": {}, "last": reply, "ended": True}
+        tokens = text.split("*") if text else []
+        state = {
+            "n": len(tokens),
+            "text": self._digest(session_id, msisdn, tokens),
+            "stack": [],
+            "data": {},
+            "last": reply,
+            "ended": True,
+        }
         await self.store.save(session_id, state)
         return reply
 
@@ -194,18 +225,39 @@ class Engine:
         return None
 
     async def _render(self, ctx: Ctx, walk: _Walk) -> str:
+        """The screen at the top of the path. What the user must act on (a prompt's question, a menu's
+        options) always shows; the error and the title give way when the screen is too long."""
         node = self.tree[walk.stack[-1]]
         error = plain(walk.error)
         if isinstance(node, Prompt):
-            body = await _text(ctx, node.text)
-            return fit("CON ", f"{error}\n{body}" if error else body)
+            *intro, question = plain(await _text(ctx, node.text)).split("\n")
+            return compose([error, *intro], [question])
         assert isinstance(node, Menu)
-        title = await _text(ctx, node.title)
-        lines = [f"{o.key}. {o.label}" for o in await _options(ctx, node)]
-        head = f"{error}\n{title}" if error else title
-        body = "\n".join([head, *lines])
+        title = plain(await _text(ctx, node.title))
+        lines = [f"{o.key}. {plain(o.label)}" for o in await _options(ctx, node)]
         if node.footer and len(walk.stack) > 1:
             nav = "0 Back 00 Home" if len(walk.stack) > 2 else "0 Back"
-            if len(body) + 1 + len(nav) <= MAX_SCREEN - 4:
-                body += "\n" + nav
-        return fit("CON ", body)
+            # The footer is the first thing to go: 0 and 00 work without it.
+            if len("\n".join(x for x in ("CON " + error, title, *lines, nav) if x)) <= MAX_SCREEN:
+                lines.append(nav)
+        return compose([error, title], lines)
+
+
+def compose(head: list[str], tail: list[str]) -> str:
+    """`CON ` + head lines + tail lines within MAX_SCREEN. The tail (the question, the options) is
+    kept whole; the longest head line (a long name, an error) is cut first, then dropped."""
+    lines = [h for h in head if h]
+    tail = [t for t in tail if t]
+    room = MAX_SCREEN - len("CON ")
+
+    def size() -> int:
+        return len("\n".join([*lines, *tail]))
+
+    while size() > room and lines:
+        over = size() - room
+        i = max(range(len(lines)), key=lambda k: len(lines[k]))
+        if len(lines[i]) - over - 2 >= 12:
+            lines[i] = lines[i][: len(lines[i]) - over - 2].rstrip() + ".."
+        else:
+            del lines[i]
+    return fit("CON ", "\n".join([*lines, *tail]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from core.auth.pins import user_by_ussd_phone
 from core.runtime import unit_of_work
 from ussd import merchant, payer
@@ -36,5 +39,7 @@ async def root(ctx: Ctx) -> str | End:
     return await merchant.signed_in_root(ctx, user)
 
 
-def build_engine(store: SessionStore) -> Engine:
-    return Engine(build_tree(), root, store)
+def build_engine(store: SessionStore, *, secret: str) -> Engine:
+    """`secret` (SECRET_KEY) keys the session digests, so every web process can resume every session."""
+    key = hmac.new(secret.encode(), b"lipapush-ussd-session", hashlib.sha256).digest()
+    return Engine(build_tree(), root, store, key=key)

@@ -32,7 +32,7 @@ def _authorised(secret: str | None) -> bool:
 
 def ussd_router(engine: Engine | None = None) -> APIRouter:
     router = APIRouter(tags=["ussd"])
-    eng = engine or build_engine(RuntimeStore())
+    eng = engine or build_engine(RuntimeStore(), secret=runtime().settings.SECRET_KEY)
 
     @router.post("/ussd", response_class=PlainTextResponse, summary="Africa's Talking USSD callback")
     async def ussd(

@@ -38,8 +38,10 @@ class Merchant:
         return "254" + self.phone[1:]
 
 
-async def make_merchant(*, role: Role = Role.owner, name: str = "Mama Mboga", pin: str = PIN) -> Merchant:
-    tenant, owner = await make_tenant(name=name, phone=merchant_phone())
+async def make_merchant(
+    *, role: Role = Role.owner, name: str = "Mama Mboga", pin: str = PIN, email: str | None = None
+) -> Merchant:
+    tenant, owner = await make_tenant(name=name, phone=merchant_phone(), email=email)
     user = owner if role is Role.owner else await make_user(tenant=tenant, role=role)
     phone = merchant_phone()
     async with unit_of_work() as session:

@@ -270,37 +270,41 @@ async def test_delivery_reports_move_sms_to_a_final_state(
 
 async def test_every_screen_fits_with_worst_case_values(gateway: UssdGateway, at: httpx.AsyncClient) -> None:
     """The gateway driver refuses any screen over 160 characters or with non-ASCII text; walk every
-    screen with the longest values a business can have."""
+    screen with the longest values a business can have, and check what must stay on screen does."""
     from tests.support.factories import fund_wallet
 
     long_name = "Mama Wanjiku’s Café & Grocery – Kangemi Market Stall Number Forty-Two Upper Level Near Gate"
-    m = await make_merchant(name=long_name)
+    m = await make_merchant(name=long_name, email="a" * 40 + "@" + "d" * 60 + "." + "e" * 40 + ".co.ke")
     await fund_wallet(m.tenant, 99_999_999_99)
     for n in range(1, 6):
         s = await signed_in_any(gateway, m)
-        for value in ("1", "0712345678", "250000", "1"):
+        for value in ("1", "0711111032", "250000", "1"):  # 1032: cancelled, the longest status word
             await s.send(value)
         await last_sms(at, m.phone, n)
     s = await signed_in_any(gateway, m)
-    for path in (
-        ["2"],
-        ["0", "3"],
-        ["0", "4"],
-        ["1", "250000"],
-        ["00", "5"],
-        ["0", "6", "5071"],
-        ["00", "1"],
-    ):
-        for value in path:
-            screen = await s.send(value)
-            assert screen.kind == "CON" and len(screen.raw) <= 160
+    recent = await s.send("2")
+    assert recent.text.split("\n") == ["Last payments:"] + ["250,000 0711**032 Cancelled"] * 5
+    await s.send("0")
+    assert (await s.send("3")).text.endswith("Success rate: 0%\n0 Back")
+    await s.send("0")
+    wallet = await s.send("4")
+    assert wallet.text.startswith("Wallet: KES 99,999,999.99\n") and "1. Top up" in wallet.text
+    await s.send("1")
+    confirm = await s.send("250000")
+    assert confirm.text.endswith("?\n1. Pay\n2. Cancel\n0 Back 00 Home")
+    await s.send("00")
+    export = await s.send("5")
+    assert export.text.startswith("Email the customer list to a***@ddd") and export.text.endswith(
+        "..\n1. Send\n2. Cancel"
+    )
     payer = gateway.dial(intl("0798765678"))
     await payer.start()
     await payer.send("1")
-    assert (await payer.send(str(m.tenant.business_number))).text.startswith(
-        "Pay Mama Wanjiku's Cafe & Grocery"
+    amount = await payer.send(str(m.tenant.business_number))
+    assert amount.text.startswith("Pay Mama Wanjiku's Cafe & Grocery") and amount.text.endswith(
+        "\nAmount in KES:"
     )
-    assert len((await payer.send("250000")).raw) <= 160
+    assert (await payer.send("250000")).text.endswith("\n1. Pay\n2. Cancel\n0 Back 00 Home")
 
 
 async def signed_in_any(gateway: UssdGateway, m: Merchant):  # type: ignore[no-untyped-def]
