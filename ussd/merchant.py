@@ -164,10 +164,12 @@ async def send_request(ctx: Ctx) -> End:
 async def recent_text(ctx: Ctx) -> str:
     await _user(ctx)
     async with unit_of_work(readonly=True) as session:
+        # A cashier sees their own requests only, as in the bot and the API.
+        mine = None if can_manage(ctx) else uuid.UUID(ctx.data["uid"])
         page = await payments.list_page(
             session,
             tenant_id=_tid(ctx),
-            filters=TransactionFilter(customer_only=True),
+            filters=TransactionFilter(customer_only=True, initiated_by=mine),
             limit=5,
         )
     if not page.items:
@@ -223,6 +225,7 @@ async def send_topup(ctx: Ctx) -> End:
         phone=ctx.msisdn,
         initiated_by=user.id,
         notify_phone=ctx.msisdn,
+        idempotency_key=f"ussd:{ctx.session_id}",
         defer=True,
     )
     return End(
@@ -306,7 +309,7 @@ def build(tree: Tree) -> None:
             [
                 Option("1", "Request payment", "m.req.phone"),
                 Option("2", "Last 5 payments", "m.recent"),
-                Option("3", "Today", "m.today"),
+                Option("3", "Today", "m.today", allow=can_manage),
                 Option("4", "Wallet", "m.wallet", allow=can_manage),
                 Option("5", "Export customers", "m.export", allow=can_manage),
                 Option("6", "Change PIN", "m.newpin"),

@@ -129,6 +129,7 @@ async def request_wallet_topup(
     initiated_by: uuid.UUID | None = None,
     notify_phone: str | None = None,
     defer: bool = False,
+    idempotency_key: str | None = None,
 ) -> PaymentOut:
     """An STK push to the merchant's phone through the platform's own Daraja app; its success
     credits the wallet once (payments.finalize → topups.credit_wallet). Works even for a business
@@ -139,7 +140,7 @@ async def request_wallet_topup(
         if tenant.status is TenantStatus.suspended:
             tenants.ensure_can_collect(tenant, None)  # raises with the suspension reason
         channel = await platform_channel(session, settings=rt.settings, box=rt.secrets)
-        payment, _ = await payments.create_pending(
+        payment, created = await payments.create_pending(
             session,
             settings=rt.settings,
             tenant=tenant,
@@ -150,7 +151,10 @@ async def request_wallet_topup(
             reference="TOPUP",
             description="Wallet top-up",
             initiated_by=initiated_by,
+            idempotency_key=idempotency_key,
         )
+        if not created:
+            return PaymentOut.model_validate(payment)
         payment.notify_phone = notify_phone
         _schedule_first_check(payment)
         if defer:

@@ -59,10 +59,11 @@ class TenantService:
         return tenant
 
     async def _new_business_number(self, session: AsyncSession) -> str:
-        # Six digits, random rather than sequential so the number of businesses is not on show;
-        # collisions are rare below a few hundred thousand businesses and simply drawn again.
+        # Eight digits: M-Pesa short codes have 5 to 7, so a business number never reads as some
+        # other business's Till or Paybill. Random rather than sequential, so the number of
+        # businesses is not on show; a collision is simply drawn again.
         while True:
-            number = str(100_000 + secrets.randbelow(900_000))
+            number = str(10_000_000 + secrets.randbelow(90_000_000))
             if not await session.scalar(select(Tenant.id).where(Tenant.business_number == number)):
                 return number
 

@@ -61,9 +61,9 @@ def upgrade() -> None:
     tenants = sa.table("tenants", sa.column("id", sa.Uuid()), sa.column("business_number", sa.String(8)))
     taken: set[str] = set()
     for (tenant_id,) in conn.execute(sa.select(tenants.c.id).where(tenants.c.business_number.is_(None))):
-        number = str(100_000 + secrets.randbelow(900_000))
+        number = str(10_000_000 + secrets.randbelow(90_000_000))
         while number in taken:
-            number = str(100_000 + secrets.randbelow(900_000))
+            number = str(10_000_000 + secrets.randbelow(90_000_000))
         taken.add(number)
         conn.execute(sa.update(tenants).where(tenants.c.id == tenant_id).values(business_number=number))
 

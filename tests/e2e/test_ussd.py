@@ -42,7 +42,7 @@ async def test_pay_a_business_and_the_callback_secret(serve: Serve, new_business
     biz = await new_business(name="Kibanda")
     listed = await run_cli(serve, "tenant", "list")
     [row] = [line for line in listed.stdout.splitlines() if biz.slug in line]
-    number = next(word for word in row.split() if word.isdigit() and len(word) == 6)
+    number = next(word for word in row.split() if word.isdigit() and len(word) == 8)
     async with UssdGateway(f"{serve.url}/ussd?secret={AT_SECRET}", max_chars=160) as gw:
         s = gw.dial("+254" + unique_phone("5678")[1:])
         await s.start()

@@ -138,15 +138,42 @@ async def test_recent_and_today_screens(gateway: UssdGateway, at: httpx.AsyncCli
     assert lines[1:] == ["Received: KES 200", "Paid: 2 of 2", "Success rate: 100%", "0 Back"]
 
 
-async def test_cashier_sees_no_wallet_or_export(gateway: UssdGateway) -> None:
+async def test_cashier_sees_only_their_own_requests(
+    gateway: UssdGateway, at: httpx.AsyncClient, server
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.factories import make_api_key
+    from tests.support.waiting import wait_for_final
+
     m = await make_merchant(role=Role.cashier)
+    key = await make_api_key(tenant=m.tenant)
+    async with httpx.AsyncClient(base_url=server.url) as c:
+        r = await c.post(
+            "/api/stk-push",
+            json={"phone": "0712345678", "amount": 999},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        await wait_for_final(c, key, r.json()["id"])
     s = gateway.dial(intl(m.phone))
     await s.start()
     home = await s.send(PIN)
-    assert home.text == (
-        "Mama Mboga\n1. Request payment\n2. Last 5 payments\n3. Today\n6. Change PIN\n7. Pay a business"
-    )
-    assert (await s.send("4")).text.startswith("Invalid choice.\n")
+    assert home.text == "Mama Mboga\n1. Request payment\n2. Last 5 payments\n6. Change PIN\n7. Pay a business"
+    for value, expected in (
+        ("3", "Invalid choice.\n"),
+        ("4", "Invalid choice.\n"),
+        ("5", "Invalid choice.\n"),
+    ):
+        assert (await s.send(value)).text.startswith(expected)
+    assert (await s.send("2")).text == "No payments yet.\n0 Back"  # the owner's KES 999 is not theirs
+    s = gateway.dial(intl(m.phone))
+    await s.start()
+    await s.send(PIN)
+    for value in ("1", "0712345678", "45", "1"):
+        await s.send(value)
+    await last_sms(at, m.phone, 1)
+    s = gateway.dial(intl(m.phone))
+    await s.start()
+    await s.send(PIN)
+    assert (await s.send("2")).text == "Last payments:\n45 0712**678 Paid\n0 Back"
 
 
 async def test_change_pin(gateway: UssdGateway) -> None:
