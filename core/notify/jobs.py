@@ -6,6 +6,7 @@ from core.db import utcnow
 from core.jobs.registry import job
 from core.notify.email import EmailSender
 from core.notify.models import Notification, NotifyChannel, NotifyStatus
+from core.notify.service import notify
 from core.notify.sms import AfricasTalkingSms, SmsError
 from core.notify.telegram import TelegramSender, TelegramUndeliverable
 from core.runtime import Runtime, runtime, unit_of_work
@@ -60,13 +61,7 @@ async def _sms(rt: Runtime, n: Notification) -> None:
             raise
         await _finish(n, NotifyStatus.undeliverable, error=str(exc))
         return
-    await _finish(
-        n,
-        NotifyStatus.sent,
-        provider_message_id=accepted.message_id,
-        delivery_status=accepted.status,
-        cost=accepted.cost,
-    )
+    await _finish(n, NotifyStatus.sent, provider_message_id=accepted.message_id, cost=accepted.cost)
 
 
 async def _finish(
@@ -75,7 +70,6 @@ async def _finish(
     *,
     error: str | None = None,
     provider_message_id: str | None = None,
-    delivery_status: str | None = None,
     cost: str | None = None,
 ) -> None:
     async with unit_of_work() as session:
@@ -85,5 +79,6 @@ async def _finish(
         row.status, row.error, row.attempts = status, error, row.attempts + 1
         row.sent_at = utcnow() if status is NotifyStatus.sent else None
         if provider_message_id:
-            row.provider_message_id = provider_message_id
-            row.delivery_status, row.cost = delivery_status, cost
+            row.provider_message_id, row.cost = provider_message_id, cost
+            await session.flush()
+            await notify.apply_reports(session, row)  # any that arrived before this reply

@@ -20,6 +20,23 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "sms_delivery_reports",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("provider_message_id", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=40), nullable=False),
+        sa.Column("failure_reason", sa.String(length=200), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_delivery_reports")),
+    )
+    with op.batch_alter_table("sms_delivery_reports", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_sms_delivery_reports_provider_message_id"), ["provider_message_id"], unique=False
+        )
+
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sender_id", sa.String(length=11), nullable=True))
         batch_op.add_column(sa.Column("provider_message_id", sa.String(length=64), nullable=True))
@@ -98,3 +115,7 @@ def downgrade() -> None:
         batch_op.drop_column("delivery_status")
         batch_op.drop_column("provider_message_id")
         batch_op.drop_column("sender_id")
+
+    with op.batch_alter_table("sms_delivery_reports", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sms_delivery_reports_provider_message_id"))
+    op.drop_table("sms_delivery_reports")

@@ -277,7 +277,7 @@ async def test_delivery_reports_move_sms_to_a_final_state(
 
     await wait_until(recorded)
     n = await row()
-    assert (n.status.value, n.delivery_status, n.sender_id, n.cost) == ("sent", "Success", None, "KES 0.8000")
+    assert (n.status.value, n.delivery_status, n.sender_id, n.cost) == ("sent", None, None, "KES 0.8000")
     assert (msg["from"], msg["segments"], msg["encoding"]) == ("LIPAPUSH", 1, "GSM-7")
     r = await at.post("/_sim/dlr", json={"id": msg["id"], "status": "Buffered"})
     assert r.json()["status_code"] == 200
@@ -353,3 +353,32 @@ async def test_phone_removed_mid_session_ends_it(gateway: UssdGateway) -> None:
         await remove_ussd(session, user=user)
     end = await s.send("2")
     assert (end.kind, end.text) == ("END", "This phone is no longer registered for lipapush USSD.")
+
+
+async def test_a_delivery_report_faster_than_the_send_reply_is_applied(
+    gateway: UssdGateway, at: httpx.AsyncClient
+) -> None:
+    """The stand-in reports delivery at once, often before our send job has stored the message id."""
+    await at.post("/_sim/config", json={"auto_dlr": 0})
+    try:
+        m = await make_merchant()
+        for _ in range(3):
+            s = await signed_in(gateway, m)
+            for value in ("1", "0712345678", "30", "1"):
+                await s.send(value)
+        await last_sms(at, m.phone, 3)
+
+        async def all_delivered() -> bool:
+            async with unit_of_work(readonly=True) as session:
+                rows = list(
+                    await session.scalars(
+                        select(Notification).where(
+                            Notification.tenant_id == m.tenant.id, Notification.kind == "payment.sms_result"
+                        )
+                    )
+                )
+            return len(rows) == 3 and all(n.status.value == "delivered" for n in rows)
+
+        await wait_until(all_delivered)
+    finally:
+        await at.post("/_sim/config", json={"auto_dlr": None})
