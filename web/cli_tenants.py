@@ -12,10 +12,12 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from sqlalchemy import or_, select
 
+from core.audit.service import record
 from core.auth.models import ApiKeyMode, User
 from core.auth.pins import register_ussd, remove_ussd
 from core.auth.service import auth
 from core.errors import LipapushError, NotFound
+from core.notify.sms import validate_sender_id
 from core.payments.push import send_verification_push
 from core.phones import Msisdn, normalize_msisdn
 from core.runtime import Runtime, runtime, unit_of_work
@@ -311,3 +313,37 @@ def ussd_remove(email: Annotated[str, typer.Option(help="The user's email")]) ->
     except LipapushError as exc:
         raise _fail(exc.message) from None
     console.print("USSD access removed.")
+
+
+@tenant_app.command("sender-id")
+def tenant_sender_id(
+    tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
+    sender_id: Annotated[
+        str,
+        typer.Argument(
+            help="As registered with Africa's Talking; an empty string goes back to the platform's"
+        ),
+    ],
+) -> None:
+    """Set the SMS sender id of a business. Only the platform assigns these: a sender id belongs to the
+    Africa's Talking account, so a business must not pick another business's."""
+    rt = bootstrap()
+    try:
+        value = validate_sender_id(sender_id)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+    async def main() -> None:
+        t = await _find_tenant(tenant)
+        async with unit_of_work() as session:
+            row = await tenants.get(session, t.id)
+            row.sms_sender_id = value
+            await record(
+                session, action="settings.sms_sender_id", tenant_id=row.id, detail={"sender_id": value}
+            )
+
+    try:
+        _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"SMS sender id: {value or 'the platform default'}")

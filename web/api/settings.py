@@ -6,7 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.audit.service import record
 from core.auth.models import Role
 from core.errors import ChannelNotConfigured, LipapushError
-from core.notify.sms import validate_sender_id
 from core.notify.texts import validate_receipt_template
 from core.payments.push import send_verification_push
 from core.payments.schemas import PaymentOut
@@ -68,20 +67,12 @@ async def save_settings(body: ChannelIn, who: CurrentPrincipal) -> SettingsOut:
 
 class SmsSettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sender_id: str | None = Field(
-        default=None, max_length=11, description="registered with Africa's Talking; empty: the platform's"
-    )
     receipts: bool = Field(description="SMS a receipt to each paying customer")
     receipt_template: str | None = Field(
         default=None,
         max_length=320,
         description="uses {business}, {amount}, {receipt}, {date}; empty: the default text",
     )
-
-    @field_validator("sender_id")
-    @classmethod
-    def _sender(cls, v: str | None) -> str | None:
-        return validate_sender_id(v)
 
     @field_validator("receipt_template")
     @classmethod
@@ -91,11 +82,11 @@ class SmsSettingsIn(BaseModel):
 
 @router.put("/settings/sms")
 async def save_sms_settings(body: SmsSettingsIn, who: CurrentPrincipal) -> TenantOut:
-    """Customer receipt SMS and the sender id your SMS come from."""
+    """Customer receipt SMS. (The sender id your SMS come from is assigned by the platform, which
+    registers it with Africa's Talking: `lipapush tenant sender-id`.)"""
     who.require_role(Role.owner, Role.manager)
     async with unit_of_work() as session:
         tenant = await tenants.get(session, who.require_tenant())
-        tenant.sms_sender_id = body.sender_id
         tenant.sms_receipts = body.receipts
         tenant.sms_receipt_template = body.receipt_template
         await record(
