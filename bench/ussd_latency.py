@@ -86,7 +86,7 @@ import psutil
 from sqlalchemy import insert, select
 
 from core.auth.models import User
-from core.auth.pins import register_ussd
+from core.auth.pins import new_pin_hash, register_ussd
 from core.config import Settings, load_settings
 from core.db import utcnow
 from core.payments.models import Payment, PaymentSource, PaymentStatus
@@ -218,6 +218,7 @@ async def seed(database_url: str, n: int, history: int) -> list[Caller]:
     users: list[Caller] = []
     now = utcnow()
     try:
+        pin_hash = await new_pin_hash(PIN)
         for i in range(n):
             name = f"Duka la Mama {i + 1:03d}"
             async with unit_of_work() as session:
@@ -241,7 +242,7 @@ async def seed(database_url: str, n: int, history: int) -> list[Caller]:
                 assert tenant.status is TenantStatus.active, tenant.status
                 row = await session.get(User, owner.id)
                 assert row is not None
-                await register_ussd(session, user=row, phone=Msisdn(merchant_msisdn(i)), pin=PIN)
+                await register_ussd(session, user=row, phone=Msisdn(merchant_msisdn(i)), pin_hash=pin_hash)
                 rows: list[dict[str, object]] = []
                 for k in range(history):
                     status = rnd.choice(statuses)

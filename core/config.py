@@ -156,6 +156,11 @@ class Settings(BaseSettings):
                 raise ValueError("ENCRYPTION_KEYS: the development key cannot be used in production")
             if not self.PUBLIC_BASE_URL:
                 raise ValueError("PUBLIC_BASE_URL: required in production (Daraja callbacks are sent there)")
+            if not self.AT_CALLBACK_SECRET:
+                raise ValueError(
+                    "AT_CALLBACK_SECRET: required in production (Africa's Talking does not sign its "
+                    "callbacks); set 16+ random characters and add ?secret=… to the USSD callback URLs"
+                )
         if self.PLATFORM_ENVIRONMENT != "simulator":
             missing = [
                 n

@@ -7,7 +7,6 @@ the node that takes over (a business asks for an amount; hotspot providers will 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from core.errors import LipapushError
 from core.money import format_kes
@@ -25,6 +24,8 @@ from ussd.screens import Action, End, Invalid, Menu, Option, Prompt, short
 # gateway request, so this caps the prompts a forged request can send to someone else's phone.
 PUSHES_PER_WINDOW = 5
 PUSH_WINDOW_SECONDS = 600
+# And per business, across phones: a forger rotating phone numbers still cannot flood one till.
+PAYEE_PUSHES_PER_WINDOW = 100
 
 PAYEE_FLOWS: dict[TenantKind, str] = {TenantKind.business: "p.amount"}
 
@@ -63,6 +64,11 @@ async def pay_confirm(ctx: Ctx) -> str:
 async def send_payment(ctx: Ctx) -> End:
     if await ctx.store.hit(f"payer:{ctx.msisdn}", PUSH_WINDOW_SECONDS) > PUSHES_PER_WINDOW:
         return End("Too many payment requests from this phone. Wait 10 minutes and try again.")
+    if await ctx.store.hit(f"payee:{ctx.data['payee']}", PUSH_WINDOW_SECONDS) > PAYEE_PUSHES_PER_WINDOW:
+        return End(
+            f"{short(ctx.data['payee_name'], 40)} is getting too many USSD payments right now. "
+            "Try again in a few minutes."
+        )
     p = await request_stk_push(
         tenant_id=uuid.UUID(ctx.data["payee"]),
         phone=ctx.msisdn,
@@ -88,7 +94,7 @@ async def _cancel(ctx: Ctx) -> End:
     return End("Cancelled. Nothing was sent.")
 
 
-def build(tree: Tree, *, extra_home: Callable[[], list[Option]] | None = None) -> None:
+def build(tree: Tree) -> None:
     tree.add(
         Menu(
             "p.home",

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from core.errors import InvalidInput
@@ -25,6 +24,15 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 2_000  # far beyond any honest session (40 inputs): cut garbage before parsing it
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """The form's text fields; anything else (files, a JSON body, a broken encoding) reads as empty."""
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except Exception:
+        return {}
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 def _authorised(secret: str | None) -> bool:
     expected = runtime().settings.AT_CALLBACK_SECRET
     return expected is None or (secret is not None and hmac.compare_digest(secret, expected))
@@ -35,45 +43,45 @@ def ussd_router(engine: Engine | None = None) -> APIRouter:
     eng = engine or build_engine(RuntimeStore(), secret=runtime().settings.SECRET_KEY)
 
     @router.post("/ussd", response_class=PlainTextResponse, summary="Africa's Talking USSD callback")
-    async def ussd(
-        sessionId: Annotated[str, Form()] = "",
-        serviceCode: Annotated[str, Form()] = "",
-        phoneNumber: Annotated[str, Form()] = "",
-        text: Annotated[str, Form()] = "",
-        networkCode: Annotated[str, Form()] = "",
-        secret: Annotated[str | None, Query(max_length=128)] = None,
-    ) -> Response:
-        if not _authorised(secret):
+    async def ussd(request: Request) -> Response:
+        """Form fields `sessionId`, `serviceCode`, `phoneNumber`, `networkCode`, `text` (refs §3.1).
+        Read by hand rather than declared: a malformed request must get an END line, not a 422."""
+        if not _authorised(request.query_params.get("secret")):
             return PlainTextResponse("forbidden", status_code=403)
-        if not sessionId or len(sessionId) > 128:
+        form = await _form(request)
+        session_id, phone, text = form.get("sessionId", ""), form.get("phoneNumber", ""), form.get("text", "")
+        if not session_id or len(session_id) > 128:
             return PlainTextResponse("END This request has no session. Please dial again.")
         try:
-            msisdn = normalize_msisdn(phoneNumber)
+            msisdn = normalize_msisdn(phone[:32])
         except InvalidInput:
             return PlainTextResponse("END This service is for Kenyan Safaricom and Airtel lines only.")
         if len(text) > MAX_TEXT:
             return PlainTextResponse("END This session has too many steps. Please dial again.")
         try:
             reply = await eng.handle(
-                session_id=sessionId, msisdn=msisdn, service_code=serviceCode[:64], text=text
+                session_id=session_id, msisdn=msisdn, service_code=form.get("serviceCode", "")[:64], text=text
             )
         except Exception:
-            log.exception("ussd hop failed (session %s)", sessionId)
+            log.exception("ussd hop failed (session %s)", session_id)
             reply = "END Sorry, something went wrong on our side. Please dial again in a minute."
         return PlainTextResponse(reply)
 
     @router.post("/ussd/events", response_class=PlainTextResponse, include_in_schema=False)
-    async def session_ended(
-        sessionId: Annotated[str, Form()] = "",
-        status: Annotated[str, Form()] = "",
-        errorMessage: Annotated[str, Form()] = "",
-        secret: Annotated[str | None, Query(max_length=128)] = None,
-    ) -> Response:
+    async def session_ended(request: Request) -> Response:
         """AT's end-of-session notification: logged for support (a `Failed` means our reply was bad)."""
-        if not _authorised(secret):
+        if not _authorised(request.query_params.get("secret")):
             return PlainTextResponse("forbidden", status_code=403)
+        form = await _form(request)
+        status = form.get("status", "")
         level = logging.WARNING if status == "Failed" else logging.DEBUG
-        log.log(level, "ussd session %s ended: %s %s", sessionId[:128], status[:32], errorMessage[:500])
+        log.log(
+            level,
+            "ussd session %s ended: %s %s",
+            form.get("sessionId", "")[:128],
+            status[:32],
+            form.get("errorMessage", "")[:500],
+        )
         return PlainTextResponse("ok")
 
     return router

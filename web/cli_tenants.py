@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 
 from core.audit.service import record
 from core.auth.models import ApiKeyMode, User
-from core.auth.pins import register_ussd, remove_ussd
+from core.auth.pins import new_pin_hash, register_ussd, remove_ussd
 from core.auth.service import auth
 from core.errors import LipapushError, NotFound
 from core.notify.sms import validate_sender_id
@@ -277,6 +277,7 @@ def ussd_set(
     rt = bootstrap()
 
     async def main() -> str:
+        pin_hash = await new_pin_hash(pin)
         async with unit_of_work() as session:
             user = await session.scalar(select(User).where(User.email == email.strip().lower()))
             if user is None or user.tenant_id is None:
@@ -286,7 +287,7 @@ def ussd_set(
                 if phone
                 else Msisdn((await tenants.get(session, user.tenant_id)).phone)
             )
-            await register_ussd(session, user=user, phone=number, pin=pin)
+            await register_ussd(session, user=user, phone=number, pin_hash=pin_hash)
             return number
 
     try:

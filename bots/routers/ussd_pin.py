@@ -20,7 +20,7 @@ from bots.keyboards import MenuCb, with_cancel
 from bots.middlewares import Actor
 from bots.tabs import need, target
 from core.auth.models import Role, User
-from core.auth.pins import register_ussd, validate_new_pin
+from core.auth.pins import new_pin_hash, register_ussd
 from core.errors import InvalidInput, LipapushError
 from core.notify.texts import local_phone
 from core.phones import Msisdn, normalize_msisdn
@@ -88,7 +88,7 @@ async def got_pin(message: Message, state: FSMContext, actor: Actor | None) -> N
     with contextlib.suppress(TelegramBadRequest):
         await message.delete()
     try:
-        validate_new_pin(pin)
+        pin_hash = await new_pin_hash(pin)
     except InvalidInput as exc:
         await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
         return
@@ -97,7 +97,7 @@ async def got_pin(message: Message, state: FSMContext, actor: Actor | None) -> N
         async with unit_of_work() as session:
             user = await session.get(User, actor.user_id)
             assert user is not None
-            await register_ussd(session, user=user, phone=phone, pin=pin)
+            await register_ussd(session, user=user, phone=phone, pin_hash=pin_hash)
             tenant = await tenants.get(session, actor.tenant_id)
             number = tenant.business_number
     except LipapushError as exc:

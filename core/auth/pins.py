@@ -8,6 +8,7 @@ from handing out PINs for free without making every USSD login cost 150 ms of CP
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import record
@@ -29,7 +31,12 @@ MAX_PIN_FAILURES = 3
 LOCK_FOR = timedelta(minutes=30)
 _PIN = re.compile(r"^\d{4}$")
 _hasher = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
-_DUMMY = _hasher.hash("0000")
+
+
+@functools.cache
+def _dummy() -> str:
+    """Compared against when a user has no PIN, so both cases cost the same time."""
+    return _hasher.hash("0000")
 
 
 def validate_new_pin(pin: str, *, field: str = "pin") -> str:
@@ -54,7 +61,7 @@ async def pin_matches(pin: str, pin_hash: str | None) -> bool:
     if not _PIN.match(pin):
         return False
     loop = asyncio.get_running_loop()
-    ok = await loop.run_in_executor(_ARGON2_POOL, _hasher.verify, pin, pin_hash or _DUMMY)
+    ok = await loop.run_in_executor(_ARGON2_POOL, _hasher.verify, pin, pin_hash or _dummy())
     return ok and pin_hash is not None
 
 
@@ -66,23 +73,36 @@ async def user_by_ussd_phone(session: AsyncSession, phone: str) -> User | None:
     return await session.scalar(select(User).where(User.ussd_phone == phone))
 
 
+async def new_pin_hash(pin: str) -> str:
+    """Validate and hash a new PIN. Call it before opening the write transaction: on SQLite the
+    writer lock would otherwise be held for the whole hash."""
+    return await hash_pin_async(validate_new_pin(pin))
+
+
+PHONE_TAKEN = (
+    "That phone already opens another lipapush account's USSD menu. Remove it there first, "
+    "or register a different phone."
+)
+
+
 async def register_ussd(
-    session: AsyncSession, *, user: User, phone: Msisdn, pin: str, by: User | None = None
+    session: AsyncSession, *, user: User, phone: Msisdn, pin_hash: str, by: User | None = None
 ) -> None:
-    """Set (or replace) the phone and PIN that open this user's USSD menu; clears any lock."""
+    """Set (or replace) the phone and PIN (hashed by `new_pin_hash`) that open this user's USSD
+    menu; clears any lock."""
     if user.tenant_id is None:
         raise InvalidInput("phone", "Platform admins have no USSD menu; use a business account.")
-    pin = validate_new_pin(pin)
     holder = await user_by_ussd_phone(session, phone)
     if holder is not None and holder.id != user.id:
-        raise Conflict(
-            "That phone already opens another lipapush account's USSD menu. Remove it there first, "
-            "or register a different phone."
-        )
-    user.ussd_phone = phone
-    user.ussd_pin_hash = await hash_pin_async(pin)
-    user.ussd_pin_failures = 0
-    user.ussd_locked_until = None
+        raise Conflict(PHONE_TAKEN)
+    try:
+        async with session.begin_nested():  # two registrations of one phone at once: one wins
+            user.ussd_phone = phone
+            user.ussd_pin_hash = pin_hash
+            user.ussd_pin_failures = 0
+            user.ussd_locked_until = None
+    except IntegrityError:
+        raise Conflict(PHONE_TAKEN) from None
     await record(
         session,
         action="ussd.pin_set",

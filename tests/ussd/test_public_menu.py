@@ -165,3 +165,24 @@ async def test_registered_merchant_phone_is_not_a_payer(gateway: UssdGateway) ->
     other = merchant_phone()
     assert (await gateway.dial(intl(other)).start()).text == WELCOME
     assert (await gateway.dial(intl(m.phone)).start()).text.endswith("Enter your 4-digit PIN:")
+
+
+async def test_malformed_requests_get_an_end_line_not_a_422(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as c:
+        r = await c.post(
+            "/ussd",
+            data={"sessionId": "m1", "phoneNumber": intl(payer_phone())},
+            files={"text": ("t.txt", b"1*2", "text/plain")},
+        )
+        # A file where the gateway sends text: the form is refused whole, and the reply says so.
+        assert (r.status_code, r.text) == (200, "END This request has no session. Please dial again.")
+        r = await c.post(
+            f"/ussd?secret={'x' * 500}", data={"sessionId": "m2", "phoneNumber": intl(payer_phone())}
+        )
+        assert (r.status_code, r.text) == (200, "CON " + WELCOME)
+        r = await c.post(
+            "/ussd",
+            content=b"\xff\xfe garbage",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 200 and r.text.startswith("END ")

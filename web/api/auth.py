@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.audit.service import record
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
-from core.auth.pins import register_ussd, remove_ussd
+from core.auth.pins import new_pin_hash, register_ussd, remove_ussd
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
 from core.errors import InvalidInput
@@ -239,6 +239,7 @@ async def set_ussd(body: UssdIn, who: CurrentPrincipal) -> UssdOut:
     """Register a phone and 4-digit PIN for the USSD merchant menu (replaces any earlier one and
     clears a lockout). One phone opens one account."""
     user_id = _require_user(who)
+    pin_hash = await new_pin_hash(body.pin)
     async with unit_of_work() as session:
         user = await auth.get_user(session, user_id)
         if body.phone:
@@ -247,7 +248,7 @@ async def set_ussd(body: UssdIn, who: CurrentPrincipal) -> UssdOut:
             phone = Msisdn((await tenants.get(session, user.tenant_id)).phone)
         else:
             raise InvalidInput("phone", "Give the phone to register (07XXXXXXXX).")
-        await register_ussd(session, user=user, phone=phone, pin=body.pin)
+        await register_ussd(session, user=user, phone=phone, pin_hash=pin_hash)
     return UssdOut(ussd_phone=phone, ussd_code=runtime().settings.USSD_CODE)
 
 

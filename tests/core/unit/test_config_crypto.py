@@ -20,6 +20,18 @@ class TestSettings:
             load_settings(APP_ENV="production", PUBLIC_BASE_URL="https://pay.example.com")
         assert "SECRET_KEY" in str(info.value)
 
+    def test_production_requires_the_africas_talking_callback_secret(self) -> None:
+        good = {
+            "APP_ENV": "production",
+            "PUBLIC_BASE_URL": "https://pay.example.com",
+            "SECRET_KEY": "x" * 40,
+            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        }
+        with pytest.raises(SettingsError) as info:
+            load_settings(**good)
+        assert "AT_CALLBACK_SECRET: required in production" in str(info.value)
+        assert load_settings(**good, AT_CALLBACK_SECRET="s" * 20).AT_CALLBACK_SECRET == "s" * 20
+
     def test_plain_postgres_url_gets_async_driver(self) -> None:
         s = load_settings(DATABASE_URL="postgresql://u@h:5432/db")
         assert s.DATABASE_URL == "postgresql+asyncpg://u@h:5432/db"
