@@ -2,7 +2,7 @@
 
 from core.audit.models import AuditLog
 from core.auth.codes import OneTimeCode
-from core.auth.models import ApiKey, User
+from core.auth.models import ApiKey, PhoneVerification, User
 from core.billing.models import Invoice, InvoiceLine, PlatformSetting
 from core.customers.models import Customer
 from core.jobs.models import JobOutbox
@@ -24,6 +24,7 @@ __all__ = [
     "Notification",
     "OneTimeCode",
     "Payment",
+    "PhoneVerification",
     "PlatformSetting",
     "Tenant",
     "Transfer",

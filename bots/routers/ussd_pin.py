@@ -20,7 +20,8 @@ from bots.keyboards import MenuCb, with_cancel
 from bots.middlewares import Actor
 from bots.tabs import need, target
 from core.auth.models import Role, User
-from core.auth.pins import new_pin_hash, register_ussd
+from core.auth.pins import new_pin_hash
+from core.auth.ussd_access import confirm_phone, request_ussd_access
 from core.errors import InvalidInput, LipapushError
 from core.notify.texts import local_phone
 from core.phones import Msisdn, normalize_msisdn
@@ -33,6 +34,7 @@ router = Router(name="ussd_pin")
 class UssdPin(StatesGroup):
     phone = State()
     pin = State()
+    code = State()
 
 
 def ask_pin(phone: str) -> str:
@@ -93,21 +95,52 @@ async def got_pin(message: Message, state: FSMContext, actor: Actor | None) -> N
         await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
         return
     phone = Msisdn(str((await state.get_data())["ussd_phone"]))
+    secret = runtime().settings.SECRET_KEY
     try:
         async with unit_of_work() as session:
             user = await session.get(User, actor.user_id)
             assert user is not None
-            await register_ussd(session, user=user, phone=phone, pin_hash=pin_hash)
-            tenant = await tenants.get(session, actor.tenant_id)
-            number = tenant.business_number
+            reg = await request_ussd_access(session, user=user, phone=phone, pin_hash=pin_hash, secret=secret)
     except LipapushError as exc:
         await state.clear()
         await message.answer(f"⚠️ {escape(exc.message)}")
         return
+    if not reg.confirmed:
+        await state.set_state(UssdPin.code)
+        await message.answer(
+            f"📩 I sent a 6-digit code by SMS to {local_phone(phone)}. Send it here to confirm the phone "
+            "is yours (it expires in 10 minutes).",
+            reply_markup=with_cancel(),
+        )
+        return
     await state.clear()
+    await message.answer(await ready_text(actor, phone))
+
+
+@router.message(StateFilter(UssdPin.code), HasText())
+async def got_code(message: Message, state: FSMContext, actor: Actor | None) -> None:
+    actor = need(actor)
+    async with unit_of_work() as session:
+        user = await session.get(User, actor.user_id)
+        assert user is not None
+        result = await confirm_phone(
+            session, user=user, code=message.text or "", secret=runtime().settings.SECRET_KEY
+        )
+    if result.phone is None:
+        await message.answer(
+            texts.invalid(result.error or "That code is not right."), reply_markup=with_cancel()
+        )
+        return
+    await state.clear()
+    await message.answer(await ready_text(actor, result.phone))
+
+
+async def ready_text(actor: Actor, phone: str) -> str:
+    async with unit_of_work(readonly=True) as session:
+        number = (await tenants.get(session, actor.tenant_id)).business_number
     code = runtime().settings.USSD_CODE
-    await message.answer(
+    return (
         f"✅ USSD ready. Dial <b>{escape(code)}</b> from {local_phone(phone)} and enter your PIN.\n"
         f"Customers can pay {escape(actor.business)} from any phone: {escape(code)} → 1 → business number "
-        f"<b>{escape(number or '')}</b>.",
+        f"<b>{escape(number or '')}</b>."
     )

@@ -21,6 +21,25 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "phone_verifications",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("phone", sa.String(length=12), nullable=False),
+        sa.Column("pin_hash", sa.String(length=255), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_phone_verifications_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_phone_verifications")),
+    )
+    with op.batch_alter_table("phone_verifications", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_phone_verifications_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
         "sms_delivery_reports",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -119,3 +138,7 @@ def downgrade() -> None:
     with op.batch_alter_table("sms_delivery_reports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sms_delivery_reports_provider_message_id"))
     op.drop_table("sms_delivery_reports")
+
+    with op.batch_alter_table("phone_verifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_phone_verifications_user_id"))
+    op.drop_table("phone_verifications")

@@ -33,8 +33,13 @@ async def test_set_and_remove_ussd_access(client: httpx.AsyncClient) -> None:
         {"pin": "That PIN is too easy to guess (like 1111 or 1234). Choose another."},
     )
     r = await client.put("/api/me/ussd", json={"pin": "5071"}, headers=auth)
-    assert r.status_code == 200, r.text
-    assert r.json() == {"ussd_phone": "254" + phone[1:], "ussd_code": "*384*123#"}
+    assert r.status_code == 200, r.text  # the business phone approved the KES 1 check: proven
+    assert r.json() == {
+        "ussd_phone": "254" + phone[1:],
+        "confirmed": True,
+        "ussd_code": "*384*123#",
+        "expires_at": None,
+    }
     assert (await client.get("/api/me", headers=auth)).json()["ussd_phone"] == "254" + phone[1:]
 
     # Another account cannot take the same phone; a cashier must name a phone.
@@ -117,3 +122,60 @@ async def test_customer_receipt_sms(client: httpx.AsyncClient, server) -> None: 
             )
         )
     assert [n.recipient for n in receipts] == ["254" + customer[1:]]
+
+
+async def test_another_phone_is_proven_by_an_sms_code(client: httpx.AsyncClient, server) -> None:  # type: ignore[no-untyped-def]
+    tenant, _ = await make_tenant(phone=merchant_phone())
+    cashier = await make_user(tenant=tenant, role=Role.cashier)
+    auth = await login(client, cashier.email)
+    phone = merchant_phone()
+    r = await client.put("/api/me/ussd", json={"pin": "5071", "phone": phone}, headers=auth)
+    assert r.status_code == 202, r.text
+    assert (r.json()["confirmed"], r.json()["ussd_phone"]) == (False, "254" + phone[1:])
+    async with unit_of_work(readonly=True) as session:
+        user = await session.get(User, cashier.id)
+    assert user is not None and user.ussd_phone is None  # nothing opens until the code comes back
+    async with httpx.AsyncClient(base_url=server.at_url) as at:
+
+        async def texted() -> bool:
+            return bool(await sms_to(at, phone))
+
+        await wait_until(texted)
+        [msg] = await sms_to(at, phone)
+    assert msg["from"] == "LIPAPUSH"  # the platform's sender id, not the business's
+    code = msg["message"].split()[2].rstrip(":")
+    assert msg["message"] == (
+        f"lipapush code {code}: confirms {phone} for the USSD menu of Mama Mboga. "
+        "Expires in 10 min. Never share it."
+    )
+    wrong = "000000" if code != "000000" else "111111"
+    r = await client.post("/api/me/ussd/confirm", json={"code": wrong}, headers=auth)
+    assert (r.status_code, r.json()["errors"]) == (422, {"code": "That code is not right. 4 tries left."})
+    r = await client.post("/api/me/ussd/confirm", json={"code": code}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["confirmed"] is True
+    async with unit_of_work(readonly=True) as session:
+        user = await session.get(User, cashier.id)
+    assert user is not None and user.ussd_phone == "254" + phone[1:]
+    r = await client.post("/api/me/ussd/confirm", json={"code": code}, headers=auth)  # used up
+    assert r.status_code == 422 and r.json()["errors"]["code"].startswith("No code is waiting")
+
+
+async def test_five_wrong_codes_use_the_code_up(client: httpx.AsyncClient) -> None:
+    tenant, _ = await make_tenant(phone=merchant_phone())
+    manager = await make_user(tenant=tenant, role=Role.manager)
+    auth = await login(client, manager.email)
+    r = await client.put("/api/me/ussd", json={"pin": "5071", "phone": merchant_phone()}, headers=auth)
+    assert r.status_code == 202
+    messages = []
+    for _ in range(6):
+        r = await client.post("/api/me/ussd/confirm", json={"code": "abc"}, headers=auth)
+        messages.append(r.json()["errors"]["code"])
+    assert messages == [
+        "That code is not right. 4 tries left.",
+        "That code is not right. 3 tries left.",
+        "That code is not right. 2 tries left.",
+        "That code is not right. 1 try left.",
+        "That was the last try. Register the phone again for a new code.",
+        "No code is waiting (or it expired). Register the phone again for a new one.",
+    ]

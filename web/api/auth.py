@@ -3,15 +3,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.audit.service import record
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
-from core.auth.pins import new_pin_hash, register_ussd, remove_ussd
+from core.auth.pins import new_pin_hash, remove_ussd
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
+from core.auth.ussd_access import confirm_phone, request_ussd_access
 from core.errors import InvalidInput
 from core.phones import Msisdn, normalize_msisdn
 from core.runtime import runtime, unit_of_work
@@ -231,15 +232,27 @@ class UssdIn(BaseModel):
 
 class UssdOut(BaseModel):
     ussd_phone: str
+    confirmed: bool = Field(
+        description="false: a 6-digit code went to the phone by SMS; POST it to /me/ussd/confirm"
+    )
     ussd_code: str = Field(description="dial this, then enter the PIN")
+    expires_at: datetime | None = Field(default=None, description="when the SMS code expires")
+
+
+class UssdConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(max_length=12, description="the 6-digit code sent by SMS")
 
 
 @router.put("/me/ussd")
-async def set_ussd(body: UssdIn, who: CurrentPrincipal) -> UssdOut:
+async def set_ussd(body: UssdIn, who: CurrentPrincipal, response: Response) -> UssdOut:
     """Register a phone and 4-digit PIN for the USSD merchant menu (replaces any earlier one and
-    clears a lockout). One phone opens one account."""
+    clears a lockout). One phone opens one account. The business phone that approved the KES 1
+    channel check is registered at once (200); any other phone is sent a 6-digit code by SMS (202)
+    that must come back through `POST /api/me/ussd/confirm` within 10 minutes."""
     user_id = _require_user(who)
     pin_hash = await new_pin_hash(body.pin)
+    rt = runtime()
     async with unit_of_work() as session:
         user = await auth.get_user(session, user_id)
         if body.phone:
@@ -248,8 +261,30 @@ async def set_ussd(body: UssdIn, who: CurrentPrincipal) -> UssdOut:
             phone = Msisdn((await tenants.get(session, user.tenant_id)).phone)
         else:
             raise InvalidInput("phone", "Give the phone to register (07XXXXXXXX).")
-        await register_ussd(session, user=user, phone=phone, pin_hash=pin_hash)
-    return UssdOut(ussd_phone=phone, ussd_code=runtime().settings.USSD_CODE)
+        reg = await request_ussd_access(
+            session, user=user, phone=phone, pin_hash=pin_hash, secret=rt.settings.SECRET_KEY
+        )
+    if not reg.confirmed:
+        response.status_code = 202
+    return UssdOut(
+        ussd_phone=reg.phone,
+        confirmed=reg.confirmed,
+        ussd_code=rt.settings.USSD_CODE,
+        expires_at=reg.expires_at,
+    )
+
+
+@router.post("/me/ussd/confirm")
+async def confirm_ussd(body: UssdConfirmIn, who: CurrentPrincipal) -> UssdOut:
+    """Send back the code texted to the phone: the phone and PIN are then registered."""
+    user_id = _require_user(who)
+    rt = runtime()
+    async with unit_of_work() as session:
+        user = await auth.get_user(session, user_id)
+        result = await confirm_phone(session, user=user, code=body.code, secret=rt.settings.SECRET_KEY)
+    if result.phone is None:
+        raise InvalidInput("code", result.error or "That code is not right.")
+    return UssdOut(ussd_phone=result.phone, confirmed=True, ussd_code=rt.settings.USSD_CODE)
 
 
 @router.delete("/me/ussd", status_code=204)
