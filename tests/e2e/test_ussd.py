@@ -41,7 +41,7 @@ async def test_merchant_on_a_feature_phone(serve: Serve, new_business: NewBusine
 async def test_pay_a_business_and_the_callback_secret(serve: Serve, new_business: NewBusiness) -> None:
     biz = await new_business(name="Kibanda")
     listed = await run_cli(serve, "tenant", "list")
-    [row] = [line for line in listed.stdout.splitlines() if biz.slug in line]
+    [row] = [line for line in listed.stdout.splitlines() if biz.email in line]
     number = next(word for word in row.split() if word.isdigit() and len(word) == 8)
     async with UssdGateway(f"{serve.url}/ussd?secret={AT_SECRET}", max_chars=160) as gw:
         s = gw.dial("+254" + unique_phone("5678")[1:])
