@@ -5,9 +5,10 @@ from core.auth.codes import OneTimeCode
 from core.auth.models import ApiKey, PhoneVerification, User
 from core.billing.models import Invoice, InvoiceLine, PlatformSetting
 from core.customers.models import Customer
+from core.hotspot.models import Plan, Router, Voucher
 from core.jobs.models import JobOutbox
 from core.ledger.models import Account, Transfer
-from core.notify.models import Notification
+from core.notify.models import Notification, SmsDeliveryReport
 from core.payments.models import CallbackInbox, Payment
 from core.tenants.models import MpesaChannel, Tenant
 
@@ -25,8 +26,12 @@ __all__ = [
     "OneTimeCode",
     "Payment",
     "PhoneVerification",
+    "Plan",
     "PlatformSetting",
+    "Router",
+    "SmsDeliveryReport",
     "Tenant",
     "Transfer",
     "User",
+    "Voucher",
 ]

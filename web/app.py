@@ -18,6 +18,7 @@ import core.payments.jobs
 import core.payments.push  # noqa: F401  - registers the payment jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.context import RequestInfo, reset_request, set_request
+from core.hotspot.provision import sweep as hotspot_sweep
 from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
 from core.runtime import Runtime, unit_of_work
@@ -35,6 +36,8 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         Periodic(reconcile_pending, every=every),
         Periodic(issue_invoices, every=600),
         Periodic(enforce_overdue, every=600),
+        # Hotspot vouchers: stuck provisioning retried, routers reconciled, expiries applied.
+        Periodic(hotspot_sweep, every=60),
     ]
 
 

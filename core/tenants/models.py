@@ -73,6 +73,8 @@ class Tenant(Base):
     sms_sender_id: Mapped[str | None] = mapped_column(String(11))
     sms_receipts: Mapped[bool] = mapped_column(default=False)
     sms_receipt_template: Mapped[str | None] = mapped_column(String(320))
+    # Hotspot providers: characters in a voucher code (8 = 30^8, about 6.6e11 codes).
+    voucher_length: Mapped[int] = mapped_column(Integer, default=8)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:

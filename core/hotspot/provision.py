@@ -1,0 +1,201 @@
+"""Getting vouchers onto routers, and off them again: a durable state machine, never a web request.
+
+- `provision_voucher` puts one voucher on its router (create-or-update by name: safe to repeat) and
+  only then marks it `provisioned`. Failures are retried with backoff; the router's circuit breaker
+  (core.hotspot.routers) stops a dead router from being hammered.
+- `reconcile_router`, run periodically for every router, compares the router with the database and
+  repairs drift both ways: a first login seen on the router starts the voucher's validity clock; a
+  usable voucher missing on the router is put back; a lipapush user the database no longer backs
+  (expired, revoked, unknown) is removed, with its session; a voucher past its expiry is removed.
+- `sweep` (periodic) re-queues vouchers still `issued` after their job's retries ran out and
+  reconciles every router whose breaker allows it: nothing paid for is ever dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from core.db import utcnow
+from core.hotspot.models import Router, Voucher, VoucherStatus, profile_name
+from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, UserSpec
+from core.hotspot.routers import routers
+from core.jobs.registry import enqueue, job
+from core.runtime import runtime, unit_of_work
+
+log = logging.getLogger(__name__)
+
+COMMENT_PREFIX = "lp:"
+STALE_ISSUED = timedelta(minutes=2)
+
+
+class RouterBusy(Exception):
+    """The router's breaker is open: try again later (raised so the job is retried with backoff)."""
+
+
+def comment_for(voucher: Voucher) -> str:
+    # A stable tag on the router, so reconciliation can tell our users from the provider's own.
+    return f"{COMMENT_PREFIX}{voucher.id.hex}"
+
+
+def user_spec(voucher: Voucher, router: Router) -> UserSpec:
+    return UserSpec(
+        name=voucher.code,
+        password=voucher.code,
+        profile=profile_name(voucher.rate_limit, voucher.devices),
+        limit_bytes_total=voucher.data_mb * 1_000_000 if voucher.data_mb else None,
+        comment=comment_for(voucher),
+        server=router.hotspot_server,
+    )
+
+
+def profile_spec(voucher: Voucher) -> ProfileSpec:
+    return ProfileSpec(
+        name=profile_name(voucher.rate_limit, voucher.devices),
+        rate_limit=voucher.rate_limit,
+        shared_users=voucher.devices,
+    )
+
+
+@job("hotspot.provision_voucher", max_retries=12, min_backoff_ms=2_000, max_backoff_ms=5 * 60_000)
+async def provision_voucher(voucher_id: str) -> None:
+    rt = runtime()
+    vid = uuid.UUID(voucher_id)
+    async with unit_of_work(readonly=True) as session:
+        voucher = await session.get(Voucher, vid)
+        if voucher is None or voucher.status is not VoucherStatus.issued:
+            return
+        router = await session.get(Router, voucher.router_id)
+        assert router is not None
+        if routers.breaker_open(router):
+            raise RouterBusy(f"router {router.name} is resting after failures; retrying later")
+        address, rid = routers.address(router, box=rt.secrets), router.id
+        user, profile = user_spec(voucher, router), profile_spec(voucher)
+    client = RouterClient(address)
+    try:
+        await client.ensure_profile(profile)
+        await client.upsert_user(user)
+    except RouterError as exc:
+        async with unit_of_work() as session:
+            v = await session.get(Voucher, vid)
+            r = await session.get(Router, rid)
+            if v is not None:
+                v.attempts += 1
+                v.last_error = exc.message[:500]
+            if r is not None:
+                routers.mark_failed(r, exc.message)
+        if exc.retry:
+            raise
+        log.warning("voucher %s refused by router: %s", vid, exc.message)
+        return
+    async with unit_of_work() as session:
+        v = await session.get(Voucher, vid, with_for_update=True)
+        if v is None:
+            return
+        r = await session.get(Router, v.router_id)
+        if r is not None:
+            routers.mark_up(r)
+        if v.status is VoucherStatus.issued:
+            v.status, v.provisioned_at, v.last_error = VoucherStatus.provisioned, utcnow(), None
+            v.attempts += 1
+        elif v.status is VoucherStatus.revoked:
+            # Revoked while we were provisioning: take it off again.
+            await enqueue(session, remove_voucher, voucher_id=voucher_id)
+
+
+@job("hotspot.remove_voucher", max_retries=12, min_backoff_ms=2_000, max_backoff_ms=5 * 60_000)
+async def remove_voucher(voucher_id: str) -> None:
+    """Take an expired or revoked voucher off its router (user and session). Idempotent."""
+    rt = runtime()
+    async with unit_of_work(readonly=True) as session:
+        voucher = await session.get(Voucher, uuid.UUID(voucher_id))
+        if voucher is None or voucher.status not in (VoucherStatus.expired, VoucherStatus.revoked):
+            return
+        router = await session.get(Router, voucher.router_id)
+        assert router is not None
+        address, code = routers.address(router, box=rt.secrets), voucher.code
+    await RouterClient(address).remove_user(code)
+
+
+@job("hotspot.reconcile_router", max_retries=0)
+async def reconcile_router(router_id: str) -> None:
+    rt = runtime()
+    rid = uuid.UUID(router_id)
+    async with unit_of_work(readonly=True) as session:
+        router = await session.get(Router, rid)
+        if router is None or routers.breaker_open(router):
+            return
+        address = routers.address(router, box=rt.secrets)
+    client = RouterClient(address)
+    try:
+        info = await client.info()
+        users = await client.users(comment_prefix=COMMENT_PREFIX)
+        active = await client.active()
+    except RouterError as exc:
+        async with unit_of_work() as session:
+            r = await session.get(Router, rid)
+            if r is not None:
+                routers.mark_failed(r, exc.message)
+        return
+    on_router = {u.name: u for u in users}
+    logged_in = {a.user for a in active}
+    now = utcnow()
+    to_remove: list[str] = []
+    async with unit_of_work() as session:
+        r = await session.get(Router, rid)
+        if r is None:
+            return
+        routers.mark_up(r, info)
+        rows = list(
+            await session.scalars(
+                select(Voucher).where(
+                    Voucher.router_id == rid,
+                    Voucher.status.in_(
+                        [VoucherStatus.issued, VoucherStatus.provisioned, VoucherStatus.active]
+                    ),
+                )
+            )
+        )
+        backed = set()
+        for v in rows:
+            if v.status is VoucherStatus.issued:
+                backed.add(v.code)  # its provisioning job is on the way: leave it be
+                continue
+            if v.status is VoucherStatus.provisioned and v.code in logged_in:
+                v.status, v.activated_at = VoucherStatus.active, now
+                v.expires_at = now + timedelta(minutes=v.validity_minutes)
+            if v.expires_at is not None and v.expires_at <= now:
+                v.status = VoucherStatus.expired
+                to_remove.append(v.code)
+                continue
+            backed.add(v.code)
+            if v.code not in on_router:
+                # Lost on the router (reset, manual delete): put it back.
+                v.status = VoucherStatus.issued
+                await enqueue(session, provision_voucher, voucher_id=str(v.id))
+        to_remove += [name for name in on_router if name not in backed and name not in to_remove]
+    for name in to_remove:
+        try:
+            await client.remove_user(name)
+        except RouterError as exc:
+            log.warning("could not remove %s from router %s: %s", name, rid, exc.message)
+
+
+@job("hotspot.sweep", max_retries=0)
+async def sweep() -> None:
+    """Periodic: requeue vouchers stuck in `issued`, reconcile every router whose breaker allows."""
+    async with unit_of_work() as session:
+        stale = list(
+            await session.scalars(
+                select(Voucher.id).where(
+                    Voucher.status == VoucherStatus.issued, Voucher.issued_at < utcnow() - STALE_ISSUED
+                )
+            )
+        )
+        for vid in stale:
+            await enqueue(session, provision_voucher, voucher_id=str(vid))
+        for rid in await session.scalars(select(Router.id)):
+            await enqueue(session, reconcile_router, router_id=str(rid))

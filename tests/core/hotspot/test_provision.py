@@ -1,0 +1,181 @@
+"""Vouchers onto routers and off them again, through the real worker, against the RouterOS stand-in
+driven by our client over TCP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core.db import utcnow
+from core.hotspot.models import Plan, PlanKind, Router, RouterStatus, Voucher, VoucherStatus, profile_name
+from core.hotspot.provision import reconcile_router, sweep
+from core.hotspot.routers import routers
+from core.hotspot.schemas import RouterIn
+from core.hotspot.vouchers import vouchers
+from core.runtime import runtime, unit_of_work
+from core.tenants.models import Tenant
+from sim.routeros import RouterSim
+from sim.routeros.state import USER
+from tests.conftest import LiveServer
+from tests.support.factories import make_tenant
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RouterSim]:
+    async with RouterSim(username="lipapush-api", password="s3cret-api") as s:
+        yield s
+
+
+async def setup(sim: RouterSim) -> tuple[Tenant, Router, Plan]:
+    tenant, owner = await make_tenant(name="Kangemi WiFi")
+    async with unit_of_work() as session:
+        router = await routers.add(
+            session,
+            tenant_id=tenant.id,
+            data=RouterIn(
+                name="stall-42",
+                host="127.0.0.1",
+                port=sim.port,
+                username="lipapush-api",
+                password="s3cret-api",
+            ),
+            box=runtime().secrets,
+            by=owner.id,
+        )
+        plan = Plan(
+            tenant_id=tenant.id,
+            name="1 hour",
+            kind=PlanKind.time,
+            price=20,
+            validity_minutes=60,
+            rate_limit="2M/5M",
+            devices=1,
+        )
+        session.add(plan)
+    return tenant, router, plan
+
+
+async def issue(tenant: Tenant, router: Router, plan: Plan) -> Voucher:
+    async with unit_of_work() as session:
+        t = await session.get(Tenant, tenant.id)
+        r = await session.get(Router, router.id)
+        p = await session.get(Plan, plan.id)
+        assert t and r and p
+        return await vouchers.issue(session, tenant=t, router=r, plan=p, phone="254712345678")
+
+
+async def status(voucher_id) -> Voucher:  # type: ignore[no-untyped-def]
+    async with unit_of_work(readonly=True) as session:
+        v = await session.get(Voucher, voucher_id)
+    assert v is not None
+    return v
+
+
+async def reached(voucher_id, wanted: VoucherStatus) -> None:  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return (await status(voucher_id)).status is wanted
+
+    await wait_until(check)
+
+
+async def test_issued_voucher_is_provisioned_only_after_the_router_acknowledges(
+    server: LiveServer, sim: RouterSim
+) -> None:
+    tenant, router, plan = await setup(sim)
+    v = await issue(tenant, router, plan)
+    assert v.status is VoucherStatus.issued and len(v.code) == 8
+    await reached(v.id, VoucherStatus.provisioned)
+    users = {str(u["name"]): u for u in sim.users()}
+    assert set(users) == {v.code}
+    user = users[v.code]
+    assert (user["password"], user["profile"], user["comment"]) == (
+        v.code,
+        profile_name("2M/5M", 1),
+        f"lp:{v.id.hex}",
+    )
+    profiles = {p["name"]: p for p in sim.profiles()}
+    assert profiles[profile_name("2M/5M", 1)]["rate-limit"] == "2M/5M"
+    async with unit_of_work(readonly=True) as session:
+        r = await session.get(Router, router.id)
+    assert r is not None and r.status is RouterStatus.up and r.failures == 0
+
+
+async def test_router_down_keeps_the_voucher_issued_until_it_returns(
+    server: LiveServer, sim: RouterSim
+) -> None:
+    tenant, router, plan = await setup(sim)
+    await sim.set_down(True)
+    v = await issue(tenant, router, plan)
+
+    async def tried() -> bool:
+        return (await status(v.id)).attempts >= 1
+
+    await wait_until(tried)
+    failed = await status(v.id)
+    assert failed.status is VoucherStatus.issued  # never reported usable without the router's word
+    assert failed.last_error  # says why, for the provider and support
+    assert sim.users() == []
+    await sim.set_down(False)
+    async with unit_of_work() as session:  # as if the job's retries ran out: the sweep picks it up
+        row = await session.get(Voucher, v.id)
+        assert row is not None
+        row.issued_at = utcnow() - timedelta(minutes=5)
+        r = await session.get(Router, router.id)
+        assert r is not None
+        r.retry_after = None
+    await sweep()
+    await reached(v.id, VoucherStatus.provisioned)
+    assert [str(u["name"]) for u in sim.users()] == [v.code]
+
+
+async def test_reconcile_first_login_expiry_and_drift(server: LiveServer, sim: RouterSim) -> None:
+    tenant, router, plan = await setup(sim)
+    a = await issue(tenant, router, plan)
+    b = await issue(tenant, router, plan)
+    await reached(a.id, VoucherStatus.provisioned)
+    await reached(b.id, VoucherStatus.provisioned)
+    sim.simulate_login(a.code, password=a.code, address="10.5.50.23", mac_address="AA:BB:CC:DD:EE:01")
+    await reconcile_router(router_id=str(router.id))
+    va = await status(a.id)
+    assert va.status is VoucherStatus.active and va.activated_at is not None
+    assert va.expires_at is not None and va.expires_at - va.activated_at == timedelta(minutes=60)
+    assert (await status(b.id)).status is VoucherStatus.provisioned  # no login yet: clock not started
+
+    # Drift: b vanished from the router (a reset); a stranger lipapush user appeared; a's time is up.
+    lost = next(u for u in sim.users() if str(u["name"]) == b.code)
+    sim.state.remove(sim.state.tables[USER], {".id": lost[".id"]})
+    async with unit_of_work() as session:
+        row = await session.get(Voucher, a.id)
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)
+    await reconcile_router(router_id=str(router.id))
+    assert (await status(a.id)).status is VoucherStatus.expired
+    names = {str(u["name"]) for u in sim.users()}
+    assert a.code not in names  # removed, with its session
+    assert [s for s in sim.active() if str(s["user"]) == a.code] == []
+    await reached(b.id, VoucherStatus.provisioned)  # put back by a provisioning job
+    assert b.code in {str(u["name"]) for u in sim.users()}
+
+
+async def test_batch_codes_are_unique_and_all_provisioned(server: LiveServer, sim: RouterSim) -> None:
+    tenant, router, plan = await setup(sim)
+    async with unit_of_work() as session:
+        t = await session.get(Tenant, tenant.id)
+        r = await session.get(Router, router.id)
+        p = await session.get(Plan, plan.id)
+        assert t and r and p
+        batch, made = await vouchers.issue_batch(session, tenant=t, router=r, plan=p, count=25)
+    codes = [v.code for v in made]
+    assert len(set(codes)) == 25 and all(len(c) == 8 for c in codes)
+
+    async def all_on_router() -> bool:
+        async with unit_of_work(readonly=True) as session:
+            rows = list(await session.scalars(select(Voucher.status).where(Voucher.batch_id == batch)))
+        return rows.count(VoucherStatus.provisioned) == 25
+
+    await wait_until(all_on_router, timeout=60)
+    assert {str(u["name"]) for u in sim.users()} == set(codes)
