@@ -61,12 +61,18 @@ def profile_spec(voucher: Voucher) -> ProfileSpec:
 
 
 @job("hotspot.provision_voucher", max_retries=12, min_backoff_ms=2_000, max_backoff_ms=5 * 60_000)
-async def provision_voucher(voucher_id: str) -> None:
+async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
+    """`resend` (support) writes a voucher that is already on its router again, unchanged in status."""
     rt = runtime()
     vid = uuid.UUID(voucher_id)
+    wanted = (
+        (VoucherStatus.issued, VoucherStatus.provisioned, VoucherStatus.active)
+        if resend
+        else (VoucherStatus.issued,)
+    )
     async with unit_of_work(readonly=True) as session:
         voucher = await session.get(Voucher, vid)
-        if voucher is None or voucher.status is not VoucherStatus.issued:
+        if voucher is None or voucher.status not in wanted:
             return
         router = await session.get(Router, voucher.router_id)
         assert router is not None

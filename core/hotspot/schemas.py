@@ -5,7 +5,7 @@ import re
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.hotspot.models import PlanKind, RouterStatus, VoucherStatus
 
@@ -97,9 +97,11 @@ class PlanIn(BaseModel):
             raise ValueError('Write upload/download like "2M/5M" or "512k/1M".')
         return v.strip()
 
-    def model_post_init(self, _: object) -> None:
+    @model_validator(mode="after")
+    def _data_needs_allowance(self) -> PlanIn:
         if self.kind is PlanKind.data and self.data_mb is None:
-            raise ValueError("A data plan needs data_mb.")
+            raise ValueError("A data plan needs data_mb (the allowance in MB).")
+        return self
 
 
 class PlanOut(BaseModel):

@@ -1,0 +1,139 @@
+"""Hotspot providers: routers, plans and vouchers."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.auth.models import Role
+from core.db import utcnow
+from core.errors import Conflict
+from core.hotspot.models import RouterStatus, Voucher, VoucherStatus
+from core.hotspot.plans import plans
+from core.hotspot.provision import provision_voucher, remove_voucher
+from core.hotspot.routeros import RouterClient, RouterError
+from core.hotspot.routers import routers
+from core.hotspot.schemas import PlanIn, PlanOut, RouterIn, RouterOut, VoucherOut
+from core.hotspot.vouchers import vouchers
+from core.jobs.registry import enqueue
+from core.runtime import runtime, unit_of_work
+from core.tenants.service import tenants
+from web.deps import CurrentPrincipal, ReadSession
+
+router = APIRouter(tags=["hotspot"])
+
+
+@router.post("/routers", status_code=201)
+async def add_router(body: RouterIn, who: CurrentPrincipal) -> RouterOut:
+    """Register a MikroTik router. The API password is encrypted at rest and never shown again.
+    Check it with `POST /api/routers/{id}/test`."""
+    who.require_role(Role.owner)
+    async with unit_of_work() as session:
+        r = await routers.add(
+            session, tenant_id=who.require_tenant(), data=body, box=runtime().secrets, by=who.user_id
+        )
+        return RouterOut.model_validate(r)
+
+
+@router.get("/routers")
+async def list_routers(who: CurrentPrincipal, session: ReadSession) -> list[RouterOut]:
+    who.require_role(Role.owner, Role.manager)
+    return [RouterOut.model_validate(r) for r in await routers.list(session, tenant_id=who.require_tenant())]
+
+
+@router.post("/routers/{router_id}/test")
+async def test_router(router_id: uuid.UUID, who: CurrentPrincipal) -> RouterOut:
+    """Log in to the router and read its identity, RouterOS version and uptime now. A failure is
+    answered 200 with `status: down` and `last_error` saying what to check."""
+    who.require_role(Role.owner, Role.manager)
+    rt = runtime()
+    async with unit_of_work(readonly=True) as session:
+        r = await routers.get(session, tenant_id=who.require_tenant(), router_id=router_id)
+        address = routers.address(r, box=rt.secrets, timeout=5.0)
+    try:
+        info, error = await RouterClient(address).info(), None
+    except RouterError as exc:
+        info, error = None, exc.message
+    async with unit_of_work() as session:
+        r = await routers.get(session, tenant_id=who.require_tenant(), router_id=router_id)
+        if info is not None:
+            routers.mark_up(r, info)
+        else:
+            routers.mark_failed(r, error or "unreachable")
+            r.status = RouterStatus.down  # the provider asked now: show the answer now
+        return RouterOut.model_validate(r)
+
+
+@router.post("/plans", status_code=201)
+async def create_plan(body: PlanIn, who: CurrentPrincipal) -> PlanOut:
+    who.require_role(Role.owner, Role.manager)
+    async with unit_of_work() as session:
+        return PlanOut.model_validate(await plans.save(session, tenant_id=who.require_tenant(), data=body))
+
+
+@router.put("/plans/{plan_id}")
+async def update_plan(plan_id: uuid.UUID, body: PlanIn, who: CurrentPrincipal) -> PlanOut:
+    """Change a plan. Vouchers already sold keep the price, validity, data and speed they were sold with."""
+    who.require_role(Role.owner, Role.manager)
+    async with unit_of_work() as session:
+        plan = await plans.save(session, tenant_id=who.require_tenant(), data=body, plan_id=plan_id)
+        return PlanOut.model_validate(plan)
+
+
+@router.get("/plans")
+async def list_plans(who: CurrentPrincipal, session: ReadSession) -> list[PlanOut]:
+    return [PlanOut.model_validate(p) for p in await plans.list(session, tenant_id=who.require_tenant())]
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan_id: uuid.UUID
+    router_id: uuid.UUID
+    count: int = Field(ge=1, le=500)
+
+
+class BatchOut(BaseModel):
+    batch_id: uuid.UUID
+    vouchers: list[VoucherOut]
+
+
+@router.post("/vouchers/batch", status_code=201)
+async def generate_batch(body: BatchIn, who: CurrentPrincipal) -> BatchOut:
+    """Vouchers for printed cards. Each is `issued` until its router acknowledges it (`provisioned`):
+    sell only those."""
+    who.require_role(Role.owner, Role.manager)
+    tenant_id = who.require_tenant()
+    async with unit_of_work() as session:
+        tenant = await tenants.get(session, tenant_id)
+        r = await routers.get(session, tenant_id=tenant_id, router_id=body.router_id)
+        plan = await plans.get(session, tenant_id=tenant_id, plan_id=body.plan_id)
+        batch, made = await vouchers.issue_batch(
+            session, tenant=tenant, router=r, plan=plan, count=body.count
+        )
+        return BatchOut(batch_id=batch, vouchers=[VoucherOut.model_validate(v) for v in made])
+
+
+@router.post("/vouchers/{code}/revoke")
+async def revoke_voucher(code: str, who: CurrentPrincipal) -> VoucherOut:
+    """Stop a voucher now: it is taken off its router (user and session)."""
+    who.require_role(Role.owner, Role.manager)
+    async with unit_of_work() as session:
+        v = await vouchers.by_code(session, tenant_id=who.require_tenant(), code=code)
+        if v.status not in (VoucherStatus.expired, VoucherStatus.revoked):
+            v.status, v.revoked_at = VoucherStatus.revoked, utcnow()
+            await enqueue(session, remove_voucher, voucher_id=str(v.id))
+        return VoucherOut.model_validate(v)
+
+
+@router.post("/tickets/{code}/activate")
+async def activate_ticket(code: str, who: CurrentPrincipal) -> VoucherOut:
+    """Support: send a voucher to its router again (for a buyer whose login fails)."""
+    who.require_role(Role.owner, Role.manager)
+    async with unit_of_work() as session:
+        v: Voucher = await vouchers.by_code(session, tenant_id=who.require_tenant(), code=code)
+        if v.status in (VoucherStatus.expired, VoucherStatus.revoked):
+            raise Conflict(f"This voucher is {v.status.value}; it cannot be sent to the router again.")
+        await enqueue(session, provision_voucher, voucher_id=str(v.id), resend=True)
+        return VoucherOut.model_validate(v)
