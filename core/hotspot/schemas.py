@@ -41,6 +41,14 @@ class RouterIn(BaseModel):
             )
         return v.lower()
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        v = " ".join(v.split())
+        if not v or not v.isprintable():
+            raise ValueError("Give the router a name of printable characters, like 'Stall 42'.")
+        return v
+
     @field_validator("username", "hotspot_server")
     @classmethod
     def _safe(cls, v: str) -> str:

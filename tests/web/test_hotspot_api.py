@@ -136,3 +136,40 @@ async def test_unreachable_router_says_why(client: httpx.AsyncClient) -> None:
     assert tested.status_code == 200
     body = tested.json()
     assert body["status"] == "down" and body["last_error"] and str(port) in body["last_error"]
+
+
+async def test_router_setup_script(client: httpx.AsyncClient, server) -> None:  # type: ignore[no-untyped-def]
+    tenant, _ = await make_tenant(name="Script WiFi")
+    h = bearer(await make_api_key(tenant=tenant))
+    r = await client.post(
+        "/api/routers",
+        json={
+            "name": "Gate\nA",
+            "host": "10.0.0.1",
+            "username": "lipapush-api",
+            "password": "very-secret-pw",
+        },
+        headers=h,
+    )
+    assert r.status_code == 201 and r.json()["name"] == "Gate A"
+    for body in (
+        {"name": "1 hour", "price": 20, "validity_minutes": 60, "rate_limit": "2M/5M"},
+        {"name": "1 day", "price": 80, "validity_minutes": 1440, "rate_limit": "2M/5M"},  # same profile
+        {"name": "Family day", "price": 150, "validity_minutes": 1440, "devices": 3},
+    ):
+        assert (await client.post("/api/plans", json=body, headers=h)).status_code == 201
+    script = await client.get(f"/api/routers/{r.json()['id']}/config", headers=h)
+    assert script.status_code == 200
+    assert script.headers["content-disposition"] == 'attachment; filename="lipapush.rsc"'
+    text = script.text
+    from core.hotspot.models import profile_name
+
+    assert text.count(f"add name={profile_name('2M/5M', 1)} ") == 1
+    assert f'set [find name={profile_name("2M/5M", 1)}] rate-limit="2M/5M" shared-users=1' in text
+    assert f"set [find name={profile_name(None, 3)}] shared-users=3" in text
+    host = server.url.split("//")[1].split(":")[0]
+    assert f'add dst-host="{host}"' in text
+    assert "login-by=http-chap,http-pap,cookie,mac-cookie" in text
+    assert f"/portal/{tenant.slug}/{r.json()['id']}?mac=\\$(mac-esc)" in text  # $ escaped for RouterOS
+    assert "very-secret-pw" not in text
+    assert "# lipapush setup for router Gate A" in text

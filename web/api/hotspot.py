@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.auth.models import Role
@@ -16,6 +17,7 @@ from core.hotspot.provision import provision_voucher, remove_voucher
 from core.hotspot.routeros import RouterClient, RouterError
 from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn, PlanOut, RouterIn, RouterOut, VoucherOut
+from core.hotspot.setup_script import setup_script
 from core.hotspot.vouchers import vouchers
 from core.jobs.registry import enqueue
 from core.runtime import runtime, unit_of_work
@@ -64,6 +66,24 @@ async def test_router(router_id: uuid.UUID, who: CurrentPrincipal) -> RouterOut:
             routers.mark_failed(r, error or "unreachable")
             r.status = RouterStatus.down  # the provider asked now: show the answer now
         return RouterOut.model_validate(r)
+
+
+@router.get("/routers/{router_id}/config", response_class=PlainTextResponse)
+async def router_config(
+    router_id: uuid.UUID, who: CurrentPrincipal, session: ReadSession
+) -> PlainTextResponse:
+    """A RouterOS script that sets the router up for lipapush: plan profiles, walled garden for the
+    portal, a least-privilege API group, PAP login and a login page that sends buyers to the portal.
+    Upload it and run `/import file-name=lipapush.rsc`."""
+    who.require_role(Role.owner, Role.manager)
+    tenant_id = who.require_tenant()
+    r = await routers.get(session, tenant_id=tenant_id, router_id=router_id)
+    tenant = await tenants.get(session, tenant_id)
+    sold = await plans.list(session, tenant_id=tenant_id, router_id=r.id, active_only=True)
+    script = setup_script(
+        router=r, plans=sold, base_url=runtime().settings.base_url, provider_slug=tenant.slug
+    )
+    return PlainTextResponse(script, headers={"Content-Disposition": 'attachment; filename="lipapush.rsc"'})
 
 
 @router.post("/plans", status_code=201)
