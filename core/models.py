@@ -5,7 +5,7 @@ from core.auth.codes import OneTimeCode
 from core.auth.models import ApiKey, PhoneVerification, User
 from core.billing.models import Invoice, InvoiceLine, PlatformSetting
 from core.customers.models import Customer
-from core.hotspot.models import Plan, Router, Voucher
+from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
 from core.jobs.models import JobOutbox
 from core.ledger.models import Account, Transfer
 from core.notify.models import Notification, SmsDeliveryReport
@@ -34,4 +34,5 @@ __all__ = [
     "Transfer",
     "User",
     "Voucher",
+    "VoucherOrder",
 ]

@@ -25,6 +25,7 @@ from core.runtime import Runtime, unit_of_work
 from ussd.router import ussd_router
 from web.api import auth, customers, dashboard, hotspot, payments, settings, wallet
 from web.callbacks import router as callbacks_router
+from web.captive import router as captive_router
 from web.errors import install_error_handlers
 
 log = logging.getLogger("lipapush")
@@ -115,6 +116,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)
+    app.include_router(captive_router)
     app.include_router(ussd_router())
     if bot_runner is not None and bot_runner.webhook:
         from web.telegram import webhook_router

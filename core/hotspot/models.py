@@ -134,3 +134,21 @@ class Voucher(Base):
 def profile_name(rate_limit: str | None, devices: int) -> str:
     terms = f"{rate_limit or 'unlimited'}|{devices}"
     return "lp-" + hashlib.sha256(terms.encode()).hexdigest()[:10]
+
+
+class VoucherOrder(Base):
+    """A buyer's purchase in flight: what the M-Pesa payment is for, and where to log them in. The
+    voucher is issued when the payment succeeds (core.hotspot.orders), exactly once per payment."""
+
+    __tablename__ = "voucher_orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), unique=True)
+    plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("hotspot_plans.id", ondelete="SET NULL"))
+    router_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(12))
+    mac: Mapped[str | None] = mapped_column(String(17))
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    voucher_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("vouchers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -24,7 +24,9 @@ from core.hotspot.models import Router, Voucher, VoucherStatus, profile_name
 from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, UserSpec
 from core.hotspot.routers import routers
 from core.jobs.registry import enqueue, job
+from core.notify.service import notify
 from core.runtime import runtime, unit_of_work
+from core.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,24 @@ STALE_ISSUED = timedelta(minutes=2)
 
 class RouterBusy(Exception):
     """The router's breaker is open: try again later (raised so the job is retried with backoff)."""
+
+
+def validity_text(minutes: int) -> str:
+    for unit, size in (("day", 1440), ("hour", 60)):
+        if minutes >= size and minutes % size == 0:
+            n = minutes // size
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{minutes} min"
+
+
+def voucher_sms(voucher: Voucher, tenant: Tenant | None) -> str:
+    """One GSM-7 segment: who, the code, the plan and how long it lasts."""
+    who = (tenant.name if tenant else "WiFi")[:30]
+    data = f", {voucher.data_mb:,} MB" if voucher.data_mb else ""
+    return (
+        f"{who}: WiFi voucher {voucher.code}. {voucher.plan_name[:24]}{data}, valid "
+        f"{validity_text(voucher.validity_minutes)} from first login. Enter it on the WiFi page."
+    )
 
 
 def comment_for(voucher: Voucher) -> str:
@@ -105,8 +125,15 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
         if r is not None:
             routers.mark_up(r)
         if v.status is VoucherStatus.issued:
+            first = v.provisioned_at is None
             v.status, v.provisioned_at, v.last_error = VoucherStatus.provisioned, utcnow(), None
             v.attempts += 1
+            if first and v.phone and v.payment_id:
+                # Only now: a code sent before the router knows it would not log anyone in.
+                tenant = await session.get(Tenant, v.tenant_id)
+                await notify.sms(
+                    session, tenant=tenant, to=v.phone, kind="hotspot.voucher", body=voucher_sms(v, tenant)
+                )
         elif v.status is VoucherStatus.revoked:
             # Revoked while we were provisioning: take it off again.
             await enqueue(session, remove_voucher, voucher_id=voucher_id)

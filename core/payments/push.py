@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,13 +46,15 @@ async def request_stk_push(
     idempotency_key: str | None = None,
     notify_phone: str | None = None,
     defer: bool = False,
+    on_created: Callable[[AsyncSession, Payment], Awaitable[None]] | None = None,
 ) -> PaymentOut:
     """Validate, record, push. `phone` and `amount` must already be normalised (core.phones,
     core.money). Raises DarajaRejected (payment recorded as failed) or DarajaUnavailable (payment
     left pending for reconciliation) after recording.
 
     `defer` hands the Daraja call to a job and returns the pending payment at once: USSD must answer
-    within seconds whatever M-Pesa is doing. `notify_phone` gets the result by SMS."""
+    within seconds whatever M-Pesa is doing. `notify_phone` gets the result by SMS. `on_created` runs
+    in the transaction that records the payment (a hotspot order is written with it)."""
     rt = runtime()
     async with unit_of_work() as session:
         tenant = await tenants.get(session, tenant_id)
@@ -73,6 +76,8 @@ async def request_stk_push(
         if not created:
             return PaymentOut.model_validate(payment)
         payment.notify_phone = notify_phone
+        if on_created is not None:
+            await on_created(session, payment)
         _schedule_first_check(payment)
         if defer:
             await enqueue(session, send_push, payment_id=str(payment.id))

@@ -382,6 +382,11 @@ class PaymentService:
         elif payment.source is PaymentSource.topup and status is PaymentStatus.success:
             await topups.credit_wallet(session, payment=payment, tenant=tenant, settings=settings)
         await notify.payment_finalised(session, payment=payment, tenant=tenant)
+        if payment.source in (PaymentSource.portal, PaymentSource.ussd):
+            # Imported here: the hotspot domain builds on payments, not the other way round.
+            from core.hotspot.orders import payment_finalised as hotspot_payment_finalised
+
+            await hotspot_payment_finalised(session, payment=payment, tenant=tenant)
         if payment.source is PaymentSource.onboarding:
             channel = await session.get(MpesaChannel, payment.channel_id)
             if channel is not None and channel.verification_payment_id == payment.id:

@@ -158,9 +158,61 @@ def upgrade() -> None:
 
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.add_column(sa.Column("voucher_length", sa.Integer(), nullable=False, server_default="8"))
+    op.create_table(
+        "voucher_orders",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("payment_id", sa.Uuid(), nullable=False),
+        sa.Column("plan_id", sa.Uuid(), nullable=True),
+        sa.Column("router_id", sa.Uuid(), nullable=False),
+        sa.Column("phone", sa.String(length=12), nullable=False),
+        sa.Column("mac", sa.String(length=17), nullable=True),
+        sa.Column("client_ip", sa.String(length=45), nullable=True),
+        sa.Column("voucher_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["payment_id"],
+            ["payments.id"],
+            name=op.f("fk_voucher_orders_payment_id_payments"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["hotspot_plans.id"],
+            name=op.f("fk_voucher_orders_plan_id_hotspot_plans"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["router_id"],
+            ["routers.id"],
+            name=op.f("fk_voucher_orders_router_id_routers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_voucher_orders_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["voucher_id"],
+            ["vouchers.id"],
+            name=op.f("fk_voucher_orders_voucher_id_vouchers"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_voucher_orders")),
+        sa.UniqueConstraint("payment_id", name=op.f("uq_voucher_orders_payment_id")),
+    )
+    with op.batch_alter_table("voucher_orders", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_voucher_orders_tenant_id"), ["tenant_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("voucher_orders", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_voucher_orders_tenant_id"))
+
+    op.drop_table("voucher_orders")
+
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_column("voucher_length")
 

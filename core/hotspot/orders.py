@@ -1,0 +1,106 @@
+"""Buying WiFi: a plan, paid by M-Pesa through the provider's own channel, becomes a voucher.
+
+The order is written in the same transaction as the pending payment. When the payment succeeds,
+`payment_finalised` (called by payments.finalize, in its transaction) issues the voucher once (the
+voucher's payment_id is unique) and queues its provisioning; the buyer's SMS goes out when the
+router has acknowledged it (core.hotspot.provision). A payment for less than the plan's price, or a
+flagged one, issues nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import ratelimit
+from core.errors import InvalidInput, LipapushError, NotFound
+from core.hotspot.models import Plan, Router, VoucherOrder
+from core.hotspot.vouchers import vouchers
+from core.payments.models import Payment, PaymentSource, PaymentStatus
+from core.payments.push import request_stk_push
+from core.payments.schemas import PaymentOut
+from core.runtime import unit_of_work
+from core.tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+PER_PHONE = (3, 300)  # pushes per window of seconds
+PER_CLIENT = (10, 300)
+
+
+class TooManyRequests(LipapushError):
+    code = "too_many_requests"
+    status = 429
+
+
+async def buy(
+    *,
+    tenant_id: uuid.UUID,
+    router_id: uuid.UUID,
+    plan_id: uuid.UUID,
+    phone: str,
+    source: PaymentSource,
+    mac: str | None = None,
+    client_ip: str | None = None,
+    defer: bool = False,
+) -> PaymentOut:
+    """Check the plan is on sale at this router, then push its price to `phone` (normalised)."""
+    if await ratelimit.hit(f"wifi:phone:{phone}", PER_PHONE[1]) > PER_PHONE[0]:
+        raise TooManyRequests("Too many payment requests for this phone. Wait 5 minutes and try again.")
+    if client_ip and await ratelimit.hit(f"wifi:ip:{client_ip}", PER_CLIENT[1]) > PER_CLIENT[0]:
+        raise TooManyRequests("Too many payment requests from this device. Wait 5 minutes and try again.")
+    async with unit_of_work(readonly=True) as session:
+        plan = await session.get(Plan, plan_id)
+        router = await session.get(Router, router_id)
+        if router is None or router.tenant_id != tenant_id:
+            raise NotFound("This WiFi is not registered with lipapush.")
+        if plan is None or plan.tenant_id != tenant_id or not plan.active:
+            raise NotFound("That plan is not on sale. Pick another.")
+        if plan.router_id is not None and plan.router_id != router_id:
+            raise InvalidInput("plan_id", "That plan is not sold on this WiFi. Pick another.")
+        price, name = plan.price, plan.name
+
+    async def record(session: AsyncSession, payment: Payment) -> None:
+        session.add(
+            VoucherOrder(
+                tenant_id=tenant_id,
+                payment_id=payment.id,
+                plan_id=plan_id,
+                router_id=router_id,
+                phone=phone,
+                mac=mac,
+                client_ip=client_ip,
+            )
+        )
+
+    return await request_stk_push(
+        tenant_id=tenant_id,
+        phone=phone,
+        amount=price,
+        source=source,
+        reference="WIFI",
+        description=f"WiFi {name}"[:13],
+        defer=defer,
+        on_created=record,
+    )
+
+
+async def payment_finalised(session: AsyncSession, *, payment: Payment, tenant: Tenant) -> None:
+    order = await session.scalar(select(VoucherOrder).where(VoucherOrder.payment_id == payment.id))
+    if order is None or order.voucher_id is not None or payment.status is not PaymentStatus.success:
+        return
+    plan = await session.get(Plan, order.plan_id) if order.plan_id else None
+    router = await session.get(Router, order.router_id)
+    if plan is None or router is None:
+        log.error("paid WiFi order %s has no plan or router left; no voucher issued", order.id)
+        return
+    if payment.flag or (payment.paid_amount is not None and payment.paid_amount < payment.amount):
+        log.warning("WiFi order %s: payment %s flagged; no voucher issued", order.id, payment.id)
+        return
+    voucher = await vouchers.issue(
+        session, tenant=tenant, router=router, plan=plan, phone=order.phone, payment_id=payment.id
+    )
+    order.voucher_id = voucher.id

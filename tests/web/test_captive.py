@@ -1,0 +1,158 @@
+"""Buying WiFi through the captive portal's API: M-Pesa (Daraja simulator) → voucher → router
+(RouterOS stand-in) → SMS (Africa's Talking stand-in)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from core.hotspot.models import Plan, PlanKind, Voucher
+from core.runtime import runtime, unit_of_work
+from sim.routeros import RouterSim
+from tests.conftest import LiveServer
+from tests.support.factories import make_tenant
+from tests.support.waiting import wait_until
+from tests.ussd.conftest import sms_to
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RouterSim]:
+    async with RouterSim(username="api", password="router-pw") as s:
+        yield s
+
+
+async def provider(sim: RouterSim) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]:
+    from core.hotspot.routers import routers
+    from core.hotspot.schemas import RouterIn
+
+    tenant, owner = await make_tenant(name="Kangemi WiFi")
+    async with unit_of_work() as session:
+        r = await routers.add(
+            session,
+            tenant_id=tenant.id,
+            data=RouterIn(name="gate", host="127.0.0.1", port=sim.port, username="api", password="router-pw"),
+            box=runtime().secrets,
+            by=owner.id,
+        )
+        plan = Plan(tenant_id=tenant.id, name="1 hour", kind=PlanKind.time, price=20, validity_minutes=60)
+        session.add(plan)
+        await session.flush()
+        return tenant.id, r.id, plan.id, tenant.slug
+
+
+def buyer(last4: str = "5678") -> str:
+    return f"07{random.randint(10_000, 99_999)}{last4[1:]}"[:6] + last4
+
+
+async def test_pay_get_voucher_on_router_and_by_sms(
+    client: httpx.AsyncClient, server: LiveServer, sim: RouterSim
+) -> None:
+    tid, rid, pid, slug = await provider(sim)
+    page = await client.get(
+        f"/portal/{slug}/{rid}", params={"mac": "AA:BB:CC:DD:EE:FF", "login": "http://10.5.50.1/login"}
+    )
+    assert page.status_code == 200
+    assert "<h1>Kangemi WiFi</h1>" in page.text and "1 hour" in page.text and "KES 20" in page.text
+    assert "http://10.5.50.1/login" in page.text
+    phone = buyer()
+    r = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": phone, "mac": "AA:BB:CC:DD:EE:FF"},
+    )
+    assert r.status_code == 201, r.text
+    started = r.json()
+    assert (started["amount"], started["status"]) == (20, "pending")
+
+    async def usable() -> dict | None:
+        s = (await client.get(started["status_url"])).json()
+        return s if s.get("voucher") and s["voucher"]["usable"] else None
+
+    await wait_until(usable)
+    status = (await client.get(started["status_url"])).json()
+    code = status["voucher"]["code"]
+    assert status["payment_status"] == "success" and status["voucher"]["status"] == "provisioned"
+    assert code in {str(u["name"]) for u in sim.users()}
+    async with httpx.AsyncClient(base_url=server.at_url) as at:
+
+        async def texted() -> bool:
+            return bool(await sms_to(at, phone))
+
+        await wait_until(texted)
+        [sms] = await sms_to(at, phone)
+    assert sms["message"] == (
+        f"Kangemi WiFi: WiFi voucher {code}. 1 hour, valid 1 hour from first login. "
+        "Enter it on the WiFi page."
+    )
+    assert sms["segments"] == 1
+    ticket = await client.get(f"/api/tickets/{code.lower()}/status", params={"provider_id": str(tid)})
+    assert ticket.status_code == 200 and ticket.json()["usable"] is True
+    # "Already paid?" by the M-Pesa receipt.
+    async with unit_of_work(readonly=True) as session:
+        from core.payments.models import Payment
+
+        receipt = (await session.get(Payment, uuid.UUID(started["payment_id"]))).receipt  # type: ignore[union-attr]
+    rec = await client.post(f"/api/captive/{tid}/recover", json={"receipt": receipt})
+    assert rec.status_code == 200 and [v["code"] for v in rec.json()["vouchers"]] == [code]
+
+
+async def test_cancelled_payment_gives_no_voucher(client: httpx.AsyncClient, sim: RouterSim) -> None:
+    tid, rid, pid, _ = await provider(sim)
+    r = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer("1032")},
+    )
+    assert r.status_code == 201
+
+    async def ended() -> dict | None:
+        s = (await client.get(r.json()["status_url"])).json()
+        return s if s["payment_status"] != "pending" else None
+
+    final = await wait_until_value(ended)
+    assert final["payment_status"] == "cancelled" and final["voucher"] is None
+    async with unit_of_work(readonly=True) as session:
+        assert list(await session.scalars(select(Voucher).where(Voucher.tenant_id == tid))) == []
+    assert sim.users() == []
+
+
+async def wait_until_value(probe):  # type: ignore[no-untyped-def]
+    box: list = []
+
+    async def check() -> bool:
+        value = await probe()
+        if value:
+            box.append(value)
+        return bool(value)
+
+    await wait_until(check)
+    return box[-1]
+
+
+async def test_bad_requests(client: httpx.AsyncClient, sim: RouterSim) -> None:
+    tid, rid, pid, slug = await provider(sim)
+    _, other_rid, _, _ = await provider(sim)
+    cases = [
+        ({"router_id": str(rid), "plan_id": str(pid), "phone": "12345"}, 422),
+        ({"router_id": str(other_rid), "plan_id": str(pid), "phone": buyer()}, 404),
+        ({"router_id": str(rid), "plan_id": str(uuid.uuid4()), "phone": buyer()}, 404),
+        ({"router_id": str(rid), "plan_id": str(pid), "phone": buyer(), "mac": "<script>"}, 422),
+    ]
+    for body, status in cases:
+        r = await client.post(f"/api/captive/{tid}/initiate-mpesa", json=body)
+        assert r.status_code == status, (body, r.text)
+    page = await client.get(f"/portal/{slug}/{rid}", params={"login": "javascript:alert(1)"})
+    assert "javascript:" not in page.text.split("application/json")[1]
+    assert (await client.get(f"/portal/{slug}/{other_rid}")).status_code == 404
+    phone = buyer()
+    codes = []
+    for _ in range(4):
+        r = await client.post(
+            f"/api/captive/{tid}/initiate-mpesa",
+            json={"router_id": str(rid), "plan_id": str(pid), "phone": phone},
+        )
+        codes.append(r.status_code)
+    assert codes == [201, 201, 201, 429]
