@@ -257,7 +257,9 @@ async def portal(
         for i, p in enumerate(on_sale)
     )
     body = PORTAL_HTML.replace("{{options}}", options or "<p>No plans on sale right now.</p>")
-    body = body.replace("{{config}}", html.escape(json.dumps(config), quote=True))
+    # Script content is raw text, not HTML: escape the characters that could end the element instead.
+    raw = json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    body = body.replace("{{config}}", raw)
     return HTMLResponse(_page(tenant.name, body))
 
 
