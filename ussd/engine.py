@@ -188,6 +188,8 @@ class Engine:
                 choice = next((o for o in await _options(ctx, node) if o.key == token), None)
                 if choice is None:
                     raise Invalid("Invalid choice.")
+                if node.keep is not None:
+                    ctx.data[node.keep] = choice.value
                 return await self._enter(ctx, walk, choice.to)
             if isinstance(node, Prompt):
                 await node.parse(ctx, token)

@@ -52,6 +52,7 @@ class Option:
     label: str
     to: str
     allow: Callable[[Ctx], bool] | None = None
+    value: str | None = None  # kept in the session under the menu's `keep` key when chosen
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Menu:
     title: Text
     options: list[Option] | Callable[[Ctx], Awaitable[list[Option]]] = field(default_factory=list)
     footer: bool = True  # "0 Back 00 Home" when there is room
+    keep: str | None = None  # a chosen option's `value` is stored under this key (a list of plans)
 
 
 @dataclass(frozen=True)
