@@ -18,10 +18,11 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
 from core.hotspot.models import Router, Voucher, VoucherStatus, profile_name
-from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, UserSpec
+from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, RouterInfo, UserSpec
 from core.hotspot.routers import routers
 from core.jobs.registry import enqueue, job
 from core.notify.service import notify
@@ -36,6 +37,29 @@ STALE_ISSUED = timedelta(minutes=2)
 
 class RouterBusy(Exception):
     """The router's breaker is open: try again later (raised so the job is retried with backoff)."""
+
+
+async def router_failed(session: AsyncSession, router: Router, error: str) -> None:
+    """Record a failure; the provider hears once, when the router is declared down."""
+    if routers.mark_failed(router, error):
+        tenant = await session.get(Tenant, router.tenant_id)
+        if tenant is not None:
+            await notify.to_owner(
+                session,
+                tenant=tenant,
+                kind="router.down",
+                body=f"Router {router.name} is not answering: {error[:200]} "
+                "Vouchers sold meanwhile are kept and sent to it when it is back.",
+            )
+
+
+async def router_ok(session: AsyncSession, router: Router, info: RouterInfo | None = None) -> None:
+    if routers.mark_up(router, info):
+        tenant = await session.get(Tenant, router.tenant_id)
+        if tenant is not None:
+            await notify.to_owner(
+                session, tenant=tenant, kind="router.up", body=f"Router {router.name} is answering again."
+            )
 
 
 def validity_text(minutes: int) -> str:
@@ -112,7 +136,7 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
                 v.attempts += 1
                 v.last_error = exc.message[:500]
             if r is not None:
-                routers.mark_failed(r, exc.message)
+                await router_failed(session, r, exc.message)
         if exc.retry:
             raise
         log.warning("voucher %s refused by router: %s", vid, exc.message)
@@ -123,7 +147,7 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
             return
         r = await session.get(Router, v.router_id)
         if r is not None:
-            routers.mark_up(r)
+            await router_ok(session, r)
         if v.status is VoucherStatus.issued:
             first = v.provisioned_at is None
             v.status, v.provisioned_at, v.last_error = VoucherStatus.provisioned, utcnow(), None
@@ -171,7 +195,7 @@ async def reconcile_router(router_id: str) -> None:
         async with unit_of_work() as session:
             r = await session.get(Router, rid)
             if r is not None:
-                routers.mark_failed(r, exc.message)
+                await router_failed(session, r, exc.message)
         return
     on_router = {u.name: u for u in users}
     logged_in = {a.user for a in active}
@@ -181,7 +205,7 @@ async def reconcile_router(router_id: str) -> None:
         r = await session.get(Router, rid)
         if r is None:
             return
-        routers.mark_up(r, info)
+        await router_ok(session, r, info)
         rows = list(
             await session.scalars(
                 select(Voucher).where(

@@ -179,3 +179,33 @@ async def test_batch_codes_are_unique_and_all_provisioned(server: LiveServer, si
 
     await wait_until(all_on_router, timeout=60)
     assert {str(u["name"]) for u in sim.users()} == set(codes)
+
+
+async def test_router_down_and_back_are_told_once(server: LiveServer, sim: RouterSim) -> None:
+    from core.notify.models import Notification
+
+    tenant, router, _ = await setup(sim)
+    await sim.set_down(True)
+    for _ in range(5):
+        async with unit_of_work() as session:
+            r = await session.get(Router, router.id)
+            assert r is not None
+            r.retry_after = None  # let every check through the breaker
+        await reconcile_router(router_id=str(router.id))
+    async with unit_of_work(readonly=True) as session:
+        r = await session.get(Router, router.id)
+        notes = list(await session.scalars(select(Notification).where(Notification.tenant_id == tenant.id)))
+    assert r is not None and r.status is RouterStatus.down and r.failures == 5
+    assert [n.kind for n in notes] == ["router.down"]
+    assert notes[0].body.startswith("Router stall-42 is not answering: ")
+    await sim.set_down(False)
+    async with unit_of_work() as session:
+        r = await session.get(Router, router.id)
+        assert r is not None
+        r.retry_after = None
+    await reconcile_router(router_id=str(router.id))
+    async with unit_of_work(readonly=True) as session:
+        r = await session.get(Router, router.id)
+        notes = list(await session.scalars(select(Notification).where(Notification.tenant_id == tenant.id)))
+    assert r is not None and r.status is RouterStatus.up and r.failures == 0
+    assert [n.kind for n in notes] == ["router.down", "router.up"]
