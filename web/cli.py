@@ -276,7 +276,7 @@ def admin_create(
     console.print(f"platform admin {email} created")
 
 
-from web import cli_billing, cli_tenants  # noqa: E402,F401  - register their commands
+from web import cli_billing, cli_hotspot, cli_tenants  # noqa: E402,F401  - register their commands
 
 
 @sim_app.command("daraja")

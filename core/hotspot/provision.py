@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
-from core.hotspot.models import Router, Voucher, VoucherStatus, profile_name
+from core.hotspot.models import Router, RouterStatus, Voucher, VoucherStatus, profile_name
 from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, RouterInfo, UserSpec
 from core.hotspot.routers import routers
 from core.jobs.registry import enqueue, job
@@ -256,3 +256,26 @@ async def sweep() -> None:
             await enqueue(session, provision_voucher, voucher_id=str(vid))
         for rid in await session.scalars(select(Router.id)):
             await enqueue(session, reconcile_router, router_id=str(rid))
+
+
+async def check_router(router_id: uuid.UUID) -> tuple[RouterInfo | None, str | None]:
+    """Log in now and record the answer (a provider or operator asked: no breaker, no waiting)."""
+    rt = runtime()
+    async with unit_of_work(readonly=True) as session:
+        router = await session.get(Router, router_id)
+        if router is None:
+            return None, "No such router."
+        address = routers.address(router, box=rt.secrets, timeout=5.0)
+    try:
+        info, error = await RouterClient(address).info(), None
+    except RouterError as exc:
+        info, error = None, exc.message
+    async with unit_of_work() as session:
+        r = await session.get(Router, router_id)
+        if r is not None:
+            if info is not None:
+                await router_ok(session, r, info)
+            else:
+                await router_failed(session, r, error or "unreachable")
+                r.status = RouterStatus.down  # asked now: show the answer now
+    return info, error

@@ -11,10 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.auth.models import Role
 from core.db import utcnow
 from core.errors import Conflict
-from core.hotspot.models import RouterStatus, Voucher, VoucherStatus
+from core.hotspot.models import Voucher, VoucherStatus
 from core.hotspot.plans import plans
-from core.hotspot.provision import provision_voucher, remove_voucher
-from core.hotspot.routeros import RouterClient, RouterError
+from core.hotspot.provision import check_router, provision_voucher, remove_voucher
 from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn, PlanOut, RouterIn, RouterOut, VoucherOut
 from core.hotspot.setup_script import setup_script
@@ -50,22 +49,12 @@ async def test_router(router_id: uuid.UUID, who: CurrentPrincipal) -> RouterOut:
     """Log in to the router and read its identity, RouterOS version and uptime now. A failure is
     answered 200 with `status: down` and `last_error` saying what to check."""
     who.require_role(Role.owner, Role.manager)
-    rt = runtime()
+    tenant_id = who.require_tenant()
     async with unit_of_work(readonly=True) as session:
-        r = await routers.get(session, tenant_id=who.require_tenant(), router_id=router_id)
-        address = routers.address(r, box=rt.secrets, timeout=5.0)
-    try:
-        info, error = await RouterClient(address).info(), None
-    except RouterError as exc:
-        info, error = None, exc.message
-    async with unit_of_work() as session:
-        r = await routers.get(session, tenant_id=who.require_tenant(), router_id=router_id)
-        if info is not None:
-            routers.mark_up(r, info)
-        else:
-            routers.mark_failed(r, error or "unreachable")
-            r.status = RouterStatus.down  # the provider asked now: show the answer now
-        return RouterOut.model_validate(r)
+        await routers.get(session, tenant_id=tenant_id, router_id=router_id)  # 404 for another tenant's
+    await check_router(router_id)
+    async with unit_of_work(readonly=True) as session:
+        return RouterOut.model_validate(await routers.get(session, tenant_id=tenant_id, router_id=router_id))
 
 
 @router.get("/routers/{router_id}/config", response_class=PlainTextResponse)

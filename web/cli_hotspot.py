@@ -1,0 +1,147 @@
+"""`lipapush router …`: hotspot providers' MikroTik routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from core.errors import LipapushError, NotFound
+from core.hotspot.models import Router
+from core.hotspot.provision import check_router, reconcile_router
+from core.hotspot.routers import routers
+from core.hotspot.schemas import RouterIn
+from core.runtime import runtime, unit_of_work
+from web.cli import _fail, _run, app, bootstrap, console
+from web.cli_tenants import _find_tenant
+
+router_app = typer.Typer(help="Hotspot routers (MikroTik, RouterOS API).", no_args_is_help=True)
+app.add_typer(router_app, name="router")
+
+
+@router_app.command("add")
+def router_add(
+    tenant: Annotated[str, typer.Option(help="The provider: owner email, slug or id")],
+    name: Annotated[str, typer.Option(help="A name for the router, e.g. 'Gate A'")],
+    host: Annotated[str, typer.Option(help="IP or host name the platform reaches the API on")],
+    username: Annotated[str, typer.Option(help="The RouterOS API user")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="The API user's password")],
+    port: Annotated[int, typer.Option(help="8728 (api) or 8729 (api-ssl)")] = 8728,
+    tls: Annotated[bool, typer.Option(help="api-ssl")] = False,
+    hotspot_server: Annotated[str, typer.Option(help="The /ip hotspot server name")] = "hotspot1",
+) -> None:
+    """Register a router (the password is encrypted at rest), then check it answers."""
+    rt = bootstrap()
+    try:
+        data = RouterIn(
+            name=name,
+            host=host,
+            port=port,
+            username=username,
+            password=password,
+            tls=tls,
+            hotspot_server=hotspot_server,
+        )
+    except ValidationError as exc:
+        raise _fail(
+            "; ".join(f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        ) from None
+
+    async def main() -> Router:
+        t = await _find_tenant(tenant)
+        async with unit_of_work() as session:
+            return await routers.add(session, tenant_id=t.id, data=data, box=rt.secrets, by=None)
+
+    try:
+        added = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"Added router {added.name} ({added.id}).")
+    _check(added)
+
+
+def _check(router: Router) -> None:
+    info, error = _run(runtime(), check_router(router.id))
+    if info is None:
+        console.print(f"[red]Router does not answer:[/red] {error}")
+        raise typer.Exit(1)
+    console.print(
+        f"[green]Router answers:[/green] {info.identity}, RouterOS {info.version}, up {info.uptime}"
+    )
+
+
+async def _find_router(tenant: str, name: str) -> Router:
+    t = await _find_tenant(tenant)
+    async with unit_of_work(readonly=True) as session:
+        for r in await routers.list(session, tenant_id=t.id):
+            if r.name == name or str(r.id) == name:
+                return r
+    raise NotFound(f"The provider has no router called {name!r} (see `lipapush router list`).")
+
+
+@router_app.command("test")
+def router_test(
+    tenant: Annotated[str, typer.Option(help="The provider: owner email, slug or id")],
+    name: Annotated[str, typer.Argument(help="Router name or id")],
+) -> None:
+    """Log in to the router and print its identity, RouterOS version and uptime."""
+    rt = bootstrap()
+    try:
+        r = _run(rt, _find_router(tenant, name))
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    _check(r)
+
+
+@router_app.command("sync")
+def router_sync(
+    tenant: Annotated[str, typer.Option(help="The provider: owner email, slug or id")],
+    name: Annotated[str, typer.Argument(help="Router name or id")],
+) -> None:
+    """Reconcile now: put missing vouchers back, start clocks of first logins, remove expired ones."""
+    rt = bootstrap()
+
+    async def main() -> Router:
+        r = await _find_router(tenant, name)
+        await reconcile_router(router_id=str(r.id))
+        async with unit_of_work(readonly=True) as session:
+            fresh = await session.get(Router, r.id)
+            assert fresh is not None
+            return fresh
+
+    try:
+        r = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    if r.last_error and r.status.value == "down":
+        raise _fail(f"Router {r.name} did not answer: {r.last_error}")
+    console.print(f"Router {r.name} reconciled ({r.status.value}).")
+
+
+@router_app.command("list")
+def router_list(tenant: Annotated[str, typer.Option(help="The provider: owner email, slug or id")]) -> None:
+    """A provider's routers and their health."""
+    rt = bootstrap()
+
+    async def main() -> list[Router]:
+        t = await _find_tenant(tenant)
+        async with unit_of_work(readonly=True) as session:
+            return await routers.list(session, tenant_id=t.id)
+
+    try:
+        rows = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    table = Table("name", "address", "status", "RouterOS", "last seen", "last error")
+    for r in rows:
+        table.add_row(
+            r.name,
+            f"{r.host}:{r.port}",
+            r.status.value,
+            r.version or "",
+            f"{r.last_seen_at:%Y-%m-%d %H:%M}" if r.last_seen_at else "",
+            (r.last_error or "")[:60],
+        )
+    console.print(table)
