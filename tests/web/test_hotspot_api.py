@@ -93,6 +93,17 @@ async def test_router_plan_and_batch(client: httpx.AsyncClient, sim: RouterSim) 
 
     await wait_until(provisioned)
     assert {str(u["name"]) for u in sim.users()} == set(codes)
+    batch_id = batch.json()["batch_id"]
+    printed = await client.get(f"/api/vouchers/batches/{batch_id}/print", params={"paper": "58mm"}, headers=h)
+    assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
+    assert all(code in printed.text for code in codes) and "@page{size:58mm auto" in printed.text
+    assert "not on the router yet" not in printed.text
+    assert printed.text.count("<div>Kangemi WiFi</div>") == 10
+    assert (
+        await client.get(f"/api/vouchers/batches/{batch_id}/print", params={"paper": "letter"}, headers=h)
+    ).status_code == 422
+    xlsx = await client.get(f"/api/vouchers/batches/{batch_id}/export-excel", headers=h)
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK" and xlsx.headers["x-row-count"] == "10"
 
     # A plan change never touches vouchers already sold.
     changed = await client.put(
@@ -120,6 +131,7 @@ async def test_router_plan_and_batch(client: httpx.AsyncClient, sim: RouterSim) 
     assert (await client.post(f"/api/routers/{router['id']}/test", headers=oh)).status_code == 404
     assert (await client.post(f"/api/vouchers/{codes[1]}/revoke", headers=oh)).status_code == 404
     assert (await client.get("/api/routers", headers=oh)).json() == []
+    assert (await client.get(f"/api/vouchers/batches/{batch_id}/print", headers=oh)).status_code == 404
 
 
 async def test_unreachable_router_says_why(client: httpx.AsyncClient) -> None:
