@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # Signed download links (customer book by SMS) stop working after this many minutes.
     DOWNLOAD_LINK_MINUTES: int = Field(default=60, ge=1, le=7 * 24 * 60)
     SMTP_URL: str | None = None
+    # The platform's Pesapal account (hotspot providers' subscriptions). Unset: the Pesapal
+    # stand-in `serve` mounts at /sim/pesapal, with its own test credentials.
+    PESAPAL_BASE_URL: str | None = None
+    PESAPAL_CONSUMER_KEY: str | None = None
+    PESAPAL_CONSUMER_SECRET: str | None = None
+    SUBSCRIPTION_REMINDER_DAYS: int = Field(default=3, ge=1, le=30)
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
     @classmethod
@@ -138,6 +144,7 @@ class Settings(BaseSettings):
         "DARAJA_PRODUCTION_URL",
         "TELEGRAM_API_BASE",
         "AT_BASE_URL",
+        "PESAPAL_BASE_URL",
     )
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
@@ -161,6 +168,10 @@ class Settings(BaseSettings):
                     "AT_CALLBACK_SECRET: required in production (Africa's Talking does not sign its "
                     "callbacks); set 16+ random characters and add ?secret=… to the USSD callback URLs"
                 )
+        if self.PESAPAL_BASE_URL and not (self.PESAPAL_CONSUMER_KEY and self.PESAPAL_CONSUMER_SECRET):
+            raise ValueError(
+                "PESAPAL_CONSUMER_KEY, PESAPAL_CONSUMER_SECRET: required when PESAPAL_BASE_URL is set"
+            )
         if self.PLATFORM_ENVIRONMENT != "simulator":
             missing = [
                 n
@@ -182,6 +193,16 @@ class Settings(BaseSettings):
     @property
     def telegram_api_base(self) -> str:
         return self.TELEGRAM_API_BASE or "https://api.telegram.org"
+
+    @property
+    def pesapal_base_url(self) -> str:
+        return self.PESAPAL_BASE_URL or f"{self.base_url}/sim/pesapal"
+
+    @property
+    def pesapal_credentials(self) -> tuple[str, str]:
+        if self.PESAPAL_BASE_URL:
+            return self.PESAPAL_CONSUMER_KEY or "", self.PESAPAL_CONSUMER_SECRET or ""
+        return "sim-key", "sim-secret"  # the stand-in's
 
     @property
     def sms_configured(self) -> bool:

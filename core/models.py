@@ -3,7 +3,13 @@
 from core.audit.models import AuditLog
 from core.auth.codes import OneTimeCode
 from core.auth.models import ApiKey, PhoneVerification, User
-from core.billing.models import Invoice, InvoiceLine, PlatformSetting
+from core.billing.models import (
+    Invoice,
+    InvoiceLine,
+    PlatformSetting,
+    SubscriptionOrder,
+    SubscriptionPlan,
+)
 from core.customers.models import Customer
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
 from core.jobs.models import JobOutbox
@@ -30,6 +36,8 @@ __all__ = [
     "PlatformSetting",
     "Router",
     "SmsDeliveryReport",
+    "SubscriptionOrder",
+    "SubscriptionPlan",
     "Tenant",
     "Transfer",
     "User",

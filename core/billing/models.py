@@ -60,3 +60,56 @@ class InvoiceLine(Base):
         ForeignKey("ledger_transfers.id", ondelete="RESTRICT"), unique=True
     )
     amount_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class SubscriptionPeriod(StrEnum):
+    monthly = "monthly"
+    yearly = "yearly"
+
+
+class SubscriptionPlan(Base):
+    """What hotspot providers pay the platform (through Pesapal) instead of commission; set by the
+    platform admin."""
+
+    __tablename__ = "subscription_plans"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    period: Mapped[SubscriptionPeriod] = mapped_column(str_enum(SubscriptionPeriod, "subscription_period"))
+    price: Mapped[int] = mapped_column(BigInteger)  # whole shillings
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriptionOrderStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+    failed = "failed"
+    reversed = "reversed"
+
+
+class SubscriptionOrder(Base):
+    """One Pesapal order for one subscription period. Its extension is applied once (keyed by the
+    order) and taken back if Pesapal reverses the payment."""
+
+    __tablename__ = "subscription_orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscription_plans.id", ondelete="RESTRICT"))
+    merchant_reference: Mapped[str] = mapped_column(String(50), unique=True)
+    order_tracking_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    redirect_url: Mapped[str | None] = mapped_column(String(500))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    period: Mapped[SubscriptionPeriod] = mapped_column(str_enum(SubscriptionPeriod, "subscription_period"))
+    status: Mapped[SubscriptionOrderStatus] = mapped_column(
+        str_enum(SubscriptionOrderStatus, "subscription_order_status"),
+        default=SubscriptionOrderStatus.pending,
+    )
+    confirmation_code: Mapped[str | None] = mapped_column(String(64))
+    # The stretch of time this order paid for, once applied.
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reversed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -75,6 +75,9 @@ class Tenant(Base):
     sms_receipt_template: Mapped[str | None] = mapped_column(String(320))
     # Hotspot providers: characters in a voucher code (8 = 30^8, about 6.6e11 codes).
     voucher_length: Mapped[int] = mapped_column(Integer, default=8)
+    # Hotspot providers on the `subscription` billing mode: paid through this moment (Pesapal).
+    subscription_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    subscription_reminded: Mapped[str | None] = mapped_column(String(40))  # which reminder went out
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:

@@ -205,9 +205,104 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("voucher_orders", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_voucher_orders_tenant_id"), ["tenant_id"], unique=False)
+    op.create_table(
+        "subscription_plans",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=60), nullable=False),
+        sa.Column(
+            "period",
+            sa.Enum(
+                "monthly",
+                "yearly",
+                name="subscription_period",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("price", sa.BigInteger(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_plans")),
+        sa.UniqueConstraint("name", name=op.f("uq_subscription_plans_name")),
+    )
+    op.create_table(
+        "subscription_orders",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("plan_id", sa.Uuid(), nullable=False),
+        sa.Column("merchant_reference", sa.String(length=50), nullable=False),
+        sa.Column("order_tracking_id", sa.String(length=64), nullable=True),
+        sa.Column("redirect_url", sa.String(length=500), nullable=True),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "period",
+            sa.Enum(
+                "monthly",
+                "yearly",
+                name="subscription_period",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "pending",
+                "completed",
+                "failed",
+                "reversed",
+                name="subscription_order_status",
+                native_enum=False,
+                create_constraint=True,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("confirmation_code", sa.String(length=64), nullable=True),
+        sa.Column("period_start", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("period_end", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reversed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["subscription_plans.id"],
+            name=op.f("fk_subscription_orders_plan_id_subscription_plans"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_subscription_orders_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_orders")),
+        sa.UniqueConstraint("merchant_reference", name=op.f("uq_subscription_orders_merchant_reference")),
+        sa.UniqueConstraint("order_tracking_id", name=op.f("uq_subscription_orders_order_tracking_id")),
+    )
+    with op.batch_alter_table("subscription_orders", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_subscription_orders_tenant_id"), ["tenant_id"], unique=False)
+
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("subscription_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("subscription_reminded", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("subscription_reminded")
+        batch_op.drop_column("subscription_until")
+
+    with op.batch_alter_table("subscription_orders", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subscription_orders_tenant_id"))
+
+    op.drop_table("subscription_orders")
+    op.drop_table("subscription_plans")
+
     with op.batch_alter_table("voucher_orders", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_voucher_orders_tenant_id"))
 
