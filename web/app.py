@@ -23,7 +23,7 @@ from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
 from core.runtime import Runtime, unit_of_work
 from ussd.router import ussd_router
-from web.api import auth, customers, dashboard, hotspot, payments, settings, wallet
+from web.api import auth, customers, dashboard, hotspot, payments, settings, subscriptions, wallet
 from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
 from web.errors import install_error_handlers
@@ -112,7 +112,7 @@ def create_app(
         return response
 
     api = APIRouter(prefix="/api")
-    for module in (auth, payments, customers, settings, dashboard, wallet, hotspot):
+    for module in (auth, payments, customers, settings, dashboard, wallet, hotspot, subscriptions):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)
@@ -135,4 +135,8 @@ def create_app(
         from sim.daraja import create_app as create_daraja_sim
 
         app.mount("/sim/daraja", create_daraja_sim(callback_delay=rt.settings.SIM_CALLBACK_DELAY))
+        if not rt.settings.PESAPAL_BASE_URL:
+            from sim.pesapal import create_app as create_pesapal_sim
+
+            app.mount("/sim/pesapal", create_pesapal_sim())
     return app

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 
+from core.billing.subscriptions import is_lapsed
 from core.errors import NotFound
 from core.hotspot.codes import normalize_code
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder, VoucherStatus
@@ -234,7 +235,7 @@ async def portal(
         return HTMLResponse(
             _page("WiFi", "<p>This WiFi is not registered with lipapush.</p>"), status_code=404
         )
-    if tenant.status is not TenantStatus.active or tenant.billing_hold:
+    if tenant.status is not TenantStatus.active or tenant.billing_hold or is_lapsed(tenant):
         return HTMLResponse(
             _page(
                 tenant.name,

@@ -126,9 +126,7 @@ class TransactionStatus(BaseModel):
     created_date: datetime | None = None
     description: str | None = None
 
-    @field_validator(
-        "confirmation_code", "payment_method", "payment_account", "description", mode="before"
-    )
+    @field_validator("confirmation_code", "payment_method", "payment_account", "description", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -189,7 +187,9 @@ def _present(value: str | None) -> str | None:
 def _absolute_url(name: str, value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an absolute http(s) URL, like https://lipapush.example/…; got {value!r}")
+        raise ValueError(
+            f"{name} must be an absolute http(s) URL, like https://lipapush.example/…; got {value!r}"
+        )
     return value.strip()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,10 +23,13 @@ from core.billing.models import (
     SubscriptionPeriod,
     SubscriptionPlan,
 )
+from core.billing.pesapal import PesapalClient
+from core.billing.pesapal_wire import PesapalCredentials
 from core.db import utcnow
 from core.errors import InvalidInput, NotFound
 from core.ledger.models import AccountKind
 from core.ledger.service import ledger
+from core.runtime import PerLoop, runtime, unit_of_work
 from core.tenants.models import BillingMode, Tenant, TenantKind
 
 log = logging.getLogger(__name__)
@@ -155,3 +159,95 @@ class SubscriptionService:
 
 
 subscriptions = SubscriptionService()
+
+
+# --- the Pesapal use cases (each its own units of work: never a transaction across an HTTP call) ----
+
+
+def _new_client() -> PesapalClient:
+    rt = runtime()
+    key, secret = rt.settings.pesapal_credentials
+    return PesapalClient(
+        http=rt.http(),
+        base_url=rt.settings.pesapal_base_url,
+        credentials=PesapalCredentials(consumer_key=key, consumer_secret=secret),
+    )
+
+
+# One client per event loop, so its token cache and IPN registration are shared by the loop's requests.
+_clients: PerLoop[PesapalClient] = PerLoop(_new_client)
+
+
+def pesapal() -> PesapalClient:
+    return _clients.get()
+
+
+def ipn_url() -> str:
+    return f"{runtime().settings.base_url}/api/payments/pesapal/webhook"
+
+
+async def start_order(*, tenant_id: uuid.UUID, plan_id: uuid.UUID) -> SubscriptionOrder:
+    """Create the order here, then at Pesapal; the provider pays on Pesapal's page (`redirect_url`)."""
+    client = pesapal()
+    async with unit_of_work() as session:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound("No such provider.")
+        plan = await subscriptions.plan(session, plan_id)
+        order = await subscriptions.new_order(session, tenant=tenant, plan=plan)
+        ipn_id = await subscriptions.ipn_id(session)
+        order_id, reference, amount = order.id, order.merchant_reference, order.amount
+        email, phone, name, period = tenant.email, tenant.phone, tenant.name, plan.period.value
+    if ipn_id is None:
+        # Registered once per environment and reused (refs §5.3).
+        ipn_id = await client.ensure_ipn(ipn_url(), method="GET")
+        async with unit_of_work() as session:
+            await subscriptions.save_ipn_id(session, ipn_id)
+    base = runtime().settings.base_url
+    created = await client.submit_order(
+        merchant_reference=reference,
+        amount=Decimal(amount),
+        currency="KES",
+        description=f"lipapush {period} subscription: {name}"[:100],
+        callback_url=f"{base}/api/payments/pesapal/callback",
+        notification_id=ipn_id,
+        email=email,
+        phone="+" + phone,
+        account_number=str(tenant_id),
+    )
+    async with unit_of_work() as session:
+        row = await session.get(SubscriptionOrder, order_id)
+        assert row is not None
+        row.order_tracking_id, row.redirect_url = created.order_tracking_id, created.redirect_url
+        return row
+
+
+async def refresh_order(tracking_id: str) -> SubscriptionOrder | None:
+    """Ask Pesapal what happened to an order and apply it. The IPN and the browser's return both
+    land here: what they claim is never used, only what the status query says."""
+    async with unit_of_work(readonly=True) as session:
+        known = await session.scalar(
+            select(SubscriptionOrder.id).where(SubscriptionOrder.order_tracking_id == tracking_id)
+        )
+    if known is None:
+        return None
+    status = await pesapal().status(tracking_id)
+    async with unit_of_work() as session:
+        order = await subscriptions.by_tracking_id(session, tracking_id)
+        if order is None:
+            return None
+        if status.merchant_reference != order.merchant_reference:
+            log.error(
+                "pesapal status for %s names another order (%s)", tracking_id, status.merchant_reference
+            )
+            return order
+        await subscriptions.apply_status(
+            session,
+            order=order,
+            completed=status.completed,
+            failed=status.failed,
+            reversed_=status.reversed,
+            confirmation_code=status.confirmation_code,
+            amount_paid=int(status.amount),
+        )
+        return order

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ratelimit
-from core.errors import InvalidInput, LipapushError, NotFound
+from core.billing.subscriptions import is_lapsed
+from core.errors import InvalidInput, LipapushError, NotFound, TenantNotActive
 from core.hotspot.models import Plan, Router, VoucherOrder
 from core.hotspot.vouchers import vouchers
 from core.payments.models import Payment, PaymentSource, PaymentStatus
@@ -61,6 +62,12 @@ async def buy(
             raise NotFound("That plan is not on sale. Pick another.")
         if plan.router_id is not None and plan.router_id != router_id:
             raise InvalidInput("plan_id", "That plan is not sold on this WiFi. Pick another.")
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is not None and is_lapsed(tenant):
+            # New sales stop; vouchers already sold keep working until they expire.
+            raise TenantNotActive(
+                "Buying WiFi here is unavailable right now. Vouchers already bought still work."
+            )
         price, name = plan.price, plan.name
 
     async def record(session: AsyncSession, payment: Payment) -> None:

@@ -156,3 +156,38 @@ async def test_bad_requests(client: httpx.AsyncClient, sim: RouterSim) -> None:
         )
         codes.append(r.status_code)
     assert codes == [201, 201, 201, 429]
+
+
+async def test_lapsed_provider_stops_selling_but_sold_vouchers_work(
+    client: httpx.AsyncClient, sim: RouterSim
+) -> None:
+    from datetime import timedelta
+
+    from core.db import utcnow
+    from core.tenants.models import BillingMode, Tenant
+
+    tid, rid, pid, slug = await provider(sim)
+    r = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer()},
+    )
+    status_url = r.json()["status_url"]
+
+    async def usable() -> bool:
+        s = (await client.get(status_url)).json()
+        return bool(s.get("voucher") and s["voucher"]["usable"])
+
+    await wait_until(usable)
+    async with unit_of_work() as session:
+        t = await session.get(Tenant, tid)
+        assert t is not None
+        t.billing_mode, t.subscription_until = BillingMode.subscription, utcnow() - timedelta(minutes=1)
+    page = await client.get(f"/portal/{slug}/{rid}")
+    assert page.status_code == 503 and "Vouchers already bought still work" in page.text
+    refused = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer()},
+    )
+    assert refused.status_code == 403 and "already bought still work" in refused.json()["detail"]
+    sold = (await client.get(status_url)).json()["voucher"]
+    assert sold["usable"] is True and sold["code"] in {str(u["name"]) for u in sim.users()}

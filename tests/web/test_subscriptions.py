@@ -1,0 +1,113 @@
+"""Hotspot providers' subscriptions, through the Pesapal stand-in `serve` mounts at /sim/pesapal: the
+IPN only triggers a status query; three IPNs extend once; a reversal takes the extension back;
+a lapsed provider stops selling while sold vouchers keep working."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select
+
+from core.billing.models import SubscriptionPeriod, SubscriptionPlan
+from core.db import utcnow
+from core.ledger.models import Transfer
+from core.runtime import unit_of_work
+from core.tenants.models import BillingMode, Tenant, TenantKind
+from tests.conftest import LiveServer
+from tests.support.factories import make_api_key, make_tenant
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def hotspot_provider() -> tuple[Tenant, str, str]:
+    tenant, _ = await make_tenant(name="Pesa WiFi")
+    async with unit_of_work() as session:
+        t = await session.get(Tenant, tenant.id)
+        assert t is not None
+        t.kind = TenantKind.hotspot
+        plan = SubscriptionPlan(name=f"Monthly {tenant.slug}", period=SubscriptionPeriod.monthly, price=1500)
+        session.add(plan)
+        await session.flush()
+        plan_id = str(plan.id)
+    return tenant, await make_api_key(tenant=tenant), plan_id
+
+
+async def until(tenant_id) -> object:  # type: ignore[no-untyped-def]
+    async with unit_of_work(readonly=True) as session:
+        t = await session.get(Tenant, tenant_id)
+    assert t is not None
+    return t
+
+
+async def test_subscribe_duplicate_ipns_reversal(client: httpx.AsyncClient, server: LiveServer) -> None:
+    tenant, key, plan_id = await hotspot_provider()
+    r = await client.post(
+        f"/api/providers/{tenant.id}/pesapal/create-order", json={"plan_id": plan_id}, headers=bearer(key)
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["status"] == "pending" and order["amount"] == 1500
+    assert order["redirect_url"].startswith(f"{server.url}/sim/pesapal/pay/")
+    tid = order["order_tracking_id"]
+    before = utcnow()
+    sim = httpx.AsyncClient(base_url=f"{server.url}/sim/pesapal")
+    done = await sim.post(f"/_sim/orders/{tid}/complete", json={"duplicate_ipns": 3})
+    assert done.status_code == 200, done.text
+    ipns = done.json()["ipns"]
+    assert len(ipns) == 3 and all(i["ack_ok"] for i in ipns), ipns
+    t = await until(tenant.id)
+    assert t.billing_mode is BillingMode.subscription  # type: ignore[attr-defined]
+    paid_until = t.subscription_until  # type: ignore[attr-defined]
+    assert timedelta(days=29, hours=23) < paid_until - before <= timedelta(days=30, minutes=1)
+    async with unit_of_work(readonly=True) as session:
+        posted = list(
+            await session.scalars(
+                select(Transfer).where(Transfer.tenant_id == tenant.id, Transfer.kind == "subscription")
+            )
+        )
+    assert [p.amount_cents for p in posted] == [150_000]  # three IPNs, one extension, one posting
+    status = await client.get(f"/api/providers/{tenant.id}/subscription-status", headers=bearer(key))
+    assert status.json()["active"] is True and status.json()["last_order"]["status"] == "completed"
+
+    reversed_ = await sim.post(f"/_sim/orders/{tid}/reverse", json={})
+    assert reversed_.status_code == 200 and all(i["ack_ok"] for i in reversed_.json()["ipns"])
+    t = await until(tenant.id)
+    assert t.subscription_until <= before + timedelta(seconds=5)  # type: ignore[attr-defined]
+    status = await client.get(f"/api/providers/{tenant.id}/subscription-status", headers=bearer(key))
+    assert status.json()["active"] is False and status.json()["last_order"]["status"] == "reversed"
+    async with unit_of_work(readonly=True) as session:
+        kinds = sorted(
+            p.kind for p in await session.scalars(select(Transfer).where(Transfer.tenant_id == tenant.id))
+        )
+    assert kinds == ["subscription", "subscription_reversal"]
+    # The browser's return only triggers a status query too.
+    back = await client.get("/api/payments/pesapal/callback", params={"OrderTrackingId": tid})
+    assert back.status_code == 200 and "did not go through" in back.text
+    await sim.aclose()
+
+
+async def test_forged_ipn_and_other_tenants(client: httpx.AsyncClient) -> None:
+    tenant, _, plan_id = await hotspot_provider()
+    _, other_key, _ = await hotspot_provider()
+    forged = await client.get(
+        "/api/payments/pesapal/webhook",
+        params={"OrderTrackingId": "00000000-0000-0000-0000-000000000000", "OrderMerchantReference": "SUB-x"},
+    )
+    assert forged.status_code == 200 and forged.json()["status"] == 200
+    assert (await until(tenant.id)).subscription_until is None  # type: ignore[attr-defined]
+    r = await client.post(
+        f"/api/providers/{tenant.id}/pesapal/create-order",
+        json={"plan_id": plan_id},
+        headers=bearer(other_key),
+    )
+    assert r.status_code == 403
+    business, _ = await make_tenant(name="Not WiFi")
+    r = await client.post(
+        f"/api/providers/{business.id}/pesapal/create-order",
+        json={"plan_id": plan_id},
+        headers=bearer(await make_api_key(tenant=business)),
+    )
+    assert r.status_code == 422 and "hotspot providers" in r.json()["detail"]

@@ -1,0 +1,154 @@
+"""Hotspot providers' subscriptions through the platform's Pesapal account."""
+
+from __future__ import annotations
+
+import html
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from core.auth.models import Role
+from core.auth.schemas import Principal
+from core.billing.models import SubscriptionOrder, SubscriptionOrderStatus, SubscriptionPeriod
+from core.billing.pesapal import PesapalError
+from core.billing.subscriptions import is_lapsed, refresh_order, start_order, subscriptions
+from core.db import utcnow
+from core.errors import DarajaUnavailable, PermissionDenied
+from core.tenants.service import tenants
+from web.deps import CurrentPrincipal, ReadSession
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["subscriptions"])
+
+
+def _for_provider(who: Principal, provider_id: uuid.UUID) -> None:
+    if who.role is Role.platform_admin:
+        return
+    if who.require_tenant() != provider_id:
+        raise PermissionDenied("You can only manage your own subscription.")
+    who.require_role(Role.owner)
+
+
+class PlanOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    period: SubscriptionPeriod
+    price: int
+
+
+@router.get("/subscription-plans")
+async def list_subscription_plans(who: CurrentPrincipal, session: ReadSession) -> list[PlanOut]:
+    return [PlanOut.model_validate(p) for p in await subscriptions.plans(session)]
+
+
+class CreateOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan_id: uuid.UUID
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    merchant_reference: str
+    order_tracking_id: str | None
+    redirect_url: str | None = Field(description="send the provider here to pay")
+    amount: int
+    period: SubscriptionPeriod
+    status: SubscriptionOrderStatus
+    period_end: datetime | None
+
+
+@router.post("/providers/{provider_id}/pesapal/create-order", status_code=201)
+async def create_order(provider_id: uuid.UUID, body: CreateOrderIn, who: CurrentPrincipal) -> OrderOut:
+    """Start paying a subscription: open `redirect_url` (Pesapal's page: M-Pesa, Airtel or card)."""
+    _for_provider(who, provider_id)
+    try:
+        order = await start_order(tenant_id=provider_id, plan_id=body.plan_id)
+    except PesapalError as exc:
+        raise DarajaUnavailable(f"Pesapal could not take the order: {exc.message}") from None
+    return OrderOut.model_validate(order)
+
+
+class SubscriptionStatusOut(BaseModel):
+    active: bool
+    paid_until: datetime | None
+    days_left: int | None
+    last_order: OrderOut | None
+
+
+@router.get("/providers/{provider_id}/subscription-status")
+async def subscription_status(
+    provider_id: uuid.UUID, who: CurrentPrincipal, session: ReadSession
+) -> SubscriptionStatusOut:
+    _for_provider(who, provider_id)
+    tenant = await tenants.get(session, provider_id)
+    last = await session.scalar(
+        select(SubscriptionOrder)
+        .where(SubscriptionOrder.tenant_id == provider_id)
+        .order_by(SubscriptionOrder.created_at.desc())
+    )
+    until = tenant.subscription_until
+    left = max(0, (until - utcnow()).days) if until else None
+    return SubscriptionStatusOut(
+        active=until is not None and not is_lapsed(tenant) and until > utcnow(),
+        paid_until=until,
+        days_left=left,
+        last_order=OrderOut.model_validate(last) if last else None,
+    )
+
+
+@router.api_route("/payments/pesapal/webhook", methods=["GET", "POST"], include_in_schema=False)
+async def pesapal_ipn(request: Request) -> JSONResponse:
+    """Pesapal's IPN carries identifiers only; the status query decides (see core.billing.subscriptions)."""
+    data: dict[str, Any] = dict(request.query_params)
+    if request.method == "POST":
+        try:
+            body = await request.json()
+            data.update(body if isinstance(body, dict) else {})
+        except ValueError:
+            pass
+    tid = str(data.get("OrderTrackingId", ""))[:64]
+    ref = str(data.get("OrderMerchantReference", ""))[:64]
+    kind = str(data.get("OrderNotificationType", "IPNCHANGE"))[:32]
+    status = 200  # an unknown order is acknowledged too: retrying cannot help
+    if tid:
+        try:
+            await refresh_order(tid)
+        except PesapalError as exc:
+            log.warning("pesapal status query for %s failed: %s", tid, exc.message)
+            status = 500  # ask Pesapal to notify again later
+    ack = {"orderNotificationType": kind, "orderTrackingId": tid, "orderMerchantReference": ref}
+    return JSONResponse({**ack, "status": status})
+
+
+@router.get("/payments/pesapal/callback", response_class=HTMLResponse, include_in_schema=False)
+async def pesapal_return(request: Request) -> HTMLResponse:
+    """Where Pesapal sends the provider's browser after paying."""
+    tid = request.query_params.get("OrderTrackingId", "")[:64]
+    order = None
+    if tid:
+        try:
+            order = await refresh_order(tid)
+        except PesapalError:
+            order = None
+    if order is None:
+        text = "We could not find this payment. If you paid, it will show on your subscription shortly."
+    elif order.status is SubscriptionOrderStatus.completed:
+        until = order.period_end.strftime("%d %b %Y") if order.period_end else ""
+        text = f"Thank you: your lipapush subscription is paid until {until}."
+    elif order.status is SubscriptionOrderStatus.pending:
+        text = "Your payment is being confirmed; your subscription will update in a moment."
+    else:
+        text = "The payment did not go through. You can try again from the bot or the dashboard."
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        "<title>lipapush</title></head><body style='font-family:sans-serif'>"
+        f"<p>{html.escape(text)}</p></body></html>"
+    )
