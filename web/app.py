@@ -17,6 +17,7 @@ import core.notify.jobs
 import core.payments.jobs
 import core.payments.push  # noqa: F401  - registers the payment jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices
+from core.billing.subscriptions import send_reminders as subscription_reminders
 from core.context import RequestInfo, reset_request, set_request
 from core.hotspot.provision import sweep as hotspot_sweep
 from core.jobs.scheduler import Periodic, run_scheduler
@@ -39,6 +40,7 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         Periodic(enforce_overdue, every=600),
         # Hotspot vouchers: stuck provisioning retried, routers reconciled, expiries applied.
         Periodic(hotspot_sweep, every=60),
+        Periodic(subscription_reminders, every=3600),
     ]
 
 

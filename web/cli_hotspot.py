@@ -7,7 +7,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy.exc import IntegrityError
 
+from core.billing.models import SubscriptionPeriod, SubscriptionPlan
+from core.billing.subscriptions import subscriptions
 from core.errors import LipapushError, NotFound
 from core.hotspot.models import Router
 from core.hotspot.provision import check_router, reconcile_router
@@ -144,4 +147,46 @@ def router_list(tenant: Annotated[str, typer.Option(help="The provider: owner em
             f"{r.last_seen_at:%Y-%m-%d %H:%M}" if r.last_seen_at else "",
             (r.last_error or "")[:60],
         )
+    console.print(table)
+
+
+subscription_app = typer.Typer(help="Hotspot providers' subscription plans (Pesapal).", no_args_is_help=True)
+app.add_typer(subscription_app, name="subscription")
+
+
+@subscription_app.command("plan-add")
+def subscription_plan_add(
+    name: Annotated[str, typer.Option(help="e.g. 'Monthly'")],
+    period: Annotated[SubscriptionPeriod, typer.Option(help="monthly or yearly")],
+    price: Annotated[int, typer.Option(help="Whole shillings", min=1, max=1_000_000)],
+) -> None:
+    """Offer a subscription plan to hotspot providers."""
+    rt = bootstrap()
+
+    async def main() -> SubscriptionPlan:
+        async with unit_of_work() as session:
+            plan = SubscriptionPlan(name=" ".join(name.split())[:60], period=period, price=price)
+            session.add(plan)
+            await session.flush()
+            return plan
+
+    try:
+        plan = _run(rt, main())
+    except IntegrityError:
+        raise _fail(f"A subscription plan called {name!r} already exists.") from None
+    console.print(f"Subscription plan {plan.name}: KES {plan.price:,} {plan.period.value} ({plan.id}).")
+
+
+@subscription_app.command("plans")
+def subscription_plans() -> None:
+    """The subscription plans on offer."""
+    rt = bootstrap()
+
+    async def main() -> list[SubscriptionPlan]:
+        async with unit_of_work(readonly=True) as session:
+            return await subscriptions.plans(session)
+
+    table = Table("id", "name", "period", "price (KES)")
+    for p in _run(rt, main()):
+        table.add_row(str(p.id), p.name, p.period.value, f"{p.price:,}")
     console.print(table)

@@ -21,7 +21,7 @@ from core.notify.sms import validate_sender_id
 from core.payments.push import send_verification_push
 from core.phones import Msisdn, normalize_msisdn
 from core.runtime import Runtime, runtime, unit_of_work
-from core.tenants.models import ChannelKind, Environment, Tenant, TenantStatus
+from core.tenants.models import ChannelKind, Environment, Tenant, TenantKind, TenantStatus
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
@@ -91,6 +91,9 @@ def tenant_create(
     consumer_secret: Annotated[str | None, typer.Option(help="Better: set LIPAPUSH_CONSUMER_SECRET")] = None,
     passkey: Annotated[str | None, typer.Option(help="Better: set LIPAPUSH_PASSKEY")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the test payment")] = 20.0,
+    hotspot: Annotated[
+        bool, typer.Option("--hotspot", help="A WiFi hotspot provider (pays a subscription, not commission)")
+    ] = False,
 ) -> None:
     """Create a business, its owner and its M-Pesa channel, then send the KES 1 test push.
 
@@ -113,7 +116,12 @@ def tenant_create(
     async def main() -> None:
         async with unit_of_work() as session:
             tenant, user = await signup(
-                session, business_name=name, email=email, password=password, phone=phone
+                session,
+                business_name=name,
+                email=email,
+                password=password,
+                phone=phone,
+                kind=TenantKind.hotspot if hotspot else TenantKind.business,
             )
             await tenants.save_channel(session, tenant=tenant, data=channel_in, box=rt.secrets, by=user.id)
             tenant_id, slug = tenant.id, tenant.slug

@@ -27,6 +27,7 @@ from core.billing.pesapal import PesapalClient
 from core.billing.pesapal_wire import PesapalCredentials
 from core.db import utcnow
 from core.errors import InvalidInput, NotFound
+from core.jobs.registry import job
 from core.ledger.models import AccountKind
 from core.ledger.service import ledger
 from core.runtime import PerLoop, runtime, unit_of_work
@@ -251,3 +252,41 @@ async def refresh_order(tracking_id: str) -> SubscriptionOrder | None:
             amount_paid=int(status.amount),
         )
         return order
+
+
+@job("billing.subscription_reminders", max_retries=0)
+async def send_reminders() -> None:
+    """Periodic: tell providers their subscription ends soon (once per paid-through date), and once
+    when it has lapsed (sales stopped)."""
+    from core.notify.service import notify
+
+    rt = runtime()
+    now = utcnow()
+    soon = now + timedelta(days=rt.settings.SUBSCRIPTION_REMINDER_DAYS)
+    async with unit_of_work() as session:
+        rows = list(
+            await session.scalars(
+                select(Tenant)
+                .where(
+                    Tenant.billing_mode == BillingMode.subscription,
+                    Tenant.subscription_until.is_not(None),
+                    Tenant.subscription_until <= soon,
+                )
+                .with_for_update()
+            )
+        )
+        for tenant in rows:
+            until = tenant.subscription_until
+            assert until is not None
+            mark = f"lapsed:{until:%Y-%m-%d}" if until <= now else f"soon:{until:%Y-%m-%d}"
+            if tenant.subscription_reminded == mark:
+                continue
+            tenant.subscription_reminded = mark
+            day = until.strftime("%d %b %Y")
+            body = (
+                f"lipapush: your WiFi subscription ended on {day}. New WiFi sales are stopped; vouchers "
+                "already sold keep working. Renew to sell again."
+                if until <= now
+                else f"lipapush: your WiFi subscription ends on {day}. Renew before then to keep selling."
+            )
+            await notify.to_owner(session, tenant=tenant, kind="subscription.reminder", body=body)

@@ -30,3 +30,20 @@ async def test_router_add_list_sync(serve: Serve, new_business: NewBusiness) -> 
         port = sim.port
     down = await run_cli(serve, "router", "test", "--tenant", biz.email, "Gate A")
     assert down.returncode == 1 and f"127.0.0.1:{port}" in down.stdout
+
+
+async def test_subscription_plans_cli(serve: Serve) -> None:
+    import secrets
+
+    name = f"Monthly {secrets.token_hex(3)}"
+    added = await run_cli(
+        serve, "subscription", "plan-add", "--name", name, "--period", "monthly", "--price", "1500"
+    )
+    assert added.returncode == 0, added.output
+    assert f"Subscription plan {name}: KES 1,500 monthly" in added.stdout
+    again = await run_cli(
+        serve, "subscription", "plan-add", "--name", name, "--period", "yearly", "--price", "9"
+    )
+    assert again.returncode != 0 and "already exists" in again.output
+    listed = await run_cli(serve, "subscription", "plans")
+    assert name in listed.stdout and "1,500" in listed.stdout

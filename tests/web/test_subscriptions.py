@@ -111,3 +111,36 @@ async def test_forged_ipn_and_other_tenants(client: httpx.AsyncClient) -> None:
         headers=bearer(await make_api_key(tenant=business)),
     )
     assert r.status_code == 422 and "hotspot providers" in r.json()["detail"]
+
+
+async def test_reminders_once_per_date_and_on_lapse(server: LiveServer) -> None:
+    from core.billing.subscriptions import send_reminders
+    from core.notify.models import Notification
+
+    tenant, _, _ = await hotspot_provider()
+    async with unit_of_work() as session:
+        t = await session.get(Tenant, tenant.id)
+        assert t is not None
+        t.billing_mode, t.subscription_until = BillingMode.subscription, utcnow() + timedelta(days=2)
+    await send_reminders()
+    await send_reminders()
+
+    async def notes() -> list[str]:
+        async with unit_of_work(readonly=True) as session:
+            rows = await session.scalars(
+                select(Notification.body)
+                .where(Notification.tenant_id == tenant.id, Notification.kind == "subscription.reminder")
+                .order_by(Notification.id)
+            )
+            return list(rows)
+
+    [soon] = await notes()
+    assert soon.startswith("lipapush: your WiFi subscription ends on ")
+    async with unit_of_work() as session:
+        t = await session.get(Tenant, tenant.id)
+        assert t is not None
+        t.subscription_until = utcnow() - timedelta(hours=1)
+    await send_reminders()
+    await send_reminders()
+    lapsed = (await notes())[1:]
+    assert len(lapsed) == 1 and "New WiFi sales are stopped" in lapsed[0]
