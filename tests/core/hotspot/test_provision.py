@@ -194,7 +194,11 @@ async def test_router_down_and_back_are_told_once(server: LiveServer, sim: Route
         await reconcile_router(router_id=str(router.id))
     async with unit_of_work(readonly=True) as session:
         r = await session.get(Router, router.id)
-        notes = list(await session.scalars(select(Notification).where(Notification.tenant_id == tenant.id)))
+        notes = list(
+            await session.scalars(
+                select(Notification).where(Notification.tenant_id == tenant.id).order_by(Notification.id)
+            )
+        )
     assert r is not None and r.status is RouterStatus.down and r.failures == 5
     assert [n.kind for n in notes] == ["router.down"]
     assert notes[0].body.startswith("Router stall-42 is not answering: ")
@@ -206,6 +210,10 @@ async def test_router_down_and_back_are_told_once(server: LiveServer, sim: Route
     await reconcile_router(router_id=str(router.id))
     async with unit_of_work(readonly=True) as session:
         r = await session.get(Router, router.id)
-        notes = list(await session.scalars(select(Notification).where(Notification.tenant_id == tenant.id)))
+        notes = list(
+            await session.scalars(
+                select(Notification).where(Notification.tenant_id == tenant.id).order_by(Notification.id)
+            )
+        )
     assert r is not None and r.status is RouterStatus.up and r.failures == 0
     assert [n.kind for n in notes] == ["router.down", "router.up"]
