@@ -46,6 +46,8 @@ class Router(Base):
     uptime: Mapped[str | None] = mapped_column(String(40))
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Sessions logged in on the router at the last reconciliation or check (the router's own count).
+    active_sessions: Mapped[int | None] = mapped_column(Integer)
     # Circuit breaker: consecutive failures, and when to try again after too many of them.
     failures: Mapped[int] = mapped_column(Integer, default=0)
     retry_after: Mapped[datetime | None] = mapped_column(UTCDateTime)

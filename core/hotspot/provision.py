@@ -7,6 +7,8 @@
   repairs drift both ways: a first login seen on the router starts the voucher's validity clock; a
   usable voucher missing on the router is put back; a lipapush user the database no longer backs
   (expired, revoked, unknown) is removed, with its session; a voucher past its expiry is removed.
+- `expire_voucher` runs at a voucher's expiry time (scheduled when its first login is seen) and
+  takes it off the router; reconciliation catches any it missed.
 - `sweep` (periodic) re-queues vouchers still `issued` after their job's retries ran out and
   reconciles every router whose breaker allows it: nothing paid for is ever dropped.
 """
@@ -24,7 +26,7 @@ from core.db import utcnow
 from core.hotspot.models import Router, RouterStatus, Voucher, VoucherStatus, profile_name
 from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, RouterInfo, UserSpec
 from core.hotspot.routers import routers
-from core.jobs.registry import enqueue, job
+from core.jobs.registry import enqueue, enqueue_at, job
 from core.notify.service import notify
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import Tenant
@@ -177,6 +179,20 @@ async def remove_voucher(voucher_id: str) -> None:
     await RouterClient(address).remove_user(code)
 
 
+@job("hotspot.expire_voucher", max_retries=12, min_backoff_ms=2_000, max_backoff_ms=5 * 60_000)
+async def expire_voucher(voucher_id: str) -> None:
+    """Scheduled for the moment a voucher's validity ends (see reconcile_router): expire it and take
+    it off its router. Reconciliation expires any this missed, so a lost timer costs at most a sweep."""
+    async with unit_of_work() as session:
+        v = await session.get(Voucher, uuid.UUID(voucher_id), with_for_update=True)
+        if v is None or v.status is not VoucherStatus.active or v.expires_at is None:
+            return
+        if v.expires_at > utcnow():
+            return  # extended since this was scheduled: a later timer exists
+        v.status = VoucherStatus.expired
+        await enqueue(session, remove_voucher, voucher_id=voucher_id)
+
+
 @job("hotspot.reconcile_router", max_retries=0)
 async def reconcile_router(router_id: str) -> None:
     rt = runtime()
@@ -206,6 +222,7 @@ async def reconcile_router(router_id: str) -> None:
         if r is None:
             return
         await router_ok(session, r, info)
+        r.active_sessions = len(active)
         rows = list(
             await session.scalars(
                 select(Voucher).where(
@@ -224,6 +241,7 @@ async def reconcile_router(router_id: str) -> None:
             if v.status is VoucherStatus.provisioned and v.code in logged_in:
                 v.status, v.activated_at = VoucherStatus.active, now
                 v.expires_at = now + timedelta(minutes=v.validity_minutes)
+                await enqueue_at(session, expire_voucher, v.expires_at, voucher_id=str(v.id))
             if v.expires_at is not None and v.expires_at <= now:
                 v.status = VoucherStatus.expired
                 to_remove.append(v.code)

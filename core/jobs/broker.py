@@ -164,7 +164,10 @@ class JobRunner:
                     .where(
                         JobOutbox.failed_at.is_(None),
                         or_(
-                            JobOutbox.sent_at.is_(None) & (JobOutbox.created_at < now - DISPATCH_GRACE),
+                            JobOutbox.sent_at.is_(None)
+                            & JobOutbox.not_before.is_(None)
+                            & (JobOutbox.created_at < now - DISPATCH_GRACE),
+                            JobOutbox.sent_at.is_(None) & (JobOutbox.not_before <= now),
                             JobOutbox.sent_at < now - VISIBILITY_TIMEOUT,
                         ),
                     )

@@ -25,6 +25,8 @@ class JobOutbox(Base):
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A job that must not run before a time (a voucher's expiry): the relay sends it when due.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sends: Mapped[int] = mapped_column(Integer, default=0)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,6 +64,18 @@ async def enqueue(session: AsyncSession, spec: JobSpec, **kwargs: Any) -> JobOut
     session.add(row)
     await session.flush()
     session.info.setdefault("jobs", []).append((row.id, spec.name, kwargs))
+    return row
+
+
+async def enqueue_at(session: AsyncSession, spec: JobSpec, when: datetime, **kwargs: Any) -> JobOutbox:
+    """A job that must not run before `when`. It waits as an outbox row (durable: a Redis restart or
+    a dead worker loses nothing) and the scheduler's relay sends it once due, so it runs within a relay
+    tick of `when`. A time already past is an ordinary enqueue."""
+    if when <= utcnow():
+        return await enqueue(session, spec, **kwargs)
+    row = JobOutbox(actor=spec.name, kwargs=kwargs, not_before=when, sends=0)
+    session.add(row)
+    await session.flush()
     return row
 
 

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("uptime", sa.String(length=40), nullable=True),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("active_sessions", sa.Integer(), nullable=True),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("retry_after", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -291,8 +292,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("subscription_until", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("subscription_reminded", sa.String(length=40), nullable=True))
 
+    with op.batch_alter_table("job_outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("job_outbox", schema=None) as batch_op:
+        batch_op.drop_column("not_before")
+
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_column("subscription_reminded")
         batch_op.drop_column("subscription_until")

@@ -217,3 +217,40 @@ async def test_router_down_and_back_are_told_once(server: LiveServer, sim: Route
         )
     assert r is not None and r.status is RouterStatus.up and r.failures == 0
     assert [n.kind for n in notes] == ["router.down", "router.up"]
+
+
+async def test_expiry_is_a_timer_set_at_first_login(server: LiveServer, sim: RouterSim) -> None:
+    from core.jobs.models import JobOutbox
+
+    tenant, router, plan = await setup(sim)
+    v = await issue(tenant, router, plan)
+    await reached(v.id, VoucherStatus.provisioned)
+    sim.simulate_login(v.code, password=v.code, address="10.5.50.24", mac_address="AA:BB:CC:DD:EE:02")
+    await reconcile_router(router_id=str(router.id))
+    active = await status(v.id)
+    assert active.status is VoucherStatus.active and active.expires_at is not None
+    async with unit_of_work(readonly=True) as session:
+        timers = list(
+            await session.scalars(select(JobOutbox).where(JobOutbox.actor == "hotspot.expire_voucher"))
+        )
+    timers = [t for t in timers if t.kwargs == {"voucher_id": str(v.id)}]
+    assert [(t.not_before, t.sent_at) for t in timers] == [(active.expires_at, None)]
+    await runtime().jobs.relay()
+    async with unit_of_work(readonly=True) as session:
+        waiting = await session.get(JobOutbox, timers[0].id)
+    assert waiting is not None and waiting.sent_at is None  # not due: the relay leaves it waiting
+    assert (await status(v.id)).status is VoucherStatus.active
+
+    async with unit_of_work() as session:  # the hour is up
+        row = await session.get(Voucher, v.id)
+        timer = await session.get(JobOutbox, timers[0].id)
+        assert row is not None and timer is not None
+        row.expires_at = timer.not_before = utcnow() - timedelta(seconds=1)
+    await runtime().jobs.relay()
+    await reached(v.id, VoucherStatus.expired)
+
+    async def off_router() -> bool:
+        return v.code not in {str(u["name"]) for u in sim.users()}
+
+    await wait_until(off_router)
+    assert [s for s in sim.active() if str(s["user"]) == v.code] == []
