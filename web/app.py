@@ -24,7 +24,17 @@ from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
 from core.runtime import Runtime, unit_of_work
 from ussd.router import ussd_router
-from web.api import auth, customers, dashboard, hotspot, payments, settings, subscriptions, wallet
+from web.api import (
+    admin_hotspot,
+    auth,
+    customers,
+    dashboard,
+    hotspot,
+    payments,
+    settings,
+    subscriptions,
+    wallet,
+)
 from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
 from web.errors import install_error_handlers
@@ -114,7 +124,17 @@ def create_app(
         return response
 
     api = APIRouter(prefix="/api")
-    for module in (auth, payments, customers, settings, dashboard, wallet, hotspot, subscriptions):
+    for module in (
+        auth,
+        payments,
+        customers,
+        settings,
+        dashboard,
+        wallet,
+        hotspot,
+        subscriptions,
+        admin_hotspot,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)

@@ -153,4 +153,12 @@ class VoucherOrder(Base):
     mac: Mapped[str | None] = mapped_column(String(17))
     client_ip: Mapped[str | None] = mapped_column(String(45))
     voucher_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("vouchers.id", ondelete="SET NULL"))
+    # The plan's terms when the buyer was asked to pay: the voucher gets these even if the provider
+    # edits or deletes the plan before M-Pesa answers.
+    plan_name: Mapped[str] = mapped_column(String(40), server_default="")
+    price: Mapped[int] = mapped_column(Integer, server_default="0")
+    validity_minutes: Mapped[int] = mapped_column(Integer, server_default="0")
+    data_mb: Mapped[int | None] = mapped_column(Integer)
+    rate_limit: Mapped[str | None] = mapped_column(String(40))
+    devices: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -19,7 +19,7 @@ from core import ratelimit
 from core.billing.subscriptions import is_lapsed
 from core.errors import InvalidInput, LipapushError, NotFound, TenantNotActive
 from core.hotspot.models import Plan, Router, VoucherOrder
-from core.hotspot.vouchers import vouchers
+from core.hotspot.vouchers import Terms, vouchers
 from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.payments.push import request_stk_push
 from core.payments.schemas import PaymentOut
@@ -68,20 +68,20 @@ async def buy(
             raise TenantNotActive(
                 "Buying WiFi here is unavailable right now. Vouchers already bought still work."
             )
+        terms = Terms.of(plan)
         price, name = plan.price, plan.name
 
     async def record(session: AsyncSession, payment: Payment) -> None:
-        session.add(
-            VoucherOrder(
-                tenant_id=tenant_id,
-                payment_id=payment.id,
-                plan_id=plan_id,
-                router_id=router_id,
-                phone=phone,
-                mac=mac,
-                client_ip=client_ip,
-            )
+        order = VoucherOrder(
+            tenant_id=tenant_id,
+            payment_id=payment.id,
+            router_id=router_id,
+            phone=phone,
+            mac=mac,
+            client_ip=client_ip,
         )
+        terms.on_order(order)
+        session.add(order)
 
     return await request_stk_push(
         tenant_id=tenant_id,
@@ -99,15 +99,20 @@ async def payment_finalised(session: AsyncSession, *, payment: Payment, tenant: 
     order = await session.scalar(select(VoucherOrder).where(VoucherOrder.payment_id == payment.id))
     if order is None or order.voucher_id is not None or payment.status is not PaymentStatus.success:
         return
-    plan = await session.get(Plan, order.plan_id) if order.plan_id else None
     router = await session.get(Router, order.router_id)
-    if plan is None or router is None:
-        log.error("paid WiFi order %s has no plan or router left; no voucher issued", order.id)
+    if router is None:
+        log.error("paid WiFi order %s has no router left; no voucher issued", order.id)
         return
     if payment.flag or (payment.paid_amount is not None and payment.paid_amount < payment.amount):
         log.warning("WiFi order %s: payment %s flagged; no voucher issued", order.id, payment.id)
         return
+    # The terms the buyer was shown and paid for, even if the plan changed or went meanwhile.
     voucher = await vouchers.issue(
-        session, tenant=tenant, router=router, plan=plan, phone=order.phone, payment_id=payment.id
+        session,
+        tenant=tenant,
+        router=router,
+        plan=Terms.of_order(order),
+        phone=order.phone,
+        payment_id=payment.id,
     )
     order.voucher_id = voucher.id

@@ -4,29 +4,75 @@ the job exists exactly when the voucher does (see core.hotspot.provision)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import InvalidInput, NotFound
+from core.audit.service import record
+from core.db import utcnow
+from core.errors import Conflict, InvalidInput, NotFound
 from core.hotspot.codes import new_code, normalize_code
-from core.hotspot.models import Plan, Router, Voucher, VoucherStatus
+from core.hotspot.models import Plan, Router, Voucher, VoucherOrder, VoucherStatus
 from core.jobs.registry import enqueue
 from core.tenants.models import Tenant
 
 MAX_BATCH = 500
 
 
-def _from_plan(tenant: Tenant, router: Router, plan: Plan, code: str) -> Voucher:
-    if plan.tenant_id != tenant.id or router.tenant_id != tenant.id:
+@dataclass(frozen=True)
+class Terms:
+    """What a voucher is sold with: a plan's terms at one moment (changing the plan later never
+    changes a voucher, or an order already being paid for)."""
+
+    plan_id: uuid.UUID | None
+    name: str
+    price: int
+    validity_minutes: int
+    data_mb: int | None
+    rate_limit: str | None
+    devices: int
+
+    @classmethod
+    def of(cls, plan: Plan) -> Terms:
+        return cls(
+            plan.id, plan.name, plan.price, plan.validity_minutes, plan.data_mb, plan.rate_limit, plan.devices
+        )
+
+    @classmethod
+    def of_order(cls, order: VoucherOrder) -> Terms:
+        return cls(
+            order.plan_id,
+            order.plan_name,
+            order.price,
+            order.validity_minutes,
+            order.data_mb,
+            order.rate_limit,
+            order.devices,
+        )
+
+    def on_order(self, order: VoucherOrder) -> None:
+        order.plan_id, order.plan_name, order.price = self.plan_id, self.name, self.price
+        order.validity_minutes, order.data_mb = self.validity_minutes, self.data_mb
+        order.rate_limit, order.devices = self.rate_limit, self.devices
+
+
+def _from_plan(tenant: Tenant, router: Router, plan: Plan | Terms, code: str) -> Voucher:
+    if router.tenant_id != tenant.id:
         raise NotFound("No such plan or router.")
-    if plan.router_id is not None and plan.router_id != router.id:
-        raise InvalidInput("plan_id", f"The plan {plan.name!r} is not sold on the router {router.name!r}.")
+    if isinstance(plan, Plan):
+        if plan.tenant_id != tenant.id:
+            raise NotFound("No such plan or router.")
+        if plan.router_id is not None and plan.router_id != router.id:
+            raise InvalidInput(
+                "plan_id", f"The plan {plan.name!r} is not sold on the router {router.name!r}."
+            )
+        plan = Terms.of(plan)
     return Voucher(
         tenant_id=tenant.id,
         router_id=router.id,
-        plan_id=plan.id,
+        plan_id=plan.plan_id,
         code=code,
         plan_name=plan.name,
         price=plan.price,
@@ -44,7 +90,7 @@ class VoucherService:
         *,
         tenant: Tenant,
         router: Router,
-        plan: Plan,
+        plan: Plan | Terms,
         phone: str | None = None,
         payment_id: uuid.UUID | None = None,
     ) -> Voucher:
@@ -73,12 +119,16 @@ class VoucherService:
 
         if not 1 <= count <= MAX_BATCH:
             raise InvalidInput("count", f"Generate 1 to {MAX_BATCH} vouchers at a time.")
-        taken = set(await session.scalars(select(Voucher.code).where(Voucher.tenant_id == tenant.id)))
         codes: set[str] = set()
         while len(codes) < count:
-            code = new_code(tenant.voucher_length)
-            if code not in taken:
-                codes.add(code)
+            drawn = {new_code(tenant.voucher_length) for _ in range(count - len(codes))} - codes
+            # Only the drawn codes are looked up, not every code the provider ever had.
+            taken = set(
+                await session.scalars(
+                    select(Voucher.code).where(Voucher.tenant_id == tenant.id, Voucher.code.in_(drawn))
+                )
+            )
+            codes |= drawn - taken
         batch = uuid.uuid4()
         vouchers = [_from_plan(tenant, router, plan, code) for code in sorted(codes)]
         for v in vouchers:
@@ -98,6 +148,31 @@ class VoucherService:
         )
         if voucher is None:
             raise NotFound("No voucher has that code. Check it and try again.")
+        return voucher
+
+    async def revoke(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, code: str, by: uuid.UUID | None
+    ) -> Voucher:
+        """Stop a voucher now: it is taken off its router (user and session) by a job. Revoking one
+        that has already ended changes nothing."""
+        from core.hotspot.provision import remove_voucher
+
+        voucher = await self.by_code(session, tenant_id=tenant_id, code=code)
+        if voucher.status in (VoucherStatus.expired, VoucherStatus.revoked):
+            return voucher
+        voucher.status, voucher.revoked_at = VoucherStatus.revoked, utcnow()
+        await enqueue(session, remove_voucher, voucher_id=str(voucher.id))
+        await record(session, action="voucher.revoked", tenant_id=tenant_id, user_id=by, target=voucher.code)
+        return voucher
+
+    async def resend(self, session: AsyncSession, *, tenant_id: uuid.UUID, code: str) -> Voucher:
+        """Support: write a voucher to its router again (a buyer whose login fails)."""
+        from core.hotspot.provision import provision_voucher
+
+        voucher = await self.by_code(session, tenant_id=tenant_id, code=code)
+        if voucher.status in (VoucherStatus.expired, VoucherStatus.revoked):
+            raise Conflict(f"This voucher is {voucher.status.value}; it cannot be sent to the router again.")
+        await enqueue(session, provision_voucher, voucher_id=str(voucher.id), resend=True)
         return voucher
 
     def usable(self, voucher: Voucher) -> bool:

@@ -170,6 +170,12 @@ def upgrade() -> None:
         sa.Column("mac", sa.String(length=17), nullable=True),
         sa.Column("client_ip", sa.String(length=45), nullable=True),
         sa.Column("voucher_id", sa.Uuid(), nullable=True),
+        sa.Column("plan_name", sa.String(length=40), server_default="", nullable=False),
+        sa.Column("price", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("validity_minutes", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("data_mb", sa.Integer(), nullable=True),
+        sa.Column("rate_limit", sa.String(length=40), nullable=True),
+        sa.Column("devices", sa.Integer(), server_default="1", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["payment_id"],

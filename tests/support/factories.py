@@ -123,3 +123,13 @@ async def wallet_state(tenant: Tenant) -> tuple[int, int]:
 async def account_balance(tenant: Tenant, kind: AccountKind) -> int:
     async with unit_of_work(readonly=True) as session:
         return (await ledger.balance(session, tenant_id=tenant.id, kind=kind))[0]
+
+
+async def make_admin(password: str = "admin-pass-123") -> tuple[str, str]:
+    """A platform admin; returns (email, password) to log in with."""
+    email = unique_email("admin")
+    async with unit_of_work() as session:
+        await auth.create_user(
+            session, email=email, password=password, role=Role.platform_admin, tenant_id=None
+        )
+    return email, password

@@ -45,6 +45,11 @@ async def provider(sim: RouterSim) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, str
         return tenant.id, r.id, plan.id, tenant.slug
 
 
+def unique_ip() -> str:
+    """The buyer's hotspot address: distinct per purchase, so the per-device limit never trips here."""
+    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
 def buyer(last4: str = "5678") -> str:
     return f"07{random.randint(10_000, 99_999)}{last4[1:]}"[:6] + last4
 
@@ -169,7 +174,7 @@ async def test_lapsed_provider_stops_selling_but_sold_vouchers_work(
     tid, rid, pid, slug = await provider(sim)
     r = await client.post(
         f"/api/captive/{tid}/initiate-mpesa",
-        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer()},
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer(), "ip": unique_ip()},
     )
     status_url = r.json()["status_url"]
 
@@ -186,8 +191,58 @@ async def test_lapsed_provider_stops_selling_but_sold_vouchers_work(
     assert page.status_code == 503 and "Vouchers already bought still work" in page.text
     refused = await client.post(
         f"/api/captive/{tid}/initiate-mpesa",
-        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer()},
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer(), "ip": unique_ip()},
     )
     assert refused.status_code == 403 and "already bought still work" in refused.json()["detail"]
     sold = (await client.get(status_url)).json()["voucher"]
     assert sold["usable"] is True and sold["code"] in {str(u["name"]) for u in sim.users()}
+
+
+async def test_voucher_keeps_the_terms_paid_for_when_the_plan_changes_meanwhile(
+    client: httpx.AsyncClient, server: LiveServer, sim: RouterSim
+) -> None:
+    """The buyer pays for "1 hour, KES 20"; before M-Pesa's answer arrives the provider raises the
+    price, doubles the time and then deletes the plan. The voucher is still issued, with what was paid for."""
+    from core.hotspot.models import VoucherStatus
+    from core.payments.models import PaymentStatus
+    from core.payments.reconcile import resolve_payment
+
+    tid, rid, pid, _ = await provider(sim)
+    # A phone ending 9999: the simulator sends no callback, so the payment waits for an STK query.
+    r = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer("9999"), "ip": unique_ip()},
+    )
+    assert r.status_code == 201, r.text
+    payment_id = uuid.UUID(r.json()["payment_id"])
+    async with unit_of_work() as session:
+        plan = await session.get(Plan, pid)
+        assert plan is not None
+        plan.price, plan.validity_minutes, plan.rate_limit = 50, 120, "10M/10M"
+    async with unit_of_work() as session:
+        plan = await session.get(Plan, pid)
+        await session.delete(plan)
+
+    async def confirmed() -> bool:  # the simulator answers "being processed" for a moment first
+        return await resolve_payment(payment_id) is PaymentStatus.success
+
+    await wait_until(confirmed)
+
+    async def issued() -> Voucher | None:
+        async with unit_of_work(readonly=True) as session:
+            return await session.scalar(select(Voucher).where(Voucher.payment_id == payment_id))
+
+    voucher = await wait_until_value(issued)
+    assert (voucher.plan_name, voucher.price, voucher.validity_minutes, voucher.rate_limit) == (
+        "1 hour",
+        20,
+        60,
+        None,
+    )
+
+    async def provisioned() -> bool:
+        v = await issued()
+        return v is not None and v.status is VoucherStatus.provisioned
+
+    await wait_until(provisioned)
+    assert voucher.code in {str(u["name"]) for u in sim.users()}

@@ -12,17 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.models import Role
-from core.db import utcnow
-from core.errors import Conflict, NotFound
-from core.hotspot.models import Voucher, VoucherStatus
+from core.errors import NotFound
+from core.hotspot.models import Voucher
 from core.hotspot.plans import plans
-from core.hotspot.provision import check_router, provision_voucher, remove_voucher
+from core.hotspot.provision import check_router
 from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn, PlanOut, RouterIn, RouterOut, VoucherOut
 from core.hotspot.setup_script import setup_script
 from core.hotspot.sheets import batch_xlsx, sheet
 from core.hotspot.vouchers import vouchers
-from core.jobs.registry import enqueue
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.deps import CurrentPrincipal, ReadSession
@@ -178,10 +176,7 @@ async def revoke_voucher(code: str, who: CurrentPrincipal) -> VoucherOut:
     """Stop a voucher now: it is taken off its router (user and session)."""
     who.require_role(Role.owner, Role.manager)
     async with unit_of_work() as session:
-        v = await vouchers.by_code(session, tenant_id=who.require_tenant(), code=code)
-        if v.status not in (VoucherStatus.expired, VoucherStatus.revoked):
-            v.status, v.revoked_at = VoucherStatus.revoked, utcnow()
-            await enqueue(session, remove_voucher, voucher_id=str(v.id))
+        v = await vouchers.revoke(session, tenant_id=who.require_tenant(), code=code, by=who.user_id)
         return VoucherOut.model_validate(v)
 
 
@@ -190,8 +185,6 @@ async def activate_ticket(code: str, who: CurrentPrincipal) -> VoucherOut:
     """Support: send a voucher to its router again (for a buyer whose login fails)."""
     who.require_role(Role.owner, Role.manager)
     async with unit_of_work() as session:
-        v: Voucher = await vouchers.by_code(session, tenant_id=who.require_tenant(), code=code)
-        if v.status in (VoucherStatus.expired, VoucherStatus.revoked):
-            raise Conflict(f"This voucher is {v.status.value}; it cannot be sent to the router again.")
-        await enqueue(session, provision_voucher, voucher_id=str(v.id), resend=True)
-        return VoucherOut.model_validate(v)
+        return VoucherOut.model_validate(
+            await vouchers.resend(session, tenant_id=who.require_tenant(), code=code)
+        )
