@@ -12,7 +12,18 @@ from aiogram.types import BotCommand
 
 from bots.errors import register_errors
 from bots.middlewares import ActorMiddleware, CommandsLeaveFlows
-from bots.routers import common, customers, home, onboarding, pay, start, transactions, ussd_pin, wallet
+from bots.routers import (
+    common,
+    customers,
+    home,
+    onboarding,
+    pay,
+    start,
+    transactions,
+    ussd_pin,
+    wallet,
+    wifi,
+)
 from bots.routers import settings as settings_tab
 from core.config import Settings
 
@@ -24,6 +35,7 @@ COMMANDS = [
     BotCommand(command="wallet", description="Wallet and commission"),
     BotCommand(command="settings", description="M-Pesa settings"),
     BotCommand(command="ussd", description="USSD PIN for a feature phone"),
+    BotCommand(command="wifi", description="WiFi hotspot: sales, routers, vouchers"),
     BotCommand(command="help", description="What I can do"),
     BotCommand(command="cancel", description="Stop what you are doing"),
 ]
@@ -67,6 +79,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         wallet.router,
         settings_tab.router,
         ussd_pin.router,
+        wifi.router,
         common.fallback,
     )
     register_errors(dp)

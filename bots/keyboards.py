@@ -10,7 +10,7 @@ from core.auth.models import Role
 
 
 class MenuCb(CallbackData, prefix="m"):
-    action: str  # home, pay, tx, cust, wallet, settings
+    action: str  # home, pay, tx, cust, wallet, settings, wifi
 
 
 class StartCb(CallbackData, prefix="s"):
@@ -36,17 +36,23 @@ def cancel_row() -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(text="✖ Cancel", callback_data=CancelCb().pack())]
 
 
-def main_menu(role: Role) -> InlineKeyboardMarkup:
+def main_menu(role: Role, *, hotspot: bool = False) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
+    staff = role in (Role.owner, Role.manager)
+    if hotspot and staff:
+        kb.button(text="📶 WiFi", callback_data=MenuCb(action="wifi"))
     kb.button(text="💸 Request payment", callback_data=MenuCb(action="pay"))
     kb.button(text="📒 Transactions", callback_data=MenuCb(action="tx"))
-    if role in (Role.owner, Role.manager):
+    if staff:
         kb.button(text="👥 Customers", callback_data=MenuCb(action="cust"))
         kb.button(text="👛 Wallet", callback_data=MenuCb(action="wallet"))
         kb.button(text="🏠 Home", callback_data=MenuCb(action="home"))
     if role is Role.owner:
         kb.button(text="⚙️ Settings", callback_data=MenuCb(action="settings"))
-    kb.adjust(1, 2, 2, 1)
+    if hotspot and staff:
+        kb.adjust(1, 1, 2, 2, 1)
+    else:
+        kb.adjust(1, 2, 2, 1)
     return kb.as_markup()
 
 

@@ -18,7 +18,7 @@ from core.auth.models import Role
 from core.auth.telegram import user_by_telegram
 from core.context import RequestInfo, reset_request, set_request
 from core.runtime import unit_of_work
-from core.tenants.models import TenantStatus
+from core.tenants.models import TenantKind, TenantStatus
 from core.tenants.service import tenants
 
 
@@ -30,6 +30,11 @@ class Actor:
     business: str
     status: TenantStatus
     status_reason: str | None
+    kind: TenantKind = TenantKind.business
+
+    @property
+    def hotspot(self) -> bool:
+        return self.kind is TenantKind.hotspot
 
 
 async def load_actor(telegram_user_id: int) -> Actor | None:
@@ -38,7 +43,9 @@ async def load_actor(telegram_user_id: int) -> Actor | None:
         if user is None or user.tenant_id is None:
             return None
         tenant = await tenants.get(session, user.tenant_id)
-        return Actor(user.id, tenant.id, user.role, tenant.name, tenant.status, tenant.status_reason)
+        return Actor(
+            user.id, tenant.id, user.role, tenant.name, tenant.status, tenant.status_reason, tenant.kind
+        )
 
 
 class CommandsLeaveFlows(BaseMiddleware):

@@ -29,7 +29,10 @@ router = Router(name="start")
 
 
 async def show_menu(message: Message, actor: Actor, *, edit: bool = False) -> None:
-    text, markup = texts.menu(actor.business, actor.status.value), main_menu(actor.role)
+    text, markup = (
+        texts.menu(actor.business, actor.status.value),
+        main_menu(actor.role, hotspot=actor.hotspot),
+    )
     if edit:
         with contextlib.suppress(TelegramBadRequest):
             await message.edit_text(text, reply_markup=markup)
