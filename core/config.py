@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # expires: a payment must never stay pending forever.
     RECONCILE_AFTER_SECONDS: int = Field(default=90, ge=1)
     EXPIRE_AFTER_SECONDS: int = Field(default=15 * 60, ge=60)
+    # A job whose message went out this long ago and never finished (its worker died, Redis lost it)
+    # is sent again by the relay. Jobs are idempotent, so a slow job sent twice is harmless.
+    JOB_VISIBILITY_SECONDS: int = Field(default=300, ge=1)
     STK_MAX_AMOUNT: int = Field(default=250_000, ge=1)
     EXPORT_DIR: str | None = None
 

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -144,7 +145,12 @@ def configure(settings: Settings) -> Runtime:
         settings=settings,
         db=db,
         secrets=SecretBox(settings.ENCRYPTION_KEYS),
-        jobs=JobRunner(db, redis_url=settings.REDIS_URL, namespace=settings.REDIS_NAMESPACE),
+        jobs=JobRunner(
+            db,
+            redis_url=settings.REDIS_URL,
+            namespace=settings.REDIS_NAMESPACE,
+            visibility=timedelta(seconds=settings.JOB_VISIBILITY_SECONDS),
+        ),
     )
     return _runtime
 

@@ -73,6 +73,9 @@ def create_app(
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if run_worker:
+            # One process owns the in-process broker (serve): what the previous one sent is gone.
+            if recovered := await rt.jobs.recover_in_process():
+                log.info("resending %d unfinished jobs from before the restart", recovered)
             rt.jobs.start_worker()
         if with_scheduler:
             relay_every = 1.0 if rt.jobs.in_process else 5.0

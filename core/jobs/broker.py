@@ -48,8 +48,16 @@ class _RecordFailures(Middleware):
 
 
 class JobRunner:
-    def __init__(self, db: Database, *, redis_url: str | None, namespace: str = "lipapush") -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        redis_url: str | None,
+        namespace: str = "lipapush",
+        visibility: timedelta = VISIBILITY_TIMEOUT,
+    ) -> None:
         self.db = db
+        self.visibility = visibility
         self.in_process = redis_url is None
         if redis_url is None:
             self.broker: dramatiq.Broker = StubBroker()
@@ -103,6 +111,20 @@ class JobRunner:
     def can_dispatch(self) -> bool:
         """An in-memory broker only helps the process whose worker consumes it."""
         return not self.in_process or self._worker is not None
+
+    async def recover_in_process(self) -> int:
+        """With the in-process broker, every message a previous process sent died with it: hand its
+        unfinished jobs to the relay now instead of after the visibility timeout. Call once at start,
+        before this process enqueues anything."""
+        if not self.in_process:
+            return 0
+        async with session_scope(self.db) as session:
+            result = await session.execute(
+                update(JobOutbox)
+                .where(JobOutbox.failed_at.is_(None), JobOutbox.sent_at.is_not(None))
+                .values(sent_at=None)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def start_worker(self, *, threads: int = 4) -> None:
         self.declare_actors()
@@ -168,7 +190,7 @@ class JobRunner:
                             & JobOutbox.not_before.is_(None)
                             & (JobOutbox.created_at < now - DISPATCH_GRACE),
                             JobOutbox.sent_at.is_(None) & (JobOutbox.not_before <= now),
-                            JobOutbox.sent_at < now - VISIBILITY_TIMEOUT,
+                            JobOutbox.sent_at < now - self.visibility,
                         ),
                     )
                     .order_by(JobOutbox.id)

@@ -96,6 +96,20 @@ def _base_env() -> dict[str, str]:
     }
 
 
+def spawn_serve(env: dict[str, str], *, workdir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`lipapush serve --port <port>` in its own session (so a test can kill it whole), log appended."""
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen(
+            [*LIPAPUSH, "serve", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="session")
 def serve() -> Iterator[Serve]:
     """`lipapush serve --port <free port>` as a separate OS process, logs captured to a file."""
@@ -146,16 +160,7 @@ def serve() -> Iterator[Serve]:
     cli_env = {**env, "PUBLIC_BASE_URL": url}
 
     log_path = workdir / "serve.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [*LIPAPUSH, "serve", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn_serve(env, workdir=workdir, port=port, log_path=log_path)
     srv = Serve(
         url=url,
         env=env,
