@@ -246,3 +246,53 @@ async def test_voucher_keeps_the_terms_paid_for_when_the_plan_changes_meanwhile(
 
     await wait_until(provisioned)
     assert voucher.code in {str(u["name"]) for u in sim.users()}
+
+
+async def test_duplicate_callback_gives_one_voucher(
+    client: httpx.AsyncClient, server: LiveServer, sim: RouterSim
+) -> None:
+    """M-Pesa delivers the success callback twice (a phone ending 9998 in the simulator): one voucher,
+    one hotspot user, one SMS."""
+    from core.payments.models import CallbackInbox, Payment
+
+    tid, rid, pid, _ = await provider(sim)
+    phone = buyer("9998")
+    r = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": phone, "ip": unique_ip()},
+    )
+    assert r.status_code == 201, r.text
+    payment_id = uuid.UUID(r.json()["payment_id"])
+    async with unit_of_work(readonly=True) as session:
+        payment = await session.get(Payment, payment_id)
+        assert payment is not None
+        checkout = payment.checkout_request_id
+
+    async def both_processed() -> bool:
+        async with unit_of_work(readonly=True) as session:
+            rows = list(
+                await session.scalars(
+                    select(CallbackInbox.processed_at).where(CallbackInbox.checkout_request_id == checkout)
+                )
+            )
+        return len(rows) == 2 and all(rows)
+
+    await wait_until(both_processed)
+
+    async def provisioned() -> bool:
+        async with unit_of_work(readonly=True) as session:
+            v = await session.scalar(select(Voucher).where(Voucher.payment_id == payment_id))
+        return v is not None and v.provisioned_at is not None
+
+    await wait_until(provisioned)
+    async with unit_of_work(readonly=True) as session:
+        made = list(await session.scalars(select(Voucher).where(Voucher.tenant_id == tid)))
+    assert len(made) == 1
+    assert [str(u["name"]) for u in sim.users()] == [made[0].code]
+    async with httpx.AsyncClient(base_url=server.at_url) as at:
+
+        async def texted() -> bool:
+            return bool(await sms_to(at, phone))
+
+        await wait_until(texted)
+        assert len(await sms_to(at, phone)) == 1
