@@ -3,6 +3,8 @@
 from core.audit.models import AuditLog
 from core.auth.codes import OneTimeCode
 from core.auth.models import ApiKey, PhoneVerification, User
+from core.auth.panel_sessions import PanelSession
+from core.auth.twofactor import LoginChallenge
 from core.billing.models import (
     Invoice,
     InvoiceLine,
@@ -27,9 +29,11 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "JobOutbox",
+    "LoginChallenge",
     "MpesaChannel",
     "Notification",
     "OneTimeCode",
+    "PanelSession",
     "Payment",
     "PhoneVerification",
     "Plan",

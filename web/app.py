@@ -38,6 +38,7 @@ from web.api import (
 from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
 from web.errors import install_error_handlers
+from web.panel import install_panel
 
 log = logging.getLogger("lipapush")
 
@@ -142,6 +143,7 @@ def create_app(
     app.include_router(api)
     app.include_router(callbacks_router)
     app.include_router(captive_router)
+    install_panel(app)
     app.include_router(ussd_router())
     if bot_runner is not None and bot_runner.webhook:
         from web.telegram import webhook_router

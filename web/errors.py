@@ -6,10 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from core.context import current_request
 from core.errors import LipapushError
+from web.panel.errors import is_panel, panel_error, panel_validation_error
 
 log = logging.getLogger("lipapush.web")
 
@@ -21,7 +22,9 @@ def _field_name(loc: tuple[object, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LipapushError)
-    async def _domain(_: Request, exc: LipapushError) -> JSONResponse:
+    async def _domain(request: Request, exc: LipapushError) -> Response:
+        if is_panel(request):
+            return panel_error(request, exc)
         body: dict[str, object] = {"error": exc.code, "detail": exc.message}
         body.update({k: v for k, v in exc.fields.items() if k != "field"})
         if "field" in exc.fields:
@@ -29,7 +32,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors: dict[str, str] = {}
         for err in exc.errors():
             name = _field_name(tuple(err.get("loc", ())))
@@ -40,6 +43,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 msg = "Unknown field: remove it."
             errors.setdefault(name, msg)
         detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        if is_panel(request):
+            where = {str(e.get("loc", ("",))[0]) for e in exc.errors()}
+            return panel_validation_error(request, detail if "path" not in where else "path: no such page.")
         return JSONResponse({"error": "invalid_input", "detail": detail, "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)

@@ -133,3 +133,23 @@ async def make_admin(password: str = "admin-pass-123") -> tuple[str, str]:
             session, email=email, password=password, role=Role.platform_admin, tenant_id=None
         )
     return email, password
+
+
+async def emailed_code(email: str) -> str:
+    """The newest sign-in code emailed to `email` (from the notification outbox)."""
+    import re
+
+    from sqlalchemy import select
+
+    from core.notify.models import Notification
+
+    async with unit_of_work(readonly=True) as session:
+        subject = await session.scalar(
+            select(Notification.subject)
+            .where(Notification.kind == "auth.code", Notification.recipient == email)
+            .order_by(Notification.id.desc())
+            .limit(1)
+        )
+    match = re.search(r"\b(\d{6})\b", subject or "")
+    assert match, f"no sign-in code was emailed to {email}"
+    return match.group(1)

@@ -18,7 +18,7 @@ from core.hotspot.vouchers import vouchers
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import BillingMode, Tenant, TenantKind
 from sim.routeros import RouterSim
-from tests.support.factories import make_admin, make_api_key, make_tenant
+from tests.support.factories import emailed_code, make_admin, make_api_key, make_tenant
 from tests.support.waiting import wait_until
 from tests.web.test_captive import buyer, unique_ip
 
@@ -53,7 +53,12 @@ async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
     email, password = await make_admin()
     r = await client.post("/api/login", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert r.json()["two_factor_required"] is True  # always for platform admins
+    v = await client.post(
+        "/api/2fa/verify", json={"challenge_id": r.json()["challenge_id"], "code": await emailed_code(email)}
+    )
+    assert v.status_code == 200, v.text
+    return {"Authorization": f"Bearer {v.json()['access_token']}"}
 
 
 async def test_admin_sees_providers_routers_and_sales(client: httpx.AsyncClient, sim: RouterSim) -> None:

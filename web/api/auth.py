@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.audit.service import record
+from core.auth import twofactor
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
 from core.auth.pins import new_pin_hash, remove_ussd
@@ -74,10 +75,39 @@ async def signup(body: SignupIn) -> TokenOut:
         return _token(user.id, tenant.id, user.role, user.token_version)
 
 
+class ChallengeOut(BaseModel):
+    two_factor_required: bool = True
+    challenge_id: uuid.UUID = Field(description="send it with the emailed code to POST /api/2fa/verify")
+    sent_to: str = Field(description="the (masked) address the code went to")
+    expires_at: datetime
+
+
 @router.post("/login")
-async def login(body: LoginIn) -> TokenOut:
+async def login(body: LoginIn) -> TokenOut | ChallengeOut:
+    """A login token, or, for an account with 2FA (every platform admin), a challenge: a six-digit
+    code is emailed and `POST /api/2fa/verify` completes the login."""
     async with unit_of_work() as session:
         attempt = await auth.attempt_login(session, email=body.email, password=body.password)
+        if attempt.user is not None and twofactor.required(attempt.user):
+            c = await twofactor.start(session, user=attempt.user, secret=runtime().settings.SECRET_KEY)
+            return ChallengeOut(challenge_id=c.id, sent_to=c.sent_to, expires_at=c.expires_at)
+    user = attempt.unwrap()
+    return _token(user.id, user.tenant_id, user.role, user.token_version)
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge_id: uuid.UUID
+    code: str = Field(max_length=12, description="the six digits from the email")
+
+
+@router.post("/2fa/verify")
+async def verify_2fa(body: VerifyIn) -> TokenOut:
+    """Second step of a login with 2FA. A code works once; five wrong guesses end the challenge."""
+    async with unit_of_work() as session:
+        attempt = await twofactor.verify(
+            session, challenge_id=body.challenge_id, code=body.code, secret=runtime().settings.SECRET_KEY
+        )
     user = attempt.unwrap()
     return _token(user.id, user.tenant_id, user.role, user.token_version)
 

@@ -1,0 +1,190 @@
+"""Signing in and out of the panel: password, then an emailed code when 2FA applies."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.auth import panel_sessions, twofactor
+from core.auth.models import User
+from core.auth.service import auth
+from core.runtime import runtime, unit_of_work
+from web.panel.security import (
+    CHALLENGE_COOKIE,
+    COOKIE,
+    LOGIN_CSRF_COOKIE,
+    CsrfFailed,
+    CurrentViewer,
+    check_origin,
+    new_login_csrf,
+    safe_next,
+    set_cookie,
+)
+from web.panel.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def home_for(user: User) -> str:
+    return "/admin" if user.role.value == "platform_admin" else "/app"
+
+
+def _login_page(
+    request: Request, *, next_: str, email: str = "", errors: dict[str, str] | None = None, status: int = 200
+) -> HTMLResponse:
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
+    response = render(
+        request,
+        "login.html",
+        {"next": next_, "email": email, "errors": errors or {}, "csrf": csrf},
+        status=status,
+    )
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
+    return response
+
+
+def _check_login_csrf(request: Request, sent: str) -> None:
+    check_origin(request)
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+        raise CsrfFailed("This sign-in form has expired: reload the page and try again.")
+
+
+async def _signed_in(request: Request, user: User, next_: str) -> Response:
+    """A brand-new session (any cookie from before sign-in is never reused: no fixation)."""
+    old = request.cookies.get(COOKIE)
+    async with unit_of_work() as session:
+        if old:
+            await panel_sessions.end(session, old)
+        started = await panel_sessions.start(
+            session,
+            user=user,
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+    response = RedirectResponse(safe_next(next_, home_for(user)), status_code=303)
+    set_cookie(response, request, COOKIE, started.token, max_age=int(panel_sessions.ABSOLUTE.total_seconds()))
+    response.delete_cookie(CHALLENGE_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+async def root(request: Request) -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "") -> HTMLResponse:
+    return _login_page(request, next_=next)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    email: Annotated[str, Form(max_length=254)] = "",
+    password: Annotated[str, Form(max_length=128)] = "",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    _check_login_csrf(request, csrf_token)
+    errors: dict[str, str] = {}
+    if not email.strip():
+        errors["email"] = "Enter the email you signed up with."
+    if not password:
+        errors["password"] = "Enter your password."
+    if errors:
+        return _login_page(request, next_=next, email=email, errors=errors, status=422)
+    async with unit_of_work() as session:
+        attempt = await auth.attempt_login(session, email=email, password=password)
+        challenge = None
+        if attempt.user is not None and twofactor.required(attempt.user):
+            challenge = await twofactor.start(
+                session, user=attempt.user, secret=runtime().settings.SECRET_KEY
+            )
+    if attempt.user is None:
+        return _login_page(
+            request,
+            next_=next,
+            email=email,
+            errors={"password": attempt.error or "Wrong email or password."},
+            status=401,
+        )
+    if challenge is None:
+        return await _signed_in(request, attempt.user, next)
+    response = RedirectResponse(
+        f"/login/code?next={quote(next, safe='/')}" if next else "/login/code", status_code=303
+    )
+    set_cookie(response, request, CHALLENGE_COOKIE, f"{challenge.id}|{challenge.sent_to}", max_age=600)
+    return response
+
+
+def _challenge(request: Request) -> tuple[uuid.UUID, str] | None:
+    raw = request.cookies.get(CHALLENGE_COOKIE, "")
+    cid, _, sent_to = raw.partition("|")
+    try:
+        return uuid.UUID(cid), sent_to
+    except ValueError:
+        return None
+
+
+@router.get("/login/code")
+async def code_form(request: Request, next: str = "") -> Response:
+    found = _challenge(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
+    response = render(
+        request, "login_code.html", {"sent_to": found[1], "next": next, "errors": {}, "csrf": csrf}
+    )
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
+    return response
+
+
+@router.post("/login/code")
+async def code(
+    request: Request,
+    code: Annotated[str, Form(max_length=20)] = "",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    _check_login_csrf(request, csrf_token)
+    found = _challenge(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    async with unit_of_work() as session:
+        attempt = await twofactor.verify(
+            session, challenge_id=found[0], code=code, secret=runtime().settings.SECRET_KEY
+        )
+    if attempt.user is None:
+        return render(
+            request,
+            "login_code.html",
+            {"sent_to": found[1], "next": next, "errors": {"code": attempt.error}, "csrf": csrf_token},
+            status=401,
+        )
+    return await _signed_in(request, attempt.user, next)
+
+
+@router.post("/logout")
+async def logout(request: Request, viewer: CurrentViewer) -> RedirectResponse:
+    async with unit_of_work() as session:
+        await panel_sessions.end(session, viewer.token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.post("/logout-everywhere")
+async def logout_everywhere(request: Request, viewer: CurrentViewer) -> RedirectResponse:
+    """Every panel session and every API login token of this user end now."""
+    async with unit_of_work() as session:
+        user = await auth.get_user(session, viewer.user_id)
+        await panel_sessions.end_all(session, user)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
