@@ -13,6 +13,7 @@ from core.billing.models import (
     SubscriptionPlan,
 )
 from core.customers.models import Customer
+from core.exports.models import ExportJob
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
 from core.jobs.models import JobOutbox
 from core.ledger.models import Account, Transfer
@@ -26,6 +27,7 @@ __all__ = [
     "AuditLog",
     "CallbackInbox",
     "Customer",
+    "ExportJob",
     "Invoice",
     "InvoiceLine",
     "JobOutbox",

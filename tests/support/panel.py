@@ -1,0 +1,67 @@
+"""Signing in to the web panel from tests, over HTTP (httpx) or in Chromium (Playwright)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from core.auth.models import User
+from tests.support.factories import emailed_code, make_admin
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def password_step(
+    client: httpx.AsyncClient, email: str, password: str, next_: str = ""
+) -> httpx.Response:
+    page = await client.get("/login")
+    assert page.status_code == 200
+    return await client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": csrf_of(page.text), "next": next_},
+    )
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> None:
+    """Password, then the emailed code when one is asked for; the client keeps the session cookie."""
+    r = await password_step(client, email, password)
+    assert r.status_code == 303, r.text
+    if r.headers["location"].startswith("/login/code"):
+        page = await client.get("/login/code")
+        r = await client.post(
+            "/login/code", data={"code": await emailed_code(email), "csrf_token": csrf_of(page.text)}
+        )
+        assert r.status_code == 303, r.text
+
+
+async def admin_client(base_url: str) -> tuple[httpx.AsyncClient, str]:
+    """A signed-in platform admin (new account); close the client when done."""
+    email, password = await make_admin()
+    client = httpx.AsyncClient(base_url=base_url)
+    await sign_in(client, email, password)
+    return client, email
+
+
+async def business_client(base_url: str, user: User, password: str = "secret-pass-1") -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=base_url)
+    await sign_in(client, user.email, password)
+    return client
+
+
+async def form_post(
+    client: httpx.AsyncClient, page_url: str, action: str, data: dict[str, str] | None = None
+) -> httpx.Response:
+    """Submit a form the way a browser would: read the page for its CSRF token, then post."""
+    page = await client.get(page_url)
+    assert page.status_code == 200, page.text
+    return await client.post(action, data={**(data or {}), "csrf_token": csrf_of(page.text)})
