@@ -8,14 +8,38 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from web.panel import auth_routes, home, impersonation
+from web.panel import (
+    admin_exports,
+    admin_logs,
+    admin_money,
+    admin_payments,
+    admin_tenants,
+    app_business,
+    app_settings,
+    app_wifi,
+    auth_routes,
+    home,
+    impersonation,
+)
 
 STATIC = Path(__file__).parent / "static"
 
 
 def install_panel(app: FastAPI) -> None:
     router = APIRouter(include_in_schema=False)
-    for module in (auth_routes, home, impersonation):
+    for module in (
+        auth_routes,
+        home,
+        impersonation,
+        admin_tenants,
+        admin_payments,
+        admin_logs,
+        admin_money,
+        admin_exports,
+        app_business,
+        app_settings,
+        app_wifi,
+    ):
         router.include_router(module.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

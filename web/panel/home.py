@@ -1,4 +1,4 @@
-"""The two landing pages: /admin (platform overview) and /app (the business dashboard)."""
+"""The platform admin's landing page (/admin). The business dashboard (/app) is in app_business."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from core.jobs.models import JobOutbox
 from core.payments.models import Payment
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant, TenantKind
-from web.panel.security import CurrentViewer, admin_only, business
+from web.panel.security import CurrentViewer, admin_only
 from web.panel.templating import EAT, render
 
 router = APIRouter(include_in_schema=False)
@@ -35,9 +35,3 @@ async def admin_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
             ),
         }
     return render(request, "admin/home.html", {"counts": counts}, viewer=viewer)
-
-
-@router.get("/app", response_class=HTMLResponse)
-async def app_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    business(viewer)
-    return render(request, "app/home.html", {}, viewer=viewer)
