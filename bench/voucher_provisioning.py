@@ -27,10 +27,10 @@ vouchers and 2 purchases go first.
    **Baseline**, same run, same stand-in process: the same N hotspot users (same words: name, password,
    profile, comment, server) added with librouteros from one thread over one connection, one ``add`` after
    the other (the profile created first, untimed): the floor of what the stand-in accepts. Between the two,
-   **RouterClient**: the product's client alone (``ensure_profile`` + ``upsert_user`` with
-   ``profile_spec``/``user_spec``, one voucher after the other, no database or jobs), which is what one
-   ``provision_voucher`` sends. Printed: the rates and ratios, router commands and connections per voucher
-   (the stand-in's call log), CPU ms per voucher of each process.
+   **RouterClient**: the product's client alone (``provision`` with ``profile_spec``/``user_spec``, one
+   voucher after the other, no database or jobs), which is what one ``provision_voucher`` sends.
+   Printed: the rates and ratios, router commands and connections per voucher (the stand-in's call
+   log), CPU ms per voucher of each process.
 2. Paid purchases. ``--buyers`` aiohttp clients at once each ``POST /api/captive/{provider}/initiate-mpesa``
    (distinct phones, a distinct ``ip`` each, so the limits of core.hotspot.orders never trip), then poll
    ``GET status_url`` every ``--poll-ms`` (150; the portal page itself polls every 2 s) until
@@ -646,8 +646,9 @@ def baseline_adds(port: int, password: str, n: int) -> tuple[float, list[float]]
 
 
 async def client_floor(port: int, password: str, n: int) -> tuple[float, list[float]]:
-    """The product's RouterClient alone, one voucher after the other: the profile and the user, with
-    the words provision_voucher sends (profile_spec, user_spec), but no database, jobs or queueing."""
+    """The product's RouterClient alone, one voucher after the other: ``provision`` with the profile and
+    the user, the call and words provision_voucher sends (profile_spec, user_spec), but no database, jobs
+    or queueing."""
     client = RouterClient(
         RouterAddress(host="127.0.0.1", port=port, username=ROUTER_USER, password=password, timeout=8.0)
     )
@@ -660,8 +661,7 @@ async def client_floor(port: int, password: str, n: int) -> tuple[float, list[fl
             id=uuid.uuid4(), code=code, rate_limit=PLAN.rate_limit, devices=PLAN.devices, data_mb=None
         )
         t = time.perf_counter()
-        await client.ensure_profile(profile_spec(v))
-        await client.upsert_user(user_spec(v, router))
+        await client.provision(profile_spec(v), user_spec(v, router))
         latencies.append(time.perf_counter() - t)
     return time.perf_counter() - t0, latencies
 

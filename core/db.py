@@ -4,9 +4,9 @@ Engines are kept per event loop: the web server, the Dramatiq async worker and t
 own loop, and an asyncpg/aiosqlite connection must never cross loops.
 
 SQLite (the embedded default) allows one writer at a time. Write units of work start with
-`BEGIN IMMEDIATE` so two writers queue on the busy timeout instead of failing half-way with
-"database is locked"; read-only units (exports, listings) use a plain deferred BEGIN and never block
-writers under WAL.
+`BEGIN IMMEDIATE` so two writers queue instead of failing half-way with "database is locked": in one
+process on the writer engine's single connection, across processes on the busy timeout; read-only
+units (exports, listings) use a plain deferred BEGIN and never block writers under WAL.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, e
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -78,7 +79,18 @@ class Database:
 
     def _make(self, *, readonly: bool) -> AsyncEngine:
         if self.is_sqlite:
-            engine = create_async_engine(self.url, echo=self.echo)
+            # SQLite lets one transaction write at a time, so the writer engine has one connection: writers
+            # queue for it in the pool, first come first served, and the next starts the moment the last
+            # commits. With the default 5 + 10, up to 15 writers waited inside SQLite's busy handler, which
+            # sleeps 1, 2, 5 ... 100 ms between tries and lets newcomers overtake: measured with 50 tasks
+            # writing at once (and 50 polling readers), the same throughput but p99 0.8 s and a max of
+            # 1.6 s per transaction, against 0.15 s for both with one connection. Readers keep the
+            # default 5 + 10: under WAL they never wait for the writer, and more of them did not read
+            # faster (one process's event loop is the limit).
+            pool = {"pool_size": 5, "max_overflow": 10} if readonly else {"pool_size": 1, "max_overflow": 0}
+            engine = create_async_engine(
+                self.url, echo=self.echo, poolclass=AsyncAdaptedQueuePool, pool_timeout=30, **pool
+            )
             _sqlite_pragmas(engine, immediate=not readonly)
             return engine
         return create_async_engine(self.url, echo=self.echo, pool_recycle=1800, **self.pool)  # type: ignore[arg-type]

@@ -162,15 +162,19 @@ def runtime() -> Runtime:
 
 
 @asynccontextmanager
-async def unit_of_work(*, readonly: bool = False) -> AsyncIterator[AsyncSession]:
-    """The one transaction of an entry point. Jobs enqueued inside it are sent only after commit."""
+async def unit_of_work(*, readonly: bool = False, ends_job: bool = True) -> AsyncIterator[AsyncSession]:
+    """The one transaction of an entry point. Jobs enqueued inside it are sent only after commit.
+
+    In a job, the first write unit of work also deletes the job's outbox row (the job is done when its
+    effects commit). `ends_job=False` is for a write that only records a failed attempt the job is about
+    to retry (by raising): the row stays until a later attempt finishes or Dramatiq gives up on it."""
     rt = runtime()
     jobs: list[tuple[int, str, dict[str, Any]]] = []
     async with session_scope(rt.db, readonly=readonly) as session:
         yield session
         jobs = session.info.pop("jobs", [])
         job = running_job.get()
-        if not readonly and job is not None and (outbox_id := job.take()) is not None:
+        if not readonly and ends_job and job is not None and (outbox_id := job.take()) is not None:
             await session.execute(delete(JobOutbox).where(JobOutbox.id == outbox_id))
     if jobs:
         await rt.jobs.dispatch(jobs)

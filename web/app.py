@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -63,6 +64,7 @@ def create_app(
     with_scheduler: bool = False,
     with_bot: bool = False,
 ) -> FastAPI:
+    mounted: list[Any] = []  # simulators mounted below, closed at shutdown (a mount's lifespan never runs)
     bot_runner = None
     if with_bot and rt.settings.TELEGRAM_BOT_TOKEN:
         from web.telegram import BotRunner
@@ -95,6 +97,8 @@ def create_app(
                 await t
             if run_worker:
                 await asyncio.to_thread(rt.jobs.stop_worker)
+            for sim in mounted:
+                await sim.aclose()
             await rt.aclose()
 
     app = FastAPI(
@@ -161,7 +165,9 @@ def create_app(
     if mount_simulator:
         from sim.daraja import create_app as create_daraja_sim
 
-        app.mount("/sim/daraja", create_daraja_sim(callback_delay=rt.settings.SIM_CALLBACK_DELAY))
+        daraja_sim = create_daraja_sim(callback_delay=rt.settings.SIM_CALLBACK_DELAY)
+        app.mount("/sim/daraja", daraja_sim)
+        mounted.append(daraja_sim.state.daraja_sim)
         if not rt.settings.PESAPAL_BASE_URL:
             from sim.pesapal import create_app as create_pesapal_sim
 

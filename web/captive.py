@@ -88,7 +88,8 @@ async def initiate_mpesa(provider_id: uuid.UUID, body: InitiateIn, request: Requ
     """Buy a plan: an M-Pesa prompt for its price goes to `phone`, paid into the provider's own Till
     or Paybill. Follow it with `GET status_url`; the voucher appears there once the router has it."""
     phone = normalize_msisdn(body.phone)
-    client_ip = request.client.host if request.client else None
+    # As this server saw it: behind a hotspot's NAT, the router's public address.
+    peer_ip = request.client.host if request.client else None
     p = await buy(
         tenant_id=provider_id,
         router_id=body.router_id,
@@ -96,7 +97,8 @@ async def initiate_mpesa(provider_id: uuid.UUID, body: InitiateIn, request: Requ
         phone=phone,
         source=PaymentSource.portal,
         mac=body.mac,
-        client_ip=body.ip or client_ip,
+        client_ip=body.ip or peer_ip,
+        peer_ip=peer_ip,
     )
     return InitiateOut(
         payment_id=p.id,

@@ -29,7 +29,11 @@ from core.tenants.models import Tenant
 log = logging.getLogger(__name__)
 
 PER_PHONE = (3, 300)  # pushes per window of seconds
-PER_CLIENT = (10, 300)
+PER_CLIENT = (10, 300)  # per buyer's device: its hotspot address, as the portal sends it
+# Per address this server saw the request come from. A portal behind the hotspot's NAT shows the router's
+# public address, shared by every buyer on that WiFi, hence ten devices' worth; unlike the portal's word,
+# it cannot be made up.
+PER_NETWORK = (10 * PER_CLIENT[0], 300)
 
 
 class TooManyRequests(LipapushError):
@@ -46,13 +50,25 @@ async def buy(
     source: PaymentSource,
     mac: str | None = None,
     client_ip: str | None = None,
+    peer_ip: str | None = None,
     defer: bool = False,
 ) -> PaymentOut:
-    """Check the plan is on sale at this router, then push its price to `phone` (normalised)."""
-    if await ratelimit.hit(f"wifi:phone:{phone}", PER_PHONE[1]) > PER_PHONE[0]:
+    """Check the plan is on sale at this router, then push its price to `phone` (normalised).
+
+    `client_ip` is the buyer's device (the hotspot address the portal reports), `peer_ip` the address
+    the request reached this server from; each has its own limit. Every request counts against all
+    three, whichever of them refuses it."""
+    by_phone = await ratelimit.hit(f"wifi:phone:{phone}", PER_PHONE[1])
+    by_device = await ratelimit.hit(f"wifi:ip:{client_ip}", PER_CLIENT[1]) if client_ip else 0
+    by_network = await ratelimit.hit(f"wifi:peer:{peer_ip}", PER_NETWORK[1]) if peer_ip else 0
+    if by_phone > PER_PHONE[0]:
         raise TooManyRequests("Too many payment requests for this phone. Wait 5 minutes and try again.")
-    if client_ip and await ratelimit.hit(f"wifi:ip:{client_ip}", PER_CLIENT[1]) > PER_CLIENT[0]:
+    if by_device > PER_CLIENT[0]:
         raise TooManyRequests("Too many payment requests from this device. Wait 5 minutes and try again.")
+    if by_network > PER_NETWORK[0]:
+        raise TooManyRequests(
+            "Too many payment requests from this WiFi network. Wait 5 minutes and try again."
+        )
     async with unit_of_work(readonly=True) as session:
         plan = await session.get(Plan, plan_id)
         router = await session.get(Router, router_id)

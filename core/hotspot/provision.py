@@ -9,8 +9,9 @@
   (expired, revoked, unknown) is removed, with its session; a voucher past its expiry is removed.
 - `expire_voucher` runs at a voucher's expiry time (scheduled when its first login is seen) and
   takes it off the router; reconciliation catches any it missed.
-- `sweep` (periodic) re-queues vouchers still `issued` after their job's retries ran out and
-  reconciles every router whose breaker allows it: nothing paid for is ever dropped.
+- `sweep` (periodic) re-queues vouchers still `issued` after their job's retries ran out (never a
+  second job beside one still pending or retrying) and reconciles every router whose breaker allows
+  it: nothing paid for is ever dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.db import utcnow
 from core.hotspot.models import Router, RouterStatus, Voucher, VoucherStatus, profile_name
 from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, RouterInfo, UserSpec
 from core.hotspot.routers import routers
+from core.jobs.models import JobOutbox
 from core.jobs.registry import enqueue, enqueue_at, job
 from core.notify.service import notify
 from core.runtime import runtime, unit_of_work
@@ -126,12 +128,12 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
             raise RouterBusy(f"router {router.name} is resting after failures; retrying later")
         address, rid = routers.address(router, box=rt.secrets), router.id
         user, profile = user_spec(voucher, router), profile_spec(voucher)
-    client = RouterClient(address)
     try:
-        await client.ensure_profile(profile)
-        await client.upsert_user(user)
+        # One operation: profile and user on one connection (kept for the next voucher on this router).
+        await RouterClient(address).provision(profile, user)
     except RouterError as exc:
-        async with unit_of_work() as session:
+        # A failure the job retries does not finish it: its outbox row stays, so `sweep` sees it pending.
+        async with unit_of_work(ends_job=not exc.retry) as session:
             v = await session.get(Voucher, vid)
             r = await session.get(Router, rid)
             if v is not None:
@@ -148,7 +150,8 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
         if v is None:
             return
         r = await session.get(Router, v.router_id)
-        if r is not None:
+        if r is not None and routers.worth_recording(r):
+            # Not on every voucher: one row that every provisioning job would update is a queue.
             await router_ok(session, r)
         if v.status is VoucherStatus.issued:
             first = v.provisioned_at is None
@@ -259,9 +262,21 @@ async def reconcile_router(router_id: str) -> None:
             log.warning("could not remove %s from router %s: %s", name, rid, exc.message)
 
 
+async def pending_provisioning(session: AsyncSession) -> set[str]:
+    """Voucher ids with a provisioning job still to run or still being retried (its outbox row is
+    there and not failed). Filtered by actor in SQL, by argument here: JSON queries differ per backend."""
+    rows = await session.scalars(
+        select(JobOutbox.kwargs).where(
+            JobOutbox.actor == provision_voucher.name, JobOutbox.failed_at.is_(None)
+        )
+    )
+    return {str(kwargs.get("voucher_id")) for kwargs in rows if isinstance(kwargs, dict)}
+
+
 @job("hotspot.sweep", max_retries=0)
 async def sweep() -> None:
-    """Periodic: requeue vouchers stuck in `issued`, reconcile every router whose breaker allows."""
+    """Periodic: requeue vouchers stuck in `issued` whose provisioning job is gone (done without
+    success, or given up by Dramatiq), reconcile every router whose breaker allows."""
     async with unit_of_work() as session:
         stale = list(
             await session.scalars(
@@ -270,8 +285,10 @@ async def sweep() -> None:
                 )
             )
         )
+        pending = await pending_provisioning(session) if stale else set()
         for vid in stale:
-            await enqueue(session, provision_voucher, voucher_id=str(vid))
+            if str(vid) not in pending:  # one job per voucher, however long its router is down
+                await enqueue(session, provision_voucher, voucher_id=str(vid))
         for rid in await session.scalars(select(Router.id)):
             await enqueue(session, reconcile_router, router_id=str(rid))
 

@@ -1,10 +1,14 @@
 """The async client lipapush uses for MikroTik hotspot routers, over the RouterOS API (librouteros).
 
 librouteros is blocking, not thread-safe, and without ``.tag`` support a connection carries one command at a
-time. So every operation opens its own connection in a worker thread of a small dedicated pool, runs its
-commands and closes it, while an ``asyncio.Lock`` per router keeps at most one operation in flight per
-router, however many tasks and clients share it. A connection that failed in any way is never reused: after
-a timeout or a partial read the stream is out of step.
+time. So every operation runs its commands in a worker thread of a small dedicated pool, while an
+``asyncio.Lock`` per router keeps at most one operation in flight per router, however many tasks and clients
+share it. The connection an operation used stays open, logged in, for KEEP_IDLE seconds under that router's
+slot, and the next operation on the router takes it instead of connecting and logging in again (a batch of
+vouchers is one connection, not one per voucher). When the router closed a kept connection meanwhile (a
+reboot), the operation starts again on a new one, provided none of its commands had been answered. A
+connection that failed in any way is never reused: after a timeout or a partial read the stream is out of
+step.
 
 Replies are read as the strings the router sent. librouteros' ``Api`` guesses types (a voucher named
 ``"123456"`` comes back as ``int``, one named ``"yes"`` as ``True``), so this module uses only its transport
@@ -26,6 +30,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +58,7 @@ __all__ = [
 
 T = TypeVar("T")
 Row = dict[str, str]
+log = logging.getLogger(__name__)
 
 USER = "/ip/hotspot/user"
 PROFILE = "/ip/hotspot/user/profile"
@@ -66,6 +72,11 @@ POOL_SIZE = 16
 # Each read is bounded by the address timeout; this bounds a whole operation, for a router that dribbles
 # bytes just fast enough to never trip the per-read timeout.
 DEADLINE_FACTOR = 4.0
+# A connection is kept, logged in, this many seconds after an operation, for the next one on the same
+# router (from this event loop); it is closed after any error, and not reused once KEEP_MAX_AGE old (a new
+# connection checks the profiles again).
+KEEP_IDLE = 5.0
+KEEP_MAX_AGE = 60.0
 # Upsert tries again this often when another writer creates or removes the same item between our read
 # and our write.
 RACE_ATTEMPTS = 3
@@ -417,8 +428,9 @@ _HINTS = (
 
 
 class _Session:
-    """One API connection, opened, used and closed by one worker thread. ``abort`` is called from the
-    event loop to unblock that thread when the operation's deadline passes."""
+    """One API connection. One worker thread at a time uses it, for one operation, while the router's lock
+    is held; between operations it may wait, logged in, for the next one (see ``_Slot``). ``abort`` is
+    called from the event loop to unblock the thread when the operation's deadline passes."""
 
     def __init__(self, address: RouterAddress) -> None:
         self.address = address
@@ -426,20 +438,39 @@ class _Session:
         self._sock: socket.socket | None = None
         self._protocol: Any = None
         self._aborted = False
+        self._opened_at = 0.0
+        self._completed = 0  # commands answered with !done in the current operation
+        # Profiles this connection brought in line with a spec, by name: ``provision`` skips those.
+        self.ensured: dict[str, ProfileSpec] = {}
 
     def run(self, job: Callable[[_Session], T]) -> T:
+        """Run ``job`` on this connection, opening it first if needed. On any error it is closed."""
         try:
+            if self._protocol is not None:
+                self._completed = 0
+                try:
+                    return job(self)
+                except (ConnectionClosed, ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+                    if self._completed or self._aborted:
+                        raise
+                    # The router closed the kept connection while it waited (a reboot, a dropped link)
+                    # and nothing of this operation was answered: start it again on a new connection.
+                    log.debug("kept connection to %s was closed (%r); reconnecting", self.address.where, exc)
+                    self.close()
             self._open()
+            self._completed = 0
             return job(self)
-        except RouterError:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            self.close()
+            if isinstance(exc, RouterError) or not isinstance(exc, Exception):
+                raise
             error = self._unreachable(exc)
             if error is None:
                 raise  # a bug, not the network: let it show as what it is
             raise error from exc
-        finally:
-            self._close()
+
+    def reusable(self, now: float) -> bool:
+        return self._protocol is not None and not self._aborted and now - self._opened_at < KEEP_MAX_AGE
 
     def abort(self) -> None:
         with self._guard:
@@ -473,11 +504,16 @@ class _Session:
         if aborted:
             raise TimeoutError("operation deadline passed")
         self._protocol = ApiProtocol(transport=transport, encoding="ASCII")
+        self._opened_at = time.monotonic()
         self._login()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the connection (idempotent). Called by the worker thread, or by the event loop for a
+        connection no thread is using."""
         with self._guard:
             sock, self._sock = self._sock, None
+            self._protocol = None
+            self.ensured.clear()
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -517,6 +553,7 @@ class _Session:
             elif reply == "!trap":
                 traps.append(attrs)
             elif reply == "!done":
+                self._completed += 1
                 break
             # anything else ("!empty" from 7.18 on) carries nothing we need
         if traps:
@@ -696,6 +733,24 @@ def _ensure_profile(s: _Session, spec: ProfileSpec) -> None:
         "session-timeout": spec.session_timeout,
     }
     _upsert(s, PROFILE, spec.name, values)
+    s.ensured[spec.name] = spec
+
+
+def _no_such_profile(exc: RouterRefused) -> bool:
+    return "input does not match any value of profile" in exc.trap_message.lower()
+
+
+def _provision(s: _Session, profile: ProfileSpec, user: UserSpec) -> str:
+    if s.ensured.get(profile.name) == profile:
+        # This connection made the profile, at most KEEP_MAX_AGE ago: only the user is needed.
+        try:
+            return _upsert_user(s, user)
+        except RouterRefused as exc:
+            if not _no_such_profile(exc):
+                raise
+            # Removed on the router since: make it again, then the user.
+    _ensure_profile(s, profile)
+    return _upsert_user(s, user)
 
 
 def _kick(s: _Session, name: str) -> int:
@@ -747,11 +802,45 @@ def _login(s: _Session, user: str, password: str, ip: str, mac: str) -> None:
 
 _pool_guard = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_locks_guard = threading.Lock()
+_slots_guard = threading.Lock()
 # Per event loop: an asyncio.Lock belongs to the loop that first waits on it.
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Lock]] = (
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], _Slot]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+class _Slot:
+    """One router, seen from one event loop: the lock that lets one operation at a time talk to it, and
+    the connection kept from the last operation. Only the lock holder takes or parks the connection;
+    a parked one is used by no thread, so the loop may close it when it has waited KEEP_IDLE."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self._idle: _Session | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def take(self, address: RouterAddress) -> _Session:
+        kept, self._idle = self._idle, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if kept is not None and kept.address == address and kept.reusable(time.monotonic()):
+            return kept
+        if kept is not None:
+            kept.close()  # another address (the password changed, another timeout), or too old
+        return _Session(address)
+
+    def park(self, session: _Session) -> None:
+        if KEEP_IDLE <= 0 or not session.reusable(time.monotonic()):
+            session.close()
+            return
+        self._idle = session
+        self._timer = asyncio.get_running_loop().call_later(KEEP_IDLE, self._expire, session)
+
+    def _expire(self, session: _Session) -> None:
+        if self._idle is session:
+            self._idle, self._timer = None, None
+            session.close()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -762,21 +851,22 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _router_lock(key: tuple[str, int]) -> asyncio.Lock:
+def _router_slot(key: tuple[str, int]) -> _Slot:
     loop = asyncio.get_running_loop()
-    with _locks_guard:
-        per_loop = _locks.get(loop)
+    with _slots_guard:
+        per_loop = _slots.get(loop)
         if per_loop is None:
-            per_loop = _locks[loop] = {}
-        lock = per_loop.get(key)
-        if lock is None:
-            lock = per_loop[key] = asyncio.Lock()
-        return lock
+            per_loop = _slots[loop] = {}
+        slot = per_loop.get(key)
+        if slot is None:
+            slot = per_loop[key] = _Slot()
+        return slot
 
 
 class RouterClient:
     """Hotspot operations on one router. Cheap to create; safe to share between tasks, and any number of
-    clients for the same router still send it one operation at a time."""
+    clients for the same router still send it one operation at a time (on the connection the last one
+    left open, when it is still there)."""
 
     def __init__(self, address: RouterAddress) -> None:
         _check_address(address)
@@ -821,6 +911,16 @@ class RouterClient:
         _check_text("hotspot user name", name)
         return await self._run("ending sessions", lambda s: _kick(s, name))
 
+    async def provision(self, profile: ProfileSpec, user: UserSpec) -> str:
+        """``ensure_profile(profile)`` then ``upsert_user(user)`` in one operation, on one connection;
+        the profile step is skipped when the same connection already brought it in line (and done
+        again should the router say it has gone). Returns the user's current ``.id``."""
+        _check_profile(profile)
+        _check_user(user)
+        if user.profile != profile.name:
+            raise ValueError(f"user profile {user.profile!r} is not the profile given ({profile.name!r})")
+        return await self._run("provisioning a user", lambda s: _provision(s, profile, user))
+
     async def login(self, *, user: str, password: str, ip: str, mac: str) -> None:
         """Log a client device in as ``user`` from the server side (``/ip/hotspot/active/login``)."""
         _check_text("hotspot user name", user)
@@ -829,10 +929,11 @@ class RouterClient:
         await self._run("logging a client in", lambda s: _login(s, user, password, ip, mac))
 
     async def _run(self, what: str, job: Callable[[_Session], T]) -> T:
-        lock = _router_lock(self._key)
+        slot = _router_slot(self._key)
+        lock = slot.lock
         await lock.acquire()
-        session = _Session(self.address)
         try:
+            session = slot.take(self.address)
             future = asyncio.get_running_loop().run_in_executor(_executor(), session.run, job)
         except BaseException:
             lock.release()
@@ -840,10 +941,16 @@ class RouterClient:
 
         def finished(done: asyncio.Future[T]) -> None:
             # The lock is held for as long as the thread talks to the router, even when the caller has
-            # given up on it: nothing else may start on this router before that connection is gone.
-            lock.release()
-            if not done.cancelled():
-                done.exception()  # retrieved: an abandoned operation's error is not "never retrieved"
+            # given up on it: nothing else may start on this router before that connection is free or
+            # gone. Only a connection whose operation succeeded in time is kept (a failed one is closed
+            # by its thread; an aborted one is not reusable).
+            try:
+                if done.cancelled() or done.exception() is not None:
+                    session.close()
+                else:
+                    slot.park(session)
+            finally:
+                lock.release()
 
         future.add_done_callback(finished)
         deadline = self.address.timeout * DEADLINE_FACTOR

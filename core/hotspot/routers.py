@@ -23,6 +23,8 @@ from core.hotspot.schemas import RouterIn
 
 BREAKER_AFTER = 3
 BREAKER_MAX = timedelta(minutes=5)
+# How stale `last_seen_at` may get while a router answers every call (see `worth_recording`).
+SEEN_EVERY = timedelta(seconds=30)
 
 
 class RouterService:
@@ -77,6 +79,19 @@ class RouterService:
 
     def breaker_open(self, router: Router) -> bool:
         return router.retry_after is not None and router.retry_after > utcnow()
+
+    def worth_recording(self, router: Router) -> bool:
+        """Whether a successful call changes anything `mark_up` would write: a router that was failing
+        or resting, or one last seen more than SEEN_EVERY ago. Busy paths (a voucher provisioned) skip
+        the write otherwise, so one router row is not updated by every job on that router."""
+        return (
+            router.status is not RouterStatus.up
+            or router.failures > 0
+            or router.retry_after is not None
+            or router.last_error is not None
+            or router.last_seen_at is None
+            or router.last_seen_at < utcnow() - SEEN_EVERY
+        )
 
     def mark_up(self, router: Router, info: RouterInfo | None = None) -> bool:
         """Record a successful call; True when the router was down before (a "back" notice is due)."""

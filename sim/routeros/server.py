@@ -462,6 +462,10 @@ class RouterSim:
                 await self._session(conn)
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError) as exc:
             logger.debug("connection %s ended: %r", conn.id, exc)
+        except asyncio.CancelledError:
+            # Dropped by stop() or set_down() while a client kept it open. Ending quietly: a handler task
+            # that ends cancelled makes Python 3.11's stream callback log an error.
+            logger.debug("connection %s dropped", conn.id)
         finally:
             for running in list(conn.tasks):
                 running.cancel()

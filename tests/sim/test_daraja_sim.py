@@ -620,6 +620,31 @@ async def test_mounted_under_prefix(receiver: Receiver, client: httpx.AsyncClien
         assert_error(r, 404, "404.001.01", "Resource not found")
 
 
+async def test_callbacks_share_one_client_closed_when_the_server_stops(client: httpx.AsyncClient) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def handle(request: Request) -> JSONResponse:
+        assert request.client is not None
+        seen.append((request.client.host, request.client.port))
+        return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
+
+    merchant = Starlette(routes=[Route("/cb", handle, methods=["POST"])])
+    app = create_app(callback_delay=0.0)
+    async with serving(merchant) as hook, serving_on_loopback(app, lifespan="on") as base:
+        s = Sim(base, client, Receiver())
+        token = await s.token()
+        for n, phone in enumerate(("254712345678", "254712345679", "254712345670"), start=1):
+            body = s.push_body(phone=phone, CallBackURL=f"{hook}/cb")
+            assert (await s.push(body, token)).status_code == 200
+            deadline = time.monotonic() + 3
+            while len(seen) < n:  # one after the other: each may reuse the connection before it
+                assert time.monotonic() < deadline, "callback not delivered"
+                await asyncio.sleep(0.01)
+        # One client, so one kept-alive connection for all three (a new client each was ~50 ms of CPU).
+        assert len(set(seen)) == 1
+    assert app.state.daraja_sim._http is None  # closed with the server
+
+
 # --- units -----------------------------------------------------------------------------------------------
 
 

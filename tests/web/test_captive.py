@@ -163,6 +163,49 @@ async def test_bad_requests(client: httpx.AsyncClient, sim: RouterSim) -> None:
     assert codes == [201, 201, 201, 429]
 
 
+async def test_device_and_network_limits(client: httpx.AsyncClient, sim: RouterSim) -> None:
+    """The portal reports each buyer's hotspot address; all of them reach us from the router's public
+    address (here a reverse proxy's X-Forwarded-For, as in production). A made-up device address does
+    not get anyone past the network's limit, which is ten devices' worth."""
+    from core.hotspot.orders import PER_CLIENT, PER_NETWORK
+
+    tid, rid, pid, _ = await provider(sim)
+    network = {"X-Forwarded-For": f"203.0.{random.randint(0, 255)}.{random.randint(1, 254)}"}
+    base = random.randint(10_000, 99_999)
+    phones = (f"07{base}{n:03d}" for n in range(1000))
+    # A plan that is not on sale: each request is refused after it is counted, so no push goes out.
+    unknown = str(uuid.uuid4())
+
+    async def initiate(ip: str, headers: dict[str, str], plan_id: str = unknown) -> httpx.Response:
+        body = {"router_id": str(rid), "plan_id": plan_id, "phone": next(phones), "ip": ip}
+        return await client.post(f"/api/captive/{tid}/initiate-mpesa", json=body, headers=headers)
+
+    device = unique_ip()
+    codes = [(await initiate(device, network)).status_code for _ in range(PER_CLIENT[0] + 1)]
+    assert codes == [404] * PER_CLIENT[0] + [429]
+    refused = await initiate(device, network)
+    assert refused.json()["detail"] == (
+        "Too many payment requests from this device. Wait 5 minutes and try again."
+    )
+    # Other devices on the same WiFi go on, up to the network's own limit.
+    sent = len(codes) + 1
+    codes = [(await initiate(unique_ip(), network)).status_code for _ in range(PER_NETWORK[0] - sent)]
+    assert set(codes) == {404}
+    refused = await initiate(unique_ip(), network)
+    assert refused.status_code == 429
+    assert refused.json()["detail"] == (
+        "Too many payment requests from this WiFi network. Wait 5 minutes and try again."
+    )
+    # Another WiFi is not held back by this one (a cancelled payment: no voucher to provision).
+    elsewhere = {"X-Forwarded-For": f"198.51.{random.randint(0, 255)}.{random.randint(1, 254)}"}
+    r = await client.post(
+        f"/api/captive/{tid}/initiate-mpesa",
+        json={"router_id": str(rid), "plan_id": str(pid), "phone": buyer("1032"), "ip": unique_ip()},
+        headers=elsewhere,
+    )
+    assert r.status_code == 201, r.text
+
+
 async def test_lapsed_provider_stops_selling_but_sold_vouchers_work(
     client: httpx.AsyncClient, sim: RouterSim
 ) -> None:

@@ -15,6 +15,7 @@ from core.hotspot.provision import reconcile_router, sweep
 from core.hotspot.routers import routers
 from core.hotspot.schemas import RouterIn
 from core.hotspot.vouchers import vouchers
+from core.jobs.models import JobOutbox
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import Tenant
 from sim.routeros import RouterSim
@@ -119,17 +120,72 @@ async def test_router_down_keeps_the_voucher_issued_until_it_returns(
     assert failed.status is VoucherStatus.issued  # never reported usable without the router's word
     assert failed.last_error  # says why, for the provider and support
     assert sim.users() == []
-    await sim.set_down(False)
-    async with unit_of_work() as session:  # as if the job's retries ran out: the sweep picks it up
+    # The job is being retried, so its outbox row stays: a sweep, however often, adds no second job.
+    async with unit_of_work() as session:
         row = await session.get(Voucher, v.id)
         assert row is not None
         row.issued_at = utcnow() - timedelta(minutes=5)
-        r = await session.get(Router, router.id)
-        assert r is not None
-        r.retry_after = None
+    [first] = await provisioning_jobs(v.id)
+    assert first.failed_at is None
     await sweep()
+    await sweep()
+    assert [j.id for j in await provisioning_jobs(v.id)] == [first.id]
+    # Its retries run out (Dramatiq's last word marks the row failed): the next sweep queues one new
+    # job, and the sweep after it no other. The router rests meanwhile, so the new job waits.
+    await rest(router.id, timedelta(minutes=10))
+    await runtime().jobs.mark_failed(first.id, "retries exhausted")
+    await sweep()
+    await sweep()
+    jobs = await provisioning_jobs(v.id)
+    assert [(j.id == first.id, j.failed_at is None) for j in jobs] == [(True, False), (False, True)]
+    await sim.set_down(False)
+    await rest(router.id, None)
     await reached(v.id, VoucherStatus.provisioned)
     assert [str(u["name"]) for u in sim.users()] == [v.code]
+
+
+async def provisioning_jobs(voucher_id) -> list[JobOutbox]:  # type: ignore[no-untyped-def]
+    async with unit_of_work(readonly=True) as session:
+        rows = await session.scalars(
+            select(JobOutbox).where(JobOutbox.actor == "hotspot.provision_voucher").order_by(JobOutbox.id)
+        )
+        return [r for r in rows if r.kwargs.get("voucher_id") == str(voucher_id)]
+
+
+async def rest(router_id, how_long: timedelta | None) -> None:  # type: ignore[no-untyped-def]
+    """Open (or close) the router's breaker, as failures would."""
+    async with unit_of_work() as session:
+        r = await session.get(Router, router_id)
+        assert r is not None
+        r.retry_after = utcnow() + how_long if how_long is not None else None
+
+
+def test_a_router_that_answers_is_written_only_when_something_changes() -> None:
+    now = utcnow()
+    fine = Router(status=RouterStatus.up, failures=0, retry_after=None, last_error=None, last_seen_at=now)
+    assert routers.worth_recording(fine) is False  # the busy path: one more voucher on a healthy router
+    stale = [
+        {"status": RouterStatus.down},
+        {"status": RouterStatus.unknown},
+        {"failures": 1},
+        {"retry_after": now},
+        {"last_error": "refused"},
+        {"last_seen_at": None},
+        {"last_seen_at": now - timedelta(seconds=31)},
+    ]
+    for change in stale:
+        r = Router(
+            **{
+                "status": RouterStatus.up,
+                "failures": 0,
+                "retry_after": None,
+                "last_error": None,
+                "last_seen_at": now,
+                **change,
+            }
+        )
+        assert routers.worth_recording(r) is True, change
+    assert routers.mark_up(Router(status=RouterStatus.down, failures=4, last_seen_at=None)) is True
 
 
 async def test_reconcile_first_login_expiry_and_drift(server: LiveServer, sim: RouterSim) -> None:

@@ -28,6 +28,7 @@ from core.hotspot.routeros import (
     UserSpec,
 )
 from sim.routeros import RouterSim
+from sim.routeros.state import USER_PROFILE
 
 API_USER = "api"
 API_PASSWORD = "secret-Api-pw"
@@ -407,7 +408,11 @@ async def test_unknown_profile_says_to_create_it(sim: RouterSim) -> None:
 # --- races and concurrency -------------------------------------------------------------------------------
 
 
-async def test_concurrent_upserts_to_one_router_are_serialised(sim: RouterSim) -> None:
+async def test_concurrent_upserts_to_one_router_are_serialised(
+    sim: RouterSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No kept connections: one per operation, so the log shows any two operations overlapping.
+    monkeypatch.setattr(routeros, "KEEP_IDLE", 0)
     await with_profile(sim)
     sim.calls.clear()
     # Separate clients, as separate jobs would have: the per-router lock is shared all the same.
@@ -420,7 +425,10 @@ async def test_concurrent_upserts_to_one_router_are_serialised(sim: RouterSim) -
     assert len({c.connection for c in sim.calls}) == 20
 
 
-async def test_concurrent_upserts_of_one_name_leave_one_user(sim: RouterSim) -> None:
+async def test_concurrent_upserts_of_one_name_leave_one_user(
+    sim: RouterSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routeros, "KEEP_IDLE", 0)
     c = await with_profile(sim)
     sim.calls.clear()
     ids = await asyncio.gather(*(c.upsert_user(voucher("SAME", comment=f"lp:{n}")) for n in range(10)))
@@ -456,6 +464,146 @@ async def test_a_duplicate_trap_with_nothing_there_is_retried(sim: RouterSim) ->
     sim.trap_next(DUPLICATE, command="/ip/hotspot/user/add")
     user_id = await c.upsert_user(voucher())
     assert [u[".id"] for u in sim.users()] == [user_id]
+
+
+async def test_concurrent_operations_share_the_kept_connection_one_at_a_time(sim: RouterSim) -> None:
+    c = await with_profile(sim)
+    names = [f"V{n:03d}" for n in range(20)]
+    await asyncio.gather(*(client(sim).upsert_user(voucher(n)) for n in names), c.users(), c.active())
+    assert sorted(u["name"] for u in sim.users()) == names
+    assert len({call.connection for call in sim.calls}) == 1
+    assert [call.command for call in sim.calls].count("/login") == 1
+
+
+# --- the kept connection ---------------------------------------------------------------------------------
+
+PROFILE_SPEC = ProfileSpec(PROFILE, rate_limit="2M/5M")
+
+
+def commands(sim: RouterSim) -> list[str]:
+    return [call.command for call in sim.calls]
+
+
+async def test_provision_sends_profile_and_user_on_one_connection(sim: RouterSim) -> None:
+    c = client(sim)
+    first_id = await c.provision(PROFILE_SPEC, voucher("FIRST"))
+    assert commands(sim) == [
+        "/login",
+        "/ip/hotspot/user/profile/print",
+        "/ip/hotspot/user/profile/add",
+        "/ip/hotspot/user/print",
+        "/ip/hotspot/user/add",
+    ]
+    assert named(sim.users(), "FIRST")[0][".id"] == first_id
+    assert named(sim.profiles(), PROFILE)[0]["rate-limit"] == "2M/5M"
+    sim.calls.clear()
+    # The next voucher, from another client as another job would: the same connection, no login, and
+    # the profile this connection made is not checked again.
+    await client(sim).provision(PROFILE_SPEC, voucher("SECOND"))
+    assert commands(sim) == ["/ip/hotspot/user/print", "/ip/hotspot/user/add"]
+    assert sim.info()["connections"] == 1
+    sim.calls.clear()
+    # A different spec for the profile is applied.
+    await c.provision(ProfileSpec(PROFILE, rate_limit="1M/2M"), voucher("THIRD"))
+    assert commands(sim)[:2] == ["/ip/hotspot/user/profile/print", "/ip/hotspot/user/profile/set"]
+    assert named(sim.profiles(), PROFILE)[0]["rate-limit"] == "1M/2M"
+    with pytest.raises(ValueError, match="is not the profile given"):
+        await c.provision(ProfileSpec("other"), voucher("FOURTH"))
+
+
+async def test_a_profile_removed_meanwhile_is_made_again(sim: RouterSim) -> None:
+    c = client(sim)
+    await c.provision(PROFILE_SPEC, voucher("FIRST"))
+    await c.remove_user("FIRST")
+    [profile] = named(sim.profiles(), PROFILE)
+    sim.state.remove(sim.state.tables[USER_PROFILE], {".id": profile[".id"]})  # by hand, on the router
+    sim.calls.clear()
+    await c.provision(PROFILE_SPEC, voucher("SECOND"))
+    assert commands(sim) == [
+        "/ip/hotspot/user/print",
+        "/ip/hotspot/user/add",  # refused: no such profile
+        "/ip/hotspot/user/profile/print",
+        "/ip/hotspot/user/profile/add",
+        "/ip/hotspot/user/print",
+        "/ip/hotspot/user/add",
+    ]
+    assert [u["profile"] for u in sim.users()] == [PROFILE]
+
+
+async def test_a_kept_connection_closes_after_idle_seconds(
+    sim: RouterSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routeros, "KEEP_IDLE", 0.2)
+    c = client(sim)
+    await c.info()
+    assert sim.info()["connections"] == 1
+
+    async def closed() -> bool:
+        return sim.info()["connections"] == 0
+
+    await wait_for(closed, 2.0)
+    sim.calls.clear()
+    await c.info()
+    assert commands(sim)[0] == "/login"
+
+
+async def test_a_kept_connection_is_not_reused_after_max_age_or_by_another_address(
+    sim: RouterSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client(sim).info()
+    sim.calls.clear()
+    await client(sim, timeout=2.5).info()  # another address: its own connection
+    assert commands(sim)[0] == "/login"
+    monkeypatch.setattr(routeros, "KEEP_MAX_AGE", 0.0)
+    sim.calls.clear()
+    await client(sim, timeout=2.5).info()
+    assert commands(sim)[0] == "/login"
+    assert len({call.connection for call in sim.calls}) == 1
+
+
+async def test_a_connection_the_router_dropped_while_kept_is_replaced(sim: RouterSim) -> None:
+    c = client(sim)
+    await c.provision(PROFILE_SPEC, voucher("FIRST"))
+    await sim.reboot()  # drops every connection, ours included
+    sim.calls.clear()
+    await c.provision(PROFILE_SPEC, voucher("SECOND"))  # no error: nothing of it had been answered
+    assert commands(sim)[:3] == ["/login", "/ip/hotspot/user/profile/print", "/ip/hotspot/user/profile/set"]
+    assert sorted(u["name"] for u in sim.users()) == ["FIRST", "SECOND"]
+    # The router going away altogether is still an error, and a failed connection is not kept.
+    await sim.set_down(True, mode="close")
+    with pytest.raises(RouterUnreachable):
+        await c.info()
+    await sim.set_down(False)
+    sim.calls.clear()
+    await c.info()
+    assert commands(sim)[0] == "/login"
+
+
+async def test_a_connection_that_failed_is_not_kept(sim: RouterSim) -> None:
+    c = await with_profile(sim)
+    sim.trap_next("failure: simulated outage", command="/ip/hotspot/user/add", category=4)
+    with pytest.raises(RouterRefused):
+        await c.upsert_user(voucher())
+    sim.calls.clear()
+    await c.upsert_user(voucher())
+    assert commands(sim)[0] == "/login"
+    # One that timed out neither.
+    slow = client(sim, timeout=0.2)
+    await slow.info()
+    sim.slow = 0.5
+    with pytest.raises(RouterUnreachable):
+        await slow.info()
+    sim.slow = 0
+    sim.calls.clear()
+    await slow.info()
+    assert commands(sim)[0] == "/login"
+
+
+async def wait_for(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "not reached in time"
+        await asyncio.sleep(0.02)
 
 
 async def test_the_same_router_from_two_event_loops_works() -> None:
