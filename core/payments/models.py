@@ -55,6 +55,9 @@ class Payment(Base):
         Index("ix_payments_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_payments_tenant_phone", "tenant_id", "phone"),
         Index("ix_payments_status_next_check", "status", "next_check_at"),
+        # The admin's all-tenant transaction list pages newest first, optionally by status.
+        Index("ix_payments_created", "created_at", "id"),
+        Index("ix_payments_status_created", "status", "created_at", "id"),
         # The database refuses what the service would never write: a second line of defence.
         CheckConstraint("amount >= 1", name="amount_positive"),
     )
