@@ -30,3 +30,5 @@ class JobOutbox(Base):
     sends: Mapped[int] = mapped_column(Integer, default=0)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # The request that caused the job (none for scheduled work), shown next to a failed job.
+    request_id: Mapped[str | None] = mapped_column(String(64))

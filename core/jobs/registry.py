@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.context import current_request
 from core.db import utcnow
 from core.jobs.models import JobOutbox
 
@@ -56,11 +57,16 @@ def job(
     return register
 
 
+def _request_id() -> str | None:
+    req = current_request()
+    return req.request_id if req else None
+
+
 async def enqueue(session: AsyncSession, spec: JobSpec, **kwargs: Any) -> JobOutbox:
     # Marked sent up front, so a normal enqueue costs no second transaction after commit; the
     # after-commit dispatch clears sent_at again if the message could not be sent, and the relay
     # then picks the row up at once.
-    row = JobOutbox(actor=spec.name, kwargs=kwargs, sent_at=utcnow(), sends=1)
+    row = JobOutbox(actor=spec.name, kwargs=kwargs, sent_at=utcnow(), sends=1, request_id=_request_id())
     session.add(row)
     await session.flush()
     session.info.setdefault("jobs", []).append((row.id, spec.name, kwargs))
@@ -73,7 +79,7 @@ async def enqueue_at(session: AsyncSession, spec: JobSpec, when: datetime, **kwa
     tick of `when`. A time already past is an ordinary enqueue."""
     if when <= utcnow():
         return await enqueue(session, spec, **kwargs)
-    row = JobOutbox(actor=spec.name, kwargs=kwargs, not_before=when, sends=0)
+    row = JobOutbox(actor=spec.name, kwargs=kwargs, not_before=when, sends=0, request_id=_request_id())
     session.add(row)
     await session.flush()
     return row

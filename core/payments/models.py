@@ -76,6 +76,8 @@ class Payment(Base):
     account_reference: Mapped[str] = mapped_column(String(12))
     description: Mapped[str] = mapped_column(String(13))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # The X-Request-ID of the request that started it: links the admin's error log to the server logs.
+    request_id: Mapped[str | None] = mapped_column(String(64))
     merchant_request_id: Mapped[str | None] = mapped_column(String(64))
     checkout_request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     receipt: Mapped[str | None] = mapped_column(String(20), unique=True)

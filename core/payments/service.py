@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.billing.commission import commissions
 from core.billing.topups import topups
 from core.config import Settings
+from core.context import current_request
 from core.customers.service import customers
 from core.db import utcnow
 from core.errors import IdempotencyKeyReused, InvalidInput, NotFound
@@ -128,6 +129,7 @@ class PaymentService:
             account_reference=reference or default_reference(tenant),
             description=description or "Payment",
             idempotency_key=idempotency_key,
+            request_id=req.request_id if (req := current_request()) else None,
             created_at=now,
         )
         try:
