@@ -1,0 +1,308 @@
+"""What the platform admin reads when something went wrong: the error log (Daraja refusals, callbacks
+that could not be applied, jobs that failed after their last retry, messages that did not arrive) and
+the audit trail. Read-only queries; every list is bounded by a time window or a keyset page so it stays
+cheap at millions of rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.audit.models import AuditLog
+from core.auth.models import User
+from core.daraja.result_codes import classify
+from core.db import utcnow
+from core.errors import InvalidInput
+from core.jobs.models import JobOutbox
+from core.notify.models import Notification, NotifyChannel, NotifyStatus
+from core.payments.models import CallbackInbox, Payment, PaymentStatus
+from core.tenants.models import MpesaChannel, Tenant
+
+MAX_DAYS = 90
+PAGE = 50
+# A cancelled prompt is the customer's choice, not an error; timeouts and failures are.
+ERROR_STATUSES = (PaymentStatus.failed, PaymentStatus.timeout)
+# Callbacks the worker stored but could not apply to a payment.
+FAILED_CALLBACK_OUTCOMES = ("malformed", "orphan")
+UNDELIVERED = (NotifyStatus.failed, NotifyStatus.undeliverable)
+
+# Audit categories the viewer filters on: action prefixes, so a new action of a known family shows up.
+AUDIT_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "logins": ("auth.login", "auth.code_failed"),
+    "credentials": ("auth.password", "secrets.", "channel.", "ussd.pin", "settings."),
+    "keys": ("apikey.",),
+    "exports": ("export.",),
+    "impersonation": ("impersonation.",),
+    "suspensions": ("tenant.suspend", "tenant.reactivate"),
+    "billing": ("commission.", "wallet.", "invoice.", "subscription."),
+    "staff": ("staff.", "telegram.linked"),
+    "hotspot": ("router.", "voucher", "plan."),
+}
+
+
+async def resolve_tenant(session: AsyncSession, ref: str) -> Tenant | None:
+    """A tenant named by id, slug or business number (what an admin pastes from a ticket)."""
+    ref = ref.strip()
+    if not ref:
+        return None
+    try:
+        tenant = await session.get(Tenant, uuid.UUID(ref))
+    except ValueError:
+        tenant = await session.scalar(
+            select(Tenant).where(or_(Tenant.slug == ref.lower(), Tenant.business_number == ref))
+        )
+    if tenant is None:
+        raise InvalidInput("tenant", f"No business has the id, slug or number “{ref[:60]}”.")
+    return tenant
+
+
+def window(days: int) -> datetime:
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput("days", f"Choose a period of 1 to {MAX_DAYS} days.")
+    return utcnow() - timedelta(days=days)
+
+
+@dataclass
+class CodeCount:
+    result_code: str
+    tenant_id: uuid.UUID
+    tenant_name: str
+    count: int
+    last_at: datetime
+    meaning: str
+
+
+@dataclass
+class FailedPayment:
+    payment: Payment
+    tenant_name: str
+
+
+@dataclass
+class FailedCallback:
+    row: CallbackInbox
+    tenant_id: uuid.UUID
+    tenant_name: str
+    payment_id: uuid.UUID | None
+
+
+@dataclass
+class FailedJob:
+    row: JobOutbox
+    payment_id: str | None
+    notification_id: int | None
+    inbox_id: int | None
+
+
+@dataclass
+class FailedMessage:
+    row: Notification
+    tenant_name: str | None
+
+
+@dataclass
+class ErrorLog:
+    since: datetime
+    by_code: list[CodeCount] = field(default_factory=list)
+    payments: list[FailedPayment] = field(default_factory=list)
+    callbacks: list[FailedCallback] = field(default_factory=list)
+    jobs: list[FailedJob] = field(default_factory=list)
+    messages: list[FailedMessage] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.by_code or self.payments or self.callbacks or self.jobs or self.messages)
+
+
+async def error_log(
+    session: AsyncSession, *, days: int = 7, tenant_id: uuid.UUID | None = None, limit: int = 30
+) -> ErrorLog:
+    since = window(days)
+    log = ErrorLog(since=since)
+
+    tenant_cond = [Payment.tenant_id == tenant_id] if tenant_id else []
+    codes = await session.execute(
+        select(
+            Payment.result_code,
+            Payment.tenant_id,
+            Tenant.name,
+            func.count(),
+            func.max(Payment.created_at),
+        )
+        .join(Tenant, Tenant.id == Payment.tenant_id)
+        .where(Payment.created_at >= since, Payment.status.in_(ERROR_STATUSES), *tenant_cond)
+        .group_by(Payment.result_code, Payment.tenant_id, Tenant.name)
+        .order_by(func.count().desc(), func.max(Payment.created_at).desc())
+        .limit(limit)
+    )
+    for code, tid, name, count, last_at in codes:
+        code = code or "none"
+        meaning = classify(code)[1] if code != "none" else "No answer from M-Pesa (reconciliation gave up)"
+        log.by_code.append(CodeCount(code, tid, name, count, last_at, meaning))
+
+    recent = await session.execute(
+        select(Payment, Tenant.name)
+        .join(Tenant, Tenant.id == Payment.tenant_id)
+        .where(
+            Payment.created_at >= since,
+            or_(Payment.status.in_(ERROR_STATUSES), Payment.flag.is_not(None)),
+            *tenant_cond,
+        )
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+        .limit(limit)
+    )
+    log.payments = [FailedPayment(p, name) for p, name in recent]
+
+    cb_cond = [MpesaChannel.tenant_id == tenant_id] if tenant_id else []
+    callbacks = await session.execute(
+        select(CallbackInbox, Tenant.id, Tenant.name, Payment.id)
+        .join(MpesaChannel, MpesaChannel.id == CallbackInbox.channel_id)
+        .join(Tenant, Tenant.id == MpesaChannel.tenant_id)
+        .outerjoin(Payment, Payment.checkout_request_id == CallbackInbox.checkout_request_id)
+        .where(
+            CallbackInbox.received_at >= since,
+            or_(CallbackInbox.outcome.in_(FAILED_CALLBACK_OUTCOMES), CallbackInbox.error.is_not(None)),
+            *cb_cond,
+        )
+        .order_by(CallbackInbox.id.desc())
+        .limit(limit)
+    )
+    log.callbacks = [FailedCallback(row, tid, name, pid) for row, tid, name, pid in callbacks]
+
+    # Failed jobs stay in the outbox until someone looks: few, and kept regardless of the window.
+    jobs = await session.scalars(
+        select(JobOutbox)
+        .where(JobOutbox.failed_at.is_not(None))
+        .order_by(JobOutbox.failed_at.desc())
+        .limit(limit)
+    )
+    for job in jobs:
+        kw: dict[str, Any] = job.kwargs or {}
+        if tenant_id and str(kw.get("tenant_id", tenant_id)) != str(tenant_id):
+            continue
+        log.jobs.append(
+            FailedJob(
+                job,
+                payment_id=_str(kw.get("payment_id")),
+                notification_id=_int(kw.get("notification_id")),
+                inbox_id=_int(kw.get("inbox_id")),
+            )
+        )
+
+    msg_cond = [Notification.tenant_id == tenant_id] if tenant_id else []
+    messages = await session.execute(
+        select(Notification, Tenant.name)
+        .outerjoin(Tenant, Tenant.id == Notification.tenant_id)
+        .where(Notification.created_at >= since, Notification.status.in_(UNDELIVERED), *msg_cond)
+        .order_by(Notification.id.desc())
+        .limit(limit)
+    )
+    log.messages = [FailedMessage(n, name) for n, name in messages]
+    return log
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the audit trail -------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditRow:
+    row: AuditLog
+    email: str | None
+    tenant_name: str | None
+
+
+@dataclass
+class AuditPage:
+    rows: list[AuditRow]
+    older: int | None  # the id to continue from, when there are more
+
+
+async def audit_page(
+    session: AsyncSession,
+    *,
+    category: str = "",
+    action: str = "",
+    tenant_id: uuid.UUID | None = None,
+    email: str = "",
+    before: int | None = None,
+    limit: int = PAGE,
+) -> AuditPage:
+    """Newest first, a keyset page on the id (the log only grows)."""
+    stmt = (
+        select(AuditLog, User.email, Tenant.name)
+        .outerjoin(User, User.id == AuditLog.user_id)
+        .outerjoin(Tenant, Tenant.id == AuditLog.tenant_id)
+    )
+    if category:
+        prefixes = AUDIT_CATEGORIES.get(category)
+        if prefixes is None:
+            raise InvalidInput("category", "Choose one of the listed categories.")
+        stmt = stmt.where(or_(*(AuditLog.action.startswith(p, autoescape=True) for p in prefixes)))
+    if action.strip():
+        stmt = stmt.where(AuditLog.action.startswith(action.strip(), autoescape=True))
+    if tenant_id:
+        stmt = stmt.where(AuditLog.tenant_id == tenant_id)
+    if email.strip():
+        stmt = stmt.where(func.lower(User.email) == email.strip().lower())
+    if before is not None:
+        stmt = stmt.where(AuditLog.id < before)
+    rows = list(await session.execute(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    out = [AuditRow(r, e, n) for r, e, n in rows[:limit]]
+    return AuditPage(out, older=out[-1].row.id if more and out else None)
+
+
+# --- the outbox --------------------------------------------------------------------------------------
+
+
+@dataclass
+class OutboxPage:
+    rows: list[FailedMessage]
+    older: int | None
+
+
+async def outbox_page(
+    session: AsyncSession,
+    *,
+    channel: NotifyChannel | None = None,
+    status: NotifyStatus | None = None,
+    tenant_id: uuid.UUID | None = None,
+    recipient: str = "",
+    before: int | None = None,
+    limit: int = PAGE,
+) -> OutboxPage:
+    """Every email, SMS and Telegram message with its delivery state, newest first."""
+    stmt = select(Notification, Tenant.name).outerjoin(Tenant, Tenant.id == Notification.tenant_id)
+    if channel:
+        stmt = stmt.where(Notification.channel == channel)
+    if status:
+        stmt = stmt.where(Notification.status == status)
+    if tenant_id:
+        stmt = stmt.where(Notification.tenant_id == tenant_id)
+    needle = recipient.strip().lower()
+    if needle.startswith("0") and needle.isdigit():
+        needle = needle[1:]  # 0712… is stored as 254712…
+    if needle:
+        stmt = stmt.where(Notification.recipient.contains(needle, autoescape=True))
+    if before is not None:
+        stmt = stmt.where(Notification.id < before)
+    rows = list(await session.execute(stmt.order_by(Notification.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    out = [FailedMessage(n, name) for n, name in rows[:limit]]
+    return OutboxPage(out, older=out[-1].row.id if more and out else None)
