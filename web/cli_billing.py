@@ -45,19 +45,15 @@ def commission_set(
     rt = bootstrap()
 
     async def main() -> str:
-        bps = percent_to_bps(percent)
+        percent_to_bps(percent)  # a bad rate is refused before the business is looked up
         async with unit_of_work() as session:
-            from core.audit.service import record
-
             if default:
-                await commissions.set_default_bps(session, bps=bps)
-                await record(session, action="commission.default_set", detail={"bps": bps})
-                return f"platform default commission is now {bps / 100:g}%"
+                default_bps = await commissions.set_default_rate(session, percent=percent, by=None)
+                return f"platform default commission is now {default_bps / 100:g}%"
             t = await _find_tenant(tenant or "")
             row = await tenants.get(session, t.id)
-            row.commission_bps = bps
-            await record(session, action="commission.set", tenant_id=t.id, detail={"bps": bps})
-            return f"{row.name} now pays {bps / 100:g}% commission"
+            own_bps = await commissions.set_tenant_rate(session, tenant=row, percent=percent, by=None)
+            return f"{row.name} now pays {(own_bps or 0) / 100:g}% commission"
 
     try:
         console.print(_run(rt, main()))

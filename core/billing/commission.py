@@ -23,6 +23,7 @@ import uuid
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit.service import record
 from core.billing.models import PlatformSetting
 from core.config import Settings
 from core.errors import BillingHold, InsufficientWalletBalance, InvalidInput
@@ -213,6 +214,35 @@ class CommissionService:
             since=since,
             until=until,
         )
+
+    async def set_tenant_rate(
+        self, session: AsyncSession, *, tenant: Tenant, percent: str | None, by: uuid.UUID | None
+    ) -> int | None:
+        """A business's own rate from a percentage ("1.5"), or back to the platform default when empty.
+        Payments already created keep their rate. Audited; shared by the CLI and the admin panel."""
+        text = (percent or "").strip()
+        bps = percent_to_bps(text) if text else None
+        previous = tenant.commission_bps
+        tenant.commission_bps = bps
+        await session.flush()
+        await record(
+            session,
+            action="commission.set",
+            tenant_id=tenant.id,
+            user_id=by,
+            detail={"bps": bps, "previous_bps": previous},
+        )
+        return bps
+
+    async def set_default_rate(self, session: AsyncSession, *, percent: str, by: uuid.UUID | None) -> int:
+        """The platform default rate from a percentage (audited)."""
+        text = (percent or "").strip()
+        if not text:
+            raise InvalidInput("percent", "Give the rate as a percentage, like 1.5")
+        bps = percent_to_bps(text)
+        await self.set_default_bps(session, bps=bps)
+        await record(session, action="commission.default_set", user_id=by, detail={"bps": bps})
+        return bps
 
 
 commissions = CommissionService()

@@ -1,7 +1,217 @@
-"""(filled in by its page set)"""
+"""Platform admin → Businesses: find a business or hotspot provider, look it over, suspend or reactivate
+it with a reason, set its commission rate and the platform default. The rules are core's
+(core.tenants.admin, core.billing.commission); this module parses forms and renders pages."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.billing.commission import commissions
+from core.errors import InvalidInput
+from core.runtime import runtime, unit_of_work
+from core.tenants.admin import REASON_MAX, REASON_MIN, tenant_admin
+from core.tenants.models import TenantKind, TenantStatus
+from web.panel.security import CurrentViewer, Viewer, admin_only
+from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
+
+# Flash messages by key: the query string names one, it never carries text of its own.
+DONE = {
+    "suspended": "Suspended. Its pushes are refused from every channel; the owner was told by "
+    "Telegram (or SMS) and email.",
+    "reactivated": "Reactivated. The owner was told by Telegram (or SMS) and email.",
+    "commission": "Commission rate saved.",
+    "default": "Platform default commission saved.",
+}
+
+
+def _enum(cls: Any, value: str | None) -> Any:
+    try:
+        return cls(value) if value else None
+    except ValueError:
+        return None
+
+
+async def _list_page(
+    request: Request,
+    viewer: Viewer,
+    *,
+    q: str = "",
+    status: str = "",
+    kind: str = "",
+    page: int = 1,
+    done: str | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    code: int = 200,
+) -> HTMLResponse:
+    rt = runtime()
+    async with unit_of_work(readonly=True) as session:
+        result = await tenant_admin.search(
+            session,
+            q=q,
+            status=_enum(TenantStatus, status),
+            kind=_enum(TenantKind, kind),
+            page=page,
+            settings=rt.settings,
+        )
+    filters = {k: v for k, v in {"q": q.strip(), "status": status, "kind": kind}.items() if v}
+    return render(
+        request,
+        "admin/tenants.html",
+        {
+            "result": result,
+            "q": q,
+            "status": status,
+            "kind": kind,
+            "statuses": list(TenantStatus),
+            "prev_url": f"?{urlencode({**filters, 'page': result.page - 1})}" if result.page > 1 else None,
+            "next_url": f"?{urlencode({**filters, 'page': result.page + 1})}"
+            if result.page < result.pages
+            else None,
+            "done": DONE.get(done or ""),
+            "errors": errors or {},
+            "values": values or {},
+        },
+        viewer=viewer,
+        status=code,
+    )
+
+
+@router.get("/admin/tenants", response_class=HTMLResponse)
+async def tenant_list(
+    request: Request,
+    viewer: CurrentViewer,
+    q: Annotated[str, Query(max_length=120)] = "",
+    status: str = "",
+    kind: str = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    done: str | None = None,
+) -> HTMLResponse:
+    admin_only(viewer)
+    return await _list_page(request, viewer, q=q, status=status, kind=kind, page=page, done=done)
+
+
+@router.post("/admin/commission-default", response_model=None)
+async def commission_default(
+    request: Request, viewer: CurrentViewer, percent: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    admin_only(viewer)
+    try:
+        async with unit_of_work() as session:
+            await commissions.set_default_rate(session, percent=percent, by=viewer.user_id)
+    except InvalidInput as exc:
+        return await _list_page(
+            request, viewer, errors={"default": exc.message}, values={"default": percent}, code=422
+        )
+    return RedirectResponse("/admin/tenants?done=default", status_code=303)
+
+
+async def _detail_page(
+    request: Request,
+    viewer: Viewer,
+    tenant_id: uuid.UUID,
+    *,
+    done: str | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    code: int = 200,
+) -> HTMLResponse:
+    rt = runtime()
+    async with unit_of_work(readonly=True) as session:
+        detail = await tenant_admin.detail(session, tenant_id=tenant_id, box=rt.secrets, settings=rt.settings)
+    return render(
+        request,
+        "admin/tenant.html",
+        {
+            "d": detail,
+            "t": detail.tenant,
+            "done": DONE.get(done or ""),
+            "errors": errors or {},
+            "values": values or {},
+            "reason_min": REASON_MIN,
+            "reason_max": REASON_MAX,
+        },
+        viewer=viewer,
+        status=code,
+    )
+
+
+@router.get("/admin/tenants/{tenant_id}", response_class=HTMLResponse)
+async def tenant_detail(
+    request: Request, tenant_id: uuid.UUID, viewer: CurrentViewer, done: str | None = None
+) -> HTMLResponse:
+    admin_only(viewer)
+    return await _detail_page(request, viewer, tenant_id, done=done)
+
+
+@router.post("/admin/tenants/{tenant_id}/suspend", response_model=None)
+async def suspend(
+    request: Request,
+    tenant_id: uuid.UUID,
+    viewer: CurrentViewer,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    admin_only(viewer)
+    try:
+        async with unit_of_work() as session:
+            await tenant_admin.suspend(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
+    except InvalidInput as exc:
+        return await _detail_page(
+            request, viewer, tenant_id, errors={"suspend": exc.message}, values={"suspend": reason}, code=422
+        )
+    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=suspended", status_code=303)
+
+
+@router.post("/admin/tenants/{tenant_id}/reactivate", response_model=None)
+async def reactivate(
+    request: Request,
+    tenant_id: uuid.UUID,
+    viewer: CurrentViewer,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    admin_only(viewer)
+    try:
+        async with unit_of_work() as session:
+            await tenant_admin.reactivate(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
+    except InvalidInput as exc:
+        return await _detail_page(
+            request,
+            viewer,
+            tenant_id,
+            errors={"reactivate": exc.message},
+            values={"reactivate": reason},
+            code=422,
+        )
+    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=reactivated", status_code=303)
+
+
+@router.post("/admin/tenants/{tenant_id}/commission", response_model=None)
+async def commission(
+    request: Request,
+    tenant_id: uuid.UUID,
+    viewer: CurrentViewer,
+    percent: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    admin_only(viewer)
+    try:
+        async with unit_of_work() as session:
+            await tenant_admin.set_commission(
+                session, tenant_id=tenant_id, percent=percent, by=viewer.user_id
+            )
+    except InvalidInput as exc:
+        return await _detail_page(
+            request,
+            viewer,
+            tenant_id,
+            errors={"commission": exc.message},
+            values={"commission": percent},
+            code=422,
+        )
+    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=commission", status_code=303)
