@@ -1,7 +1,147 @@
-"""(filled in by its page set)"""
+"""Platform admin → Transactions: every payment across tenants (filters, keyset pages) and one payment
+with its callbacks, jobs and ledger transfers. The queries are core.payments.search."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import date
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from core.errors import InvalidInput, NotFound
+from core.payments.models import PaymentSource, PaymentStatus
+from core.payments.search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    PhoneMatch,
+    TransactionPage,
+    TransactionSearch,
+    phone_match,
+    resolve_tenant,
+    transactions,
+)
+from core.runtime import unit_of_work
+from web.panel.security import CurrentViewer, admin_only, safe_next
+from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
+
+LIST = "/admin/transactions"
+FIELDS = ("tenant", "status", "source", "from", "to", "phone")
+
+
+def _day(text: str, field: str, errors: dict[str, str]) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors[field] = "Use a date like 2025-03-31."
+        return None
+
+
+def _limit(text: str) -> int:
+    try:
+        return max(1, min(int(text), MAX_LIMIT))
+    except ValueError:
+        return DEFAULT_LIMIT
+
+
+def _url(params: dict[str, str], cursor: str | None = None) -> str:
+    query = {**params, **({"cursor": cursor} if cursor else {})}
+    return LIST + ("?" + urlencode(query) if query else "")
+
+
+@router.get(LIST, response_class=HTMLResponse)
+async def transaction_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    admin_only(viewer)
+    q = request.query_params
+    form = {name: q.get(name, "").strip() for name in FIELDS}
+    limit = _limit(q.get("limit", ""))
+    cursor = q.get("cursor") or None
+    errors: dict[str, str] = {}
+    status = source = None
+    if form["status"]:
+        try:
+            status = PaymentStatus(form["status"])
+        except ValueError:
+            errors["status"] = "Choose a status from the list."
+    if form["source"]:
+        try:
+            source = PaymentSource(form["source"])
+        except ValueError:
+            errors["source"] = "Choose a source from the list."
+    day_from = _day(form["from"], "from", errors)
+    day_to = _day(form["to"], "to", errors)
+    phone: PhoneMatch | None = None
+    if form["phone"]:
+        try:
+            phone = phone_match(form["phone"])
+        except InvalidInput as exc:
+            errors["phone"] = exc.message
+    page: TransactionPage | None = None
+    tenant_name: str | None = None
+    async with unit_of_work(readonly=True) as session:
+        tenant_id: uuid.UUID | None = None
+        if form["tenant"]:
+            try:
+                tenant = await resolve_tenant(session, form["tenant"])
+                tenant_id, tenant_name = tenant.id, tenant.name
+            except InvalidInput as exc:
+                errors["tenant"] = exc.message
+        search: TransactionSearch | None = None
+        try:
+            search = TransactionSearch.for_days(
+                day_from=day_from,
+                day_to=day_to,
+                tenant_id=tenant_id,
+                status=status,
+                source=source,
+                phone=phone,
+            )
+        except InvalidInput as exc:
+            errors[exc.field] = exc.message
+        if not errors and search is not None:
+            page = await transactions.search(session, search, cursor=cursor, limit=limit)  # 422: cursor
+    base = {k: v for k, v in form.items() if v}
+    if limit != DEFAULT_LIMIT:
+        base["limit"] = str(limit)
+    return render(
+        request,
+        "admin/transactions.html",
+        {
+            "form": form,
+            "errors": errors,
+            "page": page,
+            "statuses": list(PaymentStatus),
+            "sources": list(PaymentSource),
+            "tenant_name": tenant_name,
+            "phone": phone,
+            "filtered": bool(base.keys() - {"limit"}),
+            "first_url": _url(base),
+            "older_url": _url(base, page.older) if page and page.older else None,
+            "newer_url": _url(base, page.newer) if page and page.newer else None,
+            "back_param": urlencode({"back": _url(base, cursor)}),
+            "limit": limit,
+        },
+        viewer=viewer,
+        status=422 if errors else 200,
+    )
+
+
+@router.get(LIST + "/{payment_id}", response_class=HTMLResponse)
+async def payment_detail(request: Request, payment_id: str, viewer: CurrentViewer) -> HTMLResponse:
+    admin_only(viewer)
+    try:
+        pid = uuid.UUID(payment_id)
+    except ValueError:
+        raise NotFound("No such payment.") from None
+    async with unit_of_work(readonly=True) as session:
+        detail = await transactions.detail(session, pid)
+    back = safe_next(request.query_params.get("back"), LIST)
+    if not back.startswith(LIST):
+        back = LIST
+    context = {"d": detail, "p": detail.payment, "back": back}
+    return render(request, "admin/payment.html", context, viewer=viewer)
