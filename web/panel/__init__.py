@@ -15,6 +15,8 @@ from web.panel import (
     admin_payments,
     admin_tenants,
     app_business,
+    app_customers,
+    app_money,
     app_settings,
     app_wifi,
     auth_routes,
@@ -39,6 +41,8 @@ def install_panel(app: FastAPI) -> None:
         app_business,
         app_settings,
         app_wifi,
+        app_money,
+        app_customers,
     ):
         router.include_router(module.router)
     app.include_router(router)

@@ -1,17 +1,115 @@
-"""The business view: dashboard (more pages to come in this module)."""
+"""The business dashboard (/app): the same figures as GET /api/dashboard and the bot's 🏠 Home, a
+30-day chart drawn as server-side SVG, and a notice when the business cannot collect normally.
+
+A cashier sees only their own activity: the pushes they started, never the wallet or customer book.
+Transactions, wallet and invoices are in app_money; the customer book in app_customers."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from core.auth.models import Role
+from core.billing.commission import commissions
+from core.billing.wallet import wallets
+from core.customers.service import customers
+from core.payments.reports import DayTotal, reports
+from core.payments.service import TransactionFilter, payments
+from core.runtime import runtime, unit_of_work
+from core.tenants.models import Tenant, TenantStatus
+from core.tenants.service import tenants
 from web.panel.security import CurrentViewer, business
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
 
+CHART_DAYS = 30
+CHART_HEIGHT = 100  # SVG units for the tallest bar
+BAR = 8
+GAP = 2
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: int
+    y: int
+    height: int
+    day: DayTotal
+
+
+def chart_bars(days: list[DayTotal]) -> list[Bar]:
+    """Bar geometry for the inline SVG (attributes only: the CSP allows no inline styles)."""
+    top = max((d.paid_kes for d in days), default=0)
+    bars = []
+    for i, d in enumerate(days):
+        h = round(CHART_HEIGHT * d.paid_kes / top) if top else 0
+        if d.paid_kes and h < 1:
+            h = 1
+        bars.append(Bar(x=i * (BAR + GAP), y=CHART_HEIGHT - h, height=h, day=d))
+    return bars
+
+
+def notices(tenant: Tenant, *, can_manage: bool) -> list[dict[str, str]]:
+    """Why this business cannot collect normally, and what to do about it."""
+    found = []
+    if tenant.status is TenantStatus.suspended:
+        reason = f": {tenant.status_reason}" if tenant.status_reason else "."
+        found.append(
+            {
+                "title": "This business is suspended",
+                "text": f"Payments cannot be requested from any channel{reason} "
+                "Contact lipapush support to have it reactivated.",
+            }
+        )
+    elif tenant.status is TenantStatus.onboarding:
+        found.append(
+            {
+                "title": "Setup is not finished",
+                "text": "Your M-Pesa Till or Paybill is not verified yet, so customers cannot be asked to "
+                "pay. Open Settings to add it and approve the KES 1 test payment sent to the owner's phone.",
+                "href": "/app/settings",
+                "link": "Open Settings",
+            }
+        )
+    if tenant.billing_hold:
+        notice = {
+            "title": "Billing hold",
+            "text": f"{tenant.billing_hold} Top up the wallet or pay the open invoice to lift it.",
+        }
+        if can_manage:
+            notice.update(href="/app/wallet", link="Open the wallet")
+        found.append(notice)
+    return found
+
 
 @router.get("/app", response_class=HTMLResponse)
 async def app_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    business(viewer)
-    return render(request, "app/home.html", {}, viewer=viewer)
+    tenant_id = business(viewer)
+    manages = viewer.business_role in (Role.owner, Role.manager)
+    own = None if manages else viewer.user_id
+    async with unit_of_work(readonly=True) as session:
+        tenant = await tenants.get(session, tenant_id)
+        ctx: dict[str, object] = {"manages": manages, "status": tenant.status}
+        if manages:
+            ctx["summary"] = await payments.summary(session, tenant_id=tenant_id)
+            ctx["commission_cents"] = await commissions.commission_for(session, tenant_id=tenant_id)
+            ctx["wallet"] = await wallets.view(session, tenant=tenant, settings=runtime().settings)
+            ctx["recent_customers"] = await customers.recent(session, tenant_id=tenant_id, limit=5)
+        else:
+            assert own is not None
+            ctx["summary"] = await reports.summary_of(session, tenant_id=tenant_id, initiated_by=own)
+            recent = await payments.list_page(
+                session, tenant_id=tenant_id, filters=TransactionFilter(initiated_by=own), limit=5
+            )
+            ctx["recent_payments"] = recent.items
+        days = await reports.daily_totals(session, tenant_id=tenant_id, days=CHART_DAYS, initiated_by=own)
+        ctx["notices"] = notices(tenant, can_manage=manages)
+    ctx["days"] = days
+    ctx["bars"] = chart_bars(days)
+    ctx["chart_width"] = CHART_DAYS * (BAR + GAP) - GAP
+    ctx["chart_height"] = CHART_HEIGHT
+    ctx["bar_width"] = BAR
+    ctx["chart_total"] = sum(d.paid_kes for d in days)
+    return render(request, "app/home.html", ctx, viewer=viewer)

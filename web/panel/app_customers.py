@@ -1,0 +1,133 @@
+"""The customer book (/app/customers): search, sort, a filter and pages through CustomerService.search,
+and Export to Excel: the same file, filters and audit row as GET /api/customers/export-excel.
+
+Owner and manager only, as in the API and the bot."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import ValidationError
+
+from core.auth.models import Role
+from core.customers.schemas import CustomerQuery, CustomerSort
+from core.customers.service import customers
+from core.exports.books import customer_book
+from core.runtime import runtime, unit_of_work
+from core.tenants.service import tenants
+from web.exports import audited_xlsx
+from web.panel.security import CurrentViewer, business
+from web.panel.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 25
+SORTS = {
+    CustomerSort.last_seen_at.value: "Last transaction",
+    CustomerSort.name.value: "Name",
+    CustomerSort.paid_total.value: "Total paid",
+    CustomerSort.paid_count.value: "Paid count",
+}
+PAID = {"": "Everyone", "yes": "Paid at least once", "no": "Never paid"}
+FIELDS = ("q", "sort", "order", "paid")
+
+
+def _form(request: Request) -> dict[str, str]:
+    qp = request.query_params
+    return {
+        "q": qp.get("q", "").strip(),
+        "sort": qp.get("sort", CustomerSort.last_seen_at.value),
+        "order": qp.get("order", "desc"),
+        "paid": qp.get("paid", ""),
+    }
+
+
+def customer_query(form: dict[str, str], page: int) -> tuple[CustomerQuery | None, dict[str, str]]:
+    """The form as a CustomerQuery, or the message for each field that is wrong."""
+    errors: dict[str, str] = {}
+    if form["sort"] not in SORTS:
+        errors["sort"] = "Choose how to sort from the list."
+    if form["order"] not in ("asc", "desc"):
+        errors["order"] = "Choose an order from the list."
+    if form["paid"] not in PAID:
+        errors["paid"] = "Choose a filter from the list."
+    if len(form["q"]) > 100:
+        errors["q"] = "Search for at most 100 characters."
+    if errors:
+        return None, errors
+    try:
+        query = CustomerQuery(
+            q=form["q"] or None,
+            sort=CustomerSort(form["sort"]),
+            desc=form["order"] == "desc",
+            has_paid={"yes": True, "no": False}.get(form["paid"]),
+            page=page,
+            per_page=PER_PAGE,
+        )
+    except ValidationError:
+        return None, {"page": "That page does not exist."}
+    return query, {}
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 100_000 else 0
+
+
+@router.get("/app/customers", response_class=HTMLResponse)
+async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    tenant_id = business(viewer, Role.owner, Role.manager)
+    form = _form(request)
+    page = _page_number(request)
+    query, errors = customer_query(form, page or 1)
+    if not page:
+        errors["page"] = "That page does not exist."
+    kept = {k: v for k, v in form.items() if v and k in FIELDS}
+    ctx: dict[str, Any] = {
+        "form": form,
+        "errors": errors,
+        "sorts": SORTS,
+        "paid_filters": PAID,
+        "items": [],
+        "total": 0,
+        "export_url": "/app/customers/export.xlsx" + ("?" + urlencode(kept) if kept else ""),
+    }
+    if errors or query is None:
+        return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
+    async with unit_of_work(readonly=True) as session:
+        result = await customers.search(session, tenant_id=tenant_id, query=query)
+    ctx["items"], ctx["total"] = result.items, result.total
+    pages = max(1, -(-result.total // PER_PAGE))
+    ctx["page"], ctx["pages"] = query.page, pages
+    if query.page > 1:
+        ctx["prev_url"] = "/app/customers?" + urlencode({**kept, "page": query.page - 1})
+    if query.page < pages:
+        ctx["next_url"] = "/app/customers?" + urlencode({**kept, "page": query.page + 1})
+    return render(request, "app/customers.html", ctx, viewer=viewer)
+
+
+@router.get("/app/customers/export.xlsx", response_class=StreamingResponse, response_model=None)
+async def customer_export(request: Request, viewer: CurrentViewer) -> StreamingResponse | HTMLResponse:
+    """The customer book as .xlsx with the page's filters (all pages), audited as export.customers."""
+    tenant_id = business(viewer, Role.owner, Role.manager)
+    form = _form(request)
+    query, errors = customer_query(form, 1)
+    if errors or query is None:
+        ctx = {"form": form, "errors": errors, "sorts": SORTS, "paid_filters": PAID, "items": [], "total": 0}
+        return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
+    async with unit_of_work(readonly=True) as session:
+        tenant = await tenants.get(session, tenant_id)
+        path, count = await customer_book(
+            session, tenant_id=tenant_id, query=query, directory=runtime().settings.EXPORT_DIR
+        )
+    return await audited_xlsx(
+        path,
+        rows=count,
+        name=f"customers-{tenant.slug}",
+        action="export.customers",
+        tenant_id=tenant_id,
+        user_id=viewer.user_id,
+    )
