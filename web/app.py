@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+import core.exports.global_exports
 import core.exports.jobs
 import core.notify.jobs
 import core.payments.jobs
