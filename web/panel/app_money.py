@@ -208,7 +208,7 @@ async def _wallet_page(
         "app/wallet.html",
         {
             "w": w,
-            "low": w.balance_cents - w.reserved_cents < w.low_balance_threshold_cents,
+            "low": w.balance_cents < w.low_balance_threshold_cents,  # the alert's own rule
             "postings": postings.items,
             "labels": POSTING_LABELS,
             "last_topup": last.items[0] if last.items else None,
