@@ -1,7 +1,102 @@
-"""(filled in by its page set)"""
+"""Platform admin: Commissions (/admin/commissions). One period (a preset or Nairobi dates, both
+included) and what the platform earned in it: commission per business from the ledger, invoices and
+their state, what business wallets hold and who is running low, and subscription revenue. Read-only;
+a period that cannot be understood is shown next to its field and the page lists nothing."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date, datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from core.billing import reports
+from core.db import utcnow
+from core.errors import InvalidInput
+from core.runtime import runtime, unit_of_work
+from web.panel.security import CurrentViewer, admin_only
+from web.panel.templating import EAT, render
 
 router = APIRouter(include_in_schema=False)
+
+Text = Annotated[str, Query(max_length=40)]
+SORTS = {
+    "total": ("Highest total first", lambda r: (-r.total_cents, r.name)),
+    "total_asc": ("Lowest total first", lambda r: (r.total_cents, r.name)),
+    "name": ("Name", lambda r: (r.name.lower(), -r.total_cents)),
+}
+
+
+def _day(raw: str, field: str, errors: dict[str, str]) -> date | None:
+    text = raw.strip()
+    if not text:
+        errors[field] = "Give a date like 2025-03-31."
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors[field] = "Give a date like 2025-03-31."
+        return None
+
+
+def _period(preset: str, raw_from: str, raw_to: str, today: date, errors: dict[str, str]) -> reports.Period:
+    """Dates given (the custom form) win over a preset; neither: this month."""
+    if raw_from or raw_to or preset == "custom":
+        first, last = _day(raw_from, "from", errors), _day(raw_to, "to", errors)
+        if first is not None and last is not None:
+            try:
+                return reports.custom_period(first, last)
+            except InvalidInput as exc:
+                errors[exc.field] = exc.message
+        return reports.Period(first or today, last or today)
+    try:
+        return reports.preset_period(preset or "this_month", today=today)
+    except InvalidInput as exc:
+        errors[exc.field] = exc.message
+        return reports.preset_period("this_month", today=today)
+
+
+@router.get("/admin/commissions", response_class=HTMLResponse)
+async def commissions_page(
+    request: Request,
+    viewer: CurrentViewer,
+    period: Text = "",
+    from_: Annotated[str, Query(alias="from", max_length=40)] = "",
+    to: Text = "",
+    sort: Text = "",
+) -> HTMLResponse:
+    admin_only(viewer)
+    now: datetime = utcnow()
+    errors: dict[str, str] = {}
+    chosen = _period(period, from_, to, now.astimezone(EAT).date(), errors)
+    sort = sort if sort in SORTS else "total"
+    # how the sort links keep the period
+    keep = (
+        {"period": chosen.preset}
+        if chosen.preset != "custom"
+        else {"from": chosen.first.isoformat(), "to": chosen.last.isoformat()}
+    )
+    ctx: dict[str, object] = {
+        "errors": errors,
+        "period": chosen,
+        "form": {"from": from_ or chosen.first.isoformat(), "to": to or chosen.last.isoformat()},
+        "presets": reports.PRESETS,
+        "sort": sort,
+        "sorts": {k: v[0] for k, v in SORTS.items()},
+        "sort_links": {k: "?" + urlencode({**keep, "sort": k}) for k in SORTS},
+        "now": now,
+    }
+    if not errors:
+        settings = runtime().settings
+        async with unit_of_work(readonly=True) as session:
+            earned = await reports.commission_report(session, period=chosen, settings=settings)
+            ctx.update(
+                earned=earned,
+                rows=sorted(earned.rows, key=SORTS[sort][1]),
+                invoices=await reports.invoice_summary(session, now=now),
+                wallets=await reports.wallet_summary(session, settings=settings),
+                subs=await reports.subscription_report(session, period=chosen, now=now),
+            )
+    return render(request, "admin/commissions.html", ctx, viewer=viewer, status=422 if errors else 200)
