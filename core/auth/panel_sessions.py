@@ -138,3 +138,19 @@ def impersonating(row: PanelSession) -> bool:
 
 def end_impersonation(row: PanelSession) -> None:
     row.as_tenant_id, row.as_since, row.as_write, row.as_reason = None, None, False, None
+
+
+async def end_others(session: AsyncSession, *, user: User, keep: str) -> int:
+    """Log out everywhere else: every other panel session and every API login token of this user end;
+    the session behind `keep` (this browser's cookie) stays signed in. Returns how many ended."""
+    user.token_version += 1
+    kept = _digest(keep)
+    ended = await session.execute(
+        delete(PanelSession)
+        .where(PanelSession.user_id == user.id, PanelSession.token_hash != kept)
+        .execution_options(synchronize_session=False)
+    )
+    row = await session.get(PanelSession, kept)
+    if row is not None and row.user_id == user.id:
+        row.token_version = user.token_version
+    return int(getattr(ended, "rowcount", 0) or 0)

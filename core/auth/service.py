@@ -8,6 +8,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit.models import AuditLog
 from core.audit.service import record
 from core.auth.models import ApiKey, ApiKeyMode, Role, User
 from core.auth.passwords import DUMMY_HASH, hash_password, validate_password, verify_password
@@ -183,6 +184,58 @@ class AuthService:
         return Principal(
             user_id=row.created_by_id, tenant_id=row.tenant_id, role=Role.owner, api_key_id=row.id
         )
+
+    # -- the signed-in user's own account and the tenant's staff (web panel settings) ---------------
+    async def set_two_factor(
+        self, session: AsyncSession, *, user: User, enabled: bool, password: str | None = None
+    ) -> None:
+        """Turn emailed sign-in codes on or off for a business user. Turning them on sends nothing (the
+        next sign-in asks for a code); turning them off needs the current password. Platform admins
+        always sign in with a code, so theirs cannot be changed."""
+        if user.role is Role.platform_admin:
+            raise InvalidInput("two_factor", "Platform administrators always sign in with an emailed code.")
+        if not enabled:
+            ok, _ = verify_password(password or "", user.password_hash)
+            if not ok:
+                raise AuthenticationFailed("The current password is wrong.")
+        if user.two_factor_enabled == enabled:
+            return
+        user.two_factor_enabled = enabled
+        await record(
+            session,
+            action="auth.2fa_enabled" if enabled else "auth.2fa_disabled",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+        )
+
+    async def list_staff(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> list[StaffMember]:
+        """Everyone who signs in for this tenant, owner first, then managers and cashiers. Staff who
+        joined from an invite have a placeholder email; their Telegram name is in the audit log."""
+        users = list(
+            await session.scalars(select(User).where(User.tenant_id == tenant_id).order_by(User.created_at))
+        )
+        joined = await session.execute(
+            select(AuditLog.user_id, AuditLog.detail).where(
+                AuditLog.tenant_id == tenant_id, AuditLog.action == "staff.joined"
+            )
+        )
+        names = {uid: str(d.get("name") or "") for uid, d in joined if isinstance(d, dict)}
+        order = {Role.owner: 0, Role.manager: 1, Role.cashier: 2}
+        return [
+            StaffMember(
+                user=u,
+                name=names.get(u.id) or None,
+                email=None if u.email.endswith(".invalid") else u.email,
+            )
+            for u in sorted(users, key=lambda u: order.get(u.role, 3))
+        ]
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    user: User
+    name: str | None  # the Telegram name given when they joined from an invite
+    email: str | None  # None for a Telegram-only account (placeholder address)
 
 
 auth = AuthService()
