@@ -14,6 +14,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +60,8 @@ class Payment(Base):
         # The admin's all-tenant transaction list pages newest first, optionally by status.
         Index("ix_payments_created", "created_at", "id"),
         Index("ix_payments_status_created", "status", "created_at", "id"),
+        # The admin's "last digits" phone search is a range on reverse(phone); SQLite has no reverse().
+        Index("ix_payments_phone_reversed", func.reverse(text("phone"))).ddl_if(dialect="postgresql"),
         # The database refuses what the service would never write: a second line of defence.
         CheckConstraint("amount >= 1", name="amount_positive"),
     )

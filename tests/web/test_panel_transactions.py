@@ -113,6 +113,10 @@ class TestFilters:
             b, eat(nxt, 0), status=PaymentStatus.cancelled, source=PaymentSource.portal, phone="254110000678"
         )
         b3 = await add_payment(b, eat(d, 0) - timedelta(seconds=1), phone="254712345678")
+        # Two days later, outside every window below but the last-digits one.
+        b4 = await add_payment(
+            b, eat(nxt + timedelta(days=1), 13), status=PaymentStatus.failed, phone="254712340999"
+        )
         prev = d - timedelta(days=1)
         async with admin(server) as client:
 
@@ -139,6 +143,11 @@ class TestFilters:
             assert await ids(**wide, phone="2547129") == [b1]
             assert await ids(**wide, phone="678") == [b2, b1, a1, b3]  # last digits
             assert await ids(**wide, phone="0678") == []  # "0…" is a start, not an ending
+            assert await ids(**wide, phone="111") == [a2]
+            # An ending of nines has no "next" prefix to bound the reversed range: still exact.
+            later = {"from": prev.isoformat(), "to": (nxt + timedelta(days=1)).isoformat()}
+            assert await ids(**later, phone="999") == [b4]
+            assert await ids(**later, phone="40999") == [b4]
             assert await ids(**wide, phone="678", tenant=a.slug) == [a1]
             assert await ids(**wide, phone="0110000678", status="cancelled") == [b2]
 
