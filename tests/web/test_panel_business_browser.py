@@ -89,7 +89,7 @@ async def test_owner_dashboard_customers_export_and_wallet(
     await page.get_by_role("button", name="Save alert level").click()
     await page.wait_for_url(f"{server.url}/app/wallet?done=threshold")
     await expect(page.locator("#done")).to_have_text("Low-balance alert level saved.")
-    await expect(page.locator("#w-threshold")).to_have_text("KES 2,500.00")
+    await expect(page.locator("#w-threshold")).to_have_text("KES 2,500")
     await expect(page.get_by_label("Alert me when the wallet is below (KES)")).to_have_value("2500")
     await expect(page.locator("#low-balance")).to_be_visible()  # KES 500 is below the new level
     assert await page.evaluate("document.documentElement.scrollWidth") <= 360

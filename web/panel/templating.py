@@ -24,6 +24,13 @@ def _eat(at: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     return at.astimezone(EAT).strftime(fmt) if at else "–"
 
 
+def _cents(cents: int | None) -> str:
+    """KES 1,250 for whole shillings, KES 2.75 otherwise: how money reads on the panel."""
+    if cents is None:
+        return "–"
+    return format_cents(cents).removesuffix(".00")
+
+
 def _phone(msisdn: str | None) -> str:
     # 254712345678 -> 0712 345 678: how Kenyans write numbers
     if not msisdn or len(msisdn) != 12:
@@ -38,7 +45,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(kes=format_kes, cents=format_cents, eat=_eat, phone=_phone)
+env.filters.update(kes=format_kes, cents=_cents, eat=_eat, phone=_phone)
 
 
 def render(
