@@ -1,6 +1,7 @@
-"""Business view → Settings over HTTP: the M-Pesa channel (masked secrets, re-verification, errors by
-the field), API keys shown once, staff invites, the user's own 2FA, password and sessions; roles,
-CSRF, other tenants' ids and a read-only impersonating admin."""
+"""Business view → Settings over HTTP, and one walk through it in Chromium at 360 px: the M-Pesa
+channel (masked secrets, re-verification, errors by the field), API keys shown once, staff invites,
+the user's own 2FA, password and sessions; roles, CSRF, other tenants' ids and a read-only
+impersonating admin."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from playwright.async_api import Browser, Dialog, expect
 from sqlalchemy import select
 
 from core.audit.models import AuditLog
@@ -21,6 +23,7 @@ from core.runtime import unit_of_work
 from core.tenants.models import Environment, MpesaChannel, Tenant
 from sim.daraja import SANDBOX_PASSKEY
 from tests.conftest import LiveServer
+from tests.support.browser import browser, browser_sign_in, shot  # noqa: F401  - the fixture
 from tests.support.factories import make_tenant, make_user
 from tests.support.panel import (
     admin_client,
@@ -186,6 +189,20 @@ class TestChannel:
             assert text_of(page.text, "verification-state") == "not verified"
             assert "not-the-passkey" not in page.text
         assert (await channel_of(tenant)).verified_at is None
+
+    async def test_a_business_without_a_channel_adds_one(self, server: LiveServer) -> None:
+        tenant, owner = await make_tenant(name="New Duka", with_channel=False)
+        async with signed_in(server, owner) as panel:
+            overview = await panel.get("/app/settings")
+            assert text_of(overview.text, "ov-channel-state") == "No M-Pesa channel yet."
+            page = await panel.get("/app/settings/channel")
+            assert page.status_code == 200 and 'id="no-channel"' in page.text
+            assert (await panel.get("/app/settings/channel/verification")).status_code == 404
+            r = await form_post(
+                panel, "/app/settings/channel", "/app/settings/channel", {"environment": "simulator"}
+            )
+            assert (r.status_code, r.headers["location"]) == (303, "/app/settings/channel?done=sent")
+        assert (await channel_of(tenant)).verification_payment_id is not None
 
     async def test_invalid_input_is_shown_by_the_field_and_changes_nothing(self, server: LiveServer) -> None:
         tenant, owner = await make_tenant(name="Typo Duka")
@@ -603,3 +620,75 @@ class TestRefusals:
         assert created_rows[-1].detail["name"] == "from support" and created_rows[-1].user_id != owner.id
         requests = [a.target for a in await audit_rows(tenant.id, "impersonation.request")]
         assert "POST /app/settings/keys" in requests and "GET /app/settings/channel" in requests
+
+
+class TestInChromium:
+    async def test_owner_changes_the_short_code_and_creates_a_key(
+        self,
+        server: LiveServer,
+        browser: Browser,  # noqa: F811
+    ) -> None:
+        tenant, owner = await make_tenant(name="Chromium Settings Duka")
+        page = await browser.new_page(viewport={"width": 360, "height": 740})
+        questions: list[str] = []
+
+        async def accept(dialog: Dialog) -> None:
+            questions.append(dialog.message)
+            await dialog.accept()
+
+        page.on("dialog", accept)
+        await browser_sign_in(page, server.url, owner.email, "secret-pass-1")
+
+        await page.get_by_role("link", name="Settings", exact=True).click()
+        await page.wait_for_url(f"{server.url}/app/settings")
+        assert await page.locator("h1").inner_text() == "Settings"
+        await shot(page, "app-settings")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+
+        # the channel: a new short code, saved; the KES 1 prompt's state updates itself (data-poll)
+        await (
+            page.get_by_role("navigation", name="Settings sections")
+            .get_by_role("link", name="M-Pesa channel")
+            .click()
+        )
+        await page.wait_for_url(f"{server.url}/app/settings/channel")
+        await page.get_by_label("Short code").fill("600777")
+        await page.get_by_role("button", name="Save and send the test prompt").click()
+        await page.wait_for_url(f"{server.url}/app/settings/channel?done=sent")
+        assert "Verification prompt sent to 0712 345 678" in await page.locator("#saved").inner_text()
+        assert await page.locator("#ch-short-code").inner_text() == "600777"
+        await expect(page.locator("#verification-state")).to_have_text("verified", timeout=20_000)
+        await shot(page, "app-settings-channel")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+        channel = await channel_of(tenant)
+        assert channel.business_short_code == "600777" and channel.verified_at is not None
+
+        # an API key: shown once, then only its prefix
+        await (
+            page.get_by_role("navigation", name="Settings sections")
+            .get_by_role("link", name="API keys")
+            .click()
+        )
+        await page.wait_for_url(f"{server.url}/app/settings/keys")
+        await page.get_by_label("Key name").fill("till website")
+        await page.get_by_role("button", name="Create key").click()
+        await page.wait_for_load_state()
+        key = (await page.locator("#new-key").inner_text()).strip()
+        assert await page.get_by_text("Copy this key now.").is_visible()
+        await shot(page, "app-settings-key-created")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+        async with httpx.AsyncClient(base_url=server.url) as api:
+            assert (await api.get("/api/settings", headers=bearer(key))).status_code == 200
+
+        await page.get_by_role("link", name="Done: back to the list").click()
+        await page.wait_for_url(f"{server.url}/app/settings/keys")
+        assert await page.locator("#new-key").count() == 0
+        assert key not in await page.content()
+        await page.get_by_role("button", name="Revoke till website").click()
+        await page.wait_for_url(f"{server.url}/app/settings/keys?done=revoked")
+        assert questions == ["Revoke the key “till website”? Systems using it stop working at once."]
+        assert "revoked" in await page.locator("#keys tbody tr").first.inner_text()
+        await shot(page, "app-settings-keys")
+        async with httpx.AsyncClient(base_url=server.url) as api:
+            assert (await api.get("/api/settings", headers=bearer(key))).status_code == 401
+        await page.close()
