@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -27,7 +27,9 @@ def bound_socket() -> tuple[socket.socket, int]:
 
 
 @contextlib.asynccontextmanager
-async def serving_on(app: Any, sock: socket.socket, *, lifespan: str = "on") -> AsyncIterator[str]:
+async def serving_on(
+    app: Any, sock: socket.socket, *, lifespan: Literal["auto", "on", "off"] = "on"
+) -> AsyncIterator[str]:
     server = _Server(uvicorn.Config(app, lifespan=lifespan, log_level="warning", timeout_graceful_shutdown=1))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -43,7 +45,7 @@ async def serving_on(app: Any, sock: socket.socket, *, lifespan: str = "on") -> 
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
+async def serving(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> AsyncIterator[str]:
     sock, _ = bound_socket()
     async with serving_on(app, sock, lifespan=lifespan) as url:
         yield url

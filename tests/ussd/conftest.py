@@ -9,6 +9,7 @@ import pytest
 
 from core.auth.models import Role, User
 from core.auth.pins import new_pin_hash, register_ussd
+from core.phones import Msisdn
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant
 from sim.africastalking import UssdGateway
@@ -47,7 +48,9 @@ async def make_merchant(
     async with unit_of_work() as session:
         row = await session.get(User, user.id)
         assert row is not None
-        await register_ussd(session, user=row, phone="254" + phone[1:], pin_hash=await new_pin_hash(pin))
+        await register_ussd(
+            session, user=row, phone=Msisdn("254" + phone[1:]), pin_hash=await new_pin_hash(pin)
+        )
     return Merchant(tenant=tenant, user=user, phone=phone)
 
 

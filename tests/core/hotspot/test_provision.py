@@ -181,7 +181,7 @@ def test_a_router_that_answers_is_written_only_when_something_changes() -> None:
                 "retry_after": None,
                 "last_error": None,
                 "last_seen_at": now,
-                **change,
+                **change,  # type: ignore[dict-item]
             }
         )
         assert routers.worth_recording(r) is True, change
