@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "164007082fc5"
 down_revision: str | None = "d11dc7870d57"
 branch_labels: str | Sequence[str] | None = None
