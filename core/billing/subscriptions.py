@@ -290,3 +290,21 @@ async def send_reminders() -> None:
                 else f"lipapush: your WiFi subscription ends on {day}. Renew before then to keep selling."
             )
             await notify.to_owner(session, tenant=tenant, kind="subscription.reminder", body=body)
+
+
+async def order_of(session: AsyncSession, *, tenant_id: uuid.UUID, order_id: uuid.UUID) -> SubscriptionOrder:
+    """One of a provider's subscription orders (another provider's is not found)."""
+    order = await session.get(SubscriptionOrder, order_id)
+    if order is None or order.tenant_id != tenant_id:
+        raise NotFound("No such subscription order.")
+    return order
+
+
+async def last_order(session: AsyncSession, *, tenant_id: uuid.UUID) -> SubscriptionOrder | None:
+    """A provider's newest subscription order, as GET /api/providers/{id}/subscription-status shows it."""
+    return await session.scalar(
+        select(SubscriptionOrder)
+        .where(SubscriptionOrder.tenant_id == tenant_id)
+        .order_by(SubscriptionOrder.created_at.desc())
+        .limit(1)
+    )

@@ -56,5 +56,13 @@ class PlanService:
             stmt = stmt.where(Plan.active.is_(True))
         return list(await session.scalars(stmt.order_by(Plan.sort_order, Plan.price, Plan.name)))
 
+    async def delete(self, session: AsyncSession, *, tenant_id: uuid.UUID, plan_id: uuid.UUID) -> Plan:
+        """Remove a plan. Vouchers and orders keep the terms they were sold with (their plan link is
+        cleared by the foreign key); to stop selling a plan for a while, save it with active=False."""
+        plan = await self.get(session, tenant_id=tenant_id, plan_id=plan_id)
+        await session.delete(plan)
+        await session.flush()
+        return plan
+
 
 plans = PlanService()

@@ -267,20 +267,24 @@ class DailySales:
     kes: int
 
 
-async def daily_sales(session: AsyncSession, *, first: date, last: date) -> list[DailySales]:
+async def daily_sales(
+    session: AsyncSession, *, first: date, last: date, tenant_id: uuid.UUID | None = None
+) -> list[DailySales]:
     """Voucher sales per provider per East African day, first..last inclusive (days with none left out).
-    Grouped in Python: the day boundary is Nairobi's, which neither backend's date functions share."""
-    rows = (
-        await session.execute(
-            select(Voucher.tenant_id, Tenant.name, Voucher.issued_at, Voucher.price)
-            .join(Tenant, Tenant.id == Voucher.tenant_id)
-            .where(
-                Voucher.payment_id.is_not(None),
-                Voucher.issued_at >= day_start(first),
-                Voucher.issued_at < day_start(last + timedelta(days=1)),
-            )
+    Grouped in Python: the day boundary is Nairobi's, which neither backend's date functions share.
+    `tenant_id`: one provider's days only."""
+    q = (
+        select(Voucher.tenant_id, Tenant.name, Voucher.issued_at, Voucher.price)
+        .join(Tenant, Tenant.id == Voucher.tenant_id)
+        .where(
+            Voucher.payment_id.is_not(None),
+            Voucher.issued_at >= day_start(first),
+            Voucher.issued_at < day_start(last + timedelta(days=1)),
         )
-    ).all()
+    )
+    if tenant_id is not None:
+        q = q.where(Voucher.tenant_id == tenant_id)
+    rows = (await session.execute(q)).all()
     totals: dict[tuple[uuid.UUID, str, date], list[int]] = {}
     for tid, name, at, price in rows:
         slot = totals.setdefault((tid, name, at.astimezone(EAT).date()), [0, 0])
@@ -290,3 +294,57 @@ async def daily_sales(session: AsyncSession, *, first: date, last: date) -> list
         DailySales(tid, name, day, n, kes)
         for (tid, name, day), (n, kes) in sorted(totals.items(), key=lambda kv: (kv[0][2], kv[0][1]))
     ]
+
+
+# -- one provider over a period (the business view's WiFi sales page) -----------------------------
+
+
+@dataclass(frozen=True)
+class ProviderPeriod:
+    first: date
+    last: date
+    sales: Sales
+    by_plan: list[PlanSales]
+    cards: int
+    days: list[DailySales]
+
+
+async def provider_period(
+    session: AsyncSession, *, tenant_id: uuid.UUID, first: date, last: date
+) -> ProviderPeriod:
+    """A provider's sales from `first` to `last` (East African days, inclusive): the same figures as
+    `provider_day` for each day, and `daily_sales` per day."""
+    since, until = day_start(first), day_start(last + timedelta(days=1))
+    sold = (await _sales(session, since=since, until=until, tenant_id=tenant_id)).get(tenant_id, Sales(0, 0))
+    by_plan = [
+        PlanSales(name, int(n), int(kes))
+        for name, n, kes in (
+            await session.execute(
+                select(Voucher.plan_name, func.count(), func.coalesce(func.sum(Voucher.price), 0))
+                .where(
+                    Voucher.tenant_id == tenant_id,
+                    Voucher.payment_id.is_not(None),
+                    Voucher.issued_at >= since,
+                    Voucher.issued_at < until,
+                )
+                .group_by(Voucher.plan_name)
+                .order_by(func.count().desc(), Voucher.plan_name)
+            )
+        ).all()
+    ]
+    cards = await session.scalar(
+        select(func.count()).where(
+            Voucher.tenant_id == tenant_id,
+            Voucher.batch_id.is_not(None),
+            Voucher.issued_at >= since,
+            Voucher.issued_at < until,
+        )
+    )
+    return ProviderPeriod(
+        first=first,
+        last=last,
+        sales=sold,
+        by_plan=by_plan,
+        cards=int(cards or 0),
+        days=await daily_sales(session, first=first, last=last, tenant_id=tenant_id),
+    )

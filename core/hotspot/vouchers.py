@@ -3,10 +3,13 @@ the job exists exactly when the voucher does (see core.hotspot.provision)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -175,9 +178,94 @@ class VoucherService:
         await enqueue(session, provision_voucher, voucher_id=str(voucher.id), resend=True)
         return voucher
 
+    async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, voucher_id: uuid.UUID) -> Voucher:
+        voucher = await session.get(Voucher, voucher_id)
+        if voucher is None or voucher.tenant_id != tenant_id:
+            raise NotFound("No such voucher.")
+        return voucher
+
+    async def list_page(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        status: VoucherStatus | None = None,
+        plan_id: uuid.UUID | None = None,
+        code: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Voucher], str | None]:
+        """Newest first, keyset-paginated on (issued_at, id); `code` matches any part of a code.
+        Returns the page and the cursor of the next one (None on the last page)."""
+        conds = [Voucher.tenant_id == tenant_id]
+        if status is not None:
+            conds.append(Voucher.status == status)
+        if plan_id is not None:
+            conds.append(Voucher.plan_id == plan_id)
+        if code:
+            # Codes are letters and digits only: anything else cannot match (and LIKE needs no escaping).
+            wanted = "".join(ch for ch in normalize_code(code) if ch.isascii() and ch.isalnum())
+            conds.append(Voucher.code.contains(wanted) if wanted else Voucher.id.is_(None))
+        if cursor:
+            at, vid = _decode_cursor(cursor)
+            conds.append(or_(Voucher.issued_at < at, and_(Voucher.issued_at == at, Voucher.id < vid)))
+        rows = list(
+            await session.scalars(
+                select(Voucher)
+                .where(*conds)
+                .order_by(Voucher.issued_at.desc(), Voucher.id.desc())
+                .limit(limit + 1)
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, _encode_cursor(rows[-1]) if more and rows else None
+
+    async def resend_sms(self, session: AsyncSession, *, tenant_id: uuid.UUID, code: str) -> Voucher:
+        """Support: text a sold voucher's code to its buyer again (the same SMS as at the sale). Only
+        for a voucher the router has (a code it does not know would log nobody in)."""
+        from core.hotspot.provision import voucher_sms
+        from core.notify.service import notify
+
+        voucher = await self.by_code(session, tenant_id=tenant_id, code=code)
+        if voucher.payment_id is None or not voucher.phone:
+            raise Conflict("This voucher was printed, not sold by M-Pesa: there is no buyer's phone to text.")
+        if not self.usable(voucher):
+            issued = voucher.status is VoucherStatus.issued
+            state = "not on the router yet" if issued else voucher.status.value
+            raise Conflict(f"This voucher is {state}; its code is not texted again.")
+        tenant = await session.get(Tenant, tenant_id)
+        await notify.sms(
+            session,
+            tenant=tenant,
+            to=voucher.phone,
+            kind="hotspot.voucher",
+            body=voucher_sms(voucher, tenant),
+            payment_id=voucher.payment_id,
+        )
+        return voucher
+
     def usable(self, voucher: Voucher) -> bool:
         """Only a voucher the router acknowledged is ever shown as usable."""
         return voucher.status in (VoucherStatus.provisioned, VoucherStatus.active)
+
+
+def _encode_cursor(v: Voucher) -> str:
+    raw = json.dumps([v.issued_at.isoformat(), str(v.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, vid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed, uuid.UUID(vid)
+    except Exception:
+        raise InvalidInput(
+            "cursor", "This page link is broken or was cut short. Start again from the first page."
+        ) from None
 
 
 vouchers = VoucherService()
