@@ -20,7 +20,7 @@ from sqlalchemy import update
 from core.auth.models import Role
 from core.billing.invoices import invoices
 from core.billing.models import Invoice, SubscriptionPeriod, SubscriptionPlan
-from core.billing.reports import custom_period, preset_period
+from core.billing.periods import custom_period, preset_period
 from core.db import utcnow
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work

@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from core.billing import reports
+from core.billing import admin_reports, periods
+from core.billing.commission_report import commission_report
 from core.db import utcnow
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
@@ -41,21 +42,21 @@ def _day(raw: str, field: str, errors: dict[str, str]) -> date | None:
         return None
 
 
-def _period(preset: str, raw_from: str, raw_to: str, today: date, errors: dict[str, str]) -> reports.Period:
+def _period(preset: str, raw_from: str, raw_to: str, today: date, errors: dict[str, str]) -> periods.Period:
     """Dates given (the custom form) win over a preset; neither: this month."""
     if raw_from or raw_to or preset == "custom":
         first, last = _day(raw_from, "from", errors), _day(raw_to, "to", errors)
         if first is not None and last is not None:
             try:
-                return reports.custom_period(first, last)
+                return periods.custom_period(first, last)
             except InvalidInput as exc:
                 errors[exc.field] = exc.message
-        return reports.Period(first or today, last or today)
+        return periods.Period(first or today, last or today)
     try:
-        return reports.preset_period(preset or "this_month", today=today)
+        return periods.preset_period(preset or "this_month", today=today)
     except InvalidInput as exc:
         errors[exc.field] = exc.message
-        return reports.preset_period("this_month", today=today)
+        return periods.preset_period("this_month", today=today)
 
 
 @router.get("/admin/commissions", response_class=HTMLResponse)
@@ -82,7 +83,7 @@ async def commissions_page(
         "errors": errors,
         "period": chosen,
         "form": {"from": from_ or chosen.first.isoformat(), "to": to or chosen.last.isoformat()},
-        "presets": reports.PRESETS,
+        "presets": periods.PRESETS,
         "sort": sort,
         "sorts": {k: v[0] for k, v in SORTS.items()},
         "sort_links": {k: "?" + urlencode({**keep, "sort": k}) for k in SORTS},
@@ -91,12 +92,12 @@ async def commissions_page(
     if not errors:
         settings = runtime().settings
         async with unit_of_work(readonly=True) as session:
-            earned = await reports.commission_report(session, period=chosen, settings=settings)
+            earned = await commission_report(session, period=chosen, settings=settings)
             ctx.update(
                 earned=earned,
                 rows=sorted(earned.rows, key=SORTS[sort][1]),
-                invoices=await reports.invoice_summary(session, now=now),
-                wallets=await reports.wallet_summary(session, settings=settings),
-                subs=await reports.subscription_report(session, period=chosen, now=now),
+                invoices=await admin_reports.invoice_summary(session, now=now),
+                wallets=await admin_reports.wallet_summary(session, settings=settings),
+                subs=await admin_reports.subscription_report(session, period=chosen, now=now),
             )
     return render(request, "admin/commissions.html", ctx, viewer=viewer, status=422 if errors else 200)

@@ -1,0 +1,276 @@
+"""WiFi vouchers (/app/wifi/vouchers): the list with filters and keyset pages, printed batches (the
+batch page, the print sheet, the Excel file), revoke, text a sold code again, write it to its router
+again."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import InvalidInput, NotFound
+from core.hotspot.models import Voucher, VoucherStatus
+from core.hotspot.plans import plans
+from core.hotspot.provision import validity_text
+from core.hotspot.routers import routers
+from core.hotspot.sheets import batch_xlsx, sheet
+from core.hotspot.vouchers import MAX_BATCH, vouchers
+from core.runtime import runtime, unit_of_work
+from core.tenants.service import tenants
+from web.exports import audited_xlsx
+from web.panel.app_wifi import audit, done_message, parse_uuid, parse_whole, provider
+from web.panel.security import CurrentViewer, Viewer
+from web.panel.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = 50
+
+
+async def _vouchers_page(
+    request: Request,
+    viewer: Viewer,
+    tenant_id: uuid.UUID,
+    *,
+    filters: dict[str, str],
+    cursor: str = "",
+    issue: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    errors = dict(errors or {})
+    wanted_status = None
+    if filters["status"]:
+        try:
+            wanted_status = VoucherStatus(filters["status"])
+        except ValueError:
+            errors["status"] = "Choose a status from the list."
+    plan_id = parse_uuid(filters["plan"], "plan", errors, "Choose a plan from the list.")
+    if len(filters["code"]) > 32:
+        errors["code"] = "A voucher code is at most 12 letters and digits."
+    rows: list[Voucher] = []
+    next_cursor = None
+    async with unit_of_work(readonly=True) as session:
+        mine = await plans.list(session, tenant_id=tenant_id)
+        boxes = await routers.list(session, tenant_id=tenant_id)
+        if not any(k in errors for k in ("status", "plan", "code")):
+            try:
+                rows, next_cursor = await vouchers.list_page(
+                    session,
+                    tenant_id=tenant_id,
+                    status=wanted_status,
+                    plan_id=plan_id,
+                    code=filters["code"] or None,
+                    cursor=cursor or None,
+                    limit=PAGE,
+                )
+            except InvalidInput as exc:
+                errors["cursor"] = exc.message
+    if any(k in errors for k in ("status", "plan", "code", "cursor")):
+        status = 422
+    kept = {k: v for k, v in filters.items() if v}
+    names = {r.id: r.name for r in boxes}
+    return render(
+        request,
+        "app/wifi_vouchers.html",
+        {
+            "vouchers": rows,
+            "router_names": names,
+            "plans": mine,
+            "routers": boxes,
+            "filters": filters,
+            "issue": issue
+            or {
+                "plan_id": "",
+                "router_id": str(boxes[0].id) if len(boxes) == 1 else "",
+                "count": "10",
+            },
+            "errors": errors,
+            "statuses": [s.value for s in VoucherStatus],
+            "max_batch": MAX_BATCH,
+            "next_url": "/app/wifi/vouchers?" + urlencode({**kept, "cursor": next_cursor})
+            if next_cursor
+            else None,
+            "first_url": "/app/wifi/vouchers" + ("?" + urlencode(kept) if kept else "") if cursor else None,
+            "usable": vouchers.usable,
+            "done": done_message(request),
+            "section": "vouchers",
+        },
+        viewer=viewer,
+        status=status,
+    )
+
+
+@router.get("/app/wifi/vouchers", response_class=HTMLResponse)
+async def voucher_list(
+    request: Request,
+    viewer: CurrentViewer,
+    status: Annotated[str, Query(max_length=20)] = "",
+    plan: Annotated[str, Query(max_length=64)] = "",
+    code: Annotated[str, Query(max_length=64)] = "",
+    cursor: Annotated[str, Query(max_length=300)] = "",
+) -> HTMLResponse:
+    tenant_id = provider(viewer)
+    filters = {"status": status.strip(), "plan": plan.strip(), "code": code.strip()}
+    return await _vouchers_page(request, viewer, tenant_id, filters=filters, cursor=cursor)
+
+
+@router.post("/app/wifi/vouchers/batch", response_model=None)
+async def voucher_batch(
+    request: Request,
+    viewer: CurrentViewer,
+    plan_id: Annotated[str, Form(max_length=64)] = "",
+    router_id: Annotated[str, Form(max_length=64)] = "",
+    count: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Printed cards (POST /api/vouchers/batch and the bot's 🎟 Print vouchers)."""
+    tenant_id = provider(viewer, write=True)
+    issue = {"plan_id": plan_id.strip(), "router_id": router_id.strip(), "count": count.strip()}
+    errors: dict[str, str] = {}
+    plan = parse_uuid(issue["plan_id"], "plan_id", errors, "Choose a plan from the list.")
+    box = parse_uuid(issue["router_id"], "router_id", errors, "Choose a router from the list.")
+    if plan is None and "plan_id" not in errors:
+        errors["plan_id"] = "Choose the plan the cards are for."
+    if box is None and "router_id" not in errors:
+        errors["router_id"] = "Choose the router the cards work on."
+    n = parse_whole(issue["count"])
+    if n is None or not 1 <= n <= MAX_BATCH:
+        errors["count"] = f"Issue 1 to {MAX_BATCH} vouchers at a time."
+    empty = {"status": "", "plan": "", "code": ""}
+    if errors:
+        return await _vouchers_page(
+            request, viewer, tenant_id, filters=empty, issue=issue, errors=errors, status=422
+        )
+    assert plan is not None and box is not None and n is not None
+    try:
+        async with unit_of_work() as session:
+            tenant = await tenants.get(session, tenant_id)
+            r = await routers.get(session, tenant_id=tenant_id, router_id=box)
+            p = await plans.get(session, tenant_id=tenant_id, plan_id=plan)
+            batch, made = await vouchers.issue_batch(session, tenant=tenant, router=r, plan=p, count=n)
+            await audit(session, viewer, tenant_id, "vouchers.batch", str(batch), count=len(made))
+    except InvalidInput as exc:  # the plan is sold on another router only
+        field = "plan_id" if exc.field == "plan_id" else "count"
+        return await _vouchers_page(
+            request, viewer, tenant_id, filters=empty, issue=issue, errors={field: exc.message}, status=422
+        )
+    return RedirectResponse(f"/app/wifi/vouchers/batches/{batch}?done=issued", status_code=303)
+
+
+async def _batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> list[Voucher]:
+    rows = list(
+        await session.scalars(
+            select(Voucher)
+            .where(Voucher.tenant_id == tenant_id, Voucher.batch_id == batch_id)
+            .order_by(Voucher.code)
+        )
+    )
+    if not rows:
+        raise NotFound("No such voucher batch.")
+    return rows
+
+
+@router.get("/app/wifi/vouchers/batches/{batch_id}", response_class=HTMLResponse)
+async def batch_page(request: Request, batch_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
+    tenant_id = provider(viewer)
+    async with unit_of_work(readonly=True) as session:
+        rows = await _batch(session, tenant_id, batch_id)
+        r = await routers.get(session, tenant_id=tenant_id, router_id=rows[0].router_id)
+    waiting = sum(1 for v in rows if v.status is VoucherStatus.issued)
+    return render(
+        request,
+        "app/wifi_batch.html",
+        {
+            "batch_id": batch_id,
+            "vouchers": rows,
+            "router_name": r.name,
+            "waiting": waiting,
+            "done": done_message(request),
+            "validity": validity_text,
+            "section": "vouchers",
+        },
+        viewer=viewer,
+    )
+
+
+@router.get("/app/wifi/vouchers/batches/{batch_id}/print", response_class=HTMLResponse)
+async def batch_print(
+    batch_id: uuid.UUID,
+    viewer: CurrentViewer,
+    paper: Annotated[str, Query(max_length=10)] = "a4",
+) -> HTMLResponse:
+    """The printable sheet, as GET /api/vouchers/batches/{id}/print serves it (its own inline CSS for
+    the printer, so not a panel page)."""
+    tenant_id = provider(viewer)
+    if paper not in ("a4", "58mm"):
+        raise InvalidInput("paper", "Print on a4 or 58mm paper.")
+    async with unit_of_work(readonly=True) as session:
+        rows = await _batch(session, tenant_id, batch_id)
+        tenant = await tenants.get(session, tenant_id)
+        page = sheet(provider=tenant.name, vouchers=rows, paper=paper)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+@router.get("/app/wifi/vouchers/batches/{batch_id}/export.xlsx", response_class=StreamingResponse)
+async def batch_export(batch_id: uuid.UUID, viewer: CurrentViewer) -> StreamingResponse:
+    """The same file as GET /api/vouchers/batches/{id}/export-excel, audited the same way."""
+    tenant_id = provider(viewer)
+    async with unit_of_work(readonly=True) as session:
+        rows = await _batch(session, tenant_id, batch_id)
+        for v in rows:
+            session.expunge(v)
+    path, count = await batch_xlsx(rows, directory=runtime().settings.EXPORT_DIR)
+    return await audited_xlsx(
+        path,
+        rows=count,
+        name="vouchers",
+        action="export.vouchers",
+        tenant_id=tenant_id,
+        user_id=viewer.user_id,
+    )
+
+
+async def _voucher_code(tenant_id: uuid.UUID, voucher_id: uuid.UUID) -> str:
+    async with unit_of_work(readonly=True) as session:
+        return (await vouchers.get(session, tenant_id=tenant_id, voucher_id=voucher_id)).code
+
+
+def _back_to(code: str, done: str) -> RedirectResponse:
+    return RedirectResponse("/app/wifi/vouchers?" + urlencode({"code": code, "done": done}), status_code=303)
+
+
+@router.post("/app/wifi/vouchers/{voucher_id}/revoke")
+async def voucher_revoke(voucher_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
+    tenant_id = provider(viewer, write=True)
+    code = await _voucher_code(tenant_id, voucher_id)
+    async with unit_of_work() as session:
+        # The service audits it (voucher.revoked), with this user.
+        await vouchers.revoke(session, tenant_id=tenant_id, code=code, by=viewer.user_id)
+    return _back_to(code, "revoked")
+
+
+@router.post("/app/wifi/vouchers/{voucher_id}/text")
+async def voucher_text(voucher_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
+    """Text a sold voucher's code to its buyer again."""
+    tenant_id = provider(viewer, write=True)
+    code = await _voucher_code(tenant_id, voucher_id)
+    async with unit_of_work() as session:
+        v = await vouchers.resend_sms(session, tenant_id=tenant_id, code=code)
+        await audit(session, viewer, tenant_id, "voucher.sms_resent", code, phone=v.phone)
+    return _back_to(code, "texted")
+
+
+@router.post("/app/wifi/vouchers/{voucher_id}/resend")
+async def voucher_resend(voucher_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
+    """Write a voucher to its router again (POST /api/tickets/{code}/activate): a buyer whose login fails."""
+    tenant_id = provider(viewer, write=True)
+    code = await _voucher_code(tenant_id, voucher_id)
+    async with unit_of_work() as session:
+        await vouchers.resend(session, tenant_id=tenant_id, code=code)
+        await audit(session, viewer, tenant_id, "voucher.resent", code)
+    return _back_to(code, "resent")
