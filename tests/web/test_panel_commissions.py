@@ -414,7 +414,7 @@ async def test_commissions_in_chromium(
     email, password = await make_admin()
     page = await browser.new_page(viewport={"width": 360, "height": 740})
     await browser_sign_in(page, server.url, email, password)
-    await page.get_by_role("link", name="Commissions").click()
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Commissions").click()
     await page.wait_for_url(f"{server.url}/admin/commissions")
     assert await page.locator("h1").inner_text() == "Commissions"
     assert "Chromium Commission" in await page.locator(f"#c-{shop.id}").inner_text()
