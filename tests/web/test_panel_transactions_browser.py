@@ -33,7 +33,7 @@ async def test_filter_open_a_payment_and_go_back(server: LiveServer, browser: Br
     email, password = await make_admin()
     page = await browser.new_page(viewport={"width": 360, "height": 740})
     await browser_sign_in(page, server.url, email, password)
-    await page.get_by_role("link", name="Transactions").click()
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Transactions").click()
     await page.wait_for_url(f"{server.url}/admin/transactions")
     assert await page.locator("h1").inner_text() == "Transactions"
 
