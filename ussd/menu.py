@@ -35,7 +35,7 @@ async def root(ctx: Ctx) -> str | End:
         user = await user_by_ussd_phone(session, ctx.msisdn)
         if user is not None:
             session.expunge(user)
-    if user is None:
+    if user is None or user.disabled_at is not None:
         return "p.home"
     return await merchant.signed_in_root(ctx, user)
 

@@ -55,7 +55,12 @@ async def _user(ctx: Ctx) -> User:
     """The signed-in user, re-read on every use: a removed phone or user ends the session."""
     async with unit_of_work(readonly=True) as session:
         user = await session.get(User, uuid.UUID(ctx.data["uid"]))
-        if user is None or user.ussd_phone != ctx.msisdn or user.tenant_id != _tid(ctx):
+        if (
+            user is None
+            or user.ussd_phone != ctx.msisdn
+            or user.tenant_id != _tid(ctx)
+            or user.disabled_at is not None
+        ):
             raise EndSession("This phone is no longer registered for lipapush USSD.")
         session.expunge(user)
         return user

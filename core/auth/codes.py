@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Uuid, update
+from sqlalchemy import ForeignKey, String, Uuid, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -96,3 +96,16 @@ async def redeem_code(session: AsyncSession, *, code: str, purpose: CodePurpose)
             "code", "This code is not valid: it may have expired or been used. Ask for a new one."
         )
     return row
+
+
+async def find_code(session: AsyncSession, *, code: str, purpose: CodePurpose) -> OneTimeCode | None:
+    """The code if it could still be redeemed (None for unknown, expired or used), without using it:
+    for a page that shows what the code is for before the person acts on it."""
+    return await session.scalar(
+        select(OneTimeCode).where(
+            OneTimeCode.code_hash == _digest(code),
+            OneTimeCode.purpose == purpose,
+            OneTimeCode.used_at.is_(None),
+            OneTimeCode.expires_at > utcnow(),
+        )
+    )

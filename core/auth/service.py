@@ -82,6 +82,11 @@ class AuthService:
         if user is None:
             verify_password(password, DUMMY_HASH)
             return LoginAttempt(None, "Wrong email or password.")
+        if user.disabled_at is not None:
+            # Removed by the owner: the same answer, in the same time, as a wrong password.
+            verify_password(password, DUMMY_HASH)
+            await record(session, action="auth.login_refused", tenant_id=user.tenant_id, user_id=user.id)
+            return LoginAttempt(None, "Wrong email or password.")
         now = utcnow()
         if user.locked_until and user.locked_until > now:
             return LoginAttempt(None, "Too many wrong passwords: this account is locked for a few minutes.")
@@ -112,7 +117,7 @@ class AuthService:
 
     async def principal_from_claims(self, session: AsyncSession, claims: AccessClaims) -> Principal:
         user = await session.get(User, claims.user_id)
-        if user is None or user.token_version != claims.token_version:
+        if user is None or user.token_version != claims.token_version or user.disabled_at is not None:
             raise AuthenticationFailed("This session is no longer valid: log in again.")
         return Principal(user_id=user.id, tenant_id=user.tenant_id, role=user.role)
 

@@ -16,7 +16,9 @@ from core.errors import InvalidInput
 
 
 async def user_by_telegram(session: AsyncSession, telegram_user_id: int) -> User | None:
-    return await session.scalar(select(User).where(User.telegram_user_id == telegram_user_id))
+    return await session.scalar(
+        select(User).where(User.telegram_user_id == telegram_user_id, User.disabled_at.is_(None))
+    )
 
 
 async def _take_telegram_id(session: AsyncSession, telegram_user_id: int, user: User) -> None:
@@ -34,7 +36,7 @@ async def _take_telegram_id(session: AsyncSession, telegram_user_id: int, user: 
 async def link_chat(session: AsyncSession, *, code: str, telegram_user_id: int) -> User:
     row = await redeem_code(session, code=code, purpose=CodePurpose.telegram_link)
     user = await session.get(User, row.user_id)
-    if user is None:
+    if user is None or user.disabled_at is not None:
         raise InvalidInput("code", "This code is not valid any more. Ask for a new one.")
     await _take_telegram_id(session, telegram_user_id, user)
     await record(session, action="telegram.linked", tenant_id=user.tenant_id, user_id=user.id)
@@ -50,6 +52,9 @@ async def accept_invite(session: AsyncSession, *, code: str, telegram_user_id: i
     """A cashier or manager joins from a staff invite. They sign in only through Telegram, so their
     email is a placeholder and their password random (unusable)."""
     row = await redeem_code(session, code=code, purpose=CodePurpose.staff_invite)
+    if row.user_id is not None:
+        # A web-access link for someone who already has an account: it opens in a browser, at /join.
+        raise InvalidInput("code", "This code gives an existing account web access: open the emailed link.")
     assert row.role in (Role.cashier, Role.manager)
     user = User(
         tenant_id=row.tenant_id,

@@ -25,6 +25,7 @@ from web.panel import (
     auth_routes,
     home,
     impersonation,
+    join,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -49,6 +50,7 @@ def install_panel(app: FastAPI) -> None:
         app_wifi_routers,
         app_money,
         app_customers,
+        join,
     ):
         router.include_router(module.router)
     app.include_router(router)

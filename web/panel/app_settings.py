@@ -25,6 +25,7 @@ from core.auth import panel_sessions
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
 from core.auth.service import auth
+from core.auth.staff import give_web_access, invite_by_email, is_placeholder, remove_staff
 from core.db import utcnow
 from core.errors import AuthenticationFailed, InvalidInput, LipapushError, NotFound, PermissionDenied
 from core.payments.models import PaymentStatus
@@ -70,6 +71,11 @@ DONE = {
     "password": "Password changed. Your other sessions and API login tokens were signed out; "
     "this one stays signed in.",
     "others": "Signed out everywhere else. This browser stays signed in.",
+    "invited": "Invitation emailed. The link works once, for 7 days; the code in it also works in the "
+    "Telegram bot.",
+    "web_access": "Web access link emailed. Once they choose a password they sign in here with that "
+    "email; their Telegram stays linked.",
+    "removed": "Staff member removed: they are signed out everywhere and can no longer sign in.",
 }
 
 
@@ -359,15 +365,25 @@ async def _staff_page(
     *,
     errors: dict[str, str] | None = None,
     invite: dict[str, Any] | None = None,
+    values: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     async with unit_of_work(readonly=True) as session:
-        staff = await auth.list_staff(session, tenant_id=tenant_id)
+        everyone = await auth.list_staff(session, tenant_id=tenant_id)
+    staff = [m for m in everyone if m.user.disabled_at is None]
     return _page(
         request,
         viewer,
         "app/settings_staff.html",
-        {"staff": staff, "errors": errors or {}, "invite": invite},
+        {
+            "staff": staff,
+            "removed": [m for m in everyone if m.user.disabled_at is not None],
+            "manageable": [m for m in staff if m.user.role is not Role.owner],
+            "telegram_only": {str(m.user.id) for m in staff if is_placeholder(m.user.email)},
+            "errors": errors or {},
+            "values": values or {},
+            "invite": invite,
+        },
         status=status,
     )
 
@@ -401,6 +417,79 @@ async def invite(
         )
     invite = {"code": code, "role": role, "expires_at": expires}
     return await _staff_page(request, viewer, tenant_id, invite=invite, status=201)
+
+
+@router.post("/app/settings/staff/invite-email", response_model=None)
+async def invite_email(
+    request: Request,
+    viewer: CurrentViewer,
+    role: Annotated[str, Form(max_length=20)] = "",
+    email: Annotated[str, Form(max_length=254)] = "",
+) -> Response:
+    """A join link by email (/join/{code}); the same code also works as the bot's `/start <code>`."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    values = {"invite_email": email, "invite_email_role": role}
+    if role not in (Role.cashier.value, Role.manager.value):
+        errors = {"invite_email_role": "Invite a cashier or a manager."}
+        return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
+    if not email.strip():
+        errors = {"invite_email": "Enter the email address of the person you are inviting."}
+        return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
+    try:
+        async with unit_of_work() as session:
+            await invite_by_email(
+                session,
+                tenant_id=tenant_id,
+                role=Role(role),
+                email=email,
+                by=viewer.user_id,
+                base_url=runtime().settings.base_url,
+            )
+    except InvalidInput as exc:
+        field = "invite_email_role" if exc.field == "role" else "invite_email"
+        return await _staff_page(
+            request, viewer, tenant_id, errors={field: exc.message}, values=values, status=422
+        )
+    return RedirectResponse("/app/settings/staff?done=invited", status_code=303)
+
+
+@router.post("/app/settings/staff/{user_id}/web-access", response_model=None)
+async def web_access(
+    request: Request,
+    user_id: uuid.UUID,
+    viewer: CurrentViewer,
+    email: Annotated[str, Form(max_length=254)] = "",
+) -> Response:
+    """A staff member who joined from Telegram gets a link to set an email and password."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    key = f"web_email_{user_id}"
+    if not email.strip():
+        errors = {key: "Enter their email address."}
+        return await _staff_page(request, viewer, tenant_id, errors=errors, values={key: email}, status=422)
+    try:
+        async with unit_of_work() as session:
+            await give_web_access(
+                session,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                email=email,
+                by=viewer.user_id,
+                base_url=runtime().settings.base_url,
+            )
+    except InvalidInput as exc:
+        return await _staff_page(
+            request, viewer, tenant_id, errors={key: exc.message}, values={key: email}, status=422
+        )
+    return RedirectResponse("/app/settings/staff?done=web_access", status_code=303)
+
+
+@router.post("/app/settings/staff/{user_id}/remove")
+async def remove(user_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
+    """Not the owner; another business's user is 404."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    async with unit_of_work() as session:
+        await remove_staff(session, tenant_id=tenant_id, user_id=user_id, by=viewer.user_id)
+    return RedirectResponse("/app/settings/staff?done=removed", status_code=303)
 
 
 # -- your account: two-step sign-in, password, sessions ---------------------------------------------

@@ -9,7 +9,7 @@ from core.errors import LipapushError
 from web.panel.security import LoginRequired, login_url, request_id
 from web.panel.templating import render
 
-PREFIXES = ("/admin", "/app", "/login", "/logout")
+PREFIXES = ("/admin", "/app", "/login", "/logout", "/join")
 TITLES = {401: "Sign in needed", 403: "Not allowed", 404: "Not found", 409: "Conflict", 429: "Slow down"}
 
 
