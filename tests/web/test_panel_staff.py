@@ -34,7 +34,7 @@ from core.runtime import unit_of_work
 from core.tenants.models import Tenant
 from tests.conftest import LiveServer
 from tests.support.browser import browser, browser_sign_in, shot  # noqa: F401  - the fixture
-from tests.support.factories import make_tenant, make_user, unique_email
+from tests.support.factories import emailed_code, make_tenant, make_user, unique_email
 from tests.support.panel import admin_client, business_client, csrf_of, form_post, password_step
 
 STAFF = "/app/settings/staff"
@@ -469,6 +469,58 @@ class TestRemove:
         assert (await reload(theirs.id)).disabled_at is None
         assert (await reload(owner.id)).disabled_at is None
         assert await audit_rows(tenant.id, "staff.removed") == []
+
+    async def test_a_sign_in_code_sent_before_the_removal_does_not_sign_in(self, server: LiveServer) -> None:
+        tenant, owner = await make_tenant(name="Pending Code Duka")
+        manager = await make_user(tenant=tenant, role=Role.manager)
+        async with unit_of_work() as session:
+            await session.execute(update(User).where(User.id == manager.id).values(two_factor_enabled=True))
+        async with httpx.AsyncClient(base_url=server.url) as person:
+            r = await password_step(person, manager.email, PASSWORD)
+            assert r.headers["location"] == "/login/code"
+            code = await emailed_code(manager.email)
+            async with signed_in(server, owner) as panel:
+                r = await form_post(panel, STAFF, f"{STAFF}/{manager.id}/remove")
+                assert r.status_code == 303
+            page = await person.get("/login/code")
+            r = await person.post("/login/code", data={"code": code, "csrf_token": csrf_of(page.text)})
+            assert r.status_code == 401 and "expired or was used" in r.text
+            assert (await person.get("/app")).status_code == 303
+
+    async def test_admin_viewing_read_only_is_refused_and_with_write_access_is_audited(
+        self, server: LiveServer
+    ) -> None:
+        tenant, _ = await make_tenant(name="Watched Staff Duka")
+        cashier = await make_user(tenant=tenant, role=Role.cashier)
+        admin, _ = await admin_client(server.url)
+        try:
+            overview = await admin.get("/admin")
+            r = await admin.post(
+                f"/admin/tenants/{tenant.id}/impersonate", data={"csrf_token": csrf_of(overview.text)}
+            )
+            assert r.status_code == 303
+            page = await admin.get(STAFF)
+            assert page.status_code == 200
+            for action, data in (
+                (f"{STAFF}/invite-email", {"email": unique_email(), "role": "cashier"}),
+                (f"{STAFF}/{cashier.id}/remove", {}),
+            ):
+                r = await admin.post(action, data={**data, "csrf_token": csrf_of(page.text)})
+                assert r.status_code == 403 and "You are viewing this business read-only." in r.text
+            assert (await reload(cashier.id)).disabled_at is None
+            r = await admin.post(
+                "/admin/impersonation/write",
+                data={"reason": "ticket 7: cashier left", "csrf_token": csrf_of(page.text)},
+            )
+            assert r.status_code == 303
+            r = await admin.post(f"{STAFF}/{cashier.id}/remove", data={"csrf_token": csrf_of(page.text)})
+            assert r.status_code == 303
+        finally:
+            await admin.aclose()
+        assert (await reload(cashier.id)).disabled_at is not None
+        [audited] = await audit_rows(tenant.id, "staff.removed")
+        by = await reload(audited.user_id) if audited.user_id else None
+        assert by is not None and by.role is Role.platform_admin
 
 
 class TestRefusals:

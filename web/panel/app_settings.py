@@ -5,7 +5,8 @@ Roles as in the API and the bot:
 - the channel: owner and manager see it (GET /api/settings lets any user of the business read it; the
   bot shows Settings to the owner), only the owner changes it (POST /api/settings);
 - API keys: owner and manager see the list (GET /api/api-keys), the owner creates and revokes them;
-- staff: the owner (POST /api/staff/invite; the bot's 👥 Staff);
+- staff: the owner (POST /api/staff/invite; the bot's 👥 Staff): invitation codes for the bot, invitations
+  by email (/join/{code}, web/panel/join.py), web access for Telegram-only staff, removal (core.auth.staff);
 - your account: everyone, for their own user. An admin viewing as a business has no account here.
 The low-balance alert level is on the wallet page (/app/wallet), not repeated here.
 """
