@@ -8,7 +8,8 @@ COPY ussd ussd
 COPY web web
 COPY sim sim
 COPY migrations migrations
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 lipapush
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 lipapush \
+    && mkdir -p /var/lib/lipapush/exports && chown lipapush /var/lib/lipapush/exports
 USER lipapush
 EXPOSE 8000
 CMD ["lipapush", "web", "--host", "0.0.0.0", "--port", "8000"]
