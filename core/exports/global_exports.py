@@ -31,6 +31,7 @@ from core.audit.service import record
 from core.customers.models import Customer
 from core.db import utcnow
 from core.errors import InvalidInput, NotFound
+from core.exports import books
 from core.exports.links import downloads_dir
 from core.exports.models import ExportJob, ExportStatus
 from core.exports.xlsx import EAT, Column, build_xlsx, export_filename
@@ -50,30 +51,9 @@ KINDS = ("transactions", "customers")
 MAX_ACTIVE = 3
 
 TENANT_COLUMNS = [Column("Business", "text", 28), Column("Business number", "text", 10)]
-TRANSACTION_COLUMNS = [
-    *TENANT_COLUMNS,
-    Column("Date (EAT)", "datetime", 20),
-    Column("Phone", "text", 15),
-    Column("Customer", "text", 24),
-    Column("Amount (KES)", "money", 12),
-    Column("Status", "text", 11),
-    Column("M-Pesa receipt", "text", 14),
-    Column("Reference", "text", 14),
-    Column("Source", "text", 10),
-    Column("Result", "text", 40),
-    Column("Completed (EAT)", "datetime", 20),
-    Column("Commission (KES)", "money", 12),
-]
-CUSTOMER_COLUMNS = [
-    *TENANT_COLUMNS,
-    Column("Name", "text", 28),
-    Column("Phone", "text", 15),
-    Column("Total transactions", "int", 12),
-    Column("Paid transactions", "int", 12),
-    Column("Total amount processed (KES)", "money", 18),
-    Column("First transaction (EAT)", "datetime", 20),
-    Column("Last transaction (EAT)", "datetime", 20),
-]
+# The per-business export's columns, with the business first (and the commission, for the platform).
+TRANSACTION_COLUMNS = [*TENANT_COLUMNS, *books.TRANSACTION_COLUMNS, Column("Commission (KES)", "money", 12)]
+CUSTOMER_COLUMNS = [*TENANT_COLUMNS, *books.CUSTOMER_COLUMNS]
 
 
 class ExportRequest(BaseModel):
