@@ -115,42 +115,40 @@ async def router_health(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[
     ]
 
 
-async def provider_day(
-    session: AsyncSession, *, tenant_id: uuid.UUID, day: date | None = None
-) -> ProviderDay:
-    """A provider's day (today by default): sales, sales by plan, cards printed, routers."""
-    day = day or today_eat()
-    since, until = day_start(day), day_start(day + timedelta(days=1))
+async def _provider_sales(
+    session: AsyncSession, *, tenant_id: uuid.UUID, since: datetime, until: datetime
+) -> tuple[Sales, list[PlanSales], int]:
+    """Paid sales, paid sales by plan (most sold first) and printed cards issued in [since, until)."""
     sold = (await _sales(session, since=since, until=until, tenant_id=tenant_id)).get(tenant_id, Sales(0, 0))
+    in_period = (Voucher.tenant_id == tenant_id, Voucher.issued_at >= since, Voucher.issued_at < until)
     by_plan = [
         PlanSales(name, int(n), int(kes))
         for name, n, kes in (
             await session.execute(
                 select(Voucher.plan_name, func.count(), func.coalesce(func.sum(Voucher.price), 0))
-                .where(
-                    Voucher.tenant_id == tenant_id,
-                    Voucher.payment_id.is_not(None),
-                    Voucher.issued_at >= since,
-                    Voucher.issued_at < until,
-                )
+                .where(*in_period, Voucher.payment_id.is_not(None))
                 .group_by(Voucher.plan_name)
                 .order_by(func.count().desc(), Voucher.plan_name)
             )
         ).all()
     ]
-    cards = await session.scalar(
-        select(func.count()).where(
-            Voucher.tenant_id == tenant_id,
-            Voucher.batch_id.is_not(None),
-            Voucher.issued_at >= since,
-            Voucher.issued_at < until,
-        )
+    cards = await session.scalar(select(func.count()).where(*in_period, Voucher.batch_id.is_not(None)))
+    return sold, by_plan, int(cards or 0)
+
+
+async def provider_day(
+    session: AsyncSession, *, tenant_id: uuid.UUID, day: date | None = None
+) -> ProviderDay:
+    """A provider's day (today by default): sales, sales by plan, cards printed, routers."""
+    day = day or today_eat()
+    sold, by_plan, cards = await _provider_sales(
+        session, tenant_id=tenant_id, since=day_start(day), until=day_start(day + timedelta(days=1))
     )
     return ProviderDay(
         day=day,
         sales=sold,
         by_plan=by_plan,
-        cards=int(cards or 0),
+        cards=cards,
         routers=await router_health(session, tenant_id=tenant_id),
     )
 
@@ -314,37 +312,14 @@ async def provider_period(
 ) -> ProviderPeriod:
     """A provider's sales from `first` to `last` (East African days, inclusive): the same figures as
     `provider_day` for each day, and `daily_sales` per day."""
-    since, until = day_start(first), day_start(last + timedelta(days=1))
-    sold = (await _sales(session, since=since, until=until, tenant_id=tenant_id)).get(tenant_id, Sales(0, 0))
-    by_plan = [
-        PlanSales(name, int(n), int(kes))
-        for name, n, kes in (
-            await session.execute(
-                select(Voucher.plan_name, func.count(), func.coalesce(func.sum(Voucher.price), 0))
-                .where(
-                    Voucher.tenant_id == tenant_id,
-                    Voucher.payment_id.is_not(None),
-                    Voucher.issued_at >= since,
-                    Voucher.issued_at < until,
-                )
-                .group_by(Voucher.plan_name)
-                .order_by(func.count().desc(), Voucher.plan_name)
-            )
-        ).all()
-    ]
-    cards = await session.scalar(
-        select(func.count()).where(
-            Voucher.tenant_id == tenant_id,
-            Voucher.batch_id.is_not(None),
-            Voucher.issued_at >= since,
-            Voucher.issued_at < until,
-        )
+    sold, by_plan, cards = await _provider_sales(
+        session, tenant_id=tenant_id, since=day_start(first), until=day_start(last + timedelta(days=1))
     )
     return ProviderPeriod(
         first=first,
         last=last,
         sales=sold,
         by_plan=by_plan,
-        cards=int(cards or 0),
+        cards=cards,
         days=await daily_sales(session, first=first, last=last, tenant_id=tenant_id),
     )
