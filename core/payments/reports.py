@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentStatus
-from core.payments.service import PaymentSummary
 
 EAT = ZoneInfo("Africa/Nairobi")
 MAX_DAYS = 92
@@ -74,28 +73,6 @@ class PaymentReports:
             elif status.is_final:
                 unpaid[i] += 1
         return [DayTotal(first + timedelta(days=i), paid_kes[i], paid[i], unpaid[i]) for i in range(days)]
-
-    async def summary_of(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, initiated_by: uuid.UUID
-    ) -> PaymentSummary:
-        """The same figures as `payments.summary`, for the pushes one staff member started."""
-        rows = (
-            await session.execute(
-                select(Payment.status, func.count(), func.coalesce(func.sum(Payment.amount), 0))
-                .where(*self._conds(tenant_id, initiated_by))
-                .group_by(Payment.status)
-            )
-        ).all()
-        paid = not_paid = pending = total = 0
-        for status, count, amount in rows:
-            status = PaymentStatus(status)
-            if status is PaymentStatus.success:
-                paid, total = int(count), int(amount)
-            elif status is PaymentStatus.pending:
-                pending = int(count)
-            else:
-                not_paid += int(count)
-        return PaymentSummary(total_processed=total, paid=paid, not_paid=not_paid, pending=pending)
 
 
 reports = PaymentReports()

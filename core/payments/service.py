@@ -399,12 +399,20 @@ class PaymentService:
         return Finalised(applied=True, status=status)
 
     async def summary(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, since: datetime | None = None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        since: datetime | None = None,
+        initiated_by: uuid.UUID | None = None,
     ) -> PaymentSummary:
-        """Customer payments only (no onboarding or top-up pushes), all time or requested since."""
+        """Customer payments only (no onboarding or top-up pushes), all time or requested since; only
+        those one staff member started when `initiated_by` is given (a cashier's own figures)."""
         conds = [Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES))]
         if since is not None:
             conds.append(Payment.created_at >= since)
+        if initiated_by is not None:
+            conds.append(Payment.initiated_by_id == initiated_by)
         rows = (
             await session.execute(
                 select(Payment.status, func.count(), func.coalesce(func.sum(Payment.amount), 0))

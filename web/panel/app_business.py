@@ -99,7 +99,7 @@ async def app_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
             ctx["recent_customers"] = await customers.recent(session, tenant_id=tenant_id, limit=5)
         else:
             assert own is not None
-            ctx["summary"] = await reports.summary_of(session, tenant_id=tenant_id, initiated_by=own)
+            ctx["summary"] = await payments.summary(session, tenant_id=tenant_id, initiated_by=own)
             recent = await payments.list_page(
                 session, tenant_id=tenant_id, filters=TransactionFilter(initiated_by=own), limit=5
             )
