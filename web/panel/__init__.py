@@ -26,6 +26,7 @@ from web.panel import (
     home,
     impersonation,
     join,
+    password_reset,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -51,6 +52,7 @@ def install_panel(app: FastAPI) -> None:
         app_money,
         app_customers,
         join,
+        password_reset,
     ):
         router.include_router(module.router)
     app.include_router(router)
