@@ -1,4 +1,5 @@
-"""Logging set-up. Callback URLs carry the channel's secret token, so access logs redact it."""
+"""Logging set-up. Some URLs carry a secret in their path (a channel's callback token, a password-reset
+token, a staff invite code, a signed download, a WiFi voucher code), so logs redact it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 import structlog
 
-_TOKEN_PATH = re.compile(r"(/callbacks/[a-z]+/)[A-Za-z0-9_\-]+")
+_TOKEN_PATH = re.compile(r"(/callbacks/[a-z]+/|/login/reset/|/join/|/dl/|/api/tickets/)[A-Za-z0-9_.\-]+")
 
 
 def redact(text: str) -> str:
