@@ -49,6 +49,10 @@ KINDS = ("transactions", "customers")
 # At most this many exports queued or running at once across the platform: each holds a database
 # cursor and a core for minutes.
 MAX_ACTIVE = 3
+# An unfinished export not updated for this long was given up on by the job system (retries spent, or
+# its worker gone for good): it is shown as failed and no longer holds one of the MAX_ACTIVE places.
+STALE_AFTER = timedelta(minutes=15)
+GAVE_UP = "The export stopped without finishing (the worker gave up on it). Start it again."
 
 TENANT_COLUMNS = [Column("Business", "text", 28), Column("Business number", "text", 10)]
 # The per-business export's columns, with the business first (and the commission, for the platform).
@@ -147,7 +151,28 @@ def _cents_to_shillings(cents: int | None) -> Decimal:
     return Decimal(cents or 0) / 100
 
 
+def stale(row: ExportJob, now: datetime | None = None) -> bool:
+    if row.status not in (ExportStatus.queued, ExportStatus.running):
+        return False
+    return (row.updated_at or row.created_at) < (now or utcnow()) - STALE_AFTER
+
+
+async def fail_stale(session: AsyncSession, now: datetime | None = None) -> int:
+    """Mark exports the job system gave up on as failed, so they say so and free their place."""
+    cutoff = (now or utcnow()) - STALE_AFTER
+    result = await session.execute(
+        update(ExportJob)
+        .where(
+            ExportJob.status.in_((ExportStatus.queued, ExportStatus.running)),
+            func.coalesce(ExportJob.updated_at, ExportJob.created_at) < cutoff,
+        )
+        .values(status=ExportStatus.failed, error=GAVE_UP, finished_at=now or utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def request_export(session: AsyncSession, *, req: ExportRequest, user_id: uuid.UUID) -> ExportJob:
+    await fail_stale(session)
     active = await session.scalar(
         select(func.count())
         .select_from(ExportJob)
@@ -214,7 +239,9 @@ async def sweep_expired(session: AsyncSession, now: datetime | None = None) -> i
 
 async def _progress(export_id: uuid.UUID, done: int) -> None:
     async with unit_of_work(ends_job=False) as session:
-        await session.execute(update(ExportJob).where(ExportJob.id == export_id).values(rows_done=done))
+        await session.execute(
+            update(ExportJob).where(ExportJob.id == export_id).values(rows_done=done, updated_at=utcnow())
+        )
         running = running_job.get()
         if running is not None and running.outbox_id is not None:
             # A heartbeat: the relay re-sends only jobs whose sent_at is older than the visibility timeout.
@@ -249,6 +276,7 @@ async def build_global(*, export_id: str) -> None:
             select(func.count()).select_from(_statement(req).order_by(None).subquery())
         )
         row.status, row.started_at, row.rows_total, row.rows_done = ExportStatus.running, utcnow(), total, 0
+        row.updated_at = row.started_at
     try:
         async with unit_of_work(readonly=True) as session:
             path, count = await build_xlsx(

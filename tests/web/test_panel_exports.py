@@ -193,3 +193,36 @@ async def test_business_users_cannot_export_everything(server: LiveServer) -> No
                 "/admin/exports", data={"kind": "customers", "csrf_token": csrf_of(page.text)}
             )
             assert r.status_code == 403
+
+
+async def test_an_export_the_worker_gave_up_on_says_so_and_frees_its_place(server: LiveServer) -> None:
+    admin, _ = await admin_client(server.url)
+    async with aclosing(admin):
+        # Three exports stuck "running" (their worker died for good, retries spent) for 20 minutes.
+        async with unit_of_work() as session:
+            stuck = [
+                ExportJob(
+                    kind="customers",
+                    status=ExportStatus.running,
+                    created_at=utcnow() - timedelta(minutes=25),
+                    updated_at=utcnow() - timedelta(minutes=20),
+                    rows_total=10,
+                    rows_done=3,
+                )
+                for _ in range(3)
+            ]
+            session.add_all(stuck)
+            await session.flush()
+            ids = [str(row.id) for row in stuck]
+        fragment = await admin.get(f"/admin/exports/{ids[0]}/progress")
+        assert "data-poll" not in fragment.text
+        assert (
+            "The export stopped without finishing (the worker gave up on it). Start it again."
+            in fragment.text
+        )
+        # They no longer take the three places: a new export starts, and they are recorded as failed.
+        r = await _start(admin, kind="customers")
+        assert r.status_code == 303, r.text
+        async with unit_of_work(readonly=True) as session:
+            rows = [await session.get(ExportJob, uuid.UUID(i)) for i in ids]
+            assert [row.status for row in rows if row] == [ExportStatus.failed] * 3

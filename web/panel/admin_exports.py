@@ -53,6 +53,8 @@ async def _page(
             "form": form or {"kind": "transactions"},
             "statuses": [s.value for s in PaymentStatus],
             "available": global_exports.available,
+            "stale": global_exports.stale,
+            "gave_up": global_exports.GAVE_UP,
             "keep_hours": global_exports.KEEP_HOURS,
             "started": request.query_params.get("started", ""),
         },
@@ -103,7 +105,12 @@ async def progress(request: Request, export_id: uuid.UUID, viewer: CurrentViewer
     return render(
         request,
         "admin/_export_progress.html",
-        {"row": row, "available": global_exports.available},
+        {
+            "row": row,
+            "available": global_exports.available,
+            "stale": global_exports.stale,
+            "gave_up": global_exports.GAVE_UP,
+        },
         viewer=viewer,
     )
 
