@@ -24,6 +24,14 @@ class NotifyStatus(StrEnum):
     undeliverable = "undeliverable"  # blocked bot, deleted chat, bad number: retrying cannot help
 
 
+# Messages that carry something that lets the reader act as the recipient: a sign-in code, a password
+# reset or staff invite link, a USSD phone code, a WiFi voucher, a download link to customer data. The
+# panel's outbox shows that they were sent and how delivery went, never what they say.
+SECRET_KINDS = frozenset(
+    {"auth.code", "auth.reset_link", "staff.invite", "ussd.phone_code", "hotspot.voucher", "export.customers"}
+)
+
+
 class Notification(Base):
     """The notification outbox: every message to a merchant or customer is a row first, whether or
     not a sender for its channel is configured yet."""

@@ -220,3 +220,22 @@ async def test_failed_callback_in_the_error_log_in_chromium(
     assert await page.locator("td code", has_text="auth.login_2fa").count() >= 1
     await shot(page, "admin-audit")
     await page.close()
+
+
+async def test_the_outbox_never_shows_codes_or_links_that_act_for_someone(server: LiveServer) -> None:
+    from tests.support.factories import emailed_code
+
+    other_email, _ = await make_admin()
+    async with httpx.AsyncClient(base_url=server.url) as other:
+        from tests.support.panel import password_step
+
+        await password_step(other, other_email, "admin-pass-123")  # another admin's code goes out
+    code = await emailed_code(other_email)
+    admin, _ = await admin_client(server.url)
+    async with aclosing(admin):
+        page = await admin.get("/admin/outbox", params={"recipient": other_email})
+        assert page.status_code == 200
+        row = re.search(r'<tr id="n\d+">.*?</tr>', page.text, re.S)
+        assert row and other_email in row.group(0) and "auth.code" in row.group(0)
+        assert "Not shown: it carries a code or link that acts for the recipient." in row.group(0)
+        assert code not in page.text

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from core.audit import reports
 from core.errors import InvalidInput
-from core.notify.models import NotifyChannel, NotifyStatus
+from core.notify.models import SECRET_KINDS, NotifyChannel, NotifyStatus
 from core.runtime import unit_of_work
 from web.panel.security import CurrentViewer, admin_only
 from web.panel.templating import render
@@ -148,6 +148,7 @@ async def outbox(
             "form": form,
             "channels": [c.value for c in NotifyChannel],
             "statuses": [s.value for s in NotifyStatus],
+            "secret_kinds": SECRET_KINDS,
         },
         viewer=viewer,
         status=422 if errors else 200,
