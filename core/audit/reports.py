@@ -25,6 +25,8 @@ from core.tenants.models import MpesaChannel, Tenant
 
 MAX_DAYS = 90
 PAGE = 50
+# With a business filter, this many of the newest failed jobs are looked through for that business's.
+JOB_SCAN = 500
 # A cancelled prompt is the customer's choice, not an error; timeouts and failures are.
 ERROR_STATUSES = (PaymentStatus.failed, PaymentStatus.timeout)
 # Callbacks the worker stored but could not apply to a payment.
@@ -174,17 +176,35 @@ async def error_log(
     )
     log.callbacks = [FailedCallback(row, tid, name, pid) for row, tid, name, pid in callbacks]
 
-    # Failed jobs stay in the outbox until someone looks: few, and kept regardless of the window.
-    jobs = await session.scalars(
-        select(JobOutbox)
-        .where(JobOutbox.failed_at.is_not(None))
-        .order_by(JobOutbox.failed_at.desc())
-        .limit(limit)
+    # Failed jobs stay in the outbox until someone looks: few, and kept regardless of the window. A
+    # job names its business by `tenant_id` or through the payment it is about.
+    jobs = list(
+        await session.scalars(
+            select(JobOutbox)
+            .where(JobOutbox.failed_at.is_not(None))
+            .order_by(JobOutbox.failed_at.desc())
+            .limit(limit if tenant_id is None else JOB_SCAN)
+        )
     )
+    if tenant_id is not None:
+        named = {pid for j in jobs if (pid := _uuid((j.kwargs or {}).get("payment_id")))}
+        theirs = (
+            set(
+                await session.scalars(
+                    select(Payment.id).where(Payment.id.in_(named), Payment.tenant_id == tenant_id)
+                )
+            )
+            if named
+            else set()
+        )
+        jobs = [
+            j
+            for j in jobs
+            if str((j.kwargs or {}).get("tenant_id")) == str(tenant_id)
+            or _uuid((j.kwargs or {}).get("payment_id")) in theirs
+        ][:limit]
     for job in jobs:
         kw: dict[str, Any] = job.kwargs or {}
-        if tenant_id and str(kw.get("tenant_id", tenant_id)) != str(tenant_id):
-            continue
         log.jobs.append(
             FailedJob(
                 job,
@@ -204,6 +224,13 @@ async def error_log(
     )
     log.messages = [FailedMessage(n, name) for n, name in messages]
     return log
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _str(value: object) -> str | None:

@@ -12,10 +12,12 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit.service import record
 from core.billing.models import (
     PlatformSetting,
     SubscriptionOrder,
@@ -187,8 +189,15 @@ def ipn_url() -> str:
     return f"{runtime().settings.base_url}/api/payments/pesapal/webhook"
 
 
-async def start_order(*, tenant_id: uuid.UUID, plan_id: uuid.UUID) -> SubscriptionOrder:
-    """Create the order here, then at Pesapal; the provider pays on Pesapal's page (`redirect_url`)."""
+async def start_order(
+    *,
+    tenant_id: uuid.UUID,
+    plan_id: uuid.UUID,
+    by: uuid.UUID | None = None,
+    audit_detail: dict[str, Any] | None = None,
+) -> SubscriptionOrder:
+    """Create the order here, then at Pesapal; the provider pays on Pesapal's page (`redirect_url`).
+    With `audit_detail`, a `subscription.order_started` audit row is written with the order."""
     client = pesapal()
     async with unit_of_work() as session:
         tenant = await session.get(Tenant, tenant_id)
@@ -196,6 +205,15 @@ async def start_order(*, tenant_id: uuid.UUID, plan_id: uuid.UUID) -> Subscripti
             raise NotFound("No such provider.")
         plan = await subscriptions.plan(session, plan_id)
         order = await subscriptions.new_order(session, tenant=tenant, plan=plan)
+        if audit_detail is not None:
+            await record(
+                session,
+                action="subscription.order_started",
+                tenant_id=tenant_id,
+                user_id=by,
+                target=str(order.id),
+                detail={"amount": order.amount, **audit_detail},
+            )
         ipn_id = await subscriptions.ipn_id(session)
         order_id, reference, amount = order.id, order.merchant_reference, order.amount
         email, phone, name, period = tenant.email, tenant.phone, tenant.name, plan.period.value

@@ -269,7 +269,8 @@ async def build_global(*, export_id: str) -> None:
     eid = uuid.UUID(export_id)
     async with unit_of_work(ends_job=False) as session:
         row = await session.get(ExportJob, eid)
-        if row is None or row.status is ExportStatus.done:
+        # Finished, or given up on and shown as failed (fail_stale): never rebuilt behind the page's back.
+        if row is None or row.status in (ExportStatus.done, ExportStatus.failed):
             return
         req = ExportRequest(kind=row.kind, **row.filters)
         total = await session.scalar(

@@ -12,9 +12,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit.service import record
 from core.billing.platform import platform_channel
 from core.daraja.errors import DarajaError, DarajaTransientError
 from core.daraja.schemas import DarajaCredentials, StkPushRequest
@@ -135,10 +137,12 @@ async def request_wallet_topup(
     notify_phone: str | None = None,
     defer: bool = False,
     idempotency_key: str | None = None,
+    audit_detail: dict[str, Any] | None = None,
 ) -> PaymentOut:
     """An STK push to the merchant's phone through the platform's own Daraja app; its success
     credits the wallet once (payments.finalize → topups.credit_wallet). Works even for a business
-    on billing hold or still onboarding: topping up is how they get out of it."""
+    on billing hold or still onboarding: topping up is how they get out of it. With `audit_detail`
+    (an admin acting for the business) a `wallet.topup_requested` audit row is written with it."""
     rt = runtime()
     async with unit_of_work() as session:
         tenant = await tenants.get(session, tenant_id)
@@ -160,6 +164,15 @@ async def request_wallet_topup(
         )
         if not created:
             return PaymentOut.model_validate(payment)
+        if audit_detail is not None:
+            await record(
+                session,
+                action="wallet.topup_requested",
+                tenant_id=tenant_id,
+                user_id=initiated_by,
+                target=str(payment.id),
+                detail={"amount": amount, **audit_detail},
+            )
         payment.notify_phone = notify_phone
         _schedule_first_check(payment)
         if defer:

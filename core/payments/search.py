@@ -290,16 +290,20 @@ class TransactionSearchService:
         )
         # The outbox only holds unfinished and failed jobs, so reading the payment jobs is cheap.
         inbox_ids = {c.id for c in callbacks}
-        jobs = [
-            j
-            for j in await session.scalars(
+        # Matched on the job's JSON arguments in SQL: failed jobs stay in the outbox for good.
+        about_payment = and_(
+            JobOutbox.actor.in_(_PAYMENT_JOBS), JobOutbox.kwargs["payment_id"].as_string() == str(payment.id)
+        )
+        about_callbacks = and_(
+            JobOutbox.actor.in_(_CALLBACK_JOBS), JobOutbox.kwargs["inbox_id"].as_integer().in_(inbox_ids)
+        )
+        jobs = list(
+            await session.scalars(
                 select(JobOutbox)
-                .where(JobOutbox.actor.in_(_PAYMENT_JOBS + _CALLBACK_JOBS))
+                .where(or_(about_payment, about_callbacks) if inbox_ids else about_payment)
                 .order_by(JobOutbox.id)
             )
-            if (j.actor in _PAYMENT_JOBS and str(j.kwargs.get("payment_id")) == str(payment.id))
-            or (j.actor in _CALLBACK_JOBS and j.kwargs.get("inbox_id") in inbox_ids)
-        ]
+        )
         assert tenant is not None
         return PaymentDetail(
             payment=payment,

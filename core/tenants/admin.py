@@ -152,7 +152,12 @@ class TenantAdminService:
                 )
             )
         staff = list(
-            await session.scalars(select(User).where(User.tenant_id == tenant.id).order_by(User.created_at))
+            await session.scalars(
+                # Removed staff (disabled_at) stay as rows for attribution, not as staff.
+                select(User)
+                .where(User.tenant_id == tenant.id, User.disabled_at.is_(None))
+                .order_by(User.created_at)
+            )
         )
         return TenantDetail(
             tenant=tenant,

@@ -95,9 +95,14 @@ async def test_error_log_links_each_failure_with_its_request_id(
             error="AbsentSubscriber",
             payment_id=uuid.UUID(payment_id),
         )
-        session.add_all([job, message])
+        # A job of no business in particular, and one about this business's payment named only by it.
+        loose = JobOutbox(actor="hotspot.sweep", kwargs={}, failed_at=utcnow(), sends=3, error="loose")
+        by_payment = JobOutbox(
+            actor="payments.check_payment", kwargs={"payment_id": payment_id}, failed_at=utcnow(), sends=8
+        )
+        session.add_all([job, message, loose, by_payment])
         await session.flush()
-        job_id, message_id = job.id, message.id
+        job_id, message_id, loose_id, by_payment_id = job.id, message.id, loose.id, by_payment.id
 
     admin, _ = await admin_client(server.url)
     async with aclosing(admin):
@@ -114,6 +119,7 @@ async def test_error_log_links_each_failure_with_its_request_id(
         jobs = _section(html, "jobs")
         assert f"#{job_id}, 5 tries" in jobs and "<code>job-rid-1</code>" in jobs
         assert f'href="/admin/transactions/{payment_id}">payment</a>' in jobs
+        assert f"#{by_payment_id}, 8 tries" in jobs and f"#{loose_id}," not in jobs
         messages = _section(html, "messages")
         assert "undeliverable" in messages and "AbsentSubscriber" in messages
         assert f"#n{message_id}" in messages

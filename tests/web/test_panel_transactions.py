@@ -16,6 +16,8 @@ import httpx
 from sqlalchemy import func, select
 
 from core.auth.models import Role
+from core.db import utcnow
+from core.jobs.models import JobOutbox
 from core.ledger.models import Transfer
 from core.payments.models import CallbackInbox, Payment, PaymentSource, PaymentStatus
 from core.runtime import unit_of_work
@@ -323,10 +325,23 @@ class TestPaymentDetail:
             payment = await session.get(Payment, uuid.UUID(final["id"]))
             assert payment is not None
             transfers = list(await session.scalars(select(Transfer).where(Transfer.payment_id == payment.id)))
+            inbox_id = await session.scalar(
+                select(func.min(CallbackInbox.id)).where(CallbackInbox.checkout_request_id == checkout_id)
+            )
+        # Failed jobs about this payment and one of its callbacks, and one about another payment.
+        async with unit_of_work() as session:
+            for actor, kw in (
+                ("payments.check_payment", {"payment_id": str(payment.id)}),
+                ("payments.process_callback", {"inbox_id": inbox_id}),
+                ("payments.check_payment", {"payment_id": str(uuid.uuid4())}),
+            ):
+                session.add(JobOutbox(actor=actor, kwargs=kw, failed_at=utcnow(), error=f"boom {actor}"))
         async with admin(server) as client:
             r = await client.get(f"/admin/transactions/{payment.id}")
             assert r.status_code == 200, r.text
             html = r.text
+            assert "Jobs waiting or failed (2)" in html
+            assert "boom payments.check_payment" in html and "boom payments.process_callback" in html
             for text in (
                 "Detail Duka",
                 f'<a href="/admin/tenants/{tenant.id}">',

@@ -252,23 +252,18 @@ async def topup(
     if errors:
         return await _wallet_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
     try:
-        payment = await request_wallet_topup(
-            tenant_id=tenant_id, amount=shillings, phone=msisdn, initiated_by=viewer.user_id
+        await request_wallet_topup(
+            tenant_id=tenant_id,
+            amount=shillings,
+            phone=msisdn,
+            initiated_by=viewer.user_id,
+            # An admin moving money for a business is audited with the payment, in one transaction.
+            audit_detail={"impersonating": True} if viewer.impersonating else None,
         )
     except LipapushError as exc:  # suspended, M-Pesa refused or unreachable: said above the form
         return await _wallet_page(
             request, viewer, tenant_id, errors={"topup": exc.message}, values=values, status=exc.status
         )
-    if viewer.impersonating:
-        async with unit_of_work() as session:
-            await record(
-                session,
-                action="wallet.topup_requested",
-                tenant_id=tenant_id,
-                user_id=viewer.user_id,
-                target=str(payment.id),
-                detail={"amount": payment.amount, "impersonating": True},
-            )
     return RedirectResponse("/app/wallet?done=topup", status_code=303)
 
 

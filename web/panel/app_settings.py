@@ -32,6 +32,7 @@ from core.errors import AuthenticationFailed, InvalidInput, LipapushError, NotFo
 from core.payments.models import PaymentStatus
 from core.payments.push import send_verification_push
 from core.payments.service import payments
+from core.ratelimit import hit
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import ChannelKind, Environment
 from core.tenants.schemas import ChannelIn, ChannelOut
@@ -542,6 +543,17 @@ async def account(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     return await _account_page(request, viewer)
 
 
+PASSWORD_TRIES = 5
+PASSWORD_WINDOW = 15 * 60
+TOO_MANY_TRIES = "Too many tries with the current password. Wait 15 minutes, then try again."
+
+
+async def _too_many_password_tries(user_id: uuid.UUID) -> bool:
+    """A signed-in session must not become a way to guess the account's password: the forms that ask
+    for it allow a few tries per quarter hour, like the sign-in lockout."""
+    return await hit(f"panel-password:{user_id}", PASSWORD_WINDOW) > PASSWORD_TRIES
+
+
 @router.post("/app/settings/account/2fa", response_model=None)
 async def two_factor(
     request: Request,
@@ -556,6 +568,8 @@ async def two_factor(
         return await _account_page(
             request, viewer, errors={"tf_password": "Enter your current password."}, status=422
         )
+    if enabled == "off" and await _too_many_password_tries(user_id):
+        return await _account_page(request, viewer, errors={"tf_password": TOO_MANY_TRIES}, status=429)
     try:
         async with unit_of_work() as session:
             user = await auth.get_user(session, user_id)
@@ -585,6 +599,8 @@ async def change_password(
         errors["confirm_password"] = "The two new passwords are not the same."
     if errors:
         return await _account_page(request, viewer, errors=errors, status=422)
+    if await _too_many_password_tries(user_id):
+        return await _account_page(request, viewer, errors={"current_password": TOO_MANY_TRIES}, status=429)
     try:
         async with unit_of_work() as session:
             user = await auth.get_user(session, user_id)

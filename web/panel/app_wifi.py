@@ -170,17 +170,18 @@ async def renew(
             request, viewer, tenant_id, error=errors.get("plan", "Choose a plan."), status=422
         )
     try:
-        order = await start_order(tenant_id=tenant_id, plan_id=chosen)
+        order = await start_order(
+            tenant_id=tenant_id,
+            plan_id=chosen,
+            by=viewer.user_id,
+            audit_detail={"via": "panel", "impersonating": viewer.impersonating},
+        )
     except PesapalError as exc:
         return await _overview(
             request, viewer, tenant_id, error=f"Pesapal could not take the order: {exc.message}", status=503
         )
     except NotFound as exc:
         return await _overview(request, viewer, tenant_id, error=exc.message, status=422)
-    async with unit_of_work() as session:
-        await audit(
-            session, viewer, tenant_id, "subscription.order_started", str(order.id), amount=order.amount
-        )
     return RedirectResponse(f"/app/wifi/subscription/{order.id}", status_code=303)
 
 

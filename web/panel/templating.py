@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -22,6 +22,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 def _eat(at: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
     return at.astimezone(EAT).strftime(fmt) if at else "–"
+
+
+def _last_day(end: datetime | None, fmt: str = "%d %b %Y") -> str:
+    """The last day of a period whose end is exclusive (an invoice for March ends at 1 April 00:00)."""
+    return _eat(end - timedelta(seconds=1), fmt) if end else "–"
 
 
 def _cents(cents: int | None) -> str:
@@ -45,7 +50,7 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(kes=format_kes, cents=_cents, eat=_eat, phone=_phone)
+env.filters.update(kes=format_kes, cents=_cents, eat=_eat, last_day=_last_day, phone=_phone)
 
 
 def render(
