@@ -228,7 +228,11 @@ def baseline_query(params: dict[str, str]) -> tuple[str, list[Any]]:
             upper = str(int(m.digits) + 1).zfill(len(m.digits))
             conds.append(f"p.phone >= {arg(m.digits)} AND p.phone < {arg(upper)}")
         else:
-            conds.append(f"p.phone LIKE {arg('%' + m.digits)}")
+            # As core.payments.search does on Postgres: a range on reverse(phone), the expression index.
+            rev = m.digits[::-1]
+            conds.append(f"reverse(p.phone) >= {arg(rev)}")
+            if rev.strip("9"):
+                conds.append(f"reverse(p.phone) < {arg(str(int(rev) + 1).zfill(len(rev)))}")
         if m.kind is not PhoneMatchKind.ends and "tenant" not in params:
             conds.append("p.tenant_id IN (SELECT id FROM tenants)")
     if "cursor" in params:
