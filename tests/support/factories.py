@@ -153,3 +153,15 @@ async def emailed_code(email: str) -> str:
     match = re.search(r"\b(\d{6})\b", subject or "")
     assert match, f"no sign-in code was emailed to {email}"
     return match.group(1)
+
+
+async def make_provider(name: str = "Kangemi WiFi") -> tuple[Tenant, User]:
+    """A hotspot provider: a business of kind `hotspot`, active, with a simulator channel."""
+    from core.tenants.models import TenantKind
+
+    tenant, owner = await make_tenant(name=name)
+    async with unit_of_work() as session:
+        row = await session.get(Tenant, tenant.id)
+        assert row is not None
+        row.kind = TenantKind.hotspot
+    return tenant, owner
