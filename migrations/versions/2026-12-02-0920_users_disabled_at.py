@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "aa2e160f41b9"
 down_revision: str | None = "5fc34f628867"
 branch_labels: str | Sequence[str] | None = None

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "ca71b9c87f48"
 down_revision: str | None = "aa2e160f41b9"
 branch_labels: str | Sequence[str] | None = None
