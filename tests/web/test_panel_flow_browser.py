@@ -9,6 +9,7 @@ changes the low-balance alert level."""
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import uuid
 from pathlib import Path
@@ -149,12 +150,15 @@ async def test_admin_and_owner_flow(server: LiveServer, client: httpx.AsyncClien
     await page.goto(f"{server.url}/admin/exports")
     await page.get_by_label("What").select_option("transactions")
     await page.get_by_role("button", name="Start export").click()
-    await page.wait_for_load_state()
-    ready = page.get_by_role("link", name="Download all-transactions")
-    await ready.first.wait_for(timeout=30_000)  # the page polls the progress until the file is ready
+    await page.wait_for_url(re.compile(r".*/admin/exports\?started=.*"))
+    export_id = page.url.split("started=")[1].split("#")[0]
+    # This export's own row (older exports of other tests are listed too): the page polls its
+    # progress until the file is ready.
+    ready = page.locator(f"#export-{export_id}").get_by_role("link", name="Download all-transactions")
+    await ready.wait_for(timeout=30_000)
     await shot(page, "admin-exports")
     async with page.expect_download() as info:
-        await ready.first.click()
+        await ready.click()
     download = await info.value
     ws = load_workbook(io.BytesIO(Path(await download.path()).read_bytes()), read_only=True).active  # noqa: ASYNC240
     rows = [r for r in ws.iter_rows(values_only=True) if r[0] == name]

@@ -123,7 +123,9 @@ async def audit_rows(tenant: Tenant, action: str) -> list[AuditLog]:
     async with unit_of_work(readonly=True) as session:
         return list(
             await session.scalars(
-                select(AuditLog).where(AuditLog.tenant_id == tenant.id, AuditLog.action == action)
+                select(AuditLog)
+                .where(AuditLog.tenant_id == tenant.id, AuditLog.action == action)
+                .order_by(AuditLog.id)
             )
         )
 
