@@ -13,21 +13,14 @@ from core.audit import reports
 from core.errors import InvalidInput
 from core.notify.models import SECRET_KINDS, NotifyChannel, NotifyStatus
 from core.runtime import unit_of_work
+from web.panel.forms import choice, int_cursor
 from web.panel.security import CurrentViewer, admin_only
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 Text = Annotated[str, Query(max_length=120)]
-
-
-def _cursor(raw: str, errors: dict[str, str]) -> int | None:
-    if not raw:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        errors["before"] = "This page link is damaged: go back to the first page."
-        return None
-    return int(raw)
+UNLISTED = "Choose one of the listed values."
 
 
 def _days(raw: str, errors: dict[str, str]) -> int:
@@ -37,16 +30,6 @@ def _days(raw: str, errors: dict[str, str]) -> int:
         errors["days"] = f"Choose a period of 1 to {reports.MAX_DAYS} days."
         return 7
     return int(raw)
-
-
-def _enum(kind: Any, raw: str, field: str, errors: dict[str, str]) -> Any:
-    if not raw:
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        errors[field] = "Choose one of the listed values."
-        return None
 
 
 async def _tenant(session: Any, raw: str, errors: dict[str, str]) -> uuid.UUID | None:
@@ -93,7 +76,7 @@ async def audit(
     errors: dict[str, str] = {}
     if category and category not in reports.AUDIT_CATEGORIES:
         errors["category"] = "Choose one of the listed categories."
-    cursor = _cursor(before, errors)
+    cursor = int_cursor(before, errors)
     page = None
     async with unit_of_work(readonly=True) as session:
         tenant_id = await _tenant(session, tenant, errors)
@@ -123,9 +106,9 @@ async def outbox(
 ) -> HTMLResponse:
     admin_only(viewer)
     errors: dict[str, str] = {}
-    chosen_channel = _enum(NotifyChannel, channel, "channel", errors)
-    chosen_status = _enum(NotifyStatus, status, "status", errors)
-    cursor = _cursor(before, errors)
+    chosen_channel = choice(NotifyChannel, channel, "channel", errors, UNLISTED)
+    chosen_status = choice(NotifyStatus, status, "status", errors, UNLISTED)
+    cursor = int_cursor(before, errors)
     page = None
     async with unit_of_work(readonly=True) as session:
         tenant_id = await _tenant(session, tenant, errors)

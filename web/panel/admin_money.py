@@ -17,6 +17,7 @@ from core.billing.commission_report import commission_report
 from core.db import utcnow
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
+from web.panel.forms import parse_day
 from web.panel.security import CurrentViewer, admin_only
 from web.panel.templating import EAT, render
 
@@ -31,15 +32,7 @@ SORTS = {
 
 
 def _day(raw: str, field: str, errors: dict[str, str]) -> date | None:
-    text = raw.strip()
-    if not text:
-        errors[field] = "Give a date like 2025-03-31."
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors[field] = "Give a date like 2025-03-31."
-        return None
+    return parse_day(raw, field, errors, "Give a date like 2025-03-31.", required=True)
 
 
 def _period(preset: str, raw_from: str, raw_to: str, today: date, errors: dict[str, str]) -> periods.Period:

@@ -4,7 +4,6 @@ with its callbacks, jobs and ledger transfers. The queries are core.payments.sea
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -23,6 +22,7 @@ from core.payments.search import (
     transactions,
 )
 from core.runtime import unit_of_work
+from web.panel.forms import choice, page_url, parse_day
 from web.panel.security import CurrentViewer, admin_only, safe_next
 from web.panel.templating import render
 
@@ -30,16 +30,6 @@ router = APIRouter(include_in_schema=False)
 
 LIST = "/admin/transactions"
 FIELDS = ("tenant", "status", "source", "from", "to", "phone")
-
-
-def _day(text: str, field: str, errors: dict[str, str]) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        errors[field] = "Use a date like 2025-03-31."
-        return None
 
 
 def _limit(text: str) -> int:
@@ -50,8 +40,7 @@ def _limit(text: str) -> int:
 
 
 def _url(params: dict[str, str], cursor: str | None = None) -> str:
-    query = {**params, **({"cursor": cursor} if cursor else {})}
-    return LIST + ("?" + urlencode(query) if query else "")
+    return page_url(LIST, params, cursor=cursor)
 
 
 @router.get(LIST, response_class=HTMLResponse)
@@ -62,19 +51,10 @@ async def transaction_list(request: Request, viewer: CurrentViewer) -> HTMLRespo
     limit = _limit(q.get("limit", ""))
     cursor = q.get("cursor") or None
     errors: dict[str, str] = {}
-    status = source = None
-    if form["status"]:
-        try:
-            status = PaymentStatus(form["status"])
-        except ValueError:
-            errors["status"] = "Choose a status from the list."
-    if form["source"]:
-        try:
-            source = PaymentSource(form["source"])
-        except ValueError:
-            errors["source"] = "Choose a source from the list."
-    day_from = _day(form["from"], "from", errors)
-    day_to = _day(form["to"], "to", errors)
+    status = choice(PaymentStatus, form["status"], "status", errors, "Choose a status from the list.")
+    source = choice(PaymentSource, form["source"], "source", errors, "Choose a source from the list.")
+    day_from = parse_day(form["from"], "from", errors)
+    day_to = parse_day(form["to"], "to", errors)
     phone: PhoneMatch | None = None
     if form["phone"]:
         try:

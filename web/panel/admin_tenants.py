@@ -5,17 +5,19 @@ it with a reason, set its commission rate and the platform default. The rules ar
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.commission import commissions
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
 from core.tenants.admin import REASON_MAX, REASON_MIN, tenant_admin
 from core.tenants.models import TenantKind, TenantStatus
+from web.panel.forms import page_url
 from web.panel.security import CurrentViewer, Viewer, admin_only
 from web.panel.templating import render
 
@@ -71,10 +73,8 @@ async def _list_page(
             "status": status,
             "kind": kind,
             "statuses": list(TenantStatus),
-            "prev_url": f"?{urlencode({**filters, 'page': result.page - 1})}" if result.page > 1 else None,
-            "next_url": f"?{urlencode({**filters, 'page': result.page + 1})}"
-            if result.page < result.pages
-            else None,
+            "prev_url": page_url("", filters, page=result.page - 1) if result.page > 1 else None,
+            "next_url": page_url("", filters, page=result.page + 1) if result.page < result.pages else None,
             "done": DONE.get(done or ""),
             "errors": errors or {},
             "values": values or {},
@@ -151,6 +151,28 @@ async def tenant_detail(
     return await _detail_page(request, viewer, tenant_id, done=done)
 
 
+async def _change(
+    request: Request,
+    viewer: Viewer,
+    tenant_id: uuid.UUID,
+    change: Callable[[AsyncSession], Awaitable[object]],
+    *,
+    field: str,
+    value: str,
+    done: str,
+) -> Response:
+    """One change on a business's page: done, back to the page saying so; refused, the page again with
+    the reason next to the form `field` and what was typed in it."""
+    try:
+        async with unit_of_work() as session:
+            await change(session)
+    except InvalidInput as exc:
+        return await _detail_page(
+            request, viewer, tenant_id, errors={field: exc.message}, values={field: value}, code=422
+        )
+    return RedirectResponse(f"/admin/tenants/{tenant_id}?done={done}", status_code=303)
+
+
 @router.post("/admin/tenants/{tenant_id}/suspend", response_model=None)
 async def suspend(
     request: Request,
@@ -159,14 +181,11 @@ async def suspend(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     admin_only(viewer)
-    try:
-        async with unit_of_work() as session:
-            await tenant_admin.suspend(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
-    except InvalidInput as exc:
-        return await _detail_page(
-            request, viewer, tenant_id, errors={"suspend": exc.message}, values={"suspend": reason}, code=422
-        )
-    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=suspended", status_code=303)
+
+    def change(session: AsyncSession) -> Awaitable[object]:
+        return tenant_admin.suspend(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
+
+    return await _change(request, viewer, tenant_id, change, field="suspend", value=reason, done="suspended")
 
 
 @router.post("/admin/tenants/{tenant_id}/reactivate", response_model=None)
@@ -177,19 +196,13 @@ async def reactivate(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     admin_only(viewer)
-    try:
-        async with unit_of_work() as session:
-            await tenant_admin.reactivate(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
-    except InvalidInput as exc:
-        return await _detail_page(
-            request,
-            viewer,
-            tenant_id,
-            errors={"reactivate": exc.message},
-            values={"reactivate": reason},
-            code=422,
-        )
-    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=reactivated", status_code=303)
+
+    def change(session: AsyncSession) -> Awaitable[object]:
+        return tenant_admin.reactivate(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
+
+    return await _change(
+        request, viewer, tenant_id, change, field="reactivate", value=reason, done="reactivated"
+    )
 
 
 @router.post("/admin/tenants/{tenant_id}/commission", response_model=None)
@@ -200,18 +213,10 @@ async def commission(
     percent: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     admin_only(viewer)
-    try:
-        async with unit_of_work() as session:
-            await tenant_admin.set_commission(
-                session, tenant_id=tenant_id, percent=percent, by=viewer.user_id
-            )
-    except InvalidInput as exc:
-        return await _detail_page(
-            request,
-            viewer,
-            tenant_id,
-            errors={"commission": exc.message},
-            values={"commission": percent},
-            code=422,
-        )
-    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=commission", status_code=303)
+
+    def change(session: AsyncSession) -> Awaitable[object]:
+        return tenant_admin.set_commission(session, tenant_id=tenant_id, percent=percent, by=viewer.user_id)
+
+    return await _change(
+        request, viewer, tenant_id, change, field="commission", value=percent, done="commission"
+    )

@@ -6,7 +6,6 @@ Owner and manager only, as in the API and the bot."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -19,6 +18,7 @@ from core.exports.books import customer_book
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.exports import audited_xlsx
+from web.panel.forms import page_url
 from web.panel.security import CurrentViewer, business
 from web.panel.templating import render
 
@@ -93,7 +93,7 @@ async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse
         "paid_filters": PAID,
         "items": [],
         "total": 0,
-        "export_url": "/app/customers/export.xlsx" + ("?" + urlencode(kept) if kept else ""),
+        "export_url": page_url("/app/customers/export.xlsx", kept),
     }
     if errors or query is None:
         return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
@@ -103,9 +103,9 @@ async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse
     pages = max(1, -(-result.total // PER_PAGE))
     ctx["page"], ctx["pages"] = query.page, pages
     if query.page > 1:
-        ctx["prev_url"] = "/app/customers?" + urlencode({**kept, "page": query.page - 1})
+        ctx["prev_url"] = page_url("/app/customers", kept, page=query.page - 1)
     if query.page < pages:
-        ctx["next_url"] = "/app/customers?" + urlencode({**kept, "page": query.page + 1})
+        ctx["next_url"] = page_url("/app/customers", kept, page=query.page + 1)
     return render(request, "app/customers.html", ctx, viewer=viewer)
 
 

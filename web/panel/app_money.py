@@ -10,7 +10,6 @@ import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -33,6 +32,7 @@ from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.api.wallet import INVOICE_COLUMNS
 from web.exports import audited_xlsx
+from web.panel.forms import choice, day_range, page_url, parse_whole
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import EAT, render
 
@@ -62,16 +62,6 @@ def _own(viewer: Viewer) -> uuid.UUID | None:
     return viewer.user_id if viewer.business_role is Role.cashier else None
 
 
-def _day(raw: str, field: str) -> date | None:
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(field, "Use a date like 2025-03-31.") from None
-
-
 def _midnight(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=EAT)
 
@@ -81,30 +71,9 @@ def transaction_filter(
 ) -> tuple[TransactionFilter, dict[str, str]]:
     """The filter form's values as a TransactionFilter, or the message for each field that is wrong."""
     errors: dict[str, str] = {}
-    status = source = None
-    start = end = None
-    if form["status"]:
-        try:
-            status = PaymentStatus(form["status"])
-        except ValueError:
-            errors["status"] = "Choose a status from the list."
-    if form["source"]:
-        try:
-            source = PaymentSource(form["source"])
-        except ValueError:
-            errors["source"] = "Choose a source from the list."
-    for field in ("from", "to"):
-        try:
-            day = _day(form[field], field)
-        except InvalidInput as exc:
-            errors[field] = exc.message
-            continue
-        if field == "from":
-            start = day
-        else:
-            end = day
-    if start and end and start > end:
-        errors["to"] = "The end date is before the start date."
+    status = choice(PaymentStatus, form["status"], "status", errors, "Choose a status from the list.")
+    source = choice(PaymentSource, form["source"], "source", errors, "Choose a source from the list.")
+    start, end = day_range(form["from"], form["to"], errors)
     phone = form["phone"].strip()
     if len(phone) > 20:
         errors["phone"] = "Type at most 20 characters of the phone number."
@@ -160,12 +129,11 @@ async def transactions(
     except InvalidInput as exc:  # a cursor that was tampered with
         ctx["errors"] = {"cursor": exc.message}
         return render(request, "app/transactions.html", ctx, viewer=viewer, status=422)
-    kept = {k: v for k, v in form.items() if v}
     ctx["items"] = page.items
     if page.next_cursor:
-        ctx["next_url"] = "/app/transactions?" + urlencode({**kept, "cursor": page.next_cursor})
+        ctx["next_url"] = page_url("/app/transactions", form, cursor=page.next_cursor)
     if cursor:
-        ctx["first_url"] = "/app/transactions" + ("?" + urlencode(kept) if kept else "")
+        ctx["first_url"] = page_url("/app/transactions", form)
     return render(request, "app/transactions.html", ctx, viewer=viewer)
 
 
@@ -280,13 +248,11 @@ async def topup_status(request: Request, payment_id: uuid.UUID, viewer: CurrentV
 
 
 def _threshold(raw: str) -> WalletSettingsIn:
-    text = raw.replace(",", "").replace(" ", "").strip()
-    if text.upper().startswith("KES"):
-        text = text[3:]
-    if not text.isascii() or not text.isdigit():
+    shillings = parse_whole(raw, max_digits=None)
+    if shillings is None:
         raise InvalidInput("threshold", "Type the level in whole shillings, like 500 (0 turns alerts off).")
     try:
-        return WalletSettingsIn(low_balance_threshold=int(text))
+        return WalletSettingsIn(low_balance_threshold=shillings)
     except ValidationError:
         raise InvalidInput("threshold", "The level can be at most KES 10,000,000.") from None
 

@@ -37,6 +37,7 @@ from core.runtime import runtime, unit_of_work
 from core.tenants.models import ChannelKind, Environment
 from core.tenants.schemas import ChannelIn, ChannelOut
 from core.tenants.service import tenants
+from web.panel.forms import check_new_password
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import render
 
@@ -593,10 +594,14 @@ async def change_password(
     errors: dict[str, str] = {}
     if not current_password:
         errors["current_password"] = "Enter your current password."
-    if not new_password:
-        errors["new_password"] = "Choose a new password."
-    elif new_password != confirm_password:
-        errors["confirm_password"] = "The two new passwords are not the same."
+    check_new_password(
+        new_password,
+        confirm_password,
+        errors,
+        missing="Choose a new password.",
+        field="new_password",
+        mismatch="The two new passwords are not the same.",
+    )
     if errors:
         return await _account_page(request, viewer, errors=errors, status=422)
     if await _too_many_password_tries(user_id):

@@ -1,7 +1,7 @@
 """WiFi for hotspot providers (/app/wifi): the overview with the subscription, sales over a period,
-and what the other WiFi pages share (the provider check, the audit row, form parsing, the messages
-after a change). The plans, vouchers and routers pages are app_wifi_plans, app_wifi_vouchers and
-app_wifi_routers.
+and what the other WiFi pages share (the provider check, the audit row, the messages after a change;
+their form parsing is web.panel.forms). The plans, vouchers and routers pages are app_wifi_plans,
+app_wifi_vouchers and app_wifi_routers.
 
 The same services and rules as the API (web/api/hotspot.py, web/api/subscriptions.py) and the bot's
 📶 WiFi: owner and manager; adding a router and paying the subscription are the owner's. A business
@@ -11,7 +11,7 @@ the banner's write access, and every change is audit-logged."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -28,6 +28,7 @@ from core.hotspot.reports import provider_day, provider_period, today_eat
 from core.runtime import unit_of_work
 from core.tenants.models import BillingMode
 from core.tenants.service import tenants
+from web.panel.forms import day_range, parse_uuid
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import render
 
@@ -71,26 +72,6 @@ async def audit(
         target=target[:200],
         detail={**detail, "via": "panel", "impersonating": viewer.impersonating},
     )
-
-
-def parse_uuid(raw: str, field: str, errors: dict[str, str], message: str) -> uuid.UUID | None:
-    """A form field's id, or None when left empty; a malformed one puts `message` in errors[field]."""
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        errors[field] = message
-        return None
-
-
-def parse_whole(raw: str) -> int | None:
-    """A whole number as people type it ("1,000", "KES 20"), or None."""
-    text = raw.replace(",", "").replace(" ", "").strip()
-    if text.upper().startswith("KES"):
-        text = text[3:]
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def done_message(request: Request) -> str | None:
@@ -198,17 +179,6 @@ async def subscription_order(request: Request, order_id: uuid.UUID, viewer: Curr
 
 
 # -- sales ------------------------------------------------------------------------------------------
-def _day(raw: str, field: str, errors: dict[str, str]) -> date | None:
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        errors[field] = "Use a date like 2025-03-31."
-        return None
-
-
 @router.get("/app/wifi/sales", response_class=HTMLResponse)
 async def sales(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     """Voucher sales over a period (East African days): the figures of core.hotspot.reports, as the
@@ -219,14 +189,10 @@ async def sales(request: Request, viewer: CurrentViewer) -> HTMLResponse:
         "to": request.query_params.get("to", "")[:20],
     }
     errors: dict[str, str] = {}
-    today = today_eat()
-    last = _day(form["to"], "to", errors) or today
-    first = _day(form["from"], "from", errors) or last - timedelta(days=29)
-    if not errors:
-        if first > last:
-            errors["to"] = "The end date is before the start date."
-        elif (last - first).days >= MAX_PERIOD_DAYS:
-            errors["from"] = f"Choose at most {MAX_PERIOD_DAYS} days."
+    first, last = day_range(
+        form["from"], form["to"], errors, max_days=MAX_PERIOD_DAYS, today=today_eat(), default_days=30
+    )
+    assert first is not None and last is not None  # with `today`, both ends have a value
     period = None
     if not errors:
         async with unit_of_work(readonly=True) as session:

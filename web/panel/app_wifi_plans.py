@@ -17,7 +17,8 @@ from core.hotspot.provision import validity_text
 from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn
 from core.runtime import unit_of_work
-from web.panel.app_wifi import audit, done_message, parse_uuid, parse_whole, provider
+from web.panel.app_wifi import audit, done_message, provider
+from web.panel.forms import parse_uuid, parse_whole
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
 

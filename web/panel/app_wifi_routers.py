@@ -19,7 +19,8 @@ from core.hotspot.schemas import RouterIn
 from core.hotspot.setup_script import setup_script
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
-from web.panel.app_wifi import audit, done_message, parse_whole, provider
+from web.panel.app_wifi import audit, done_message, provider
+from web.panel.forms import parse_whole
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
 

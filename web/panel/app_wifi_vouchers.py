@@ -23,7 +23,8 @@ from core.hotspot.vouchers import MAX_BATCH, vouchers
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from web.exports import audited_xlsx
-from web.panel.app_wifi import audit, done_message, parse_uuid, parse_whole, provider
+from web.panel.app_wifi import audit, done_message, provider
+from web.panel.forms import choice, page_url, parse_uuid, parse_whole
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
 
@@ -44,12 +45,9 @@ async def _vouchers_page(
     status: int = 200,
 ) -> HTMLResponse:
     errors = dict(errors or {})
-    wanted_status = None
-    if filters["status"]:
-        try:
-            wanted_status = VoucherStatus(filters["status"])
-        except ValueError:
-            errors["status"] = "Choose a status from the list."
+    wanted_status = choice(
+        VoucherStatus, filters["status"], "status", errors, "Choose a status from the list."
+    )
     plan_id = parse_uuid(filters["plan"], "plan", errors, "Choose a plan from the list.")
     if len(filters["code"]) > 32:
         errors["code"] = "A voucher code is at most 12 letters and digits."
@@ -73,7 +71,6 @@ async def _vouchers_page(
                 errors["cursor"] = exc.message
     if any(k in errors for k in ("status", "plan", "code", "cursor")):
         status = 422
-    kept = {k: v for k, v in filters.items() if v}
     names = {r.id: r.name for r in boxes}
     return render(
         request,
@@ -93,10 +90,8 @@ async def _vouchers_page(
             "errors": errors,
             "statuses": [s.value for s in VoucherStatus],
             "max_batch": MAX_BATCH,
-            "next_url": "/app/wifi/vouchers?" + urlencode({**kept, "cursor": next_cursor})
-            if next_cursor
-            else None,
-            "first_url": "/app/wifi/vouchers" + ("?" + urlencode(kept) if kept else "") if cursor else None,
+            "next_url": page_url("/app/wifi/vouchers", filters, cursor=next_cursor) if next_cursor else None,
+            "first_url": page_url("/app/wifi/vouchers", filters) if cursor else None,
             "usable": vouchers.usable,
             "done": done_message(request),
             "section": "vouchers",

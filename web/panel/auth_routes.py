@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import panel_sessions, twofactor
 from core.auth.models import User
@@ -17,11 +17,10 @@ from core.runtime import runtime, unit_of_work
 from web.panel.security import (
     CHALLENGE_COOKIE,
     COOKIE,
-    LOGIN_CSRF_COOKIE,
-    CsrfFailed,
     CurrentViewer,
-    check_origin,
-    new_login_csrf,
+    check_login_csrf,
+    client_ip,
+    login_csrf_page,
     safe_next,
     set_cookie,
 )
@@ -37,40 +36,38 @@ def home_for(user: User) -> str:
 def _login_page(
     request: Request, *, next_: str, email: str = "", errors: dict[str, str] | None = None, status: int = 200
 ) -> HTMLResponse:
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
-    response = render(
-        request,
-        "login.html",
-        {"next": next_, "email": email, "errors": errors or {}, "csrf": csrf},
-        status=status,
-    )
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
-    return response
+    ctx = {"next": next_, "email": email, "errors": errors or {}}
+    return login_csrf_page(request, "login.html", ctx, status=status)
 
 
 def _check_login_csrf(request: Request, sent: str) -> None:
-    check_origin(request)
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
-        raise CsrfFailed("This sign-in form has expired: reload the page and try again.")
+    check_login_csrf(request, sent, "This sign-in form has expired: reload the page and try again.")
+
+
+async def begin_session(session: AsyncSession, request: Request, user: User, *, ip: str | None) -> str:
+    """A brand-new panel session for `user`, ending the one this browser had (any cookie from before
+    sign-in is never reused: no fixation); its token."""
+    old = request.cookies.get(COOKIE)
+    if old:
+        await panel_sessions.end(session, old)
+    started = await panel_sessions.start(
+        session, user=user, ip=ip, user_agent=request.headers.get("user-agent")
+    )
+    return started.token
+
+
+def session_redirect(request: Request, token: str, target: str) -> RedirectResponse:
+    """Signed in: the session cookie set, the 2FA challenge cookie gone, on to `target`."""
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(response, request, COOKIE, token, max_age=int(panel_sessions.ABSOLUTE.total_seconds()))
+    response.delete_cookie(CHALLENGE_COOKIE, path="/")
+    return response
 
 
 async def _signed_in(request: Request, user: User, next_: str) -> Response:
-    """A brand-new session (any cookie from before sign-in is never reused: no fixation)."""
-    old = request.cookies.get(COOKIE)
     async with unit_of_work() as session:
-        if old:
-            await panel_sessions.end(session, old)
-        started = await panel_sessions.start(
-            session,
-            user=user,
-            ip=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent"),
-        )
-    response = RedirectResponse(safe_next(next_, home_for(user)), status_code=303)
-    set_cookie(response, request, COOKIE, started.token, max_age=int(panel_sessions.ABSOLUTE.total_seconds()))
-    response.delete_cookie(CHALLENGE_COOKIE, path="/")
-    return response
+        token = await begin_session(session, request, user, ip=client_ip(request))
+    return session_redirect(request, token, safe_next(next_, home_for(user)))
 
 
 @router.get("/")
@@ -137,12 +134,7 @@ async def code_form(request: Request, next: str = "") -> Response:
     found = _challenge(request)
     if found is None:
         return RedirectResponse("/login", status_code=303)
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
-    response = render(
-        request, "login_code.html", {"sent_to": found[1], "next": next, "errors": {}, "csrf": csrf}
-    )
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
-    return response
+    return login_csrf_page(request, "login_code.html", {"sent_to": found[1], "next": next, "errors": {}})
 
 
 @router.post("/login/code")

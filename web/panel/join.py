@@ -8,26 +8,18 @@ JOIN_WINDOW the page answers 429.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from core import ratelimit
-from core.auth import panel_sessions
 from core.auth.staff import Invitation, invitation, join
 from core.errors import InvalidInput
 from core.runtime import unit_of_work
-from web.panel.security import (
-    CHALLENGE_COOKIE,
-    COOKIE,
-    LOGIN_CSRF_COOKIE,
-    CsrfFailed,
-    check_origin,
-    new_login_csrf,
-    set_cookie,
-)
+from web.panel.auth_routes import begin_session, session_redirect
+from web.panel.forms import check_new_password
+from web.panel.security import check_login_csrf, client_ip, login_csrf_page
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -37,7 +29,7 @@ JOIN_WINDOW = 15 * 60
 
 
 def _ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_ip(request) or "unknown"
 
 
 async def _too_many(request: Request) -> bool:
@@ -69,15 +61,8 @@ def _form(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
-    response = render(
-        request,
-        "app/join.html",
-        {"code": code, "inv": inv, "email": inv.email or email, "errors": errors or {}, "csrf": csrf},
-        status=status,
-    )
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
-    return response
+    ctx = {"code": code, "inv": inv, "email": inv.email or email, "errors": errors or {}}
+    return login_csrf_page(request, "app/join.html", ctx, status=status)
 
 
 @router.get("/join/{code}", response_class=HTMLResponse)
@@ -98,10 +83,7 @@ async def join_submit(
     confirm_password: Annotated[str, Form(max_length=200)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    check_origin(request)
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not csrf_token or not hmac.compare_digest(cookie, csrf_token):
-        raise CsrfFailed("This form has expired: open the link from the email again.")
+    check_login_csrf(request, csrf_token, "This form has expired: open the link from the email again.")
     if await _too_many(request):
         return _slow_down(request)
     async with unit_of_work(readonly=True) as session:
@@ -111,26 +93,15 @@ async def join_submit(
     errors: dict[str, str] = {}
     if not inv.email and not email.strip():
         errors["email"] = "Enter your email address."
-    if not password:
-        errors["password"] = "Choose a password."
-    elif password != confirm_password:
-        errors["confirm_password"] = "The two passwords are not the same."
+    check_new_password(password, confirm_password, errors, missing="Choose a password.")
     if errors:
         return _form(request, code, inv, email=email, errors=errors, status=422)
-    old = request.cookies.get(COOKIE)
     try:
         async with unit_of_work() as session:
             user = await join(session, code=code, password=password, email=email)
-            if old:
-                await panel_sessions.end(session, old)
-            started = await panel_sessions.start(
-                session, user=user, ip=_ip(request), user_agent=request.headers.get("user-agent")
-            )
+            token = await begin_session(session, request, user, ip=_ip(request))
     except InvalidInput as exc:
         if exc.field == "code":  # used in between: another tab, or someone else
             return _gone(request)
         return _form(request, code, inv, email=email, errors={exc.field: exc.message}, status=422)
-    response = RedirectResponse("/app", status_code=303)
-    set_cookie(response, request, COOKIE, started.token, max_age=int(panel_sessions.ABSOLUTE.total_seconds()))
-    response.delete_cookie(CHALLENGE_COOKIE, path="/")
-    return response
+    return session_redirect(request, token, "/app")

@@ -9,7 +9,6 @@ emailed code).
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Annotated
 
@@ -27,14 +26,8 @@ from core.auth.password_reset import (
 )
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
-from web.panel.security import (
-    COOKIE,
-    LOGIN_CSRF_COOKIE,
-    CsrfFailed,
-    check_origin,
-    new_login_csrf,
-    set_cookie,
-)
+from web.panel.forms import check_new_password
+from web.panel.security import COOKIE, check_login_csrf, client_ip, login_csrf_page
 from web.panel.templating import render
 
 log = logging.getLogger("lipapush.panel")
@@ -44,17 +37,7 @@ DONE_URL = "/login?done=password-reset"
 
 
 def _check_csrf(request: Request, sent: str) -> None:
-    check_origin(request)
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
-        raise CsrfFailed("This form has expired: reload the page and try again.")
-
-
-def _page(request: Request, template: str, ctx: dict[str, object], *, status: int = 200) -> HTMLResponse:
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
-    response = render(request, template, {**ctx, "csrf": csrf}, status=status)
-    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
-    return response
+    check_login_csrf(request, sent, "This form has expired: reload the page and try again.")
 
 
 def _ask_page(
@@ -62,7 +45,7 @@ def _ask_page(
 ) -> HTMLResponse:
     minutes = int(RESET_TTL.total_seconds() // 60)
     sent = request.query_params.get("sent") == "1" and not errors
-    return _page(
+    return login_csrf_page(
         request,
         "reset_request.html",
         {"email": email, "errors": errors or {}, "sent": sent, "minutes": minutes, "per_email": PER_EMAIL},
@@ -77,7 +60,7 @@ def _invalid(request: Request) -> HTMLResponse:
 def _form(
     request: Request, token: str, user: User, *, errors: dict[str, str] | None = None, status: int = 200
 ) -> HTMLResponse:
-    return _page(
+    return login_csrf_page(
         request,
         "reset_form.html",
         {"token": token, "email": user.email, "errors": errors or {}},
@@ -105,7 +88,7 @@ async def ask(
             outcome = await request_reset(
                 session,
                 email=email,
-                ip=request.client.host if request.client else None,
+                ip=client_ip(request),
                 secret=settings.SECRET_KEY,
                 base_url=settings.base_url,
             )
@@ -140,10 +123,7 @@ async def reset(
     if user is None:
         return _invalid(request)
     errors: dict[str, str] = {}
-    if not password:
-        errors["password"] = "Choose a new password."
-    elif password != confirm_password:
-        errors["confirm_password"] = "The two passwords are not the same."
+    check_new_password(password, confirm_password, errors, missing="Choose a new password.")
     if errors:
         return _form(request, token, user, errors=errors, status=422)
     try:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse
 
 from core.audit.service import record
 from core.auth import panel_sessions
@@ -27,6 +29,7 @@ from core.context import current_request
 from core.errors import LipapushError, PermissionDenied
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant, TenantKind
+from web.panel.templating import render
 
 COOKIE = "lp_session"
 LOGIN_CSRF_COOKIE = "lp_csrf"
@@ -211,6 +214,30 @@ def login_url(request: Request) -> str:
 
 def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
+
+
+def check_login_csrf(request: Request, sent: str, message: str) -> None:
+    """The public forms (sign-in, join, password reset): the double-submit cookie and the Origin check;
+    `message` is the page's own words for an expired form."""
+    check_origin(request)
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+        raise CsrfFailed(message)
+
+
+def login_csrf_page(
+    request: Request, template: str, ctx: Mapping[str, object], *, status: int = 200
+) -> HTMLResponse:
+    """A public form page: its `csrf` field and the `lp_csrf` cookie hold the same token (the browser's
+    own when it has one)."""
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
+    response = render(request, template, {**ctx, "csrf": csrf}, status=status)
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
+    return response
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def request_id() -> str | None:
