@@ -1,0 +1,157 @@
+"""Settings → Staff (owner): invitation codes for the bot, invitations by email, web access for
+Telegram-only staff, removal (core.auth.staff)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.audit.service import record
+from core.auth.codes import CodePurpose, issue_code
+from core.auth.models import Role
+from core.auth.service import auth
+from core.auth.staff import give_web_access, invite_by_email, is_placeholder, remove_staff
+from core.errors import InvalidInput
+from core.runtime import runtime, unit_of_work
+from web.panel.app_settings import settings_page
+from web.panel.security import CurrentViewer, Viewer, business
+
+router = APIRouter(include_in_schema=False)
+
+
+# -- staff ------------------------------------------------------------------------------------------
+async def _staff_page(
+    request: Request,
+    viewer: Viewer,
+    tenant_id: uuid.UUID,
+    *,
+    errors: dict[str, str] | None = None,
+    invite: dict[str, Any] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    async with unit_of_work(readonly=True) as session:
+        everyone = await auth.list_staff(session, tenant_id=tenant_id)
+    staff = [m for m in everyone if m.user.disabled_at is None]
+    return settings_page(
+        request,
+        viewer,
+        "app/settings_staff.html",
+        {
+            "staff": staff,
+            "removed": [m for m in everyone if m.user.disabled_at is not None],
+            "manageable": [m for m in staff if m.user.role is not Role.owner],
+            "telegram_only": {str(m.user.id) for m in staff if is_placeholder(m.user.email)},
+            "errors": errors or {},
+            "values": values or {},
+            "invite": invite,
+        },
+        status=status,
+    )
+
+
+@router.get("/app/settings/staff", response_class=HTMLResponse)
+async def staff(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    tenant_id = business(viewer, Role.owner)
+    return await _staff_page(request, viewer, tenant_id)
+
+
+@router.post("/app/settings/staff/invite", response_model=None)
+async def invite(
+    request: Request, viewer: CurrentViewer, role: Annotated[str, Form(max_length=20)] = ""
+) -> Response:
+    """The same code as POST /api/staff/invite: the person sends `/start <code>` to the bot."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    if role not in (Role.cashier.value, Role.manager.value):
+        return await _staff_page(
+            request, viewer, tenant_id, errors={"role": "Invite a cashier or a manager."}, status=422
+        )
+    async with unit_of_work() as session:
+        code, expires = await issue_code(
+            session, purpose=CodePurpose.staff_invite, tenant_id=tenant_id, role=Role(role), by=viewer.user_id
+        )
+        await record(
+            session,
+            action="staff.invited",
+            tenant_id=tenant_id,
+            user_id=viewer.user_id,
+            detail={"role": role, "via": "panel"},
+        )
+    invite = {"code": code, "role": role, "expires_at": expires}
+    return await _staff_page(request, viewer, tenant_id, invite=invite, status=201)
+
+
+@router.post("/app/settings/staff/invite-email", response_model=None)
+async def invite_email(
+    request: Request,
+    viewer: CurrentViewer,
+    role: Annotated[str, Form(max_length=20)] = "",
+    email: Annotated[str, Form(max_length=254)] = "",
+) -> Response:
+    """A join link by email (/join/{code}); the same code also works as the bot's `/start <code>`."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    values = {"invite_email": email, "invite_email_role": role}
+    if role not in (Role.cashier.value, Role.manager.value):
+        errors = {"invite_email_role": "Invite a cashier or a manager."}
+        return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
+    if not email.strip():
+        errors = {"invite_email": "Enter the email address of the person you are inviting."}
+        return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
+    try:
+        async with unit_of_work() as session:
+            await invite_by_email(
+                session,
+                tenant_id=tenant_id,
+                role=Role(role),
+                email=email,
+                by=viewer.user_id,
+                base_url=runtime().settings.base_url,
+            )
+    except InvalidInput as exc:
+        field = "invite_email_role" if exc.field == "role" else "invite_email"
+        return await _staff_page(
+            request, viewer, tenant_id, errors={field: exc.message}, values=values, status=422
+        )
+    return RedirectResponse("/app/settings/staff?done=invited", status_code=303)
+
+
+@router.post("/app/settings/staff/{user_id}/web-access", response_model=None)
+async def web_access(
+    request: Request,
+    user_id: uuid.UUID,
+    viewer: CurrentViewer,
+    email: Annotated[str, Form(max_length=254)] = "",
+) -> Response:
+    """A staff member who joined from Telegram gets a link to set an email and password."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    key = f"web_email_{user_id}"
+    if not email.strip():
+        errors = {key: "Enter their email address."}
+        return await _staff_page(request, viewer, tenant_id, errors=errors, values={key: email}, status=422)
+    try:
+        async with unit_of_work() as session:
+            await give_web_access(
+                session,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                email=email,
+                by=viewer.user_id,
+                base_url=runtime().settings.base_url,
+            )
+    except InvalidInput as exc:
+        return await _staff_page(
+            request, viewer, tenant_id, errors={key: exc.message}, values={key: email}, status=422
+        )
+    return RedirectResponse("/app/settings/staff?done=web_access", status_code=303)
+
+
+@router.post("/app/settings/staff/{user_id}/remove")
+async def remove(user_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
+    """Not the owner; another business's user is 404."""
+    tenant_id = business(viewer, Role.owner, write=True)
+    async with unit_of_work() as session:
+        await remove_staff(session, tenant_id=tenant_id, user_id=user_id, by=viewer.user_id)
+    return RedirectResponse("/app/settings/staff?done=removed", status_code=303)
