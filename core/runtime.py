@@ -88,7 +88,11 @@ class Runtime:
             else self._memory_tokens
         )
         timeout = httpx.Timeout(self.settings.DARAJA_TIMEOUT_SECONDS, connect=10.0)
-        http = httpx.AsyncClient(timeout=timeout, headers={"User-Agent": "lipapush/0.1"})
+        # Idle connections are dropped after 2 s, before a server's own idle timeout (5 s for uvicorn and
+        # many proxies). Reusing one the server is closing at that moment fails a POST with a ReadError
+        # after the request went out: for an STK push, an "outcome unknown" the merchant must wait on.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+        http = httpx.AsyncClient(timeout=timeout, limits=limits, headers={"User-Agent": "lipapush/0.1"})
         return DarajaClient(http=http, tokens=tokens), http
 
     def daraja(self) -> DarajaClient:
