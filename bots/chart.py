@@ -12,14 +12,11 @@ import io
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.billing.invoices import EAT
-from core.db import utcnow
-from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentStatus
+from core.payments.reports import reports
 
 DAYS = 30
 _draw_lock = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
@@ -63,31 +60,9 @@ async def daily_results(
     session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None, days: int = DAYS
 ) -> Chart:
     """Customer payments (not top-ups or test pushes) of the last `days` EAT days, today included,
-    bucketed by the EAT day they were requested on."""
-    today = (now or utcnow()).astimezone(EAT).date()
-    first = today - timedelta(days=days - 1)
-    since = datetime(first.year, first.month, first.day, tzinfo=EAT)
-    rows = await session.execute(
-        select(Payment.created_at, Payment.status, Payment.amount).where(
-            Payment.tenant_id == tenant_id,
-            Payment.source.in_(list(CUSTOMER_SOURCES)),
-            Payment.created_at >= since,
-        )
-    )
-    paid_kes = [0] * days
-    paid = [0] * days
-    unpaid = [0] * days
-    for created_at, status, amount in rows:
-        i = (created_at.astimezone(EAT).date() - first).days
-        if not 0 <= i < days:
-            continue
-        status = PaymentStatus(status)
-        if status is PaymentStatus.success:
-            paid[i] += 1
-            paid_kes[i] += int(amount)
-        elif status.is_final:
-            unpaid[i] += 1
-    return Chart([Day(first + timedelta(days=i), paid_kes[i], paid[i], unpaid[i]) for i in range(days)])
+    bucketed by the EAT day they were requested on: the panel dashboard's series (core.payments.reports)."""
+    totals = await reports.daily_totals(session, tenant_id=tenant_id, days=days, now=now)
+    return Chart([Day(t.day, t.paid_kes, t.paid, t.unpaid) for t in totals])
 
 
 def render_png(chart: Chart, *, title: str) -> bytes:
