@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -65,3 +66,21 @@ async def form_post(
     page = await client.get(page_url)
     assert page.status_code == 200, page.text
     return await client.post(action, data={**(data or {}), "csrf_token": csrf_of(page.text)})
+
+
+def text_of(page: str, element_id: str) -> str:
+    """The text inside the element with this id (tags removed, spaces collapsed)."""
+    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
+    assert match, f"no #{element_id} on the page"
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(2))).split())
+
+
+def rows_of(page: str, table_id: str) -> list[list[str]]:
+    """The body rows of a table, each as its cells' text."""
+    match = re.search(rf'<table class="data" id="{table_id}">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert match, f"no table #{table_id}"
+    rows = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
+        rows.append([" ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells])
+    return rows

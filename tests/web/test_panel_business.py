@@ -25,7 +25,7 @@ from core.tenants.models import BillingMode, InvoicePeriod, Tenant
 from core.tenants.service import tenants
 from tests.conftest import LiveServer
 from tests.support.factories import make_api_key, make_tenant, make_user, set_billing
-from tests.support.panel import admin_client, business_client, csrf_of, form_post
+from tests.support.panel import admin_client, business_client, csrf_of, form_post, rows_of, text_of
 from tests.support.waiting import wait_for_final, wait_until
 from web.panel.templating import EAT
 
@@ -45,24 +45,6 @@ async def signed_in(server: LiveServer, user: User | None = None) -> AsyncIterat
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def text_of(page: str, element_id: str) -> str:
-    """The text inside the element with this id (tags removed, spaces collapsed)."""
-    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
-    assert match, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(2))).split())
-
-
-def rows_of(page: str, table_id: str) -> list[list[str]]:
-    """The body rows of a table, each as its cells' text."""
-    match = re.search(rf'<table class="data" id="{table_id}">.*?<tbody>(.*?)</tbody>', page, re.S)
-    assert match, f"no table #{table_id}"
-    rows = []
-    for tr in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S):
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
-        rows.append([" ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells])
-    return rows
 
 
 async def pay(client: httpx.AsyncClient, key: str, phone: str, amount: int, name: str | None = None) -> str:

@@ -5,7 +5,6 @@ impersonating admin."""
 
 from __future__ import annotations
 
-import html
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from tests.support.panel import (
     form_post,
     password_step,
     sign_in,
+    text_of,
 )
 from tests.support.waiting import wait_until
 
@@ -56,13 +56,6 @@ async def signed_in(server: LiveServer, user: User | None = None) -> AsyncIterat
         yield client
     finally:
         await client.aclose()
-
-
-def text_of(page: str, element_id: str) -> str:
-    """The text inside the element with this id (tags removed, spaces collapsed)."""
-    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
-    assert match, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(2))).split())
 
 
 async def channel_of(tenant: Tenant) -> MpesaChannel:

@@ -33,7 +33,7 @@ from sim.routeros import RouterSim
 from tests.conftest import LiveServer
 from tests.support.browser import browser, browser_sign_in, shot  # noqa: F401  - the fixture
 from tests.support.factories import make_api_key, make_tenant, make_user
-from tests.support.panel import admin_client, business_client, csrf_of, form_post
+from tests.support.panel import admin_client, business_client, csrf_of, form_post, rows_of, text_of
 from tests.support.waiting import wait_for_final, wait_until
 
 ROUTER_PASSWORD = "Rtr-Secret-7781"
@@ -56,23 +56,6 @@ async def signed_in(server: LiveServer, user: User | None = None) -> AsyncIterat
 async def sim() -> AsyncIterator[RouterSim]:
     async with RouterSim(username="api", password=ROUTER_PASSWORD, identity="Kangemi-1") as s:
         yield s
-
-
-def text_of(page: str, element_id: str) -> str:
-    """The text inside the element with this id (tags removed, spaces collapsed)."""
-    match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
-    assert match, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(2))).split())
-
-
-def rows_of(page: str, table_id: str) -> list[list[str]]:
-    match = re.search(rf'<table class="data" id="{table_id}">.*?<tbody>(.*?)</tbody>', page, re.S)
-    assert match, f"no table #{table_id}"
-    rows = []
-    for tr in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S):
-        cells = re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
-        rows.append([" ".join(html.unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells])
-    return rows
 
 
 async def provider(name: str = "Kangemi WiFi") -> tuple[Tenant, User]:
