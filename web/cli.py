@@ -20,12 +20,10 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 admin_app = typer.Typer(help="Platform administrators.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Businesses (tenants).", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
-sim_app = typer.Typer(help="Local stand-ins for outside services.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
-app.add_typer(sim_app, name="sim")
 
 console = Console()
 err = Console(stderr=True)
@@ -277,29 +275,9 @@ def admin_create(
 
 
 from web import cli_billing, cli_hotspot, cli_tenants  # noqa: E402,F401  - register their commands
+from web.cli_sim import sim_app  # noqa: E402
 
-
-@sim_app.command("daraja")
-def sim_daraja(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8001,
-    callback_delay: Annotated[float | None, typer.Option(help="Seconds before the callback")] = None,
-) -> None:
-    """Run the Daraja simulator alone."""
-    from sim.daraja import run
-
-    run(host=host, port=port, callback_delay=callback_delay)
-
-
-@sim_app.command("telegram")
-def sim_telegram(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8081,
-) -> None:
-    """Run the Telegram Bot API stand-in alone (point TELEGRAM_API_BASE at it)."""
-    from sim.telegram import run
-
-    run(host=host, port=port)
+app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
