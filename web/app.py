@@ -40,6 +40,7 @@ from web.api import (
 )
 from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
+from web.docs import install_docs
 from web.errors import install_error_handlers
 from web.panel import install_panel
 
@@ -119,7 +120,11 @@ def create_app(
         description="Collect M-Pesa payments into your own Till or Paybill. Authenticate with "
         "`Authorization: Bearer <API key or login token>`.",
         lifespan=lifespan,
+        # The default pages load their scripts from a CDN; install_docs serves /docs without one.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     app.state.bot_runner = bot_runner
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,51 @@ def _field_name(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+SEND_JSON = "Send a JSON object with Content-Type: application/json."
+
+
+def _json_position(doc: object, pos: int) -> str:
+    if not isinstance(doc, str):
+        return f"at character {pos + 1}"
+    line = doc.count("\n", 0, pos) + 1
+    column = pos - doc.rfind("\n", 0, pos)
+    return f"at line {line} column {column}"
+
+
+def _body_problem(request: Request, err: dict[str, Any], body: object) -> tuple[str, str] | None:
+    """(short reason, full sentence) when the body as a whole is unusable, else None.
+
+    FastAPI reports these with locations that read as nonsense to a client (`0: JSON decode error` is
+    the character offset; a form-encoded body becomes "Input should be a valid dictionary"), so the
+    reason is rewritten to name the mistake and its fix."""
+    loc = tuple(err.get("loc", ()))
+    kind = err.get("type")
+    if kind == "json_invalid" and loc[:1] == ("body",):
+        pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        ctx = err.get("ctx") or {}
+        why = f"{ctx.get('error', 'JSON decode error')} {_json_position(body, pos)}"
+        return f"Not valid JSON ({why}).", f"The request body is not valid JSON ({why}). {SEND_JSON}"
+    if loc != ("body",):
+        return None
+    if kind == "missing":
+        return "The request body is empty.", f"The request body is empty. {SEND_JSON}"
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        value = err.get("input")
+        if isinstance(value, bytes | bytearray):
+            # FastAPI parses JSON only under a JSON content type; anything else arrives as raw bytes.
+            ctype = request.headers.get("content-type", "")[:100] or "none"
+            reason = f"Not JSON (Content-Type: {ctype})."
+            return reason, f"The request body was not sent as JSON (Content-Type: {ctype}). {SEND_JSON}"
+        got = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}.get(
+            type(value), "a number"
+        )
+        return (
+            f"Must be a JSON object, not {got}.",
+            f"The request body must be a JSON object ({{...}}), not {got}. {SEND_JSON}",
+        )
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LipapushError)
     async def _domain(request: Request, exc: LipapushError) -> Response:
@@ -35,6 +81,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors: dict[str, str] = {}
         for err in exc.errors():
+            if problem := _body_problem(request, err, exc.body):
+                reason, sentence = problem
+                if is_panel(request):
+                    return panel_validation_error(request, sentence)
+                return JSONResponse(
+                    {"error": "invalid_input", "detail": sentence, "errors": {"body": reason}},
+                    status_code=422,
+                )
             name = _field_name(tuple(err.get("loc", ())))
             msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
             if err.get("type") == "missing":
