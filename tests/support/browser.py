@@ -8,14 +8,22 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests.support import services
 from tests.support.factories import emailed_code
-from tests.support.panel import ARTIFACTS, CHROMIUM
+from tests.support.panel import ARTIFACTS, NO_CHROMIUM, find_chromium
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
+    """Chromium from ``find_chromium``; without one the test is skipped, except in CI
+    (LIPAPUSH_REQUIRE_SERVICES=1), where a missing browser must not pass as skipped browser tests."""
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        chromium = find_chromium(p.chromium.executable_path)
+        if chromium is None:
+            if services.REQUIRE:
+                pytest.fail(NO_CHROMIUM, pytrace=False)
+            pytest.skip(NO_CHROMIUM)
+        b = await p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         yield b
         await b.close()
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import httpx
 
@@ -12,7 +16,36 @@ from core.auth.models import User
 from tests.support.factories import emailed_code, make_admin
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
+NO_CHROMIUM = "no Chromium found: apt-get install chromium or set LIPAPUSH_CHROMIUM"
+# Debian's package first: it is what .ci/run installs and what the tests are written against.
+CHROMIUM_PATHS = ("/usr/bin/chromium",)
+CHROMIUM_COMMANDS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def _executable(path: str | None) -> TypeGuard[str]:
+    return path is not None and os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def find_chromium(
+    playwright_path: str | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    paths: tuple[str, ...] = CHROMIUM_PATHS,
+    which: Callable[[str], str | None] = shutil.which,
+) -> str | None:
+    """The Chromium the browser tests drive, or None.
+
+    In order: LIPAPUSH_CHROMIUM, Debian's /usr/bin/chromium, a chromium/chrome command on PATH, then
+    the browser Playwright installed itself (``playwright_path``: ``p.chromium.executable_path``, which
+    names where that browser would be whether or not it was ever downloaded)."""
+    for path in (env.get("LIPAPUSH_CHROMIUM"), *paths):
+        if _executable(path):
+            return path
+    for command in CHROMIUM_COMMANDS:
+        found = which(command)
+        if _executable(found):
+            return found
+    return playwright_path if _executable(playwright_path) else None
 
 
 def csrf_of(html: str) -> str:

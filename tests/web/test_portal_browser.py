@@ -12,26 +12,17 @@ import httpx
 import pytest
 from fastapi import FastAPI, Form
 from fastapi.responses import HTMLResponse
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from core.hotspot.models import Plan, PlanKind
 from core.runtime import runtime, unit_of_work
 from sim.routeros import RouterSim
 from tests.conftest import LiveServer
+from tests.support.browser import browser  # noqa: F401  - the fixture
 from tests.support.factories import make_tenant
 from tests.support.servers import serving
 from tests.support.waiting import wait_until
 from tests.ussd.conftest import sms_to
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        await b.close()
 
 
 @pytest.fixture
@@ -79,7 +70,10 @@ async def provider(sim: RouterSim) -> tuple[uuid.UUID, uuid.UUID, str]:
 
 
 async def test_buy_and_connect_in_chromium(
-    server: LiveServer, sim: RouterSim, browser: Browser, router_login: tuple[str, list[dict[str, Any]]]
+    server: LiveServer,
+    sim: RouterSim,
+    browser: Browser,  # noqa: F811  - the fixture
+    router_login: tuple[str, list[dict[str, Any]]],
 ) -> None:
     login_url, posted = router_login
     _, rid, slug = await provider(sim)
@@ -115,7 +109,10 @@ async def test_buy_and_connect_in_chromium(
 
 
 async def test_cancelled_payment_in_chromium(
-    server: LiveServer, sim: RouterSim, browser: Browser, router_login: tuple[str, list[dict[str, Any]]]
+    server: LiveServer,
+    sim: RouterSim,
+    browser: Browser,  # noqa: F811  - the fixture
+    router_login: tuple[str, list[dict[str, Any]]],
 ) -> None:
     login_url, posted = router_login
     _, rid, slug = await provider(sim)
