@@ -14,6 +14,8 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
+from core.access.actor import Actor as CoreActor
+from core.access.actor import Via
 from core.auth.models import Role
 from core.auth.telegram import user_by_telegram
 from core.context import RequestInfo, reset_request, set_request
@@ -35,6 +37,17 @@ class Actor:
     @property
     def hotspot(self) -> bool:
         return self.kind is TenantKind.hotspot
+
+    @property
+    def core(self) -> CoreActor:
+        """The same actor the API, the panel and USSD build for this user; core decides what it may do."""
+        return CoreActor.for_user(
+            user_id=self.user_id,
+            tenant_id=self.tenant_id,
+            role=self.role,
+            via=Via.telegram,
+            tenant_name=self.business,
+        )
 
 
 async def load_actor(telegram_user_id: int) -> Actor | None:

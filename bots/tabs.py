@@ -10,6 +10,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardButton
 from bots import texts
 from bots.keyboards import MenuCb
 from bots.middlewares import Actor
+from core.access.permissions import Permission
 from core.audit.service import record
 from core.auth.models import Role
 from core.errors import NotFound, PermissionDenied
@@ -17,11 +18,17 @@ from core.exports.xlsx import export_filename
 from core.runtime import unit_of_work
 
 
-def need(actor: Actor | None, *roles: Role) -> Actor:
+def need(actor: Actor | None, *wanted: Permission | Role) -> Actor:
+    """A known user whom core allows `wanted`: checked before a flow asks its first question, so
+    nobody types an amount only to be refused. The use case checks again when it runs."""
     if actor is None:
         raise NotFound(texts.UNKNOWN_STRANGER)
-    if roles and actor.role not in roles:
+    roles = [w for w in wanted if isinstance(w, Role)]
+    if roles and actor.role not in roles:  # the dashboard's own tabs (bots/routers/home.py)
         raise PermissionDenied(f"This is for the {' or '.join(r.value for r in roles)} of {actor.business}.")
+    for permission in wanted:
+        if isinstance(permission, Permission):
+            actor.core.require(permission)
     return actor
 
 

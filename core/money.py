@@ -11,14 +11,28 @@ Shillings = NewType("Shillings", int)
 Cents = NewType("Cents", int)
 
 MIN_STK_AMOUNT = 1
+# M-Pesa's own per-transaction ceiling; `STK_MAX_AMOUNT` may only lower it.
+MPESA_MAX_AMOUNT = 250_000
 
 
-def parse_shillings(value: object, *, field: str = "amount", maximum: int = 250_000) -> Shillings:
+def stk_max_amount() -> int:
+    """The largest push, from `STK_MAX_AMOUNT`: the one limit every channel honours (API, bot, USSD,
+    panel, portal, plan prices). Outside a configured process (a bare model in a unit test) it is
+    M-Pesa's own ceiling."""
+    from core.runtime import configured_settings  # the runtime imports money's users; not at import time
+
+    settings = configured_settings()
+    return min(settings.STK_MAX_AMOUNT, MPESA_MAX_AMOUNT) if settings else MPESA_MAX_AMOUNT
+
+
+def parse_shillings(value: object, *, field: str = "amount", maximum: int | None = None) -> Shillings:
     """Accept an int, or a str/Decimal/float holding a whole number; refuse cents, zero and negatives.
 
     Floats are accepted only when exactly whole (JSON has no integer type of its own), and never
-    rounded: 1.5 is an error, not 2.
+    rounded: 1.5 is an error, not 2. `maximum` defaults to the configured push limit.
     """
+    if maximum is None:
+        maximum = stk_max_amount()
     if isinstance(value, bool):
         raise InvalidInput(field, "Amount must be a whole number of shillings, like 150.")
     if isinstance(value, int):
@@ -38,7 +52,8 @@ def parse_shillings(value: object, *, field: str = "amount", maximum: int = 250_
     if amount < MIN_STK_AMOUNT:
         raise InvalidInput(field, f"Amount must be at least KES {MIN_STK_AMOUNT}.")
     if amount > maximum:
-        raise InvalidInput(field, f"Amount must be at most KES {maximum:,} (the M-Pesa per-payment limit).")
+        whose = "the M-Pesa" if maximum == MPESA_MAX_AMOUNT else "this platform's"
+        raise InvalidInput(field, f"Amount must be at most KES {maximum:,} ({whose} per-payment limit).")
     return Shillings(amount)
 
 

@@ -159,6 +159,11 @@ def configure(settings: Settings) -> Runtime:
     return _runtime
 
 
+def configured_settings() -> Settings | None:
+    """The settings of this process, or None before `configure` (pure functions used outside it)."""
+    return _runtime.settings if _runtime is not None else None
+
+
 def runtime() -> Runtime:
     if _runtime is None:
         raise RuntimeError("lipapush is not configured: call core.runtime.configure(settings) at start-up")

@@ -24,7 +24,7 @@ from core.billing.wallet import wallets
 from core.db import utcnow
 from core.errors import InvalidInput
 from core.jobs.registry import enqueue
-from core.money import format_cents, format_kes
+from core.money import format_cents, format_kes, stk_max_amount
 from core.notify.service import notify
 from core.notify.texts import local_phone
 from core.payments.models import PaymentSource, PaymentStatus
@@ -132,7 +132,7 @@ def parse_amount(key: str) -> Callable[[Ctx, str], Awaitable[None]]:
         if not value.isdigit() or len(value) > 9:
             raise Invalid("Enter whole shillings, like 150.")
         amount = int(value)
-        limit = runtime().settings.STK_MAX_AMOUNT
+        limit = stk_max_amount()
         if not 1 <= amount <= limit:
             raise Invalid(f"Amount must be 1 to {limit:,}.")
         ctx.data[key] = amount

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.access.actor import Actor, Via
 from core.auth.schemas import Principal
 from core.auth.service import auth
 from core.auth.tokens import looks_like_api_key, read_access_token
@@ -31,6 +32,12 @@ async def _principal(request: Request) -> Principal:
             "Send 'Authorization: Bearer <token>' with an API key (lp_live_…) or a login token."
         )
     token = token.strip()
+    if not looks_like_api_key(token) and token.count(".") != 2:
+        # Neither of our two shapes: "log in again" would send a developer hunting for a login.
+        raise AuthenticationFailed(
+            "This is not a lipapush API key (they start with lp_live_ or lp_test_) nor a login token: "
+            "check the key you copied, or create a new one with `lipapush apikey create`."
+        )
     async with unit_of_work() as session:
         if looks_like_api_key(token):
             return await auth.principal_from_api_key(session, token)
@@ -39,3 +46,18 @@ async def _principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+
+
+def actor_of(who: Principal) -> Actor:
+    if who.api_key_id is not None and who.tenant_id is not None:
+        return Actor.for_api_key(api_key_id=who.api_key_id, tenant_id=who.tenant_id, created_by=who.user_id)
+    assert who.user_id is not None  # a login token always names its user
+    return Actor.for_user(user_id=who.user_id, tenant_id=who.tenant_id, role=who.role, via=Via.api)
+
+
+async def _actor(who: CurrentPrincipal) -> Actor:
+    return actor_of(who)
+
+
+# The one thing an API route needs to know about its caller: core decides what the actor may do.
+CurrentActor = Annotated[Actor, Depends(_actor)]

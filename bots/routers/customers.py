@@ -33,7 +33,7 @@ from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import send_export
 from bots.tabs import target as _target
-from core.auth.models import Role
+from core.access.permissions import Permission
 from core.customers.schemas import CustomerOut, CustomerQuery, CustomerSort
 from core.customers.service import customers
 from core.errors import InvalidInput, NotFound
@@ -238,7 +238,7 @@ async def _show_new(message: Message, actor: Actor, view: CuCb, text: str | None
 async def customers_command(
     message: Message, command: CommandObject, state: FSMContext, actor: Actor | None
 ) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.customers_read)
     if await state.get_state() in (CustomerFind.text.state, CustomerFind.min_total.state):
         await state.set_state(None)
     text = (command.args or "").strip()[:MAX_SEARCH].strip()
@@ -248,7 +248,7 @@ async def customers_command(
 
 @router.callback_query(MenuCb.filter(F.action == "cust"))
 async def customers_tab(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.customers_read)
     await query.answer()
     if (target := _target(query)) is not None:
         await _show_new(target, actor, CuCb(), None)
@@ -258,7 +258,7 @@ async def customers_tab(query: CallbackQuery, actor: Actor | None) -> None:
 async def customers_page(
     query: CallbackQuery, callback_data: CuCb, state: FSMContext, actor: Actor | None
 ) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.customers_read)
     text = await _search_text(state, callback_data.q)
     body, markup = await render(actor, callback_data, text)
     await query.answer()
@@ -271,7 +271,7 @@ async def customers_page(
 # -- search and minimum total: asked for in a message ----------------------------------------------
 @router.callback_query(CuCb.filter(F.a.in_({Act.search, Act.minimum})))
 async def ask(query: CallbackQuery, callback_data: CuCb, state: FSMContext, actor: Actor | None) -> None:
-    _need(actor, Role.owner, Role.manager)
+    _need(actor, Permission.customers_read)
     await query.answer()
     searching = callback_data.a is Act.search
     await state.set_state(CustomerFind.text if searching else CustomerFind.min_total)
@@ -290,7 +290,7 @@ async def _asked_view(state: FSMContext) -> CuCb:
 
 @router.message(StateFilter(CustomerFind.text), F.text, ~F.text.startswith("/"))
 async def got_search(message: Message, state: FSMContext, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.customers_read)
     text = (message.text or "").strip()[:MAX_SEARCH].strip()
     if not text:
         await message.answer(
@@ -305,7 +305,7 @@ async def got_search(message: Message, state: FSMContext, actor: Actor | None) -
 
 @router.message(StateFilter(CustomerFind.min_total), F.text, ~F.text.startswith("/"))
 async def got_min_total(message: Message, state: FSMContext, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.customers_read)
     raw = (message.text or "").replace(",", "").strip()
     try:
         minimum = 0 if raw == "0" else parse_shillings(raw, field="minimum", maximum=MAX_MIN_TOTAL)
@@ -321,7 +321,7 @@ async def got_min_total(message: Message, state: FSMContext, actor: Actor | None
 @router.callback_query(CuCb.filter(F.a == Act.export))
 async def export_customers(query: CallbackQuery, callback_data: CuCb, actor: Actor | None) -> None:
     """The book with the list's sort and filters; a search text narrows the list, not the export."""
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.exports)
     target = _target(query)
     if target is None:
         await query.answer()

@@ -31,12 +31,15 @@ from bots.routers.onboarding import begin_onboarding
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import target as _target
+from core.access.permissions import Permission
 from core.audit.models import AuditLog
-from core.audit.service import record
-from core.auth.codes import CODE_TTL, CodePurpose, issue_code
+from core.auth.codes import CODE_TTL
 from core.auth.models import Role, User
+from core.auth.use_cases import invite_staff
 from core.billing.schemas import WalletSettingsIn
+from core.billing.use_cases import change_wallet_settings
 from core.billing.wallet import wallets
+from core.errors import InvalidInput
 from core.money import format_cents
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
@@ -111,7 +114,7 @@ async def settings_view(actor: Actor) -> tuple[str, InlineKeyboardMarkup]:
 @router.message(Command("settings"))
 @router.callback_query(MenuCb.filter(F.action == "settings"))
 async def settings_tab(event: Message | CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner)
+    actor = _need(actor, Permission.channel_manage)
     if isinstance(event, CallbackQuery):
         await event.answer()
     if await state.get_state() == LowBalanceLevel.amount.state:
@@ -123,7 +126,7 @@ async def settings_tab(event: Message | CallbackQuery, state: FSMContext, actor:
 
 @router.callback_query(SetCb.filter(F.action == "replace"))
 async def replace_credentials(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
-    _need(actor, Role.owner)
+    _need(actor, Permission.channel_manage)
     await query.answer()
     if (target := _target(query)) is not None:
         await begin_onboarding(target, state)
@@ -132,7 +135,7 @@ async def replace_credentials(query: CallbackQuery, state: FSMContext, actor: Ac
 # -- low-balance alert level -----------------------------------------------------------------------
 @router.callback_query(SetCb.filter(F.action == "level"))
 async def ask_level(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
-    _need(actor, Role.owner)
+    _need(actor, Permission.wallet_settings)
     await query.answer()
     await state.set_state(LowBalanceLevel.amount)
     if (target := _target(query)) is not None:
@@ -153,25 +156,14 @@ def parse_level(text: str) -> WalletSettingsIn:
 
 @router.message(StateFilter(LowBalanceLevel.amount), HasText())
 async def got_level(message: Message, state: FSMContext, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner)
+    actor = _need(actor, Permission.wallet_settings)
     try:
         data = parse_level(message.text or "")
     except ValueError as exc:
         await message.answer(texts.invalid(str(exc)), reply_markup=with_cancel())
         return
     await state.clear()
-    rt = runtime()
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        before = tenant.low_balance_threshold_cents
-        await wallets.update_settings(session, tenant=tenant, data=data, settings=rt.settings)
-        await record(
-            session,
-            action="wallet.settings_changed",
-            tenant_id=actor.tenant_id,
-            user_id=actor.user_id,
-            detail={"low_balance_threshold_cents": tenant.low_balance_threshold_cents, "before": before},
-        )
+    await change_wallet_settings(actor.core, data)
     level = format_cents((data.low_balance_threshold or 0) * 100)
     settings_button = InlineKeyboardButton(text="⚙️ Settings", callback_data=MenuCb(action="settings").pack())
     await message.answer(
@@ -183,7 +175,7 @@ async def got_level(message: Message, state: FSMContext, actor: Actor | None) ->
 # -- payment alerts for pushes from the API or USSD -----------------------------------------------------
 @router.callback_query(SetCb.filter(F.action == "alerts"))
 async def alerts(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner)
+    actor = _need(actor, Permission.channel_manage)
     async with unit_of_work() as session:
         on = await tenants.toggle_payment_alerts(session, tenant_id=actor.tenant_id, by=actor.user_id)
     await query.answer("Payment alerts on" if on else "Payment alerts off")
@@ -216,7 +208,7 @@ async def staff_lines(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
 
 @router.callback_query(SetCb.filter(F.action == "staff"))
 async def staff(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner)
+    actor = _need(actor, Permission.staff_manage)
     await query.answer()
     async with unit_of_work(readonly=True) as session:
         lines = await staff_lines(session, actor.tenant_id)
@@ -255,23 +247,14 @@ def invite_text(*, role: Role, business: str, code: str, bot_username: str | Non
 
 @router.callback_query(InviteCb.filter())
 async def invite(query: CallbackQuery, callback_data: InviteCb, actor: Actor | None, bot: Bot) -> None:
-    actor = _need(actor, Role.owner)
-    role = callback_data.role
-    if role not in (Role.cashier, Role.manager):
-        await query.answer("Invite a cashier or a manager.", show_alert=True)
+    actor = _need(actor, Permission.staff_manage)
+    try:
+        made = await invite_staff(actor.core, role=callback_data.role)
+    except InvalidInput as exc:
+        await query.answer(exc.message, show_alert=True)
         return
     await query.answer()
-    async with unit_of_work() as session:
-        code, _ = await issue_code(
-            session, purpose=CodePurpose.staff_invite, tenant_id=actor.tenant_id, role=role, by=actor.user_id
-        )
-        await record(
-            session,
-            action="staff.invited",
-            tenant_id=actor.tenant_id,
-            user_id=actor.user_id,
-            detail={"role": role.value, "via": "telegram"},
-        )
+    role, code = made.role, made.code
     me = await bot.me()
     if (target := _target(query)) is not None:
         await target.answer(

@@ -34,6 +34,7 @@ from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import send_export
 from bots.tabs import target as _target
+from core.access.permissions import Permission
 from core.auth.models import Role
 from core.db import utcnow
 from core.exports.books import TRANSACTION_COLUMNS, transaction_list
@@ -275,7 +276,7 @@ async def _edit(message: Message, text: str, markup: InlineKeyboardMarkup) -> No
 @router.message(Command("transactions"))
 @router.callback_query(MenuCb.filter(F.action == "tx"))
 async def transactions(event: Message | CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor)
+    actor = _need(actor, Permission.payments_read)
     if isinstance(event, CallbackQuery):
         await event.answer()
     if (target := _target(event)) is not None:
@@ -285,7 +286,7 @@ async def transactions(event: Message | CallbackQuery, actor: Actor | None) -> N
 
 @router.callback_query(TxCb.filter())
 async def transactions_page(query: CallbackQuery, callback_data: TxCb, actor: Actor | None) -> None:
-    actor = _need(actor)
+    actor = _need(actor, Permission.payments_read)
     await query.answer()
     if (target := _target(query)) is not None:
         await _edit(target, *await render_list(actor, callback_data))
@@ -293,7 +294,7 @@ async def transactions_page(query: CallbackQuery, callback_data: TxCb, actor: Ac
 
 @router.callback_query(TxdCb.filter())
 async def transaction_detail(query: CallbackQuery, callback_data: TxdCb, actor: Actor | None) -> None:
-    actor = _need(actor)
+    actor = _need(actor, Permission.payments_read)
     async with unit_of_work(readonly=True) as session:
         payment = await payments.get(
             session,
@@ -323,7 +324,7 @@ async def _not_paid_batches(
 
 @router.callback_query(TxxCb.filter())
 async def export_transactions(query: CallbackQuery, callback_data: TxxCb, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.exports)
     await query.answer("Preparing your Excel file…")
     target = _target(query)
     if target is None:

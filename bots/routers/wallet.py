@@ -25,18 +25,16 @@ from bots.status import post_status
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import target as _target
-from core.auth.models import Role
-from core.billing.invoices import EAT, invoices
+from core.access.permissions import Permission
+from core.billing import use_cases as billing
+from core.billing.invoices import EAT
 from core.billing.schemas import InvoiceOut, PostingOut, WalletOut
-from core.billing.wallet import wallets
 from core.errors import InvalidInput, LipapushError
 from core.money import format_cents, format_kes, parse_shillings
 from core.payments.models import PaymentSource, PaymentStatus
-from core.payments.push import request_wallet_topup
 from core.payments.schemas import PaymentOut
-from core.payments.service import TransactionFilter, payments
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
+from core.payments.service import TransactionFilter
+from core.payments.use_cases import payments_page
 
 router = Router(name="wallet")
 
@@ -132,30 +130,23 @@ def invoice_line(i: InvoiceOut) -> str:
 @router.message(Command("wallet"))
 @router.callback_query(MenuCb.filter(F.action == "wallet"))
 async def wallet(event: Message | CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.wallet_read)
     if isinstance(event, CallbackQuery):
         await event.answer()
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        w = await wallets.view(session, tenant=tenant, settings=runtime().settings)
-        topups, _ = await payments.page(
-            session,
-            tenant_id=actor.tenant_id,
-            filters=TransactionFilter(source=PaymentSource.topup),
-            page=1,
-            per_page=1,
-        )
-        last_topup = PaymentOut.model_validate(topups[0]) if topups else None
+    w = await billing.view_wallet(actor.core)
+    topups, _ = await payments_page(
+        actor.core, filters=TransactionFilter(source=PaymentSource.topup), page=1, per_page=1
+    )
+    last_topup = topups[0] if topups else None
     if (target := _target(event)) is not None:
         await target.answer(wallet_text(w, last_topup), reply_markup=wallet_keyboard())
 
 
 @router.callback_query(WalletCb.filter(F.action == "postings"))
 async def postings(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.wallet_read)
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        page = await wallets.postings(session, tenant_id=actor.tenant_id, cursor=None, limit=POSTINGS)
+    page = await billing.wallet_postings(actor.core, cursor=None, limit=POSTINGS)
     text = (
         "\n".join(
             [f"📜 <b>Recent postings</b> (EAT, newest first, last {POSTINGS})"]
@@ -170,15 +161,10 @@ async def postings(query: CallbackQuery, actor: Actor | None) -> None:
 
 @router.callback_query(WalletCb.filter(F.action == "invoices"))
 async def invoice_list(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.invoices_read)
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        rows = [
-            InvoiceOut.model_validate(i)
-            for i in await invoices.for_tenant(session, tenant_id=actor.tenant_id)
-        ]
-        period = tenant.invoice_period.value
+    rows = [InvoiceOut.model_validate(i) for i in await billing.list_invoices(actor.core)]
+    period = (await billing.view_wallet(actor.core)).invoice_period.value
     if rows:
         text = "\n".join(["🧾 <b>Invoices</b>"] + [invoice_line(i) for i in rows])
     else:
@@ -189,7 +175,7 @@ async def invoice_list(query: CallbackQuery, actor: Actor | None) -> None:
 
 @router.callback_query(WalletCb.filter(F.action == "topup"))
 async def topup_ask(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
-    _need(actor, Role.owner, Role.manager)
+    _need(actor, Permission.wallet_topup)
     await query.answer()
     await state.set_state(Topup.amount)
     if (target := _target(query)) is not None:
@@ -198,7 +184,7 @@ async def topup_ask(query: CallbackQuery, state: FSMContext, actor: Actor | None
 
 @router.message(StateFilter(Topup.amount), HasText())
 async def topup_amount(message: Message, state: FSMContext, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.wallet_topup)
     try:
         amount = parse_shillings((message.text or "").replace(",", "").strip())
     except InvalidInput as exc:
@@ -206,9 +192,7 @@ async def topup_amount(message: Message, state: FSMContext, actor: Actor | None)
         return
     await state.clear()
     try:
-        payment = await request_wallet_topup(
-            tenant_id=actor.tenant_id, amount=amount, initiated_by=actor.user_id
-        )
+        payment = await billing.request_topup(actor.core, amount=amount)
     except LipapushError as exc:
         await message.answer(texts.invalid(exc.message))
         return

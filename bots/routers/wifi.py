@@ -22,7 +22,6 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
-from sqlalchemy import select
 
 from bots import texts
 from bots.filters import HasText
@@ -31,6 +30,7 @@ from bots.middlewares import Actor
 from bots.tabs import back_row as _back
 from bots.tabs import need
 from bots.tabs import target as _target
+from core.access.permissions import Permission
 from core.audit.service import record
 from core.auth.models import Role
 from core.billing.pesapal import PesapalError
@@ -43,6 +43,7 @@ from core.hotspot.provision import check_router, reconcile_router, validity_text
 from core.hotspot.reports import EAT, ProviderDay, RouterHealth, provider_day
 from core.hotspot.routers import routers
 from core.hotspot.sheets import sheet
+from core.hotspot.use_cases import print_voucher_batch
 from core.hotspot.vouchers import MAX_BATCH, vouchers
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant
@@ -82,8 +83,8 @@ def _button(text: str, action: str, value: str = "") -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=WifiCb(action=action, value=value).pack())
 
 
-def need_provider(actor: Actor | None, *roles: Role) -> Actor:
-    actor = need(actor, *(roles or (Role.owner, Role.manager)))
+def need_provider(actor: Actor | None, permission: Permission = Permission.vouchers_issue) -> Actor:
+    actor = need(actor, permission)
     if not actor.hotspot:
         raise PermissionDenied(NOT_A_PROVIDER)
     return actor
@@ -290,26 +291,20 @@ async def batch_roll(query: CallbackQuery, callback_data: WifiCb, actor: Actor |
     actor = need_provider(actor)
     await query.answer()
     batch = uuid.UUID(hex=callback_data.value)
-    async with unit_of_work(readonly=True) as session:
-        rows = list(
-            await session.scalars(
-                select(Voucher)
-                .where(Voucher.tenant_id == actor.tenant_id, Voucher.batch_id == batch)
-                .order_by(Voucher.code)
-            )
-        )
-        tenant = await tenants.get(session, actor.tenant_id)
-        page = sheet(provider=tenant.name, vouchers=rows, paper="58mm") if rows else ""
+    try:
+        page, count = await print_voucher_batch(actor.core, batch, paper="58mm")
+    except NotFound:
+        page, count = "", 0
     if (target := _target(query)) is None:
         return
-    if not rows:
+    if not count:
         await target.answer(
             "Those cards are gone.", reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()])
         )
         return
     await target.answer_document(
         BufferedInputFile(page.encode(), filename=f"vouchers-{batch.hex[:8]}-58mm.html"),
-        caption=f"🧾 The same {len(rows)} cards, one under another for a 58 mm thermal printer.",
+        caption=f"🧾 The same {count} cards, one under another for a 58 mm thermal printer.",
     )
 
 
@@ -397,7 +392,7 @@ async def back_to_wifi(query: CallbackQuery, actor: Actor | None) -> None:
 
 @router.callback_query(WifiCb.filter(F.action == "sub"))
 async def subscription(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = need_provider(actor, Role.owner)
+    actor = need_provider(actor, Permission.subscription_manage)
     await query.answer()
     async with unit_of_work(readonly=True) as session:
         tenant = await tenants.get(session, actor.tenant_id)
@@ -420,7 +415,7 @@ async def subscription(query: CallbackQuery, actor: Actor | None) -> None:
 
 @router.callback_query(WifiCb.filter(F.action == "subplan"))
 async def subscription_order(query: CallbackQuery, callback_data: WifiCb, actor: Actor | None) -> None:
-    actor = need_provider(actor, Role.owner)
+    actor = need_provider(actor, Permission.subscription_manage)
     await query.answer("Opening an order at Pesapal…")
     try:
         order = await start_order(tenant_id=actor.tenant_id, plan_id=uuid.UUID(hex=callback_data.value))

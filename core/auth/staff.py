@@ -111,8 +111,10 @@ async def invite_by_email(
     email: str,
     by: uuid.UUID,
     base_url: str,
-) -> tuple[str, datetime]:
-    """Email a join link for a new cashier or manager. The same code works in the bot."""
+) -> tuple[str, datetime, str, str]:
+    """Email a join link for a new cashier or manager. The same code works in the bot. Returns the
+    code, its expiry, the audit target (`code:<id>`) and the normalised address for the caller's
+    `staff.invited` row, which keeps the address (see the module docstring)."""
     if role not in STAFF_ROLES:
         raise InvalidInput("role", "Invite a cashier or a manager.")
     email = await _free_email(session, email)
@@ -124,18 +126,10 @@ async def invite_by_email(
     )
     row = await find_code(session, code=code, purpose=CodePurpose.staff_invite)
     assert row is not None
-    await record(
-        session,
-        action="staff.invited",
-        tenant_id=tenant_id,
-        user_id=by,
-        target=f"code:{row.id}",
-        detail={"role": role.value, "via": "email", "email": email},
-    )
     await _send(
         session, tenant=tenant, email=email, code=code, role=role, web_access=False, base_url=base_url
     )
-    return code, expires
+    return code, expires, f"code:{row.id}", email
 
 
 async def _member(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> User:

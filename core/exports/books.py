@@ -1,13 +1,15 @@
-"""The two standard exports: the customer book and the transaction list."""
+"""The standard exports: the customer book, the transaction list and an invoice's lines."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.invoices import invoices
 from core.customers.schemas import CustomerQuery
 from core.customers.service import customers
 from core.exports.xlsx import Column, build_xlsx
@@ -67,3 +69,29 @@ async def transaction_list(
         batches=_transaction_batches(session, tenant_id, filters),
         directory=directory,
     )
+
+
+INVOICE_COLUMNS = [
+    Column("Date (EAT)", "datetime", 20),
+    Column("Phone", "text", 15),
+    Column("Payment (KES)", "money", 14),
+    Column("M-Pesa receipt", "text", 14),
+    Column("Rate (bps)", "int", 10),
+    Column("Commission (KES)", "money", 16),
+]
+
+
+async def invoice_lines(
+    session: AsyncSession, *, tenant_id: uuid.UUID, invoice_id: uuid.UUID, directory: str | None = None
+) -> tuple[Path, int, str]:
+    """An invoice's payments and their commission; another business's invoice is 404."""
+    invoice = await invoices.get(session, tenant_id=tenant_id, invoice_id=invoice_id)
+    rows = await invoices.lines(session, invoice_id=invoice.id)
+
+    async def batches() -> AsyncIterator[Sequence[Sequence[object]]]:
+        yield [(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]) / 100) for r in rows]
+
+    path, count = await build_xlsx(
+        sheet_title=invoice.number, columns=INVOICE_COLUMNS, batches=batches(), directory=directory
+    )
+    return path, count, invoice.number

@@ -4,10 +4,12 @@ import ipaddress
 import re
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from core.hotspot.models import PlanKind, RouterStatus, VoucherStatus
+from core.money import parse_shillings
 
 _HOST = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$"
@@ -15,6 +17,10 @@ _HOST = re.compile(
 _RATE = re.compile(r"^\d+(\.\d+)?[kKmMgG]?/\d+(\.\d+)?[kKmMgG]?$")
 _SAFE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
+
+
+# A plan's price is what its buyer is pushed for: the same limit as every other push.
+PriceField = Annotated[int, BeforeValidator(lambda v: parse_shillings(v, field="price"))]
 
 class RouterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -85,7 +91,7 @@ class PlanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=40, description='what buyers see, e.g. "1 hour"')
     kind: PlanKind = PlanKind.time
-    price: int = Field(ge=1, le=250_000, description="whole shillings")
+    price: PriceField = Field(description="whole shillings, 1 to STK_MAX_AMOUNT (250 000)")
     validity_minutes: int = Field(ge=5, le=366 * 24 * 60, description="wall-clock validity from first login")
     data_mb: int | None = Field(
         default=None, ge=1, le=10_000_000, description="data plans: the allowance in MB"

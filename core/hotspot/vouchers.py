@@ -178,6 +178,21 @@ class VoucherService:
         await enqueue(session, provision_voucher, voucher_id=str(voucher.id), resend=True)
         return voucher
 
+    async def batch(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, batch_id: uuid.UUID
+    ) -> list[Voucher]:
+        """The cards of one printed batch, in code order; another provider's batch is 404."""
+        rows = list(
+            await session.scalars(
+                select(Voucher)
+                .where(Voucher.tenant_id == tenant_id, Voucher.batch_id == batch_id)
+                .order_by(Voucher.code)
+            )
+        )
+        if not rows:
+            raise NotFound("No such voucher batch.")
+        return rows
+
     async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, voucher_id: uuid.UUID) -> Voucher:
         voucher = await session.get(Voucher, voucher_id)
         if voucher is None or voucher.tenant_id != tenant_id:

@@ -509,7 +509,7 @@ class TestRefusals:
             ):
                 r = await panel.post(action, data={**data, "csrf_token": csrf_of(account.text)})
                 assert r.status_code == 403, action
-                assert "This page is for the owner" in r.text
+                assert "This is for the owner" in r.text
         async with signed_in(server, manager) as panel:
             channel = await panel.get("/app/settings/channel")
             assert channel.status_code == 200 and "The owner changes the channel." in channel.text

@@ -540,7 +540,7 @@ class TestRefusals:
                 ):
                     r = await form_post(panel, "/app/settings/account", action, data)
                     assert r.status_code == 403, (user.role, action)
-                    assert "This page is for the owner of Roles Staff Duka." in r.text
+                    assert "This is for the owner of Roles Staff Duka." in r.text
         for u in (manager, cashier, member):
             assert (await reload(u.id)).disabled_at is None
         assert await audit_rows(tenant.id, "staff.invited") == []

@@ -584,7 +584,7 @@ class TestRefusals:
             ):
                 r = await panel.get(path)
                 assert r.status_code == 403, path
-                assert "This page is for the owner or manager of Kangemi WiFi." in r.text
+                assert "This is for the owner or manager of Kangemi WiFi." in r.text
             r = await panel.post("/app/wifi/plans", data={**PLAN, "csrf_token": csrf_of(home.text)})
             assert r.status_code == 403
         async with signed_in(server, manager) as panel:
@@ -600,7 +600,7 @@ class TestRefusals:
                     "csrf_token": csrf_of(page.text),
                 },
             )
-            assert r.status_code == 403 and "This page is for the owner of Kangemi WiFi." in r.text
+            assert r.status_code == 403 and "This is for the owner of Kangemi WiFi." in r.text
             # no CSRF token: refused before anything is read
             r = await panel.post("/app/wifi/plans", data=PLAN)
             assert r.status_code == 403

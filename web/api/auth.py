@@ -6,20 +6,20 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.audit.service import record
 from core.auth import twofactor
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKeyMode, Role
 from core.auth.pins import new_pin_hash, remove_ussd
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
+from core.auth.use_cases import invite_staff
 from core.auth.ussd_access import confirm_phone, request_ussd_access
 from core.errors import InvalidInput
 from core.phones import Msisdn, normalize_msisdn
 from core.runtime import runtime, unit_of_work
 from core.tenants.onboarding import signup as signup_business
 from core.tenants.service import tenants
-from web.deps import CurrentPrincipal, ReadSession
+from web.deps import CurrentActor, CurrentPrincipal, ReadSession
 
 router = APIRouter(tags=["auth"])
 
@@ -227,29 +227,10 @@ async def telegram_link_code(who: CurrentPrincipal) -> CodeOut:
 
 
 @router.post("/staff/invite", status_code=201)
-async def staff_invite(body: InviteIn, who: CurrentPrincipal) -> CodeOut:
+async def staff_invite(body: InviteIn, actor: CurrentActor) -> CodeOut:
     """Invite a cashier or manager: they send `/start <code>` to the bot within 30 minutes."""
-    who.require_role(Role.owner)
-    if body.role not in (Role.cashier, Role.manager):
-        from core.errors import InvalidInput
-
-        raise InvalidInput("role", "Invite a cashier or a manager.")
-    async with unit_of_work() as session:
-        code, expires = await issue_code(
-            session,
-            purpose=CodePurpose.staff_invite,
-            tenant_id=who.require_tenant(),
-            role=body.role,
-            by=who.user_id,
-        )
-        await record(
-            session,
-            action="staff.invited",
-            tenant_id=who.require_tenant(),
-            user_id=who.user_id,
-            detail={"role": body.role.value},
-        )
-    return CodeOut(code=code, start_command=f"/start {code}", expires_at=expires)
+    invite = await invite_staff(actor, role=body.role)
+    return CodeOut(code=invite.code, start_command=invite.start_command, expires_at=invite.expires_at)
 
 
 class UssdIn(BaseModel):

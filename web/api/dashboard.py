@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from core.auth.models import Role
 from core.billing.commission import commissions
@@ -26,7 +26,16 @@ class DashboardOut(BaseModel):
     failed_count: int
     pending_count: int
     success_rate: float | None
-    commission_deducted_cents: int
+    commission_deducted_cents: int = Field(
+        description="All commission charged on successful payments so far, however it is paid: "
+        "commission_from_wallet_cents plus all commission put on invoices, paid or not. Kept for "
+        "existing clients: despite the name, in hybrid and invoice billing it is not all taken from "
+        "the wallet. Show commission_from_wallet_cents and commission_owed_cents instead."
+    )
+    commission_from_wallet_cents: int = Field(description="Commission taken from the wallet so far")
+    commission_owed_cents: int = Field(
+        description="Commission owed on the invoice now: not yet invoiced, or invoiced and unpaid"
+    )
     wallet_balance_cents: int
     recent_customers: list[CustomerOut]
 
@@ -36,6 +45,7 @@ async def dashboard(who: CurrentPrincipal, session: ReadSession) -> DashboardOut
     who.require_role(Role.owner, Role.manager)
     tenant = await tenants.get(session, who.require_tenant())
     s = await payments.summary(session, tenant_id=tenant.id)
+    commission = await commissions.split_for(session, tenant_id=tenant.id)
     return DashboardOut(
         business=tenant.name,
         status=tenant.status,
@@ -45,7 +55,9 @@ async def dashboard(who: CurrentPrincipal, session: ReadSession) -> DashboardOut
         failed_count=s.not_paid,
         pending_count=s.pending,
         success_rate=round(s.success_rate, 4) if s.success_rate is not None else None,
-        commission_deducted_cents=await commissions.commission_for(session, tenant_id=tenant.id),
+        commission_deducted_cents=commission.total_cents,
+        commission_from_wallet_cents=commission.from_wallet_cents,
+        commission_owed_cents=commission.owed_cents,
         wallet_balance_cents=(await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet))[0],
         recent_customers=await customers.recent(session, tenant_id=tenant.id),
     )

@@ -8,23 +8,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.models import Role
-from core.errors import NotFound
-from core.hotspot.models import Voucher
 from core.hotspot.plans import plans
 from core.hotspot.provision import check_router
 from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn, PlanOut, RouterIn, RouterOut, VoucherOut
 from core.hotspot.setup_script import setup_script
-from core.hotspot.sheets import batch_xlsx, sheet
+from core.hotspot.use_cases import export_voucher_batch, print_voucher_batch
 from core.hotspot.vouchers import vouchers
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
-from web.deps import CurrentPrincipal, ReadSession
-from web.exports import audited_xlsx
+from web.deps import CurrentActor, CurrentPrincipal, ReadSession
+from web.exports import xlsx_response
 
 router = APIRouter(tags=["hotspot"])
 
@@ -127,48 +123,22 @@ async def generate_batch(body: BatchIn, who: CurrentPrincipal) -> BatchOut:
         return BatchOut(batch_id=batch, vouchers=[VoucherOut.model_validate(v) for v in made])
 
 
-async def _batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> list[Voucher]:
-    rows = list(
-        await session.scalars(
-            select(Voucher)
-            .where(Voucher.tenant_id == tenant_id, Voucher.batch_id == batch_id)
-            .order_by(Voucher.code)
-        )
-    )
-    if not rows:
-        raise NotFound("No such voucher batch.")
-    return rows
-
-
 @router.get("/vouchers/batches/{batch_id}/print", response_class=HTMLResponse)
 async def print_batch(
     batch_id: uuid.UUID,
-    who: CurrentPrincipal,
-    session: ReadSession,
+    actor: CurrentActor,
     paper: Annotated[
         Literal["a4", "58mm"], Query(description="a4 sheet of cards, or a 58 mm thermal roll")
     ] = "a4",
 ) -> HTMLResponse:
     """A printable sheet of a batch's cards (open it and print from the browser)."""
-    who.require_role(Role.owner, Role.manager)
-    tenant_id = who.require_tenant()
-    rows = await _batch(session, tenant_id, batch_id)
-    tenant = await tenants.get(session, tenant_id)
-    return HTMLResponse(sheet(provider=tenant.name, vouchers=rows, paper=paper))
+    page, _ = await print_voucher_batch(actor, batch_id, paper=paper)
+    return HTMLResponse(page)
 
 
 @router.get("/vouchers/batches/{batch_id}/export-excel", response_class=StreamingResponse)
-async def export_batch(batch_id: uuid.UUID, who: CurrentPrincipal) -> StreamingResponse:
-    who.require_role(Role.owner, Role.manager)
-    tenant_id = who.require_tenant()
-    async with unit_of_work(readonly=True) as session:
-        rows = await _batch(session, tenant_id, batch_id)
-        for v in rows:
-            session.expunge(v)
-    path, count = await batch_xlsx(rows, directory=runtime().settings.EXPORT_DIR)
-    return await audited_xlsx(
-        path, rows=count, name="vouchers", action="export.vouchers", tenant_id=tenant_id, user_id=who.user_id
-    )
+async def export_batch(batch_id: uuid.UUID, actor: CurrentActor) -> StreamingResponse:
+    return xlsx_response(await export_voucher_batch(actor, batch_id))
 
 
 @router.post("/vouchers/{code}/revoke")

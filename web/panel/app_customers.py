@@ -14,10 +14,9 @@ from pydantic import ValidationError
 from core.auth.models import Role
 from core.customers.schemas import CustomerQuery, CustomerSort
 from core.customers.service import customers
-from core.exports.books import customer_book
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
-from web.exports import audited_xlsx
+from core.exports.use_cases import export_customers
+from core.runtime import unit_of_work
+from web.exports import xlsx_response
 from web.panel.forms import page_url
 from web.panel.security import CurrentViewer, business
 from web.panel.templating import render
@@ -112,22 +111,9 @@ async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse
 @router.get("/app/customers/export.xlsx", response_class=StreamingResponse, response_model=None)
 async def customer_export(request: Request, viewer: CurrentViewer) -> StreamingResponse | HTMLResponse:
     """The customer book as .xlsx with the page's filters (all pages), audited as export.customers."""
-    tenant_id = business(viewer, Role.owner, Role.manager)
     form = _form(request)
     query, errors = customer_query(form, 1)
     if errors or query is None:
         ctx = {"form": form, "errors": errors, "sorts": SORTS, "paid_filters": PAID, "items": [], "total": 0}
         return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, tenant_id)
-        path, count = await customer_book(
-            session, tenant_id=tenant_id, query=query, directory=runtime().settings.EXPORT_DIR
-        )
-    return await audited_xlsx(
-        path,
-        rows=count,
-        name=f"customers-{tenant.slug}",
-        action="export.customers",
-        tenant_id=tenant_id,
-        user_id=viewer.user_id,
-    )
+    return xlsx_response(await export_customers(viewer.actor, query=query))

@@ -8,30 +8,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from core.audit.service import record
 from core.auth.models import Role
+from core.billing import use_cases as billing
 from core.billing.invoices import invoices
 from core.billing.schemas import WalletSettingsIn
 from core.billing.wallet import wallets
 from core.errors import InvalidInput, LipapushError, NotFound
-from core.exports.xlsx import build_xlsx
+from core.exports.use_cases import export_invoice
 from core.money import parse_shillings
 from core.payments.models import PaymentSource, PaymentStatus
-from core.payments.push import request_wallet_topup
 from core.payments.schemas import PaymentOut
 from core.payments.service import TransactionFilter, payments
 from core.phones import normalize_msisdn
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
-from web.api.wallet import INVOICE_COLUMNS
-from web.exports import audited_xlsx
+from web.exports import xlsx_response
 from web.panel.forms import choice, day_range, page_url, parse_whole
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import EAT, render
@@ -220,14 +217,7 @@ async def topup(
     if errors:
         return await _wallet_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
     try:
-        await request_wallet_topup(
-            tenant_id=tenant_id,
-            amount=shillings,
-            phone=msisdn,
-            initiated_by=viewer.user_id,
-            # An admin moving money for a business is audited with the payment, in one transaction.
-            audit_detail={"impersonating": True} if viewer.impersonating else None,
-        )
+        await billing.request_topup(viewer.actor, amount=shillings, phone=msisdn)
     except LipapushError as exc:  # suspended, M-Pesa refused or unreachable: said above the form
         return await _wallet_page(
             request, viewer, tenant_id, errors={"topup": exc.message}, values=values, status=exc.status
@@ -274,21 +264,7 @@ async def threshold(
             values={"threshold": threshold},
             status=422,
         )
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, tenant_id)
-        before = tenant.low_balance_threshold_cents
-        await wallets.update_settings(session, tenant=tenant, data=data, settings=runtime().settings)
-        await record(
-            session,
-            action="wallet.settings_changed",
-            tenant_id=tenant_id,
-            user_id=viewer.user_id,
-            detail={
-                "low_balance_threshold_cents": tenant.low_balance_threshold_cents,
-                "before": before,
-                "impersonating": viewer.impersonating,
-            },
-        )
+    await billing.change_wallet_settings(viewer.actor, data)
     return RedirectResponse("/app/wallet?done=threshold", status_code=303)
 
 
@@ -322,26 +298,5 @@ async def invoice_detail(request: Request, invoice_id: uuid.UUID, viewer: Curren
 
 @router.get("/app/invoices/{invoice_id}/export.xlsx", response_class=StreamingResponse)
 async def invoice_xlsx(invoice_id: uuid.UUID, viewer: CurrentViewer) -> StreamingResponse:
-    """The same file as GET /api/invoices/{id}/export-excel, audited the same way."""
-    tenant_id = business(viewer, *MANAGERS)
-    async with unit_of_work(readonly=True) as session:
-        invoice = await invoices.get(session, tenant_id=tenant_id, invoice_id=invoice_id)
-        rows = await invoices.lines(session, invoice_id=invoice.id)
-
-    async def batches():  # type: ignore[no-untyped-def]
-        yield [(r[0], r[1], r[2], r[3], r[4], Decimal(r[5]) / 100) for r in rows]
-
-    path, count = await build_xlsx(
-        sheet_title=invoice.number,
-        columns=INVOICE_COLUMNS,
-        batches=batches(),
-        directory=runtime().settings.EXPORT_DIR,
-    )
-    return await audited_xlsx(
-        path,
-        rows=count,
-        name=invoice.number,
-        action="export.invoice",
-        tenant_id=invoice.tenant_id,
-        user_id=viewer.user_id,
-    )
+    """The same file as GET /api/invoices/{id}/export-excel, from the same use case."""
+    return xlsx_response(await export_invoice(viewer.actor, invoice_id))

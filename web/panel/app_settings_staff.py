@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from core.audit.service import record
-from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import Role
 from core.auth.service import auth
-from core.auth.staff import give_web_access, invite_by_email, is_placeholder, remove_staff
+from core.auth.staff import give_web_access, is_placeholder, remove_staff
+from core.auth.use_cases import invite_staff
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
 from web.panel.app_settings import settings_page
@@ -64,22 +63,12 @@ async def invite(
     request: Request, viewer: CurrentViewer, role: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     """The same code as POST /api/staff/invite: the person sends `/start <code>` to the bot."""
-    tenant_id = business(viewer, Role.owner, write=True)
-    if role not in (Role.cashier.value, Role.manager.value):
-        return await _staff_page(
-            request, viewer, tenant_id, errors={"role": "Invite a cashier or a manager."}, status=422
-        )
-    async with unit_of_work() as session:
-        code, expires = await issue_code(
-            session, purpose=CodePurpose.staff_invite, tenant_id=tenant_id, role=Role(role), by=viewer.user_id
-        )
-        await record(
-            session,
-            action="staff.invited",
-            tenant_id=tenant_id,
-            user_id=viewer.user_id,
-            detail={"role": role, "via": "panel"},
-        )
+    tenant_id = business(viewer)
+    try:
+        made = await invite_staff(viewer.actor, role=role)
+    except InvalidInput as exc:
+        return await _staff_page(request, viewer, tenant_id, errors={"role": exc.message}, status=422)
+    code, expires = made.code, made.expires_at
     invite = {"code": code, "role": role, "expires_at": expires}
     return await _staff_page(request, viewer, tenant_id, invite=invite, status=201)
 
@@ -92,24 +81,13 @@ async def invite_email(
     email: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     """A join link by email (/join/{code}); the same code also works as the bot's `/start <code>`."""
-    tenant_id = business(viewer, Role.owner, write=True)
+    tenant_id = business(viewer)
     values = {"invite_email": email, "invite_email_role": role}
-    if role not in (Role.cashier.value, Role.manager.value):
-        errors = {"invite_email_role": "Invite a cashier or a manager."}
-        return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
     if not email.strip():
         errors = {"invite_email": "Enter the email address of the person you are inviting."}
         return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
     try:
-        async with unit_of_work() as session:
-            await invite_by_email(
-                session,
-                tenant_id=tenant_id,
-                role=Role(role),
-                email=email,
-                by=viewer.user_id,
-                base_url=runtime().settings.base_url,
-            )
+        await invite_staff(viewer.actor, role=role, email=email)
     except InvalidInput as exc:
         field = "invite_email_role" if exc.field == "role" else "invite_email"
         return await _staff_page(

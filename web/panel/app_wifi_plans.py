@@ -16,6 +16,7 @@ from core.hotspot.plans import plans
 from core.hotspot.provision import validity_text
 from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn
+from core.money import stk_max_amount
 from core.runtime import unit_of_work
 from web.panel.app_wifi import audit, done_message, provider
 from web.panel.forms import parse_uuid, parse_whole
@@ -67,8 +68,8 @@ def plan_input(form: dict[str, str]) -> tuple[PlanIn | None, dict[str, str]]:
     price = parse_whole(form["price"])
     if price is None:
         errors["price"] = "Type the price in whole shillings, like 20."
-    elif not 1 <= price <= 250_000:
-        errors["price"] = "The price is from KES 1 to KES 250,000."
+    elif not 1 <= price <= stk_max_amount():
+        errors["price"] = f"The price is from KES 1 to KES {stk_max_amount():,}."
     amount = parse_whole(form["duration"])
     mult = UNITS.get(form["unit"])
     minutes = None

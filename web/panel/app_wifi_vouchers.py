@@ -10,19 +10,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 from core.hotspot.models import Voucher, VoucherStatus
 from core.hotspot.plans import plans
 from core.hotspot.provision import validity_text
 from core.hotspot.routers import routers
-from core.hotspot.sheets import batch_xlsx, sheet
+from core.hotspot.use_cases import export_voucher_batch, print_voucher_batch, view_voucher_batch
 from core.hotspot.vouchers import MAX_BATCH, vouchers
-from core.runtime import runtime, unit_of_work
+from core.runtime import unit_of_work
 from core.tenants.service import tenants
-from web.exports import audited_xlsx
+from web.exports import xlsx_response
 from web.panel.app_wifi import audit, done_message, provider
 from web.panel.forms import choice, page_url, parse_uuid, parse_whole
 from web.panel.security import CurrentViewer, Viewer
@@ -157,33 +155,18 @@ async def voucher_batch(
     return RedirectResponse(f"/app/wifi/vouchers/batches/{batch}?done=issued", status_code=303)
 
 
-async def _batch(session: AsyncSession, tenant_id: uuid.UUID, batch_id: uuid.UUID) -> list[Voucher]:
-    rows = list(
-        await session.scalars(
-            select(Voucher)
-            .where(Voucher.tenant_id == tenant_id, Voucher.batch_id == batch_id)
-            .order_by(Voucher.code)
-        )
-    )
-    if not rows:
-        raise NotFound("No such voucher batch.")
-    return rows
-
-
 @router.get("/app/wifi/vouchers/batches/{batch_id}", response_class=HTMLResponse)
 async def batch_page(request: Request, batch_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = provider(viewer)
-    async with unit_of_work(readonly=True) as session:
-        rows = await _batch(session, tenant_id, batch_id)
-        r = await routers.get(session, tenant_id=tenant_id, router_id=rows[0].router_id)
-    waiting = sum(1 for v in rows if v.status is VoucherStatus.issued)
+    provider(viewer)  # WiFi pages exist for hotspot providers only
+    batch = await view_voucher_batch(viewer.actor, batch_id)
+    waiting = sum(1 for v in batch.vouchers if v.status is VoucherStatus.issued)
     return render(
         request,
         "app/wifi_batch.html",
         {
             "batch_id": batch_id,
-            "vouchers": rows,
-            "router_name": r.name,
+            "vouchers": batch.vouchers,
+            "router_name": batch.router_name,
             "waiting": waiting,
             "done": done_message(request),
             "validity": validity_text,
@@ -201,33 +184,16 @@ async def batch_print(
 ) -> HTMLResponse:
     """The printable sheet, as GET /api/vouchers/batches/{id}/print serves it (its own inline CSS for
     the printer, so not a panel page)."""
-    tenant_id = provider(viewer)
-    if paper not in ("a4", "58mm"):
-        raise InvalidInput("paper", "Print on a4 or 58mm paper.")
-    async with unit_of_work(readonly=True) as session:
-        rows = await _batch(session, tenant_id, batch_id)
-        tenant = await tenants.get(session, tenant_id)
-        page = sheet(provider=tenant.name, vouchers=rows, paper=paper)
+    provider(viewer)
+    page, _ = await print_voucher_batch(viewer.actor, batch_id, paper=paper)
     return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
 
 @router.get("/app/wifi/vouchers/batches/{batch_id}/export.xlsx", response_class=StreamingResponse)
 async def batch_export(batch_id: uuid.UUID, viewer: CurrentViewer) -> StreamingResponse:
-    """The same file as GET /api/vouchers/batches/{id}/export-excel, audited the same way."""
-    tenant_id = provider(viewer)
-    async with unit_of_work(readonly=True) as session:
-        rows = await _batch(session, tenant_id, batch_id)
-        for v in rows:
-            session.expunge(v)
-    path, count = await batch_xlsx(rows, directory=runtime().settings.EXPORT_DIR)
-    return await audited_xlsx(
-        path,
-        rows=count,
-        name="vouchers",
-        action="export.vouchers",
-        tenant_id=tenant_id,
-        user_id=viewer.user_id,
-    )
+    """The same file as GET /api/vouchers/batches/{id}/export-excel, from the same use case."""
+    provider(viewer)
+    return xlsx_response(await export_voucher_batch(viewer.actor, batch_id))
 
 
 async def _voucher_code(tenant_id: uuid.UUID, voucher_id: uuid.UUID) -> str:

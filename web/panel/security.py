@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
+from core.access.actor import Actor, Via
 from core.audit.service import record
 from core.auth import panel_sessions
 from core.auth.models import Role
@@ -114,6 +115,25 @@ class Viewer:
     def hotspot(self) -> bool:
         return self.tenant_kind is TenantKind.hotspot
 
+    @property
+    def actor(self) -> Actor:
+        """The same actor the API, the bot and USSD build for this user: core decides what it may do."""
+        if self.impersonating:
+            assert self.as_tenant_id is not None
+            return Actor.impersonating(
+                admin_id=self.user_id,
+                tenant_id=self.as_tenant_id,
+                writes=self.as_write,
+                tenant_name=self.tenant_name,
+            )
+        return Actor.for_user(
+            user_id=self.user_id,
+            tenant_id=self.own_tenant_id,
+            role=self.role,
+            via=Via.panel,
+            tenant_name=self.tenant_name,
+        )
+
 
 async def _viewer(request: Request) -> Viewer:
     token = request.cookies.get(COOKIE, "")
@@ -198,7 +218,7 @@ def business(viewer: Viewer, *roles: Role, write: bool = False) -> uuid.UUID:
         )
     if roles and role not in roles:
         allowed = " or ".join(r.value for r in roles)
-        raise PermissionDenied(f"This page is for the {allowed} of {viewer.tenant_name or 'the business'}.")
+        raise PermissionDenied(f"This is for the {allowed} of {viewer.tenant_name or 'the business'}.")
     if write and viewer.impersonating and not viewer.as_write:
         raise PermissionDenied(
             "You are viewing this business read-only. To change anything, ask for write access (with a "

@@ -1,0 +1,131 @@
+"""The frame every use case runs in: permission first, then the rule, the audit row, one transaction.
+
+A use case is an async function in `core/<domain>/use_cases.py` whose first argument is the `Actor`:
+
+    @use_case(Permission.wallet_settings, audit="wallet.settings_changed")
+    async def set_low_balance_alert(actor: Actor, *, threshold: int) -> WalletOut:
+        async with unit_of_work(actor) as uow:
+            ...                                   # the rule, through domain services
+            await uow.audit("wallet.settings_changed", threshold=threshold)
+
+- The decorator checks the permission before the body runs, so no use case can forget it, and records
+  the use case in `REGISTRY`, which a test walks.
+- A use case that changes something declares the audit action it writes. Its write unit of work refuses
+  to commit without that row (`UseCaseDefect`), so an unaudited change can never land; a front end
+  cannot skip the audit, because it no longer writes it.
+- A command whose record is its own row (a payment remembers who started it and from where) says so
+  with `recorded_by=` instead; a query declares `query=True`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.access.actor import Actor
+from core.access.permissions import Permission
+from core.audit.models import AuditLog
+from core.audit.service import record
+from core.runtime import unit_of_work as _transaction
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UseCaseDefect(RuntimeError):
+    """A programming error: a use case broke the frame (no audit row). Never shown to a user as such."""
+
+
+@dataclass(frozen=True)
+class UseCaseSpec:
+    name: str
+    permission: Permission
+    audit: str | None
+    recorded_by: str | None
+    query: bool
+    fn: Callable[..., Awaitable[Any]]
+
+
+REGISTRY: dict[str, UseCaseSpec] = {}
+
+
+@dataclass
+class _Run:
+    spec: UseCaseSpec
+    audited: set[str] = field(default_factory=set)
+
+
+_running: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("lipapush_use_case", default=None)
+
+
+def use_case(
+    permission: Permission,
+    *,
+    audit: str | None = None,
+    recorded_by: str | None = None,
+    query: bool = False,
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    if sum((audit is not None, recorded_by is not None, query)) != 1:
+        raise TypeError("a use case is exactly one of: audit=<action>, recorded_by=<why>, query=True")
+
+    def decorate(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        domain = fn.__module__.removeprefix("core.").removesuffix(".use_cases")
+        spec = UseCaseSpec(f"{domain}.{fn.__name__}", permission, audit, recorded_by, query, fn)
+        if spec.name in REGISTRY:
+            raise TypeError(f"use case {spec.name} is defined twice")
+        REGISTRY[spec.name] = spec
+
+        @functools.wraps(fn)
+        async def run(actor: Actor, /, *args: Any, **kwargs: Any) -> R:
+            actor.require(permission)
+            token = _running.set(_Run(spec))
+            try:
+                return await fn(actor, *args, **kwargs)
+            finally:
+                _running.reset(token)
+
+        run.spec = spec  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+class UnitOfWork:
+    """The session of one use case's transaction, with the actor it runs for."""
+
+    def __init__(self, session: AsyncSession, actor: Actor) -> None:
+        self.session = session
+        self.actor = actor
+
+    async def audit(self, action: str, *, target: str | None = None, **detail: Any) -> AuditLog:
+        """The audit row, in this transaction: it commits or rolls back with the change it records."""
+        run = _running.get()
+        if run is not None:
+            run.audited.add(action)
+        return await record(
+            self.session,
+            action=action,
+            tenant_id=self.actor.tenant_id,
+            user_id=self.actor.audit_user_id,
+            target=target,
+            detail={**self.actor.audit_detail(), **detail},
+        )
+
+
+@asynccontextmanager
+async def unit_of_work(actor: Actor, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
+    """One transaction for a use case. Jobs and events written inside it go out only after commit; a
+    write unit of work of a use case that declares an audit action refuses to commit without it."""
+    async with _transaction(readonly=readonly) as session:
+        session.info["actor"] = actor
+        uow = UnitOfWork(session, actor)
+        yield uow
+        run = _running.get()
+        if not readonly and run is not None and run.spec.audit and run.spec.audit not in run.audited:
+            raise UseCaseDefect(f"use case {run.spec.name} did not write its audit row {run.spec.audit!r}")

@@ -1,0 +1,134 @@
+"""What a person can do with payments, from any entry point: request one, list, read, summarise.
+
+"A cashier sees only the payments they started" lives here, once (`_scoped`), for every front end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.access.actor import Actor, Via
+from core.access.permissions import Permission
+from core.access.use_case import unit_of_work, use_case
+from core.money import parse_shillings
+from core.payments.models import Payment, PaymentSource
+from core.payments.push import request_stk_push
+from core.payments.schemas import PaymentOut, PaymentPage
+from core.payments.service import PaymentSummary, TransactionFilter, payments
+
+# Where a payment came from, by entry point. The panel has no source of its own yet: a push
+# requested on the web is the business's own request, like the API's.
+SOURCE_BY_VIA: dict[Via, PaymentSource] = {
+    Via.api: PaymentSource.api,
+    Via.mcp: PaymentSource.api,
+    Via.panel: PaymentSource.api,
+    Via.cli: PaymentSource.api,
+    Via.telegram: PaymentSource.telegram,
+    Via.ussd: PaymentSource.ussd,
+}
+
+
+def _scoped(actor: Actor, filters: TransactionFilter) -> TransactionFilter:
+    """The filter a front end asked for, narrowed to what this actor may see."""
+    own = actor.own_payments_only
+    return dataclasses.replace(filters, initiated_by=own) if own is not None else filters
+
+
+@use_case(
+    Permission.payments_request,
+    recorded_by="the payment row itself: initiated_by, source, idempotency key and every state change",
+)
+async def request_payment(
+    actor: Actor,
+    *,
+    phone: str,
+    amount: int,
+    name: str | None = None,
+    reference: str | None = None,
+    description: str | None = None,
+    idempotency_key: str | None = None,
+    notify_phone: str | None = None,
+    defer: bool = False,
+    on_created: Callable[[AsyncSession, Payment], Awaitable[None]] | None = None,
+) -> PaymentOut:
+    """An STK push to a customer. `phone` must be normalised (core.phones); the amount is checked
+    against the one push limit (`STK_MAX_AMOUNT`) here whatever the front end checked before."""
+    return await request_stk_push(
+        tenant_id=actor.require_tenant(),
+        phone=phone,
+        amount=parse_shillings(amount),
+        source=SOURCE_BY_VIA.get(actor.via, PaymentSource.api),
+        name=name,
+        reference=reference,
+        description=description,
+        initiated_by=actor.user_id,
+        idempotency_key=idempotency_key,
+        notify_phone=notify_phone,
+        defer=defer,
+        on_created=on_created,
+    )
+
+
+@use_case(Permission.payments_read, query=True)
+async def list_payments(
+    actor: Actor, *, filters: TransactionFilter, cursor: str | None = None, limit: int = 50
+) -> PaymentPage:
+    async with unit_of_work(actor, readonly=True) as uow:
+        return await payments.list_page(
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            filters=_scoped(actor, filters),
+            cursor=cursor,
+            limit=limit,
+        )
+
+
+@use_case(Permission.payments_read, query=True)
+async def payments_page(
+    actor: Actor, *, filters: TransactionFilter, page: int, per_page: int
+) -> tuple[list[PaymentOut], bool]:
+    """A numbered page (chat screens, where a cursor does not fit in a button)."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        rows, more = await payments.page(
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            filters=_scoped(actor, filters),
+            page=page,
+            per_page=per_page,
+        )
+        return [PaymentOut.model_validate(r) for r in rows], more
+
+
+@use_case(Permission.payments_read, query=True)
+async def get_payment(actor: Actor, payment_id: uuid.UUID) -> PaymentOut:
+    """One payment; another business's id, or another cashier's payment, is 404."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        payment = await payments.get(
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            payment_id=payment_id,
+            initiated_by=actor.own_payments_only,
+        )
+        return PaymentOut.model_validate(payment)
+
+
+@use_case(Permission.payments_read, query=True)
+async def payment_summary(actor: Actor, *, since: datetime | None = None) -> PaymentSummary:
+    async with unit_of_work(actor, readonly=True) as uow:
+        return await payments.summary(
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            since=since,
+            initiated_by=actor.own_payments_only,
+        )
+
+
+def scoped_filter(actor: Actor, filters: TransactionFilter) -> TransactionFilter:
+    """For queries that run inside a bigger read (dashboards, exports): the actor's narrowing."""
+    actor.require(Permission.payments_read)
+    return _scoped(actor, filters)
