@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
+from core.money import format_cents
+
 WELCOME_STRANGER = (
     "👋 <b>Welcome to lipapush</b>\n"
     "Collect M-Pesa payments straight into your own Till or Paybill, from this chat.\n\n"
@@ -77,6 +79,15 @@ def onb_failed(reason: str) -> str:
 PAY_PHONE = "💸 <b>Request payment</b>\nCustomer's phone number? (or pick a recent customer)"
 PAY_AMOUNT = "Amount in KES (whole shillings, 1–250 000)?"
 PAY_NAME = "Customer name? (optional)"
+
+
+def home_commission(from_wallet_cents: int, owed_cents: int) -> list[str]:
+    """🏠 Home's commission lines: what the wallet paid apart from what is still owed on the invoice
+    (hybrid and invoice billing), or an empty wallet looks like it paid."""
+    return [
+        f"Commission from wallet: {format_cents(from_wallet_cents)}",
+        f"Commission owed on invoice: {format_cents(owed_cents)}",
+    ]
 
 
 def pay_sending(phone: str, amount: int) -> str:

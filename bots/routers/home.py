@@ -15,6 +15,7 @@ from aiogram.types import (
     Message,
 )
 
+from bots import texts
 from bots.chart import DAYS, chart_png, daily_results
 from bots.keyboards import MenuCb
 from bots.middlewares import Actor
@@ -50,7 +51,7 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
         s = await payments.summary(session, tenant_id=actor.tenant_id)
         tenant = await tenants.get(session, actor.tenant_id)
         wallet = await wallets.view(session, tenant=tenant, settings=runtime().settings)
-        commission = await commissions.commission_for(session, tenant_id=actor.tenant_id)
+        commission = await commissions.split_for(session, tenant_id=actor.tenant_id)
         recent = await customers.recent(session, tenant_id=actor.tenant_id, limit=5)
     rate = f"{100 * s.success_rate:.0f}%" if s.success_rate is not None else "–"
     lines = [
@@ -58,7 +59,7 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
         f"Total received: <b>{format_kes(s.total_processed)}</b>",
         f"Payments: {s.transactions} ({s.paid} paid, {s.not_paid} not paid, "
         f"{s.pending} waiting) · success {rate}",
-        f"Commission deducted: {format_cents(commission)}",
+        *texts.home_commission(commission.from_wallet_cents, commission.owed_cents),
         f"Wallet: {format_cents(wallet.balance_cents)}",
     ]
     if recent:

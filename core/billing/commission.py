@@ -19,15 +19,16 @@ Money flow per billing mode:
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import record
 from core.billing.models import PlatformSetting
 from core.config import Settings
 from core.errors import BillingHold, InsufficientWalletBalance, InvalidInput
-from core.ledger.models import AccountKind
+from core.ledger.models import AccountKind, Transfer
 from core.ledger.service import ledger
 from core.money import format_cents
 from core.notify.service import notify
@@ -36,6 +37,24 @@ from core.tenants.models import BillingMode, Tenant
 
 DEFAULT_RATE_KEY = "commission_default_bps"
 MAX_BPS = 10_000
+FROM_WALLET = "commission.wallet"
+ON_INVOICE = "commission.receivable"
+
+
+@dataclass(frozen=True)
+class CommissionSplit:
+    """A business's commission since it started, by how it is paid.
+
+    A hybrid or invoice business can owe commission with an empty wallet, so one "deducted" figure
+    next to the wallet balance reads as if the wallet had paid it: the views show the parts."""
+
+    from_wallet_cents: int  # posted wallet → revenue: already paid out of the pre-paid wallet
+    on_invoice_cents: int  # accrued to the receivable, invoiced and paid or not
+    owed_cents: int  # on the receivable now: not yet invoiced, or invoiced and unpaid
+
+    @property
+    def total_cents(self) -> int:
+        return self.from_wallet_cents + self.on_invoice_cents
 
 
 def commission_cents(amount_shillings: int, bps: int) -> int:
@@ -213,6 +232,23 @@ class CommissionService:
             kinds=["commission.wallet", "commission.receivable"],
             since=since,
             until=until,
+        )
+
+    async def split_for(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> CommissionSplit:
+        """The commission posted so far, split by where it was taken from. What is owed is the
+        receivable's balance (accruals less invoice payments), the same figure as the wallet view's
+        `owed_on_invoice_cents`, so the dashboard and the wallet page cannot disagree."""
+        rows = await session.execute(
+            select(Transfer.kind, func.coalesce(func.sum(Transfer.amount_cents), 0))
+            .where(Transfer.tenant_id == tenant_id, Transfer.kind.in_([FROM_WALLET, ON_INVOICE]))
+            .group_by(Transfer.kind)
+        )
+        sums = {kind: int(total) for kind, total in rows.all()}
+        receivable, _ = await ledger.balance(session, tenant_id=tenant_id, kind=AccountKind.receivable)
+        return CommissionSplit(
+            from_wallet_cents=sums.get(FROM_WALLET, 0),
+            on_invoice_cents=sums.get(ON_INVOICE, 0),
+            owed_cents=-receivable,
         )
 
     async def set_tenant_rate(

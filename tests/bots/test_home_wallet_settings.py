@@ -183,7 +183,8 @@ class TestWallet:
         assert home.content == (
             "🏠 Wallet Shop\nTotal received: KES 150\n"
             "Payments: 1 (1 paid, 0 not paid, 0 waiting) · success 100%\n"
-            "Commission deducted: KES 1.50\nWallet: KES 498.50\n\n"
+            "Commission from wallet: KES 1.50\nCommission owed on invoice: KES 0.00\n"
+            "Wallet: KES 498.50\n\n"
             "Recent customers\n• Wanjiku 0722000111: KES 150"
         )
         assert home.button_texts == ["📈 Chart", "⬅ Menu"]
@@ -201,6 +202,16 @@ class TestWallet:
         assert view.content == wallet_text(
             balance="KES 0.00", billing="invoice", month="KES 2.75", owed="KES 2.75"
         )
+        # 🏠 Home says the wallet paid nothing: the KES 2.75 is owed on the invoice
+        home = await tg.ask("/home", has("Total received"), timeout=T)
+        assert home.content == (
+            "🏠 Invoice Shop\nTotal received: KES 275\n"
+            "Payments: 1 (1 paid, 0 not paid, 0 waiting) · success 100%\n"
+            "Commission from wallet: KES 0.00\nCommission owed on invoice: KES 2.75\n"
+            "Wallet: KES 0.00\n\n"
+            "Recent customers\n• Njeri 0722000333: KES 275"
+        )
+        await tg.ask("/wallet", has("Wallet"), timeout=T)
         accrued = await press(tg, "📜 Recent postings")
         (accrued_at,) = await posting_dates(tenant)
         assert accrued.content == (
@@ -217,6 +228,7 @@ class TestWallet:
             )
             assert invoice is not None
             number, start, end, due = invoice.number, invoice.period_start, invoice.period_end, invoice.due_at
+            invoice_id = invoice.id
         day = eat(start, "%d %b")
         assert day == eat(end - timedelta(seconds=1), "%d %b")  # one EAT day
         # the owner hears about the invoice in this chat too
@@ -231,6 +243,14 @@ class TestWallet:
             f"due {eat(due, '%d %b %Y')}"
         )
         assert listed.button_texts == MENU
+
+        # invoiced and unpaid is still owed; once the invoice is paid nothing is
+        home = await tg.ask("/home", has("Total received"), timeout=T)
+        assert "Commission from wallet: KES 0.00\nCommission owed on invoice: KES 2.75\n" in home.content
+        async with unit_of_work() as session:
+            await invoices.mark_paid(session, invoice_id=invoice_id, by=None, settings=runtime().settings)
+        home = await tg.ask("/home", has("Total received"), timeout=T)
+        assert "Commission from wallet: KES 0.00\nCommission owed on invoice: KES 0.00\n" in home.content
 
 
 class TestHomeChart:

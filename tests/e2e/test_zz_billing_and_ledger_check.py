@@ -39,7 +39,22 @@ async def test_commission_via_cli_and_api(
         ("adjustment.credit", 1_000),
     ]
     d = (await http.get("/api/dashboard", headers=biz.headers)).json()
-    assert (d["commission_deducted_cents"], d["wallet_balance_cents"]) == (550, 450)
+    assert (
+        d["commission_deducted_cents"],
+        d["commission_from_wallet_cents"],
+        d["commission_owed_cents"],
+        d["wallet_balance_cents"],
+    ) == (550, 550, 0, 450)
+    # another 5.50: the KES 4.50 left in the wallet covers what it can, KES 1 goes on the invoice
+    second = await push(http, biz, phone=unique_phone("4322"), amount=275)
+    assert (await wait_final(http, biz, second["id"]))["status"] == "success"
+    d = (await http.get("/api/dashboard", headers=biz.headers)).json()
+    assert (
+        d["commission_deducted_cents"],
+        d["commission_from_wallet_cents"],
+        d["commission_owed_cents"],
+        d["wallet_balance_cents"],
+    ) == (1_100, 1_000, 100, 0)
 
     bad = await run_cli(serve, "commission", "set", "--tenant", biz.email, "--percent", "1.234")
     assert bad.returncode == 1 and "at most two decimals" in bad.stderr

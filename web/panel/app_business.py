@@ -1,26 +1,33 @@
 """The business dashboard (/app): the same figures as GET /api/dashboard and the bot's 🏠 Home, a
-30-day chart drawn as server-side SVG, and a notice when the business cannot collect normally.
+30-day chart drawn as server-side SVG, a notice when the business cannot collect normally, and the
+"Request a payment" form (its parsing, picks and status line are in app_pay).
 
 A cashier sees only their own activity: the pushes they started, never the wallet or customer book.
 Transactions, wallet and invoices are in app_money; the customer book in app_customers."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from core.access.permissions import Permission
 from core.auth.models import Role
 from core.billing.commission import commissions
 from core.billing.wallet import wallets
 from core.customers.service import customers
+from core.errors import IdempotencyKeyReused, LipapushError
 from core.payments.reports import DayTotal, reports
 from core.payments.service import TransactionFilter, payments
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import Tenant, TenantStatus
 from core.tenants.service import tenants
-from web.panel.security import CurrentViewer, business
+from web.panel import app_pay
+from web.panel.app_pay import PayForm
+from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -84,8 +91,14 @@ def notices(tenant: Tenant, *, can_manage: bool) -> list[dict[str, str]]:
     return found
 
 
-@router.get("/app", response_class=HTMLResponse)
-async def app_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+async def dashboard_page(
+    request: Request,
+    viewer: Viewer,
+    *,
+    form: PayForm,
+    payment_id: uuid.UUID | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     tenant_id = business(viewer)
     manages = viewer.business_role in (Role.owner, Role.manager)
     own = None if manages else viewer.user_id
@@ -94,7 +107,7 @@ async def app_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
         ctx: dict[str, object] = {"manages": manages, "status": tenant.status}
         if manages:
             ctx["summary"] = await payments.summary(session, tenant_id=tenant_id)
-            ctx["commission_cents"] = await commissions.commission_for(session, tenant_id=tenant_id)
+            ctx["commission"] = await commissions.split_for(session, tenant_id=tenant_id)
             ctx["wallet"] = await wallets.view(session, tenant=tenant, settings=runtime().settings)
             ctx["recent_customers"] = await customers.recent(session, tenant_id=tenant_id, limit=5)
         else:
@@ -106,10 +119,62 @@ async def app_home(request: Request, viewer: CurrentViewer) -> HTMLResponse:
             ctx["recent_payments"] = recent.items
         days = await reports.daily_totals(session, tenant_id=tenant_id, days=CHART_DAYS, initiated_by=own)
         ctx["notices"] = notices(tenant, can_manage=manages)
+    ctx.update(await app_pay.section(viewer, form=form, payment_id=payment_id))
     ctx["days"] = days
     ctx["bars"] = chart_bars(days)
     ctx["chart_width"] = CHART_DAYS * (BAR + GAP) - GAP
     ctx["chart_height"] = CHART_HEIGHT
     ctx["bar_width"] = BAR
     ctx["chart_total"] = sum(d.paid_kes for d in days)
-    return render(request, "app/home.html", ctx, viewer=viewer)
+    return render(request, "app/home.html", ctx, viewer=viewer, status=status)
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def app_home(request: Request, viewer: CurrentViewer, payment: str = "") -> HTMLResponse:
+    """`payment` is the request just sent (its status line follows it); phone, amount, name and
+    reference fill the form (a recent customer's link, "Send again")."""
+    try:
+        followed = uuid.UUID(payment) if payment else None
+    except ValueError:
+        followed = None
+    form = PayForm.typed(dict(request.query_params))
+    return await dashboard_page(request, viewer, form=form, payment_id=followed)
+
+
+@router.post("/app/pay", response_model=None)
+async def request_payment(
+    request: Request,
+    viewer: CurrentViewer,
+    phone: Annotated[str, Form(max_length=100)] = "",
+    amount: Annotated[str, Form(max_length=100)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    reference: Annotated[str, Form(max_length=100)] = "",
+    key: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    # Asked before the form is read: a read-only admin hears why, not what was mistyped.
+    viewer.actor.require(Permission.payments_request)
+    form = PayForm.typed({"phone": phone, "amount": amount, "name": name, "reference": reference}, key)
+    body = app_pay.parse(form)
+    if body is None:
+        return await dashboard_page(request, viewer, form=form, status=422)
+    try:
+        sent = await app_pay.submit(viewer, body, form.key)
+    except LipapushError as exc:
+        # Core may have recorded the payment (M-Pesa refused it, or did not answer): a fresh key, so
+        # sending again is a new request, and the recorded one is followed below the message.
+        form.key = app_pay.new_key()
+        form.error = exc.message
+        if isinstance(exc, IdempotencyKeyReused):
+            form.error = (
+                "This form was already used for another payment, so nothing was sent. "
+                "Check the details and send again."
+            )
+        recorded = exc.fields.get("payment_id")
+        return await dashboard_page(
+            request,
+            viewer,
+            form=form,
+            payment_id=uuid.UUID(str(recorded)) if recorded else None,
+            status=exc.status,
+        )
+    return RedirectResponse(f"/app?payment={sent.id}#request-payment", status_code=303)

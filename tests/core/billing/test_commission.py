@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -8,11 +9,13 @@ from sqlalchemy import func, select
 
 from core.billing.commission import commission_cents, percent_to_bps
 from core.billing.integrity import check_all
+from core.billing.invoices import invoices
 from core.errors import InvalidInput
 from core.ledger.models import AccountKind, Transfer
 from core.notify.models import Notification
-from core.runtime import unit_of_work
+from core.runtime import runtime, unit_of_work
 from core.tenants.models import BillingMode
+from core.tenants.service import tenants
 from tests.conftest import LiveServer
 from tests.support.factories import (
     account_balance,
@@ -88,7 +91,12 @@ class TestWalletMode:
             "1%",
         )
         d = (await client.get("/api/dashboard", headers=bearer(key))).json()
-        assert (d["commission_deducted_cents"], d["wallet_balance_cents"]) == (150, 850)
+        assert (
+            d["commission_deducted_cents"],
+            d["commission_from_wallet_cents"],
+            d["commission_owed_cents"],
+            d["wallet_balance_cents"],
+        ) == (150, 150, 0, 850)
         assert await problems() == []
 
     async def test_push_refused_when_wallet_cannot_cover(
@@ -166,6 +174,31 @@ class TestHybridAndInvoice:
         assert await account_balance(tenant, AccountKind.revenue) == 150
         w = (await client.get("/api/wallet", headers=bearer(key))).json()
         assert w["owed_on_invoice_cents"] == 50
+
+        async def split() -> tuple[int, int, int]:
+            d = (await client.get("/api/dashboard", headers=bearer(key))).json()
+            return (
+                d["commission_deducted_cents"],
+                d["commission_from_wallet_cents"],
+                d["commission_owed_cents"],
+            )
+
+        # KES 1.50: KES 1 from the wallet, KES 0.50 owed on the invoice, still owed once invoiced,
+        # and nothing owed once that invoice is paid
+        assert await split() == (150, 100, 50)
+        async with unit_of_work() as session:
+            invoice = await invoices.issue_for(
+                session,
+                tenant=await tenants.get(session, tenant.id),
+                now=datetime.now(UTC) + timedelta(days=40),
+                settings=runtime().settings,
+            )
+            assert invoice is not None and invoice.total_cents == 50
+            invoice_id = invoice.id
+        assert await split() == (150, 100, 50)
+        async with unit_of_work() as session:
+            await invoices.mark_paid(session, invoice_id=invoice_id, by=None, settings=runtime().settings)
+        assert await split() == (150, 100, 0)
 
     async def test_invoice_mode_accrues_everything(
         self, server: LiveServer, client: httpx.AsyncClient

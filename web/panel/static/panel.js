@@ -24,3 +24,14 @@ function poll(el) {
   }, every);
 }
 document.addEventListener("DOMContentLoaded", () => document.querySelectorAll("[data-poll]").forEach(poll));
+// A recent customer on the pay form fills the phone and name in place; without JS its link reloads
+// the page with them filled in.
+document.addEventListener("click", (event) => {
+  const pick = event.target.closest && event.target.closest("[data-fill-phone]");
+  const phone = document.getElementById("phone"), name = document.getElementById("name");
+  if (!pick || !phone || !name) return;
+  event.preventDefault();
+  phone.value = pick.getAttribute("data-fill-phone");
+  name.value = pick.getAttribute("data-fill-name") || "";
+  document.getElementById("amount").focus();
+});
