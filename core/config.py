@@ -6,8 +6,10 @@ A missing or malformed variable stops the process at start with a message that n
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -22,6 +24,25 @@ _DEV_FERNET_KEY = "bGlwYXB1c2gtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWM="
 _DEV_SECRET = "lipapush-development-secret-change-me-0000"
 
 
+def data_dir() -> Path:
+    """Where lipapush keeps its own files: the embedded database and the running server's address.
+
+    One fixed place, not the working directory, so every command finds the same database wherever
+    it is run from. `$LIPAPUSH_HOME`, else `$XDG_DATA_HOME/lipapush`, else `~/.local/share/lipapush`.
+    Only named here; whoever writes into it creates it.
+    """
+    if home := os.environ.get("LIPAPUSH_HOME"):
+        return Path(home).expanduser().resolve()
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says to ignore a relative XDG_DATA_HOME.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "lipapush"
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{data_dir() / 'lipapush.db'}"
+
+
 class AppEnv(StrEnum):
     development = "development"
     production = "production"
@@ -31,7 +52,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
 
     APP_ENV: AppEnv = AppEnv.development
-    DATABASE_URL: str = "sqlite+aiosqlite:///./lipapush.db"
+    DATABASE_URL: str = Field(default_factory=default_database_url)
     # Size the pool for the concurrency one process serves; pre-ping costs a round trip per checkout,
     # and a dropped connection is detected on use anyway (the pool is then invalidated and refilled).
     DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,11 @@ from core.runtime import Runtime, configure
 from tests.support import services
 from tests.support.servers import bound_socket, serving, serving_on
 from tests.support.services import TestDatabase
+
+# Whatever a test starts (a CLI subprocess, a settings default) keeps out of the developer's own data
+# directory (~/.local/share/lipapush: the embedded database and a running serve's server.json).
+_HOME = tempfile.TemporaryDirectory(prefix="lipapush-test-home-")
+os.environ["LIPAPUSH_HOME"] = _HOME.name
 
 
 def pytest_report_header() -> list[str]:

@@ -3,17 +3,81 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import json
 import os
-from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+import socket
+from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from core.config import Settings, SettingsError, load_settings
+from core.config import Settings, SettingsError, data_dir, load_settings
 from core.runtime import Runtime, configure
 
 T = TypeVar("T")
+
+
+# -- help ---------------------------------------------------------------------------------------------
+# Typer prints a type column (`<str>`, `<bool>`, `<float>`) beside every option and argument. It says
+# nothing the help text does not, and for flags (`--help <bool>`) it reads as if a value were wanted.
+# Choices (`<paybill|till>`) and ranges stay: they are the useful part of that column.
+class _QuietOption(TyperOption):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return super().display_type_rich(ctx) if _has_choices(self) else None
+
+
+class _QuietArgument(TyperArgument):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return super().display_type_rich(ctx) if _has_choices(self) else None
+
+
+def _has_choices(param: TyperOption | TyperArgument) -> bool:
+    descriptor = getattr(param, "type_descriptor", None)
+    return bool(descriptor is not None and descriptor.is_choice and not getattr(param, "is_flag", False))
+
+
+def _quiet_types(params: Iterable[object]) -> None:
+    # The parameters are built by Typer (and --help by click) before any hook of ours runs, so their
+    # class is narrowed here, at help time; the subclasses add no state.
+    for param in params:
+        if type(param) is TyperOption:
+            param.__class__ = _QuietOption
+        elif type(param) is TyperArgument:
+            param.__class__ = _QuietArgument
+
+
+class _Command(TyperCommand):
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _quiet_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Group(TyperGroup):
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _quiet_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+def _quiet_help(typer_app: typer.Typer) -> None:
+    """Use the help without type column for every command and group under `typer_app`, including the
+    ones other modules registered (`sim`)."""
+    typer_app.info.cls = _Group
+    for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = _Command
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _quiet_help(group.typer_instance)
+
 
 app = typer.Typer(help="lipapush: M-Pesa STK push collections for many businesses.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -33,8 +97,19 @@ def _settings(**overrides: object) -> Settings:
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _ready(settings: Settings) -> None:
+    """Stop with one line unless the database exists and is migrated. Opening a missing SQLite file
+    would create an empty one, and an unmigrated database fails deep in a query with a long traceback."""
+    from core.migrate import DatabaseNotReady, check_ready
+
+    try:
+        check_ready(settings.DATABASE_URL)
+    except DatabaseNotReady as exc:
+        raise _fail(str(exc)) from None
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -49,7 +124,109 @@ def bootstrap(**overrides: object) -> Runtime:
 
     settings = _settings(**overrides)
     setup_logging("WARNING", json=settings.LOG_JSON)
+    _ready(settings)
     return configure(settings)
+
+
+def bootstrap_client(url: str | None) -> Runtime:
+    """bootstrap() for commands that reach the running server: a simulator channel's test push goes
+    to the simulator inside `serve`, and its callback comes back to it."""
+    import logging
+
+    rt = bootstrap(PUBLIC_BASE_URL=server_url(url, _settings()))
+    # A push that cannot be sent is explained in one line by the command; the client's retry
+    # warnings would only repeat it, three times, before that line.
+    logging.getLogger("core.daraja.client").setLevel(logging.ERROR)
+    return rt
+
+
+# -- finding the running server -------------------------------------------------------------------------
+# `serve` writes where it listens to <data dir>/server.json, so commands find it on any port without
+# PUBLIC_BASE_URL. The file is removed when serve stops; a killed serve leaves it behind, hence the pid.
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Where `lipapush serve` runs, e.g. http://127.0.0.1:8001. Default: the running serve's "
+        "address (server.json in the data directory), else PUBLIC_BASE_URL, else http://127.0.0.1:8000.",
+    ),
+]
+
+
+def server_file() -> Path:
+    return data_dir() / "server.json"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, only not ours to signal
+    except OSError:
+        return False
+    return True
+
+
+def running_server(database_url: str) -> dict[str, Any] | None:
+    """What server.json says about the serve still running on this database, or None."""
+    from core.migrate import database_location
+
+    try:
+        info = json.loads(server_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+        return None
+    if not isinstance(info.get("url"), str):
+        return None
+    # A serve on another database would not know the businesses this command reads or creates.
+    if info.get("database") != database_location(database_url) or not _pid_alive(info["pid"]):
+        return None
+    return info
+
+
+def server_url(explicit: str | None, settings: Settings) -> str:
+    """--url, else the running serve's address, else PUBLIC_BASE_URL (its default included)."""
+    if explicit is not None:
+        if not explicit.startswith(("http://", "https://")):
+            raise _fail(f"--url {explicit}: give the full address, e.g. http://127.0.0.1:8001", 2)
+        return explicit.rstrip("/")
+    running = running_server(settings.DATABASE_URL)
+    return str(running["url"]) if running else settings.base_url
+
+
+def _advertise(settings: Settings, url: str, port: int) -> None:
+    from core.migrate import database_location
+
+    path = server_file()
+    info = {
+        "url": url,
+        "port": port,
+        "pid": os.getpid(),
+        "database": database_location(settings.DATABASE_URL),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".server.{os.getpid()}.json")
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)  # readers never see half a file
+    except OSError as exc:
+        err.print(
+            f"[yellow]Could not write {path} ({exc.strerror}): other lipapush commands will not find "
+            "this server; give them --url or set PUBLIC_BASE_URL.[/yellow]",
+            soft_wrap=True,
+        )
+
+
+def _unadvertise() -> None:
+    path = server_file()
+    with contextlib.suppress(OSError, ValueError):
+        # Another serve may have taken the file over since; it is theirs then.
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
 
 
 def _run(rt: Runtime, coro: Awaitable[T]) -> T:
@@ -63,83 +240,175 @@ def _run(rt: Runtime, coro: Awaitable[T]) -> T:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
+    # soft_wrap: one message is one line, whatever the terminal width (scripts match on it).
+    err.print(f"[red]{escape(message)}[/red]", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
 
+def print_table(table: Table) -> None:
+    """A table fits the terminal (long cells wrap, never cut); piped or redirected, each row stays on
+    one line at its natural width, because rich would otherwise squeeze it into 80 columns."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update(width=100_000), table).maximum
+    Console(file=console.file, width=max(natural, console.width), no_color=console.no_color).print(table)
+
+
 # -- processes ------------------------------------------------------------------------------------
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts: a second serve on a busy port must
+    fail here, before it migrates, re-sends outbox jobs or starts a worker and a scheduler."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise _fail(
+            f"cannot listen on {host}: {exc.strerror}; give --host an address of this machine"
+        ) from None
+    # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP.
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind at once after a restart
+        sock.bind(address)
+        sock.listen(2048)  # connections made while the app starts wait instead of being refused
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            holder = running_server_on(port)
+            by = f" (lipapush serve, pid {holder['pid']})" if holder else ""
+            raise _fail(f"port {port} is in use{by}: use --port or stop the other lipapush") from None
+        if exc.errno == errno.EACCES:
+            raise _fail(
+                f"port {port} needs root: use --port with a port above 1023, e.g. --port 8000"
+            ) from None
+        raise _fail(f"cannot listen on {host}:{port} ({exc.strerror}): check --host and --port") from None
+    return sock
+
+
+def running_server_on(port: int) -> dict[str, Any] | None:
+    """The lipapush serve (on any database) that server.json says listens on `port`, if alive."""
+    try:
+        info = json.loads(server_file().read_text(encoding="utf-8"))
+        alive = isinstance(info.get("pid"), int) and _pid_alive(info["pid"])
+        return info if alive and info.get("port") == port else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _migrate(database_url: str, revision: str = "head") -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.migrate import database_location, upgrade
+
+    try:
+        upgrade(database_url, revision)
+    except (OSError, SQLAlchemyError) as exc:
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _fail(
+            f"Cannot migrate the database at {database_location(database_url)} ({reason}): check "
+            "DATABASE_URL and that the database server is running."
+        ) from None
+
+
 def _serve(
     settings: Settings,
+    sock: socket.socket,
     host: str,
-    port: int,
     *,
     simulator: bool,
     worker: bool,
     scheduler: bool,
     bot: bool = True,
+    advertise: bool = False,
 ) -> None:
     import uvicorn
 
-    from core.migrate import upgrade
     from web.app import create_app
 
     _setup_logging(settings)
-    upgrade(settings.DATABASE_URL)
+    _migrate(settings.DATABASE_URL)
     rt = configure(settings)
     application = create_app(
         rt, mount_simulator=simulator, run_worker=worker, with_scheduler=scheduler, with_bot=bot
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=host,
-        port=port,
+        port=int(sock.getsockname()[1]),
         log_level=settings.LOG_LEVEL.lower(),
         proxy_headers=True,
         log_config=None,  # keep our handlers (and their token redaction) instead of uvicorn's own
     )
 
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Stop advertising first: uvicorn re-raises SIGTERM once it has stopped, and the process
+            # then ends without running our `finally`.
+            if advertise:
+                _unadvertise()
+            await super().shutdown(sockets)
+
+    Server(config).run(sockets=[sock])
+
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port)", min=0, max=65535)] = 8000,
 ) -> None:
     """Everything in one process: API, callbacks, worker, scheduler and the Daraja simulator.
 
-    Migrates the database first. With no settings: SQLite file ./lipapush.db and the in-process broker.
+    Migrates the database first. With no settings: SQLite in the data directory ($LIPAPUSH_HOME, else
+    ~/.local/share/lipapush) and the in-process broker. Other lipapush commands find this server
+    through server.json there.
     """
-    if not os.environ.get("PUBLIC_BASE_URL"):
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-        os.environ["PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
-    settings = _settings()
-    broker = "redis" if settings.REDIS_URL else "in-process"
-    console.print(
-        f"lipapush on [bold]http://{host}:{port}[/bold]  (API docs /docs, Daraja simulator /sim/daraja, "
-        f"database {settings.DATABASE_URL.split('@')[-1]}, broker {broker})"
-    )
-    _serve(settings, host, port, simulator=True, worker=True, scheduler=True)
+    from core.migrate import database_location
+
+    sock = _listen(host, port)
+    with contextlib.closing(sock):
+        port = int(sock.getsockname()[1])
+        if not os.environ.get("PUBLIC_BASE_URL"):
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+            os.environ["PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+        settings = _settings()
+        broker = "redis" if settings.REDIS_URL else "in-process"
+        console.print(
+            f"lipapush on [bold]http://{host}:{port}[/bold]  (API docs /docs, Daraja simulator /sim/daraja, "
+            f"broker {broker})\ndatabase {database_location(settings.DATABASE_URL)}",
+            soft_wrap=True,
+        )
+        # Advertised as soon as it listens: a command run while serve starts waits in the backlog.
+        _advertise(settings, settings.base_url, port)
+        try:
+            _serve(settings, sock, host, simulator=True, worker=True, scheduler=True, advertise=True)
+        finally:
+            _unadvertise()
 
 
 @app.command()
 def web(
-    host: Annotated[str, typer.Option()] = "0.0.0.0",  # noqa: S104 - a container listens on all interfaces
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",  # noqa: S104 - a container listens on all interfaces
+    port: Annotated[int, typer.Option(help="Port to listen on", min=0, max=65535)] = 8000,
     with_simulator: Annotated[bool, typer.Option(help="Also mount the Daraja simulator")] = False,
 ) -> None:
     """The HTTP API and callbacks only (production: run `worker` and `scheduler` beside it)."""
-    settings = _settings()
-    if not settings.REDIS_URL:
-        err.print("[yellow]REDIS_URL is not set: jobs will wait for a `lipapush serve` process.[/yellow]")
-    # Polling belongs to `lipapush bot`; the web process takes updates only by webhook.
-    _serve(
-        settings,
-        host,
-        port,
-        simulator=with_simulator,
-        worker=False,
-        scheduler=False,
-        bot=bool(settings.TELEGRAM_WEBHOOK_SECRET),
-    )
+    sock = _listen(host, port)
+    with contextlib.closing(sock):
+        settings = _settings()
+        if not settings.REDIS_URL:
+            err.print("[yellow]REDIS_URL is not set: jobs will wait for a `lipapush serve` process.[/yellow]")
+        # Polling belongs to `lipapush bot`; the web process takes updates only by webhook.
+        _serve(
+            settings,
+            sock,
+            host,
+            simulator=with_simulator,
+            worker=False,
+            scheduler=False,
+            bot=bool(settings.TELEGRAM_WEBHOOK_SECRET),
+        )
 
 
 @app.command()
@@ -158,6 +427,7 @@ def worker(
     settings = _settings()
     if not settings.REDIS_URL:
         raise _fail("REDIS_URL is required for a separate worker (without it, use `lipapush serve`).")
+    _ready(settings)
     _setup_logging(settings)
     # Async jobs run on one event-loop thread per process, so more CPU means more processes.
     children = [
@@ -187,6 +457,7 @@ def bot() -> None:
     settings = _settings()
     if not settings.TELEGRAM_BOT_TOKEN:
         raise _fail("TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set it.")
+    _ready(settings)
     _setup_logging(settings)
     rt = configure(settings)
 
@@ -215,6 +486,7 @@ def scheduler() -> None:
     settings = _settings()
     if not settings.REDIS_URL:
         raise _fail("REDIS_URL is required for a separate scheduler (without it, use `lipapush serve`).")
+    _ready(settings)
     _setup_logging(settings)
     rt = configure(settings)
 
@@ -231,20 +503,41 @@ def scheduler() -> None:
 # -- database ---------------------------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply migrations (safe to run again)."""
-    from core.migrate import upgrade
+    """Create the database if needed and apply migrations (safe to run again)."""
+    from core.migrate import database_location
 
     settings = _settings()
-    upgrade(settings.DATABASE_URL, revision)
-    console.print("database is up to date")
+    _migrate(settings.DATABASE_URL, revision)
+    console.print(f"database {database_location(settings.DATABASE_URL)} is up to date", soft_wrap=True)
 
 
 @app.command()
-def keygen() -> None:
+def keygen(
+    env: Annotated[
+        bool,
+        typer.Option(
+            "--env",
+            help="Print ENCRYPTION_KEYS, SECRET_KEY, AT_CALLBACK_SECRET and POSTGRES_PASSWORD as .env "
+            "lines, for a first start: lipapush keygen --env >> .env",
+        ),
+    ] = False,
+) -> None:
     """Print a new Fernet key for ENCRYPTION_KEYS (put it first to rotate; keep the old ones after it)."""
+    import secrets
+
     from cryptography.fernet import Fernet
 
-    console.print(Fernet.generate_key().decode())
+    key = Fernet.generate_key().decode()
+    if not env:
+        console.print(key)
+        return
+    # typer.echo, not rich: the lines go into a file, and rich would wrap them at the terminal width.
+    # token_urlsafe's alphabet is [A-Za-z0-9_-]: AT_CALLBACK_SECRET's pattern, and POSTGRES_PASSWORD
+    # goes into DATABASE_URL unescaped. 48 bytes give 64 characters, twice SECRET_KEY's minimum.
+    typer.echo(f"ENCRYPTION_KEYS={key}")
+    typer.echo(f"SECRET_KEY={secrets.token_urlsafe(48)}")
+    typer.echo(f"AT_CALLBACK_SECRET={secrets.token_urlsafe(32)}")
+    typer.echo(f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}")
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------
@@ -278,6 +571,7 @@ from web import cli_billing, cli_hotspot, cli_tenants  # noqa: E402,F401  - regi
 from web.cli_sim import sim_app  # noqa: E402
 
 app.add_typer(sim_app, name="sim")
+_quiet_help(app)
 
 
 def main() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from core.billing.adjustments import adjust_wallet
@@ -16,11 +20,14 @@ from core.billing.models import Invoice
 from core.db import utcnow
 from core.errors import LipapushError, NotFound
 from core.money import format_cents
-from core.notify.models import Notification
+from core.notify.models import Notification, NotifyChannel
 from core.runtime import unit_of_work
 from core.tenants.service import tenants
-from web.cli import _fail, _run, app, bootstrap, console
+from web.cli import _fail, _run, app, bootstrap, console, print_table
 from web.cli_tenants import _find_tenant
+
+# Merchants and their customers live in Kenya: times are shown on their clock, and say so.
+EAT = ZoneInfo("Africa/Nairobi")
 
 commission_app = typer.Typer(help="Commission rates.", no_args_is_help=True)
 wallet_app = typer.Typer(help="Merchant wallets.", no_args_is_help=True)
@@ -168,15 +175,27 @@ def outbox(limit: Annotated[int, typer.Option(help="How many, newest first")] = 
                 await session.scalars(select(Notification).order_by(Notification.id.desc()).limit(limit))
             )
 
-    table = Table("id", "when", "kind", "channel", "to", "status", "message")
+    table = Table("id", "when (EAT)", "kind", "channel", "to", "status", "message")
     for n in _run(rt, main()):
         table.add_row(
             str(n.id),
-            f"{n.created_at:%Y-%m-%d %H:%M}",
+            f"{n.created_at.astimezone(EAT):%Y-%m-%d %H:%M}",
             n.kind,
             n.channel.value,
             n.recipient,
             n.status.value + (f" ({n.delivery_status})" if n.delivery_status else ""),
-            n.body[:80],
+            Text(terminal_text(n.body, html=n.channel is NotifyChannel.telegram)),
         )
-    console.print(table)
+    print_table(table)
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def terminal_text(body: str, *, html: bool, limit: int = 80) -> str:
+    """A message as one short line for the terminal. Telegram bodies are HTML (parse_mode): their tags
+    are for the Telegram app, so they go and the entities they escape come back."""
+    if html:
+        body = unescape(_TAG.sub("", body))
+    line = " ".join(body.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

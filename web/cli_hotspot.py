@@ -17,7 +17,7 @@ from core.hotspot.provision import check_router, reconcile_router
 from core.hotspot.routers import routers
 from core.hotspot.schemas import RouterIn
 from core.runtime import runtime, unit_of_work
-from web.cli import _fail, _run, app, bootstrap, console
+from web.cli import _fail, _run, app, bootstrap, console, print_table
 from web.cli_tenants import _find_tenant
 
 router_app = typer.Typer(help="Hotspot routers (MikroTik, RouterOS API).", no_args_is_help=True)
@@ -147,7 +147,7 @@ def router_list(tenant: Annotated[str, typer.Option(help="The provider: owner em
             f"{r.last_seen_at:%Y-%m-%d %H:%M}" if r.last_seen_at else "",
             (r.last_error or "")[:60],
         )
-    console.print(table)
+    print_table(table)
 
 
 subscription_app = typer.Typer(help="Hotspot providers' subscription plans (Pesapal).", no_args_is_help=True)
@@ -189,4 +189,4 @@ def subscription_plans() -> None:
     table = Table("id", "name", "period", "price (KES)")
     for p in _run(rt, main()):
         table.add_row(str(p.id), p.name, p.period.value, f"{p.price:,}")
-    console.print(table)
+    print_table(table)

@@ -16,7 +16,7 @@ from core.audit.service import record
 from core.auth.models import ApiKeyMode, User
 from core.auth.pins import new_pin_hash, register_ussd, remove_ussd
 from core.auth.service import auth
-from core.errors import LipapushError, NotFound
+from core.errors import DarajaUnavailable, LipapushError, NotFound
 from core.notify.sms import validate_sender_id
 from core.payments.push import send_verification_push
 from core.phones import Msisdn, normalize_msisdn
@@ -25,7 +25,18 @@ from core.tenants.models import ChannelKind, Environment, Tenant, TenantKind, Te
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
-from web.cli import _fail, _run, apikey_app, app, bootstrap, console, tenant_app
+from web.cli import (
+    UrlOption,
+    _fail,
+    _run,
+    apikey_app,
+    app,
+    bootstrap,
+    bootstrap_client,
+    console,
+    print_table,
+    tenant_app,
+)
 
 
 async def _find_tenant(ref: str) -> Tenant:
@@ -44,18 +55,35 @@ async def _find_tenant(ref: str) -> Tenant:
         return tenant
 
 
-async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> None:
+async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> str | None:
+    """Send the KES 1 test push and wait up to `wait` seconds for its result.
+
+    Returns why the channel is not verified when the push was not sent or the payment failed (the
+    caller exits non-zero with it), None when it was verified or M-Pesa has not answered yet."""
+    async with unit_of_work(readonly=True) as session:
+        channel = await tenants.get_channel(session, tenant_id)
+        via_serve = (
+            channel is not None
+            and channel.environment is Environment.simulator
+            and not rt.settings.DARAJA_SIMULATOR_URL
+        )
     console.print("Sending the KES 1 test push to the owner's phone…")
     try:
         payment = await send_verification_push(tenant_id=tenant_id)
+    except DarajaUnavailable as exc:
+        if via_serve:
+            # A simulator channel pushes to the simulator inside `serve`: "M-Pesa" is that server.
+            return (
+                f"Test push not sent: lipapush serve did not answer at {rt.settings.base_url} "
+                "(start it with `lipapush serve`, or give --url if it runs elsewhere)."
+            )
+        return f"Test push not sent: {exc.message}"
     except LipapushError as exc:
-        hint = ""
-        if "reached" in exc.message or "answer" in exc.message:
-            hint = f"\nIs `lipapush serve` running at {rt.settings.base_url}?"
-        console.print(f"[red]Test push not sent: {exc.message}[/red]{hint}")
-        console.print("Re-send it with `lipapush tenant verify <email>`.")
-        return
-    console.print(f"Test push sent (CheckoutRequestID {payment.checkout_request_id}). Waiting for M-Pesa…")
+        return f"Test push not sent: {exc.message}"
+    console.print(
+        f"Test push sent (CheckoutRequestID {payment.checkout_request_id}). Waiting for M-Pesa…",
+        soft_wrap=True,
+    )
     deadline = asyncio.get_running_loop().time() + wait
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.5)
@@ -66,13 +94,13 @@ async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> No
                 break
             if channel.verified_at is not None:
                 console.print(f"[green]Channel verified: {tenant.name} is {tenant.status.value}.[/green]")
-                return
+                return None
             if channel.verification_error:
-                console.print(f"[red]Test payment failed: {channel.verification_error}[/red]")
-                return
+                return f"Test payment failed: {channel.verification_error}"
     console.print(
         "[yellow]No answer yet: the business activates as soon as the test payment succeeds.[/yellow]"
     )
+    return None
 
 
 @tenant_app.command("create")
@@ -87,19 +115,21 @@ def tenant_create(
     kind: Annotated[ChannelKind, typer.Option(help="paybill or till")] = ChannelKind.paybill,
     short_code: Annotated[str | None, typer.Option(help="Paybill, or the Store/HO number of a till")] = None,
     till_number: Annotated[str | None, typer.Option(help="Till number (till channels)")] = None,
-    consumer_key: Annotated[str | None, typer.Option()] = None,
+    consumer_key: Annotated[str | None, typer.Option(help="From the Daraja app (not for simulator)")] = None,
     consumer_secret: Annotated[str | None, typer.Option(help="Better: set LIPAPUSH_CONSUMER_SECRET")] = None,
     passkey: Annotated[str | None, typer.Option(help="Better: set LIPAPUSH_PASSKEY")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the test payment")] = 20.0,
     hotspot: Annotated[
         bool, typer.Option("--hotspot", help="A WiFi hotspot provider (pays a subscription, not commission)")
     ] = False,
+    url: UrlOption = None,
 ) -> None:
     """Create a business, its owner and its M-Pesa channel, then send the KES 1 test push.
 
-    A `simulator` channel needs no keys: test values are filled in.
+    A `simulator` channel needs no keys: test values are filled in. Exits 1 when the business could
+    not be created, or was created but the test push was not sent or the test payment failed.
     """
-    rt = bootstrap()
+    rt = bootstrap_client(url)
     try:
         channel_in = ChannelIn(
             environment=environment,
@@ -113,7 +143,7 @@ def tenant_create(
     except ValidationError as exc:
         raise _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
-    async def main() -> None:
+    async def main() -> tuple[str, str | None]:
         async with unit_of_work() as session:
             tenant, user = await signup(
                 session,
@@ -126,30 +156,39 @@ def tenant_create(
             await tenants.save_channel(session, tenant=tenant, data=channel_in, box=rt.secrets, by=user.id)
             tenant_id, slug = tenant.id, tenant.slug
         console.print(f"Created business [bold]{name}[/bold] ({slug}), owner {user.email}.")
-        await _verify_and_wait(rt, tenant_id, wait)
+        return user.email, await _verify_and_wait(rt, tenant_id, wait)
 
     try:
-        _run(rt, main())
+        owner, failure = _run(rt, main())
     except LipapushError as exc:
         raise _fail(exc.message) from None
+    if failure:
+        raise _fail(
+            f"{failure} The business was created: send the test push again with "
+            f"`lipapush tenant verify {owner}`."
+        )
 
 
 @tenant_app.command("verify")
 def tenant_verify(
     tenant: Annotated[str, typer.Argument(help="Owner email, slug or id")],
-    wait: Annotated[float, typer.Option()] = 20.0,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the test payment")] = 20.0,
+    url: UrlOption = None,
 ) -> None:
-    """Re-send the KES 1 test push that verifies the channel."""
-    rt = bootstrap()
+    """Re-send the KES 1 test push that verifies the channel. Exits 1 when it was not sent or the
+    test payment failed."""
+    rt = bootstrap_client(url)
 
-    async def main() -> None:
+    async def main() -> str | None:
         t = await _find_tenant(tenant)
-        await _verify_and_wait(rt, t.id, wait)
+        return await _verify_and_wait(rt, t.id, wait)
 
     try:
-        _run(rt, main())
+        failure = _run(rt, main())
     except LipapushError as exc:
         raise _fail(exc.message) from None
+    if failure:
+        raise _fail(failure)
 
 
 @tenant_app.command("list")
@@ -162,7 +201,14 @@ def tenant_list() -> None:
             return list(await session.scalars(select(Tenant).order_by(Tenant.created_at)))
 
     rows = _run(rt, main())
-    table = Table("slug", "name", "number", "status", "email", "created")
+    # Emails are what people copy from here: they fold in a narrow terminal, never end in "…".
+    table = Table()
+    table.add_column("slug", overflow="fold")
+    table.add_column("name", overflow="fold")
+    table.add_column("number", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("email", overflow="fold")
+    table.add_column("created", no_wrap=True)
     for t in rows:
         colour = {TenantStatus.active: "green", TenantStatus.suspended: "red"}.get(t.status, "yellow")
         table.add_row(
@@ -173,7 +219,7 @@ def tenant_list() -> None:
             t.email,
             f"{t.created_at:%Y-%m-%d}",
         )
-    console.print(table)
+    print_table(table)
 
 
 @apikey_app.command("create")
@@ -202,25 +248,34 @@ def apikey_create(
 
 @apikey_app.command("revoke")
 def apikey_revoke(
-    tenant: Annotated[str, typer.Option()],
+    tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
     key_id: Annotated[str, typer.Argument(help="The key's id (see `lipapush apikey list`)")],
 ) -> None:
+    """Revoke an API key: requests with it are refused from now on. Other keys keep working."""
+    try:
+        key_uuid = uuid.UUID(key_id)
+    except ValueError:
+        raise _fail(f"{key_id!r} is not a key id: copy the id column of `lipapush apikey list`.") from None
     rt = bootstrap()
 
     async def main() -> None:
         t = await _find_tenant(tenant)
         async with unit_of_work() as session:
-            await auth.revoke_api_key(session, tenant_id=t.id, key_id=uuid.UUID(key_id), by=None)
+            await auth.revoke_api_key(session, tenant_id=t.id, key_id=key_uuid, by=None)
 
     try:
         _run(rt, main())
-    except (LipapushError, ValueError) as exc:
-        raise _fail(getattr(exc, "message", str(exc))) from None
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
     console.print("revoked")
 
 
 @apikey_app.command("list")
-def apikey_list(tenant: Annotated[str, typer.Option()]) -> None:
+def apikey_list(
+    tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
+) -> None:
+    """A business's API keys: id, name, prefix, when created and last used, and revoked ones. The keys
+    themselves are stored hashed and cannot be shown."""
     rt = bootstrap()
 
     async def main() -> list:  # type: ignore[type-arg]
@@ -228,8 +283,12 @@ def apikey_list(tenant: Annotated[str, typer.Option()]) -> None:
         async with unit_of_work(readonly=True) as session:
             return await auth.list_api_keys(session, tenant_id=t.id)
 
+    try:
+        keys = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
     table = Table("id", "name", "prefix", "created", "last used", "revoked")
-    for k in _run(rt, main()):
+    for k in keys:
         table.add_row(
             str(k.id),
             k.name,
@@ -238,7 +297,7 @@ def apikey_list(tenant: Annotated[str, typer.Option()]) -> None:
             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
             f"{k.revoked_at:%Y-%m-%d}" if k.revoked_at else "",
         )
-    console.print(table)
+    print_table(table)
 
 
 __all__ = ["runtime"]

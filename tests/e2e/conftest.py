@@ -85,15 +85,23 @@ class Serve:
 _SERVE: Serve | None = None
 
 
+_HOMES = tempfile.TemporaryDirectory(prefix="lipapush-e2e-homes-")
+
+
 def _base_env() -> dict[str, str]:
     """This process's environment minus every lipapush setting, so nothing from the developer's shell
-    (or a .env-style export) leaks into the product under test."""
+    (or a .env-style export) leaks into the product under test.
+
+    Each call gets its own LIPAPUSH_HOME: serve writes its address there (server.json) and the CLI run
+    with the same environment must find that serve, never another test's or the developer's own."""
     drop = set(Settings.model_fields)
-    return {
+    env = {
         k: v
         for k, v in os.environ.items()
         if k not in drop and not k.startswith(("PESAPAL_", "PLATFORM_", "LIPAPUSH_"))
     }
+    env["LIPAPUSH_HOME"] = tempfile.mkdtemp(prefix="home-", dir=_HOMES.name)
+    return env
 
 
 def spawn_serve(env: dict[str, str], *, workdir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
