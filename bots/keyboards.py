@@ -6,7 +6,8 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from core.auth.models import Role
+from core.access.actor import Actor as CoreActor
+from core.access.permissions import Permission
 
 
 class MenuCb(CallbackData, prefix="m"):
@@ -36,20 +37,22 @@ def cancel_row() -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(text="✖ Cancel", callback_data=CancelCb().pack())]
 
 
-def main_menu(role: Role, *, hotspot: bool = False) -> InlineKeyboardMarkup:
+def main_menu(actor: CoreActor, *, hotspot: bool = False) -> InlineKeyboardMarkup:
+    """The buttons this person may use: core's answer, the same as every other entry point's."""
     kb = InlineKeyboardBuilder()
-    staff = role in (Role.owner, Role.manager)
-    if hotspot and staff:
+    wifi = hotspot and actor.can(Permission.vouchers_issue)
+    if wifi:
         kb.button(text="📶 WiFi", callback_data=MenuCb(action="wifi"))
     kb.button(text="💸 Request payment", callback_data=MenuCb(action="pay"))
     kb.button(text="📒 Transactions", callback_data=MenuCb(action="tx"))
-    if staff:
+    if actor.can(Permission.customers_read):
         kb.button(text="👥 Customers", callback_data=MenuCb(action="cust"))
+    if actor.can(Permission.wallet_read):
         kb.button(text="👛 Wallet", callback_data=MenuCb(action="wallet"))
         kb.button(text="🏠 Home", callback_data=MenuCb(action="home"))
-    if role is Role.owner:
+    if actor.can(Permission.channel_manage):
         kb.button(text="⚙️ Settings", callback_data=MenuCb(action="settings"))
-    if hotspot and staff:
+    if wifi:
         kb.adjust(1, 1, 2, 2, 1)
     else:
         kb.adjust(1, 2, 2, 1)

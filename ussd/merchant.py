@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from core.access.actor import Actor, Via
+from core.access.permissions import Permission
 from core.audit.service import record
 from core.auth.models import Role, User
 from core.auth.pins import (
@@ -20,16 +22,16 @@ from core.auth.pins import (
     record_pin_attempt,
     validate_new_pin,
 )
-from core.billing.wallet import wallets
+from core.billing.use_cases import request_topup, view_wallet
 from core.db import utcnow
 from core.errors import InvalidInput
 from core.jobs.registry import enqueue
 from core.money import format_cents, format_kes, stk_max_amount
 from core.notify.service import notify
 from core.notify.texts import local_phone
-from core.payments.models import PaymentSource, PaymentStatus
-from core.payments.push import request_stk_push, request_wallet_topup
-from core.payments.service import TransactionFilter, payments
+from core.payments.models import PaymentStatus
+from core.payments.service import TransactionFilter
+from core.payments.use_cases import list_payments, payment_summary, request_payment
 from core.phones import normalize_msisdn
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
@@ -47,8 +49,20 @@ STATUS_WORD = {
 }
 
 
-def can_manage(ctx: Ctx) -> bool:
-    return ctx.data.get("role") in (Role.owner.value, Role.manager.value)
+def actor_of(ctx: Ctx) -> Actor:
+    """The signed-in user as core sees them: the same actor the API, the bot and the panel build."""
+    return Actor.for_user(
+        user_id=uuid.UUID(ctx.data["uid"]),
+        tenant_id=_tid(ctx),
+        role=Role(ctx.data["role"]),
+        via=Via.ussd,
+        tenant_name=ctx.data.get("tname"),
+    )
+
+
+def allowed(permission: Permission) -> Callable[[Ctx], bool]:
+    """A menu option shown only to those core lets do it."""
+    return lambda ctx: "role" in ctx.data and actor_of(ctx).can(permission)
 
 
 async def _user(ctx: Ctx) -> User:
@@ -145,13 +159,11 @@ async def request_confirm(ctx: Ctx) -> str:
 
 
 async def send_request(ctx: Ctx) -> End:
-    user = await _user(ctx)
-    p = await request_stk_push(
-        tenant_id=_tid(ctx),
+    await _user(ctx)
+    p = await request_payment(
+        actor_of(ctx),
         phone=ctx.data["phone"],
         amount=ctx.data["amount"],
-        source=PaymentSource.ussd,
-        initiated_by=user.id,
         notify_phone=ctx.msisdn,
         # A gateway repeat of the confirming hop must not prompt the customer twice.
         idempotency_key=f"ussd:{ctx.session_id}",
@@ -168,15 +180,7 @@ async def send_request(ctx: Ctx) -> End:
 
 async def recent_text(ctx: Ctx) -> str:
     await _user(ctx)
-    async with unit_of_work(readonly=True) as session:
-        # A cashier sees their own requests only, as in the bot and the API.
-        mine = None if can_manage(ctx) else uuid.UUID(ctx.data["uid"])
-        page = await payments.list_page(
-            session,
-            tenant_id=_tid(ctx),
-            filters=TransactionFilter(customer_only=True, initiated_by=mine),
-            limit=5,
-        )
+    page = await list_payments(actor_of(ctx), filters=TransactionFilter(customer_only=True), limit=5)
     if not page.items:
         return "No payments yet."
     lines = ["Last payments:"]
@@ -194,8 +198,7 @@ def today_start(now: datetime | None = None) -> datetime:
 async def today_text(ctx: Ctx) -> str:
     await _user(ctx)
     start = today_start()
-    async with unit_of_work(readonly=True) as session:
-        s = await payments.summary(session, tenant_id=_tid(ctx), since=start)
+    s = await payment_summary(actor_of(ctx), since=start)
     rate = "-" if s.success_rate is None else f"{round(s.success_rate * 100)}%"
     return (
         f"Today {start.strftime('%d %b')}\nReceived: {format_kes(s.total_processed)}\n"
@@ -209,9 +212,7 @@ async def today_text(ctx: Ctx) -> str:
 
 async def wallet_title(ctx: Ctx) -> str:
     await _user(ctx)
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, _tid(ctx))
-        w = await wallets.view(session, tenant=tenant, settings=runtime().settings)
+    w = await view_wallet(actor_of(ctx))
     text = f"Wallet: {format_cents(w.balance_cents)}\nAvailable: {format_cents(w.available_cents)}"
     if w.owed_on_invoice_cents:
         text += f"\nOwed: {format_cents(w.owed_on_invoice_cents)}"
@@ -223,12 +224,11 @@ async def topup_confirm(ctx: Ctx) -> str:
 
 
 async def send_topup(ctx: Ctx) -> End:
-    user = await _user(ctx)
-    await request_wallet_topup(
-        tenant_id=_tid(ctx),
+    await _user(ctx)
+    await request_topup(
+        actor_of(ctx),
         amount=ctx.data["topup"],
         phone=ctx.msisdn,
-        initiated_by=user.id,
         notify_phone=ctx.msisdn,
         idempotency_key=f"ussd:{ctx.session_id}",
         defer=True,
@@ -314,9 +314,9 @@ def build(tree: Tree) -> None:
             [
                 Option("1", "Request payment", "m.req.phone"),
                 Option("2", "Last 5 payments", "m.recent"),
-                Option("3", "Today", "m.today", allow=can_manage),
-                Option("4", "Wallet", "m.wallet", allow=can_manage),
-                Option("5", "Export customers", "m.export", allow=can_manage),
+                Option("3", "Today", "m.today", allow=allowed(Permission.dashboard_read)),
+                Option("4", "Wallet", "m.wallet", allow=allowed(Permission.wallet_read)),
+                Option("5", "Export customers", "m.export", allow=allowed(Permission.exports)),
                 Option("6", "Change PIN", "m.newpin"),
                 Option("7", "Pay a business", "p.code"),
             ],

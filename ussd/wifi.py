@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
-
-from core.hotspot.models import Router
-from core.hotspot.orders import buy
-from core.hotspot.plans import plans
+from core.access.actor import Actor, Via
 from core.hotspot.provision import validity_text
+from core.hotspot.use_cases_portal import buy_wifi, plans_for_sale, routers_for_sale
 from core.money import format_kes
 from core.notify.texts import local_phone
 from core.payments.models import PaymentSource
-from core.runtime import unit_of_work
 from core.tenants.models import TenantKind
 from ussd.engine import Ctx, Tree
 from ussd.payer import register_payee_flow
@@ -27,13 +23,13 @@ async def where_title(ctx: Ctx) -> str:
     return f"Buy WiFi: {short(ctx.data['payee_name'], 30)}\nWhere are you?"
 
 
+def _buyer(ctx: Ctx) -> Actor:
+    """The caller buys anonymously: the platform acts for the provider whose number they dialled."""
+    return Actor.system(via=Via.ussd).acting_for(uuid.UUID(ctx.data["payee"]))
+
+
 async def where_options(ctx: Ctx) -> list[Option]:
-    async with unit_of_work(readonly=True) as session:
-        rows = list(
-            await session.scalars(
-                select(Router).where(Router.tenant_id == uuid.UUID(ctx.data["payee"])).order_by(Router.name)
-            )
-        )
+    rows = await routers_for_sale(_buyer(ctx))
     return [
         Option(str(i), short(r.name, 20), "w.plan", value=str(r.id))
         for i, r in enumerate(rows[:MAX_OPTIONS], 1)
@@ -41,13 +37,7 @@ async def where_options(ctx: Ctx) -> list[Option]:
 
 
 async def plan_options(ctx: Ctx) -> list[Option]:
-    async with unit_of_work(readonly=True) as session:
-        on_sale = await plans.list(
-            session,
-            tenant_id=uuid.UUID(ctx.data["payee"]),
-            router_id=uuid.UUID(ctx.data["router"]),
-            active_only=True,
-        )
+    on_sale = await plans_for_sale(_buyer(ctx), uuid.UUID(ctx.data["router"]))
     ctx.data["plans"] = {str(p.id): [p.name, p.price, p.validity_minutes] for p in on_sale[:MAX_OPTIONS]}
     return [
         Option(str(i), f"{short(p.name, 14)} {format_kes(p.price)}", "w.confirm", value=str(p.id))
@@ -68,8 +58,8 @@ async def confirm_title(ctx: Ctx) -> str:
 
 
 async def send(ctx: Ctx) -> End:
-    p = await buy(
-        tenant_id=uuid.UUID(ctx.data["payee"]),
+    p = await buy_wifi(
+        _buyer(ctx),
         router_id=uuid.UUID(ctx.data["router"]),
         plan_id=uuid.UUID(ctx.data["plan"]),
         phone=ctx.msisdn,

@@ -13,22 +13,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select
 
-from core.billing.subscriptions import is_lapsed
+from core.access.actor import Actor, Via
 from core.errors import NotFound
-from core.hotspot.codes import normalize_code
-from core.hotspot.models import Plan, Router, Voucher, VoucherOrder, VoucherStatus
-from core.hotspot.orders import buy
-from core.hotspot.plans import plans
-from core.hotspot.provision import validity_text, voucher_sms
+from core.hotspot import use_cases_portal as portal_cases
+from core.hotspot.models import Voucher, VoucherStatus
+from core.hotspot.provision import validity_text
 from core.hotspot.vouchers import vouchers
-from core.notify.service import notify
-from core.payments.models import Payment, PaymentSource, PaymentStatus
+from core.payments.models import PaymentSource, PaymentStatus
 from core.phones import normalize_msisdn
-from core.runtime import unit_of_work
-from core.tenants.models import Tenant, TenantStatus
-from web.deps import ReadSession
 
 router = APIRouter(tags=["captive portal"])
 
@@ -76,11 +69,10 @@ def _view(v: Voucher) -> VoucherView:
     )
 
 
-async def _provider(session: ReadSession, provider_id: uuid.UUID) -> Tenant:
-    tenant = await session.get(Tenant, provider_id)
-    if tenant is None:
-        raise NotFound("No such WiFi provider.")
-    return tenant
+def _buyer(provider_id: uuid.UUID | None = None) -> Actor:
+    """The buyer is anonymous: the platform acts for the provider (core.hotspot.use_cases_portal)."""
+    actor = Actor.system(via=Via.api)
+    return actor.acting_for(provider_id) if provider_id is not None else actor
 
 
 @router.post("/api/captive/{provider_id}/initiate-mpesa", status_code=201)
@@ -90,8 +82,8 @@ async def initiate_mpesa(provider_id: uuid.UUID, body: InitiateIn, request: Requ
     phone = normalize_msisdn(body.phone)
     # As this server saw it: behind a hotspot's NAT, the router's public address.
     peer_ip = request.client.host if request.client else None
-    p = await buy(
-        tenant_id=provider_id,
+    p = await portal_cases.buy_wifi(
+        _buyer(provider_id),
         router_id=body.router_id,
         plan_id=body.plan_id,
         phone=phone,
@@ -110,20 +102,17 @@ async def initiate_mpesa(provider_id: uuid.UUID, body: InitiateIn, request: Requ
 
 
 @router.get("/api/captive/payments/{payment_id}")
-async def purchase_status(payment_id: uuid.UUID, session: ReadSession) -> PurchaseStatus:
+async def purchase_status(payment_id: uuid.UUID) -> PurchaseStatus:
     """The waiting page polls this. The payment id is the buyer's proof of purchase: it is only known
     to the page that started it."""
-    payment = await session.get(Payment, payment_id)
-    order = await session.scalar(select(VoucherOrder).where(VoucherOrder.payment_id == payment_id))
-    if payment is None or order is None:
-        raise NotFound("No such purchase.")
+    bought = await portal_cases.purchase(_buyer(), payment_id)
+    payment, voucher = bought.payment, bought.voucher
     if payment.status is PaymentStatus.pending:
         return PurchaseStatus(payment_status=payment.status, message="Waiting for your M-Pesa PIN…")
     if payment.status is not PaymentStatus.success:
         return PurchaseStatus(
             payment_status=payment.status, message=payment.result_desc or "The payment did not go through."
         )
-    voucher = await session.get(Voucher, order.voucher_id) if order.voucher_id else None
     if voucher is None or not vouchers.usable(voucher):
         return PurchaseStatus(
             payment_status=payment.status,
@@ -136,19 +125,9 @@ async def purchase_status(payment_id: uuid.UUID, session: ReadSession) -> Purcha
 
 
 @router.get("/api/tickets/{code}/status")
-async def ticket_status(
-    code: str, session: ReadSession, provider_id: Annotated[uuid.UUID | None, Query()] = None
-) -> VoucherView:
+async def ticket_status(code: str, provider_id: Annotated[uuid.UUID | None, Query()] = None) -> VoucherView:
     """A voucher by its code (give `provider_id` when several providers could share it)."""
-    stmt = select(Voucher).where(Voucher.code == normalize_code(code)[:16])
-    if provider_id is not None:
-        stmt = stmt.where(Voucher.tenant_id == provider_id)
-    found = list(await session.scalars(stmt.limit(2)))
-    if not found:
-        raise NotFound("No voucher has that code. Check it and try again.")
-    if len(found) > 1:
-        raise NotFound("Several WiFi providers use that code: open it from your WiFi's page.")
-    return _view(found[0])
+    return _view(await portal_cases.voucher_by_code(_buyer(provider_id), code))
 
 
 class RecoverIn(BaseModel):
@@ -166,41 +145,13 @@ class RecoverOut(BaseModel):
 async def recover(provider_id: uuid.UUID, body: RecoverIn) -> RecoverOut:
     """ "Already paid?": the M-Pesa receipt shows the voucher here; a phone number gets its latest
     vouchers re-sent by SMS to that phone (never shown to whoever typed the number)."""
-    async with unit_of_work() as session:
-        tenant = await _provider(session, provider_id)
-        if body.receipt:
-            rows = list(
-                await session.scalars(
-                    select(Voucher)
-                    .join(Payment, Payment.id == Voucher.payment_id)
-                    .where(Voucher.tenant_id == tenant.id, Payment.receipt == body.receipt.strip().upper())
-                )
-            )
-            if not rows:
-                raise NotFound(
-                    "No WiFi purchase has that M-Pesa receipt here. Check the code in your M-Pesa SMS."
-                )
-            return RecoverOut(message="Here is your voucher.", vouchers=[_view(v) for v in rows])
-        if body.phone:
-            phone = normalize_msisdn(body.phone)
-            rows = list(
-                await session.scalars(
-                    select(Voucher)
-                    .where(
-                        Voucher.tenant_id == tenant.id,
-                        Voucher.phone == phone,
-                        Voucher.status.in_([VoucherStatus.provisioned, VoucherStatus.active]),
-                    )
-                    .order_by(Voucher.issued_at.desc())
-                    .limit(2)
-                )
-            )
-            for v in rows:
-                await notify.sms(
-                    session, tenant=tenant, to=phone, kind="hotspot.voucher", body=voucher_sms(v, tenant)
-                )
-            # The same answer either way: whether a number bought WiFi here is not for strangers to learn.
-            return RecoverOut(message="If that phone bought WiFi here, its vouchers are on their way by SMS.")
+    if body.receipt:
+        rows = await portal_cases.vouchers_by_receipt(_buyer(provider_id), body.receipt)
+        return RecoverOut(message="Here is your voucher.", vouchers=[_view(v) for v in rows])
+    if body.phone:
+        await portal_cases.text_vouchers_to_phone(_buyer(provider_id), normalize_msisdn(body.phone))
+        # The same answer either way: whether a number bought WiFi here is not for strangers to learn.
+        return RecoverOut(message="If that phone bought WiFi here, its vouchers are on their way by SMS.")
     raise NotFound("Give the M-Pesa receipt code or the phone that paid.")
 
 
@@ -223,32 +174,27 @@ def _safe_login_url(url: str | None) -> str:
 async def portal(
     provider: str,
     router_id: uuid.UUID,
-    session: ReadSession,
     mac: str = "",
     ip: str = "",
     login: str = "",
     dst: str = "",
 ) -> HTMLResponse:
-    tenant = await session.scalar(
-        select(Tenant).where(or_(Tenant.slug == provider, Tenant.business_number == provider))
-    )
-    r = await session.get(Router, router_id)
-    if tenant is None or r is None or r.tenant_id != tenant.id:
+    seen = await portal_cases.portal_view(_buyer(), provider=provider, router_id=router_id)
+    if seen.state is portal_cases.PortalState.unknown:
         return HTMLResponse(
             _page("WiFi", "<p>This WiFi is not registered with lipapush.</p>"), status_code=404
         )
-    if tenant.status is not TenantStatus.active or tenant.billing_hold or is_lapsed(tenant):
+    if seen.state is portal_cases.PortalState.closed:
         return HTMLResponse(
             _page(
-                tenant.name,
+                seen.provider_name,
                 "<p>Buying WiFi here is unavailable right now. Vouchers already bought still work.</p>",
             ),
             status_code=503,
         )
-    on_sale: list[Plan] = await plans.list(session, tenant_id=tenant.id, router_id=r.id, active_only=True)
     config = {
-        "provider": str(tenant.id),
-        "router": str(r.id),
+        "provider": str(seen.provider_id),
+        "router": str(seen.router_id),
         "mac": mac[:17],
         "ip": ip[:45],
         "login": _safe_login_url(login),
@@ -257,13 +203,13 @@ async def portal(
     options = "".join(
         f'<label class=plan><input type=radio name=plan value="{p.id}"{" checked" if i == 0 else ""}>'
         f"<b>{html.escape(p.name)}</b> <span>KES {p.price:,}</span></label>"
-        for i, p in enumerate(on_sale)
+        for i, p in enumerate(seen.plans)
     )
     body = PORTAL_HTML.replace("{{options}}", options or "<p>No plans on sale right now.</p>")
     # Script content is raw text, not HTML: escape the characters that could end the element instead.
     raw = json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     body = body.replace("{{config}}", raw)
-    return HTMLResponse(_page(tenant.name, body))
+    return HTMLResponse(_page(seen.provider_name, body))
 
 
 def _page(title: str, body: str) -> str:

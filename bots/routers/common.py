@@ -19,7 +19,7 @@ fallback = Router(name="fallback")  # included last
 async def cancel(message: Message, state: FSMContext, actor: Actor | None) -> None:
     had = await state.get_state()
     await state.clear()
-    markup = main_menu(actor.role, hotspot=actor.hotspot) if actor else None
+    markup = main_menu(actor.core, hotspot=actor.hotspot) if actor else None
     await message.answer(texts.CANCELLED if had else texts.NOTHING_TO_CANCEL, reply_markup=markup)
 
 
@@ -29,7 +29,7 @@ async def cancel_button(query: CallbackQuery, state: FSMContext, actor: Actor | 
     await query.answer("Cancelled")
     if isinstance(query.message, Message):
         await query.message.edit_text(
-            texts.CANCELLED, reply_markup=main_menu(actor.role, hotspot=actor.hotspot) if actor else None
+            texts.CANCELLED, reply_markup=main_menu(actor.core, hotspot=actor.hotspot) if actor else None
         )
 
 
@@ -43,7 +43,7 @@ async def anything_else(message: Message, actor: Actor | None) -> None:
     if actor is None:
         await message.answer(texts.UNKNOWN_STRANGER)
     else:
-        await message.answer(texts.UNKNOWN_COMMAND, reply_markup=main_menu(actor.role, hotspot=actor.hotspot))
+        await message.answer(texts.UNKNOWN_COMMAND, reply_markup=main_menu(actor.core, hotspot=actor.hotspot))
 
 
 @fallback.callback_query()

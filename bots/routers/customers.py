@@ -35,15 +35,13 @@ from bots.tabs import send_export
 from bots.tabs import target as _target
 from core.access.permissions import Permission
 from core.customers.schemas import CustomerOut, CustomerQuery, CustomerSort
-from core.customers.service import customers
+from core.customers.use_cases import search_customers
 from core.errors import InvalidInput, NotFound
-from core.exports.books import customer_book
 from core.exports.jobs import customer_book_caption, preparing_text, queue_customer_book
+from core.exports.use_cases import export_customers as export_customers_uc
 from core.exports.xlsx import EAT
 from core.money import format_kes, parse_shillings
 from core.notify.texts import local_phone
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
 
 router = Router(name="customers")
 
@@ -212,10 +210,7 @@ def _keyboard(view: CuCb, pages: int) -> InlineKeyboardMarkup:
 
 
 async def render(actor: Actor, view: CuCb, text: str | None) -> tuple[str, InlineKeyboardMarkup]:
-    async with unit_of_work(readonly=True) as session:
-        book = await customers.search(
-            session, tenant_id=actor.tenant_id, query=_query(view, text, paged=True)
-        )
+    book = await search_customers(actor.core, query=_query(view, text, paged=True))
     filters = _filters(view)
     if book.total == 0 and not text and not filters:
         return NO_CUSTOMERS, InlineKeyboardMarkup(inline_keyboard=[_back()])
@@ -328,10 +323,7 @@ async def export_customers(query: CallbackQuery, callback_data: CuCb, actor: Act
         return
     book_query = _query(callback_data, None, paged=False)
     label = " · ".join(_filters(callback_data))
-    async with unit_of_work(readonly=True) as session:
-        counted = await customers.search(
-            session, tenant_id=actor.tenant_id, query=book_query.model_copy(update={"per_page": 1})
-        )
+    counted = await search_customers(actor.core, query=book_query.model_copy(update={"per_page": 1}))
     if counted.total == 0:
         await query.answer(NOTHING_TO_EXPORT, show_alert=True)
         return
@@ -348,18 +340,6 @@ async def export_customers(query: CallbackQuery, callback_data: CuCb, actor: Act
         )
         return
     note = await target.answer(PREPARING)
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        path, count = await customer_book(
-            session, tenant_id=actor.tenant_id, query=book_query, directory=runtime().settings.EXPORT_DIR
-        )
-    await send_export(
-        target,
-        path,
-        rows=count,
-        name=f"customers-{tenant.slug}",
-        caption=customer_book_caption(count, label),
-        action="export.customers",
-        actor=actor,
-    )
+    built = await export_customers_uc(actor.core, query=book_query)
+    await send_export(target, built, caption=customer_book_caption(built.rows, label))
     await note.delete()

@@ -22,15 +22,11 @@ from bots.middlewares import Actor
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import target as _target
-from core.auth.models import Role
-from core.billing.commission import commissions
-from core.billing.wallet import wallets
-from core.customers.service import customers
+from core.access.permissions import Permission
 from core.money import format_cents, format_kes
 from core.notify.texts import local_phone
-from core.payments.service import payments
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
+from core.payments.use_cases import home_view
+from core.runtime import unit_of_work
 
 router = Router(name="home")
 
@@ -44,15 +40,12 @@ class HomeCb(CallbackData, prefix="hc"):
 @router.message(Command("home"))
 @router.callback_query(MenuCb.filter(F.action == "home"))
 async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.wallet_read)
     if isinstance(event, CallbackQuery):
         await event.answer()
-    async with unit_of_work(readonly=True) as session:
-        s = await payments.summary(session, tenant_id=actor.tenant_id)
-        tenant = await tenants.get(session, actor.tenant_id)
-        wallet = await wallets.view(session, tenant=tenant, settings=runtime().settings)
-        commission = await commissions.split_for(session, tenant_id=actor.tenant_id)
-        recent = await customers.recent(session, tenant_id=actor.tenant_id, limit=5)
+    view = await home_view(actor.core, recent=5)
+    s, wallet, commission, recent = view.summary, view.wallet, view.commission, view.recent_customers or []
+    assert wallet is not None and commission is not None  # wallet_read: the manager's view
     rate = f"{100 * s.success_rate:.0f}%" if s.success_rate is not None else "–"
     lines = [
         f"🏠 <b>{escape(actor.business)}</b>",
@@ -76,7 +69,7 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
 
 @router.callback_query(HomeCb.filter(F.action == "chart"))
 async def send_chart(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Role.owner, Role.manager)
+    actor = _need(actor, Permission.wallet_read)
     await query.answer()
     if (target := _target(query)) is None:
         return

@@ -19,13 +19,14 @@ from bots.keyboards import OnbCb, choices, with_cancel
 from bots.middlewares import Actor
 from bots.states import Onboarding
 from bots.status import post_status
-from core.auth.models import Role
-from core.errors import LipapushError, PermissionDenied
-from core.payments.push import send_verification_push
-from core.runtime import runtime, unit_of_work
+from bots.tabs import need
+from core.access.permissions import Permission
+from core.errors import LipapushError
+from core.payments.schemas import PaymentOut
+from core.runtime import runtime
+from core.tenants import use_cases as business_settings
 from core.tenants.models import ChannelKind, Environment
 from core.tenants.schemas import ChannelIn
-from core.tenants.service import tenants
 
 router = Router(name="onboarding")
 SHORT_CODE = re.compile(r"^\d{5,7}$")
@@ -50,9 +51,8 @@ async def begin_onboarding(message: Message, state: FSMContext) -> None:
 
 
 def _owner(actor: Actor | None) -> Actor:
-    if actor is None or actor.role is not Role.owner:
-        raise PermissionDenied("Only the business owner can change the M-Pesa settings.")
-    return actor
+    """Checked at each step, before the next question; saving checks again."""
+    return need(actor, Permission.channel_manage)
 
 
 @router.callback_query(StateFilter(Onboarding.environment), OnbCb.filter(F.action == "env"))
@@ -175,21 +175,28 @@ async def save_and_test(message: Message, state: FSMContext, actor: Actor) -> No
             texts.invalid("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()))
         )
         return
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        await tenants.save_channel(session, tenant=tenant, data=channel_in, box=rt.secrets, by=actor.user_id)
-    await test_channel(message, actor)
+    saved = await business_settings.save_channel(actor.core, channel_in)
+    await _tested(message, saved.verification, saved.error)
+
+
+async def _tested(message: Message, payment: PaymentOut | None, error: str | None) -> None:
+    """The live status of the KES 1 test, or why it could not be sent and a button to try again."""
+    if payment is None:
+        await message.answer(
+            texts.onb_failed(error or "The test payment could not be sent."),
+            reply_markup=choices(OnbCb, "retry", [("🔁 Retry the test", "")]),
+        )
+        return
+    await post_status(message, payment)
 
 
 async def test_channel(message: Message, actor: Actor) -> None:
     try:
-        payment = await send_verification_push(tenant_id=actor.tenant_id, by=actor.user_id)
+        payment = await business_settings.verify_channel(actor.core)
     except LipapushError as exc:
-        await message.answer(
-            texts.onb_failed(exc.message), reply_markup=choices(OnbCb, "retry", [("🔁 Retry the test", "")])
-        )
+        await _tested(message, None, exc.message)
         return
-    await post_status(message, payment)
+    await _tested(message, payment, None)
 
 
 @router.callback_query(OnbCb.filter(F.action == "retry"))

@@ -21,10 +21,9 @@ from core.customers.service import customers
 from core.errors import InvalidInput, LipapushError, NotFound
 from core.money import parse_shillings
 from core.notify.texts import local_phone
-from core.payments.models import CUSTOMER_SOURCES, PaymentSource
-from core.payments.push import request_stk_push
+from core.payments.models import CUSTOMER_SOURCES
 from core.payments.schemas import clean_name
-from core.payments.service import payments
+from core.payments.use_cases import get_payment, request_payment
 from core.phones import normalize_msisdn
 from core.runtime import unit_of_work
 
@@ -148,13 +147,11 @@ async def push(
         )
         return
     try:
-        payment = await request_stk_push(
-            tenant_id=actor.tenant_id,
+        payment = await request_payment(
+            actor.core,
             phone=str(data["phone"]),
             amount=int(str(data["amount"])),
             name=str(data["name"]) if data.get("name") else None,
-            source=PaymentSource.telegram,
-            initiated_by=actor.user_id,
         )
     except LipapushError as exc:
         await message.answer(texts.invalid(exc.message))
@@ -172,15 +169,7 @@ async def send_again(
     except ValueError:
         await query.answer("This button is no longer valid.", show_alert=True)
         return
-    async with unit_of_work(readonly=True) as session:
-        from core.auth.models import Role
-
-        old = await payments.get(
-            session,
-            tenant_id=actor.tenant_id,
-            payment_id=pid,
-            initiated_by=actor.user_id if actor.role is Role.cashier else None,
-        )
+    old = await get_payment(actor.core, pid)
     if old.source not in CUSTOMER_SOURCES:
         await query.answer("Only a customer payment can be sent again.", show_alert=True)
         return

@@ -4,7 +4,6 @@ billing mode, the low-balance alert level, payment alerts for API/USSD pushes, a
 from __future__ import annotations
 
 import contextlib
-import uuid
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -20,8 +19,6 @@ from aiogram.types import (
     Message,
 )
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots import texts
 from bots.filters import HasText
@@ -32,17 +29,15 @@ from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import target as _target
 from core.access.permissions import Permission
-from core.audit.models import AuditLog
+from core.auth import use_cases as people
 from core.auth.codes import CODE_TTL
-from core.auth.models import Role, User
-from core.auth.use_cases import invite_staff
+from core.auth.models import Role
+from core.auth.service import StaffMember
 from core.billing.schemas import WalletSettingsIn
 from core.billing.use_cases import change_wallet_settings
-from core.billing.wallet import wallets
 from core.errors import InvalidInput
 from core.money import format_cents
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
+from core.tenants import use_cases as business_settings
 
 router = Router(name="settings")
 
@@ -70,14 +65,10 @@ def _row(text: str, cb: CallbackData) -> list[InlineKeyboardButton]:
 
 
 async def settings_view(actor: Actor) -> tuple[str, InlineKeyboardMarkup]:
-    rt = runtime()
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        channel = await tenants.get_channel(session, actor.tenant_id)
-        view = tenants.channel_out(channel, box=rt.secrets, settings=rt.settings) if channel else None
-        w = await wallets.view(session, tenant=tenant, settings=rt.settings)
-        alerts = tenant.notify_owner_on_payments
-        own_rate = tenant.commission_bps is not None
+    settings = await business_settings.view_settings(actor.core, with_wallet=True)
+    view, w, alerts = settings.channel, settings.wallet, settings.payment_alerts
+    assert w is not None
+    own_rate = settings.own_commission_rate
     if view is None:
         text = "⚙️ <b>Settings</b>\nNo M-Pesa channel yet."
     else:
@@ -175,9 +166,8 @@ async def got_level(message: Message, state: FSMContext, actor: Actor | None) ->
 # -- payment alerts for pushes from the API or USSD -----------------------------------------------------
 @router.callback_query(SetCb.filter(F.action == "alerts"))
 async def alerts(query: CallbackQuery, actor: Actor | None) -> None:
-    actor = _need(actor, Permission.channel_manage)
-    async with unit_of_work() as session:
-        on = await tenants.toggle_payment_alerts(session, tenant_id=actor.tenant_id, by=actor.user_id)
+    actor = _need(actor)
+    on = await business_settings.toggle_payment_alerts(actor.core)
     await query.answer("Payment alerts on" if on else "Payment alerts off")
     text, markup = await settings_view(actor)
     if isinstance(query.message, Message):
@@ -186,32 +176,23 @@ async def alerts(query: CallbackQuery, actor: Actor | None) -> None:
 
 
 # -- staff ------------------------------------------------------------------------------------------------
-async def staff_lines(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
-    users = list(
-        await session.scalars(select(User).where(User.tenant_id == tenant_id).order_by(User.created_at))
-    )
-    # Staff who joined from an invite have only a placeholder email: their Telegram name is in the audit log.
-    joined = await session.execute(
-        select(AuditLog.user_id, AuditLog.detail).where(
-            AuditLog.tenant_id == tenant_id, AuditLog.action == "staff.joined"
-        )
-    )
-    names = {uid: str(detail.get("name") or "") for uid, detail in joined if isinstance(detail, dict)}
-    order = {Role.owner: 0, Role.manager: 1, Role.cashier: 2}
+def staff_lines(members: list[StaffMember]) -> list[str]:
+    """Who signs in for the business now (removed people are not staff any more)."""
     lines = []
-    for u in sorted(users, key=lambda u: order.get(u.role, 3)):
-        who = names.get(u.id) or ("" if u.email.endswith(".invalid") else u.email) or "Telegram user"
-        telegram = "on Telegram" if u.telegram_user_id is not None else "not on Telegram"
-        lines.append(f"• {u.role.value.title()}: {escape(who)} · {telegram}")
+    for m in members:
+        if m.user.disabled_at is not None:
+            continue
+        who = m.name or m.email or "Telegram user"
+        telegram = "on Telegram" if m.user.telegram_user_id is not None else "not on Telegram"
+        lines.append(f"• {m.user.role.value.title()}: {escape(who)} · {telegram}")
     return lines
 
 
 @router.callback_query(SetCb.filter(F.action == "staff"))
 async def staff(query: CallbackQuery, actor: Actor | None) -> None:
     actor = _need(actor, Permission.staff_manage)
+    lines = staff_lines(await people.list_staff(actor.core))
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        lines = await staff_lines(session, actor.tenant_id)
     text = "\n".join([f"👥 <b>Staff of {escape(actor.business)}</b>", *lines, "", STAFF_NOTE])
     markup = InlineKeyboardMarkup(
         inline_keyboard=[
@@ -249,7 +230,7 @@ def invite_text(*, role: Role, business: str, code: str, bot_username: str | Non
 async def invite(query: CallbackQuery, callback_data: InviteCb, actor: Actor | None, bot: Bot) -> None:
     actor = _need(actor, Permission.staff_manage)
     try:
-        made = await invite_staff(actor.core, role=callback_data.role)
+        made = await people.invite_staff(actor.core, role=callback_data.role)
     except InvalidInput as exc:
         await query.answer(exc.message, show_alert=True)
         return

@@ -31,7 +31,7 @@ router = Router(name="start")
 async def show_menu(message: Message, actor: Actor, *, edit: bool = False) -> None:
     text, markup = (
         texts.menu(actor.business, actor.status.value),
-        main_menu(actor.role, hotspot=actor.hotspot),
+        main_menu(actor.core, hotspot=actor.hotspot),
     )
     if edit:
         with contextlib.suppress(TelegramBadRequest):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from enum import IntEnum, StrEnum
 from html import escape
@@ -26,7 +25,6 @@ from aiogram.types import (
     Message,
 )
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bots.keyboards import MenuCb, PayCb
 from bots.middlewares import Actor
@@ -35,16 +33,15 @@ from bots.tabs import need as _need
 from bots.tabs import send_export
 from bots.tabs import target as _target
 from core.access.permissions import Permission
-from core.auth.models import Role
 from core.db import utcnow
-from core.exports.books import TRANSACTION_COLUMNS, transaction_list
-from core.exports.xlsx import EAT, build_xlsx
+from core.exports.use_cases import export_transactions as export_transactions_uc
+from core.exports.xlsx import EAT
 from core.money import format_kes
 from core.notify.texts import local_phone
-from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
-from core.payments.service import TransactionFilter, payments
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
+from core.payments.models import CUSTOMER_SOURCES, NOT_PAID, PaymentSource, PaymentStatus
+from core.payments.schemas import PaymentOut
+from core.payments.service import TransactionFilter
+from core.payments.use_cases import get_payment, payments_page
 
 router = Router(name="transactions")
 
@@ -82,7 +79,6 @@ PERIOD_LABELS: dict[Period, str] = {
     Period.month: "30 days",
     Period.all: "All time",
 }
-NOT_PAID = (PaymentStatus.failed, PaymentStatus.cancelled, PaymentStatus.timeout, PaymentStatus.expired)
 STATUS_LABELS: dict[PaymentStatus, str] = {
     PaymentStatus.pending: "⏳ Waiting",
     PaymentStatus.success: "✅ Paid",
@@ -137,47 +133,19 @@ def since(days: int, now: datetime | None = None) -> datetime | None:
     return datetime.combine(today - timedelta(days=days - 1), time(0), tzinfo=EAT)
 
 
-def _filter(actor: Actor, show: Show, days: int) -> TransactionFilter:
+def _filter(show: Show, days: int) -> TransactionFilter:
     return TransactionFilter(
         status={Show.paid: PaymentStatus.success, Show.waiting: PaymentStatus.pending}.get(show),
+        statuses=NOT_PAID if show is Show.not_paid else (),
         created_from=since(days),
-        initiated_by=actor.user_id if actor.role is Role.cashier else None,
     )
-
-
-def _newest_first(rows: list[Payment]) -> list[Payment]:
-    return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
-
-
-async def _page(session: AsyncSession, actor: Actor, view: TxCb) -> tuple[list[Payment], bool]:
-    filters = _filter(actor, view.s, view.d)
-    if view.s is not Show.not_paid:
-        return await payments.page(
-            session, tenant_id=actor.tenant_id, filters=filters, page=view.p, per_page=PAGE
-        )
-    # TransactionFilter takes one status: merge the newest rows of each "not paid" status, as many
-    # as this page needs from each (same order as the database: created_at, then id, descending).
-    wanted = view.p * PAGE + 1
-    rows: list[Payment] = []
-    for status in NOT_PAID:
-        part, _ = await payments.page(
-            session,
-            tenant_id=actor.tenant_id,
-            filters=replace(filters, status=status),
-            page=1,
-            per_page=wanted,
-        )
-        rows += part
-    rows = _newest_first(rows)
-    start = (view.p - 1) * PAGE
-    return rows[start : start + PAGE], len(rows) > start + PAGE
 
 
 def _title(view: TxCb | TxxCb) -> str:
     return f"{SHOW_LABELS[view.s]} · {PERIOD_LABELS[view.d]}"
 
 
-def _row(n: int, p: Payment) -> str:
+def _row(n: int, p: PaymentOut) -> str:
     icon = {PaymentStatus.success: "✅", PaymentStatus.pending: "⏳"}.get(p.status, "❌")
     when = p.created_at.astimezone(EAT).strftime("%d %b %H:%M")
     who = escape(p.customer_name or local_phone(p.phone))
@@ -189,7 +157,7 @@ def _choice(text: str, chosen: bool, data: CallbackData) -> InlineKeyboardButton
     return InlineKeyboardButton(text=f"✓ {text}" if chosen else text, callback_data=data.pack())
 
 
-def _keyboard(actor: Actor, view: TxCb, rows: Sequence[Payment], more: bool) -> InlineKeyboardMarkup:
+def _keyboard(actor: Actor, view: TxCb, rows: Sequence[PaymentOut], more: bool) -> InlineKeyboardMarkup:
     keyboard = [
         [_choice(label, view.s is show, TxCb(s=show, d=view.d)) for show, label in SHOW_LABELS.items()],
         [_choice(label, view.d is days, TxCb(s=view.s, d=days)) for days, label in PERIOD_LABELS.items()],
@@ -210,7 +178,7 @@ def _keyboard(actor: Actor, view: TxCb, rows: Sequence[Payment], more: bool) -> 
         )
     if nav:
         keyboard.append(nav)
-    if actor.role is not Role.cashier and rows:
+    if actor.core.can(Permission.exports) and rows:
         keyboard.append(
             [InlineKeyboardButton(text="📤 Export", callback_data=TxxCb(s=view.s, d=view.d).pack())]
         )
@@ -219,8 +187,7 @@ def _keyboard(actor: Actor, view: TxCb, rows: Sequence[Payment], more: bool) -> 
 
 
 async def render_list(actor: Actor, view: TxCb) -> tuple[str, InlineKeyboardMarkup]:
-    async with unit_of_work(readonly=True) as session:
-        rows, more = await _page(session, actor, view)
+    rows, more = await payments_page(actor.core, filters=_filter(view.s, view.d), page=view.p, per_page=PAGE)
     if not rows and view == TxCb():
         return NO_PAYMENTS, InlineKeyboardMarkup(inline_keyboard=[_back()])
     head = f"📒 <b>Transactions</b> · {_title(view)} · page {view.p}"
@@ -234,7 +201,7 @@ def _moment(at: datetime | None) -> str:
     return at.astimezone(EAT).strftime("%d %b %Y %H:%M:%S EAT") if at else "–"
 
 
-def render_detail(p: Payment, back: TxCb) -> tuple[str, InlineKeyboardMarkup]:
+def render_detail(p: PaymentOut, back: TxCb) -> tuple[str, InlineKeyboardMarkup]:
     lines = [
         f"🧾 <b>{format_kes(p.amount)}</b> · {STATUS_LABELS[p.status]}",
         f"Phone: {local_phone(p.phone)}",
@@ -295,31 +262,11 @@ async def transactions_page(query: CallbackQuery, callback_data: TxCb, actor: Ac
 @router.callback_query(TxdCb.filter())
 async def transaction_detail(query: CallbackQuery, callback_data: TxdCb, actor: Actor | None) -> None:
     actor = _need(actor, Permission.payments_read)
-    async with unit_of_work(readonly=True) as session:
-        payment = await payments.get(
-            session,
-            tenant_id=actor.tenant_id,
-            payment_id=callback_data.pid,
-            initiated_by=actor.user_id if actor.role is Role.cashier else None,
-        )
+    payment = await get_payment(actor.core, callback_data.pid)
     await query.answer()
     back = TxCb(s=callback_data.s, d=callback_data.d, p=callback_data.p)
     if (target := _target(query)) is not None:
         await _edit(target, *render_detail(payment, back))
-
-
-async def _not_paid_batches(
-    session: AsyncSession, tenant_id: uuid.UUID, filters: TransactionFilter
-) -> AsyncIterator[Sequence[Sequence[object]]]:
-    """The export rows of every payment that did not go through, newest first (the filter takes one
-    status, so the others are skipped here; column 5 is the status)."""
-    result = await session.stream(
-        payments.export_statement(tenant_id, filters).execution_options(yield_per=2000)
-    )
-    async for part in result.partitions(2000):
-        rows = [tuple(getattr(v, "value", v) for v in r) for r in part if r[4] in NOT_PAID]
-        if rows:
-            yield rows
 
 
 @router.callback_query(TxxCb.filter())
@@ -329,28 +276,7 @@ async def export_transactions(query: CallbackQuery, callback_data: TxxCb, actor:
     target = _target(query)
     if target is None:
         return
-    filters = _filter(actor, callback_data.s, callback_data.d)
-    directory = runtime().settings.EXPORT_DIR
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        if callback_data.s is Show.not_paid:
-            path, count = await build_xlsx(
-                sheet_title="Transactions",
-                columns=TRANSACTION_COLUMNS,
-                batches=_not_paid_batches(session, actor.tenant_id, filters),
-                directory=directory,
-            )
-        else:
-            path, count = await transaction_list(
-                session, tenant_id=actor.tenant_id, filters=filters, directory=directory
-            )
+    built = await export_transactions_uc(actor.core, filters=_filter(callback_data.s, callback_data.d))
+    count = built.rows
     noun = "transaction" if count == 1 else "transactions"
-    await send_export(
-        target,
-        path,
-        rows=count,
-        name=f"transactions-{tenant.slug}",
-        caption=f"📒 {count:,} {noun} · {_title(callback_data)}",
-        action="export.transactions",
-        actor=actor,
-    )
+    await send_export(target, built, caption=f"📒 {count:,} {noun} · {_title(callback_data)}")

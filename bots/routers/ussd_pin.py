@@ -19,14 +19,11 @@ from bots.filters import HasText
 from bots.keyboards import MenuCb, with_cancel
 from bots.middlewares import Actor
 from bots.tabs import need, target
-from core.auth.models import Role, User
-from core.auth.pins import new_pin_hash
-from core.auth.ussd_access import confirm_phone, request_ussd_access
+from core.auth import use_cases as people
+from core.auth.use_cases import UssdAccess
 from core.errors import InvalidInput, LipapushError
 from core.notify.texts import local_phone
 from core.phones import Msisdn, normalize_msisdn
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
 
 router = Router(name="ussd_pin")
 
@@ -51,12 +48,7 @@ async def start_ussd(event: Message | CallbackQuery, state: FSMContext, actor: A
     actor = need(actor)
     if isinstance(event, CallbackQuery):
         await event.answer()
-    async with unit_of_work(readonly=True) as session:
-        user = await session.get(User, actor.user_id)
-        tenant = await tenants.get(session, actor.tenant_id)
-        phone = (user.ussd_phone or user.phone if user else None) or (
-            tenant.phone if actor.role is Role.owner else None
-        )
+    phone = await people.ussd_phone_offer(actor.core)
     if (msg := target(event)) is None:
         return
     if phone is None:
@@ -89,18 +81,16 @@ async def got_pin(message: Message, state: FSMContext, actor: Actor | None) -> N
     pin = (message.text or "").strip()
     with contextlib.suppress(TelegramBadRequest):
         await message.delete()
+    phone = Msisdn(str((await state.get_data())["ussd_phone"]))
     try:
-        pin_hash = await new_pin_hash(pin)
+        reg = await people.set_ussd_access(actor.core, pin=pin, phone=phone)
     except InvalidInput as exc:
+        if exc.field != "pin":
+            await state.clear()
+            await message.answer(f"⚠️ {escape(exc.message)}")
+            return
         await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
         return
-    phone = Msisdn(str((await state.get_data())["ussd_phone"]))
-    secret = runtime().settings.SECRET_KEY
-    try:
-        async with unit_of_work() as session:
-            user = await session.get(User, actor.user_id)
-            assert user is not None
-            reg = await request_ussd_access(session, user=user, phone=phone, pin_hash=pin_hash, secret=secret)
     except LipapushError as exc:
         await state.clear()
         await message.answer(f"⚠️ {escape(exc.message)}")
@@ -114,33 +104,25 @@ async def got_pin(message: Message, state: FSMContext, actor: Actor | None) -> N
         )
         return
     await state.clear()
-    await message.answer(await ready_text(actor, phone))
+    await message.answer(ready_text(actor, reg))
 
 
 @router.message(StateFilter(UssdPin.code), HasText())
 async def got_code(message: Message, state: FSMContext, actor: Actor | None) -> None:
     actor = need(actor)
-    async with unit_of_work() as session:
-        user = await session.get(User, actor.user_id)
-        assert user is not None
-        result = await confirm_phone(
-            session, user=user, code=message.text or "", secret=runtime().settings.SECRET_KEY
-        )
-    if result.phone is None:
-        await message.answer(
-            texts.invalid(result.error or "That code is not right."), reply_markup=with_cancel()
-        )
+    try:
+        reg = await people.confirm_ussd_phone(actor.core, code=message.text or "")
+    except InvalidInput as exc:
+        await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
         return
     await state.clear()
-    await message.answer(await ready_text(actor, result.phone))
+    await message.answer(ready_text(actor, reg))
 
 
-async def ready_text(actor: Actor, phone: str) -> str:
-    async with unit_of_work(readonly=True) as session:
-        number = (await tenants.get(session, actor.tenant_id)).business_number
-    code = runtime().settings.USSD_CODE
+def ready_text(actor: Actor, reg: UssdAccess) -> str:
+    code = reg.ussd_code
     return (
-        f"✅ USSD ready. Dial <b>{escape(code)}</b> from {local_phone(phone)} and enter your PIN.\n"
+        f"✅ USSD ready. Dial <b>{escape(code)}</b> from {local_phone(reg.phone)} and enter your PIN.\n"
         f"Customers can pay {escape(actor.business)} from any phone: {escape(code)} → 1 → business number "
-        f"<b>{escape(number or '')}</b>."
+        f"<b>{escape(reg.business_number or '')}</b>."
     )

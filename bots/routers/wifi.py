@@ -5,7 +5,6 @@ Router down/up notices come from core.hotspot.provision through the notification
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
 from html import escape
@@ -31,23 +30,18 @@ from bots.tabs import back_row as _back
 from bots.tabs import need
 from bots.tabs import target as _target
 from core.access.permissions import Permission
-from core.audit.service import record
-from core.auth.models import Role
-from core.billing.pesapal import PesapalError
-from core.billing.subscriptions import is_lapsed, start_order, subscriptions
-from core.errors import DarajaUnavailable, InvalidInput, NotFound, PermissionDenied
-from core.hotspot.models import Router as HotspotRouter
+from core.billing.subscriptions import is_lapsed
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.hotspot import use_cases as voucher_cases
+from core.hotspot import use_cases_plans as plan_cases
+from core.hotspot import use_cases_provider as provider_cases
+from core.hotspot import use_cases_routers as router_cases
 from core.hotspot.models import RouterStatus, Voucher, VoucherStatus
-from core.hotspot.plans import plans
-from core.hotspot.provision import check_router, reconcile_router, validity_text
-from core.hotspot.reports import EAT, ProviderDay, RouterHealth, provider_day
-from core.hotspot.routers import routers
+from core.hotspot.provision import validity_text
+from core.hotspot.reports import EAT, ProviderDay, RouterHealth
 from core.hotspot.sheets import sheet
-from core.hotspot.use_cases import print_voucher_batch
-from core.hotspot.vouchers import MAX_BATCH, vouchers
-from core.runtime import unit_of_work
+from core.hotspot.vouchers import MAX_BATCH
 from core.tenants.models import Tenant
-from core.tenants.service import tenants
 
 router = Router(name="wifi")
 
@@ -139,22 +133,20 @@ def wifi_keyboard(actor: Actor) -> InlineKeyboardMarkup:
         [_button("🔄 Check routers", "check")],
         [_button("🎟 Print vouchers", "batch"), _button("⛔ Revoke a voucher", "revoke")],
     ]
-    if actor.role is Role.owner:
+    if actor.core.can(Permission.subscription_manage):
         rows.append([_button("💳 Subscription", "sub")])
     return InlineKeyboardMarkup(inline_keyboard=[*rows, _back()])
 
 
-async def send_wifi(target: Message, actor: Actor) -> None:
-    async with unit_of_work(readonly=True) as session:
-        day = await provider_day(session, tenant_id=actor.tenant_id)
-        tenant = await tenants.get(session, actor.tenant_id)
-    await target.answer(wifi_text(actor.business, day, tenant), reply_markup=wifi_keyboard(actor))
+async def send_wifi(target: Message, actor: Actor, today: provider_cases.WifiToday | None = None) -> None:
+    today = today or await provider_cases.wifi_today(actor.core)
+    await target.answer(wifi_text(actor.business, today.day, today.tenant), reply_markup=wifi_keyboard(actor))
 
 
 @router.message(Command("wifi"))
 @router.callback_query(MenuCb.filter(F.action == "wifi"))
 async def wifi(event: Message | CallbackQuery, actor: Actor | None) -> None:
-    actor = need_provider(actor)
+    actor = need_provider(actor, Permission.hotspot_overview)
     if isinstance(event, CallbackQuery):
         await event.answer()
     if (target := _target(event)) is not None:
@@ -164,19 +156,11 @@ async def wifi(event: Message | CallbackQuery, actor: Actor | None) -> None:
 @router.callback_query(WifiCb.filter(F.action == "check"))
 async def check(query: CallbackQuery, actor: Actor | None) -> None:
     """Log in to every router now; one that answers is also reconciled (online count, drift)."""
-    actor = need_provider(actor)
+    actor = need_provider(actor, Permission.hotspot_manage)
     await query.answer("Checking your routers…")
-    async with unit_of_work(readonly=True) as session:
-        ids = [r.id for r in await routers.list(session, tenant_id=actor.tenant_id)]
-
-    async def one(rid: uuid.UUID) -> None:
-        info, _ = await check_router(rid)
-        if info is not None:
-            await reconcile_router(router_id=str(rid))
-
-    await asyncio.gather(*(one(rid) for rid in ids))
+    today = await router_cases.check_all_routers(actor.core)
     if (target := _target(query)) is not None:
-        await send_wifi(target, actor)
+        await send_wifi(target, actor, today)
 
 
 # -- printed cards ------------------------------------------------------------------------------
@@ -186,17 +170,16 @@ async def check(query: CallbackQuery, actor: Actor | None) -> None:
 async def batch_router(query: CallbackQuery, state: FSMContext, actor: Actor | None) -> None:
     actor = need_provider(actor)
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        mine = await routers.list(session, tenant_id=actor.tenant_id)
+    choices = await plan_cases.card_choices(actor.core)
     if (target := _target(query)) is None:
         return
-    if not mine:
+    if not choices.routers:
         await target.answer(NO_ROUTERS, reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()]))
         return
-    if len(mine) == 1:
-        await _ask_plan(target, state, actor, mine[0])
+    if choices.router is not None:
+        await _ask_plan(target, state, choices)
         return
-    rows = [[_button(f"{STATUS_ICON[r.status]} {r.name}", "brouter", r.id.hex)] for r in mine]
+    rows = [[_button(f"{STATUS_ICON[r.status]} {r.name}", "brouter", r.id.hex)] for r in choices.routers]
     await target.answer("🎟 Cards for which router?", reply_markup=with_cancel(rows))
 
 
@@ -206,17 +189,14 @@ async def batch_router_picked(
 ) -> None:
     actor = need_provider(actor)
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        r = await routers.get(
-            session, tenant_id=actor.tenant_id, router_id=uuid.UUID(hex=callback_data.value)
-        )
+    choices = await plan_cases.card_choices(actor.core, router_id=uuid.UUID(hex=callback_data.value))
     if (target := _target(query)) is not None:
-        await _ask_plan(target, state, actor, r)
+        await _ask_plan(target, state, choices)
 
 
-async def _ask_plan(target: Message, state: FSMContext, actor: Actor, r: HotspotRouter) -> None:
-    async with unit_of_work(readonly=True) as session:
-        sold = await plans.list(session, tenant_id=actor.tenant_id, router_id=r.id, active_only=True)
+async def _ask_plan(target: Message, state: FSMContext, choices: plan_cases.CardChoices) -> None:
+    r, sold = choices.router, choices.plans
+    assert r is not None
     if not sold:
         await target.answer(
             NO_PLANS.format(router=escape(r.name)),
@@ -257,17 +237,19 @@ async def batch_count(message: Message, state: FSMContext, actor: Actor | None) 
         return
     data = await state.get_data()
     await state.clear()
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        r = await routers.get(session, tenant_id=actor.tenant_id, router_id=uuid.UUID(data["router_id"]))
-        plan = await plans.get(session, tenant_id=actor.tenant_id, plan_id=uuid.UUID(data["plan_id"]))
-        batch, made = await vouchers.issue_batch(session, tenant=tenant, router=r, plan=plan, count=int(raw))
-        page = sheet(provider=tenant.name, vouchers=sorted(made, key=lambda v: v.code), paper="a4")
-        router_name, plan_name, price = r.name, plan.name, plan.price
+    issued = await voucher_cases.issue_voucher_batch(
+        actor.core,
+        router_id=uuid.UUID(data["router_id"]),
+        plan_id=uuid.UUID(data["plan_id"]),
+        count=int(raw),
+    )
+    made, batch = issued.vouchers, issued.batch_id
+    page = sheet(provider=issued.provider, vouchers=sorted(made, key=lambda v: v.code), paper="a4")
     await message.answer_document(
         BufferedInputFile(page.encode(), filename=f"vouchers-{batch.hex[:8]}-a4.html"),
         caption=(
-            f"🎟 <b>{len(made)}</b> × {escape(plan_name)} (KES {price:,}) for {escape(router_name)}.\n"
+            f"🎟 <b>{len(made)}</b> × {escape(issued.plan_name)} (KES {issued.price:,}) for "
+            f"{escape(issued.router_name)}.\n"
             "Open the file and print it on A4, then cut the cards. Each card works once the router "
             "has it, usually within seconds: 📶 WiFi shows any still waiting."
         ),
@@ -275,15 +257,6 @@ async def batch_count(message: Message, state: FSMContext, actor: Actor | None) 
             inline_keyboard=[[_button("🧾 Same cards for a 58 mm printer", "roll", batch.hex)], _back()]
         ),
     )
-    async with unit_of_work() as session:
-        await record(
-            session,
-            action="vouchers.batch",
-            tenant_id=actor.tenant_id,
-            user_id=actor.user_id,
-            target=str(batch),
-            detail={"count": len(made), "via": "telegram"},
-        )
 
 
 @router.callback_query(WifiCb.filter(F.action == "roll"))
@@ -292,7 +265,7 @@ async def batch_roll(query: CallbackQuery, callback_data: WifiCb, actor: Actor |
     await query.answer()
     batch = uuid.UUID(hex=callback_data.value)
     try:
-        page, count = await print_voucher_batch(actor.core, batch, paper="58mm")
+        page, count = await voucher_cases.print_voucher_batch(actor.core, batch, paper="58mm")
     except NotFound:
         page, count = "", 0
     if (target := _target(query)) is None:
@@ -343,16 +316,14 @@ async def revoke_code(message: Message, state: FSMContext, actor: Actor | None) 
             texts.invalid("That is too long for a voucher code."), reply_markup=with_cancel()
         )
         return
-    async with unit_of_work(readonly=True) as session:
-        try:
-            v = await vouchers.by_code(session, tenant_id=actor.tenant_id, code=text)
-        except NotFound as exc:
-            await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
-            return
-        r = await session.get(HotspotRouter, v.router_id)
-        router_name = r.name if r else "?"
+    try:
+        found = await voucher_cases.find_voucher(actor.core, text)
+    except NotFound as exc:
+        await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
+        return
+    v = found.voucher
     await state.clear()
-    line = voucher_line(v, router_name)
+    line = voucher_line(v, found.router_name)
     if v.status in (VoucherStatus.expired, VoucherStatus.revoked):
         await message.answer(
             f"{line}\nNothing to revoke.", reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()])
@@ -367,17 +338,13 @@ async def revoke_code(message: Message, state: FSMContext, actor: Actor | None) 
 @router.callback_query(WifiCb.filter(F.action == "rvk"))
 async def revoke_confirmed(query: CallbackQuery, callback_data: WifiCb, actor: Actor | None) -> None:
     actor = need_provider(actor)
-    async with unit_of_work() as session:
-        before = (await vouchers.by_code(session, tenant_id=actor.tenant_id, code=callback_data.value)).status
-        v = await vouchers.revoke(
-            session, tenant_id=actor.tenant_id, code=callback_data.value, by=actor.user_id
-        )
-        r = await session.get(HotspotRouter, v.router_id)
-        code, router_name = v.code, r.name if r else "its router"
+    revoked = await voucher_cases.revoke_voucher(actor.core, code=callback_data.value)
+    before = revoked.voucher.status if revoked.already else None
     await query.answer("Revoked" if before is not VoucherStatus.revoked else "Already revoked")
     if (target := _target(query)) is not None:
         await target.answer(
-            f"⛔ <code>{code}</code> is revoked: it is being taken off {escape(router_name)} now.",
+            f"⛔ <code>{revoked.voucher.code}</code> is revoked: it is being taken off "
+            f"{escape(revoked.router_name)} now.",
             reply_markup=InlineKeyboardMarkup(inline_keyboard=[[_button("📶 WiFi", "home")], _back()]),
         )
 
@@ -394,10 +361,9 @@ async def back_to_wifi(query: CallbackQuery, actor: Actor | None) -> None:
 async def subscription(query: CallbackQuery, actor: Actor | None) -> None:
     actor = need_provider(actor, Permission.subscription_manage)
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, actor.tenant_id)
-        offered = await subscriptions.plans(session)
-    line = subscription_line(tenant) or "💳 No subscription paid yet."
+    offer = await provider_cases.subscription_offer(actor.core)
+    offered = offer.offered
+    line = subscription_line(offer.tenant) or "💳 No subscription paid yet."
     if (target := _target(query)) is None:
         return
     if not offered:
@@ -417,10 +383,7 @@ async def subscription(query: CallbackQuery, actor: Actor | None) -> None:
 async def subscription_order(query: CallbackQuery, callback_data: WifiCb, actor: Actor | None) -> None:
     actor = need_provider(actor, Permission.subscription_manage)
     await query.answer("Opening an order at Pesapal…")
-    try:
-        order = await start_order(tenant_id=actor.tenant_id, plan_id=uuid.UUID(hex=callback_data.value))
-    except PesapalError as exc:
-        raise DarajaUnavailable(f"Pesapal could not take the order: {exc.message}") from None
+    order = await provider_cases.start_subscription_order(actor.core, uuid.UUID(hex=callback_data.value))
     if (target := _target(query)) is None or not order.redirect_url:
         return
     await target.answer(

@@ -134,6 +134,16 @@ class Actor:
             permissions=frozenset(Permission),
         )
 
+    def for_business(self, tenant_id: uuid.UUID) -> Actor:
+        """This actor, acting for the business a URL names: a platform admin may act for any business
+        (as an admin acting for it, audited as the admin), anyone else only for their own."""
+        if self.kind is ActorKind.platform_admin:
+            assert self.user_id is not None
+            return Actor.impersonating(admin_id=self.user_id, tenant_id=tenant_id, writes=True, via=self.via)
+        if self.tenant_id != tenant_id:
+            raise PermissionDenied("You can only manage your own business: this id is another business's.")
+        return self
+
     def acting_for(self, tenant_id: uuid.UUID) -> Actor:
         """A system or admin actor narrowed to one business (admin tools, CLI)."""
         return replace(self, tenant_id=tenant_id)
@@ -141,6 +151,13 @@ class Actor:
     # -- questions a use case asks --------------------------------------------------------------
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+    def shows(self, permission: Permission) -> bool:
+        """Whether a screen shows the control for `permission`. As `can`, except that an admin
+        viewing read-only sees the owner's page (its forms refuse with the read-only message)."""
+        if self.kind is ActorKind.impersonation:
+            return permission in ROLE_PERMISSIONS[Role.owner]
+        return self.can(permission)
 
     def require(self, permission: Permission) -> None:
         if permission in self.permissions:
@@ -150,6 +167,8 @@ class Actor:
                 "You are viewing this business read-only. To change anything, ask for write access "
                 "(with a reason) in the banner at the top."
             )
+        if permission is Permission.platform_admin:
+            raise PermissionDenied("This is for platform administrators (role platform_admin).")
         if self.kind is ActorKind.platform_admin:
             raise PermissionDenied(
                 "This acts for a business. Platform admins: open the business and choose "

@@ -41,6 +41,19 @@ class Permission(StrEnum):
     subscription_manage = "subscription:manage"
     # the platform
     platform_admin = "platform:admin"
+    # WiFi hotspots, continued: the owner's and manager's reads (sales, routers and their health, plans,
+    # setup scripts), the owner's routers and the owner's view of subscription orders
+    hotspot_overview = "hotspot:overview"
+    routers_add = "routers:add"
+    subscription_read = "subscription:read"
+    # the business's settings and people (core/tenants/use_cases.py, core/auth/use_cases.py)
+    channel_read = "channel:read"  # the M-Pesa channel, secrets masked
+    staff_list = "staff:list"  # who works here, with their emails: the owner's
+    sms_settings = "settings:sms"  # customer receipt SMS
+    payment_alerts_manage = "alerts:payments"  # whether the owner's chat hears of API/USSD payments
+    # one's own account (password, two-step sign-in, sessions, Telegram link, USSD PIN): every person,
+    # never an API key, which acts for a business rather than a person
+    account_manage = "account:manage"
 
 
 # Permissions that change something: an impersonating admin in read-only mode holds none of them.
@@ -56,6 +69,10 @@ WRITES: frozenset[Permission] = frozenset(
         Permission.hotspot_manage,
         Permission.vouchers_issue,
         Permission.subscription_manage,
+        Permission.routers_add,
+        Permission.sms_settings,
+        Permission.payment_alerts_manage,
+        Permission.account_manage,
     }
 )
 
@@ -66,6 +83,7 @@ _CASHIER = frozenset(
         Permission.dashboard_read,
         Permission.alerts_manage,
         Permission.hotspot_read,
+        Permission.account_manage,
     }
 )
 _MANAGER = _CASHIER | {
@@ -79,6 +97,9 @@ _MANAGER = _CASHIER | {
     Permission.vouchers_read,
     Permission.vouchers_issue,
     Permission.hotspot_manage,
+    Permission.hotspot_overview,
+    Permission.channel_read,
+    Permission.sms_settings,
 }
 _OWNER = _MANAGER | {
     Permission.wallet_settings,
@@ -86,18 +107,22 @@ _OWNER = _MANAGER | {
     Permission.api_keys_manage,
     Permission.staff_manage,
     Permission.subscription_manage,
+    Permission.routers_add,
+    Permission.subscription_read,
+    Permission.staff_list,
+    Permission.payment_alerts_manage,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.cashier: _CASHIER,
     Role.manager: frozenset(_MANAGER),
     Role.owner: frozenset(_OWNER),
-    Role.platform_admin: frozenset({Permission.platform_admin}),
+    Role.platform_admin: frozenset({Permission.platform_admin, Permission.account_manage}),
 }
 
 # An API key acts for its business with the owner's rights (the README's promise). Per-key scopes
 # (developer platform) will narrow this set per key; the Actor already carries it as data.
-API_KEY_PERMISSIONS: frozenset[Permission] = ROLE_PERMISSIONS[Role.owner]
+API_KEY_PERMISSIONS: frozenset[Permission] = ROLE_PERMISSIONS[Role.owner] - {Permission.account_manage}
 
 
 def roles_with(permission: Permission) -> list[Role]:

@@ -49,7 +49,8 @@ class UseCaseSpec:
     audit: str | None
     recorded_by: str | None
     query: bool
-    fn: Callable[..., Awaitable[Any]]
+    fn: Callable[..., Awaitable[Any]]  # the body
+    entry: Callable[..., Awaitable[Any]]  # what callers call: the permission check, then the body
 
 
 REGISTRY: dict[str, UseCaseSpec] = {}
@@ -75,11 +76,11 @@ def use_case(
         raise TypeError("a use case is exactly one of: audit=<action>, recorded_by=<why>, query=True")
 
     def decorate(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        domain = fn.__module__.removeprefix("core.").removesuffix(".use_cases")
-        spec = UseCaseSpec(f"{domain}.{fn.__name__}", permission, audit, recorded_by, query, fn)
-        if spec.name in REGISTRY:
-            raise TypeError(f"use case {spec.name} is defined twice")
-        REGISTRY[spec.name] = spec
+        # core.hotspot.use_cases_plans -> hotspot: a domain may split its use cases over modules.
+        domain = fn.__module__.removeprefix("core.").split(".")[0]
+        name = f"{domain}.{fn.__name__}"
+        if name in REGISTRY:
+            raise TypeError(f"use case {name} is defined twice")
 
         @functools.wraps(fn)
         async def run(actor: Actor, /, *args: Any, **kwargs: Any) -> R:
@@ -90,6 +91,8 @@ def use_case(
             finally:
                 _running.reset(token)
 
+        spec = UseCaseSpec(name, permission, audit, recorded_by, query, fn, run)
+        REGISTRY[name] = spec
         run.spec = spec  # type: ignore[attr-defined]
         return run
 

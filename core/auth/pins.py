@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.auth.models import User
 from core.db import utcnow
 from core.errors import Conflict, InvalidInput
@@ -86,7 +87,13 @@ PHONE_TAKEN = (
 
 
 async def register_ussd(
-    session: AsyncSession, *, user: User, phone: Msisdn, pin_hash: str, by: User | None = None
+    session: AsyncSession,
+    *,
+    user: User,
+    phone: Msisdn,
+    pin_hash: str,
+    by: User | None = None,
+    audit: Auditor | None = None,
 ) -> None:
     """Set (or replace) the phone and PIN (hashed by `new_pin_hash`) that open this user's USSD
     menu; clears any lock."""
@@ -103,22 +110,17 @@ async def register_ussd(
             user.ussd_locked_until = None
     except IntegrityError:
         raise Conflict(PHONE_TAKEN) from None
-    await record(
-        session,
-        action="ussd.pin_set",
-        tenant_id=user.tenant_id,
-        user_id=(by or user).id,
-        target=str(user.id),
-        detail={"phone": phone[:6] + "***" + phone[-3:]},
-    )
+    write = audit or recorder(session, tenant_id=user.tenant_id, user_id=(by or user).id)
+    await write("ussd.pin_set", target=str(user.id), phone=phone[:6] + "***" + phone[-3:])
 
 
-async def remove_ussd(session: AsyncSession, *, user: User) -> None:
+async def remove_ussd(session: AsyncSession, *, user: User, audit: Auditor | None = None) -> None:
     user.ussd_phone = None
     user.ussd_pin_hash = None
     user.ussd_pin_failures = 0
     user.ussd_locked_until = None
-    await record(session, action="ussd.removed", tenant_id=user.tenant_id, user_id=user.id)
+    write = audit or recorder(session, tenant_id=user.tenant_id, user_id=user.id)
+    await write("ussd.removed")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from core.auth.models import Role
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.auth.models import ApiKeyMode, Role
 
 
 @dataclass(frozen=True)
@@ -32,3 +35,18 @@ class Principal:
         if self.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise PermissionDenied(f"Your role ({self.role.value}) cannot do this; it needs: {allowed}.")
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    mode: ApiKeyMode
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="Shown once: store it now, it cannot be shown again")

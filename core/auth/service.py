@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.models import AuditLog
 from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.auth.models import ApiKey, ApiKeyMode, Role, User
 from core.auth.passwords import DUMMY_HASH, hash_password, validate_password, verify_password
 from core.auth.schemas import Principal
@@ -106,14 +107,17 @@ class AuthService:
         await record(session, action="auth.login", tenant_id=user.tenant_id, user_id=user.id)
         return LoginAttempt(user, None)
 
-    async def change_password(self, session: AsyncSession, *, user: User, old: str, new: str) -> None:
+    async def change_password(
+        self, session: AsyncSession, *, user: User, old: str, new: str, audit: Auditor | None = None
+    ) -> None:
         ok, _ = verify_password(old, user.password_hash)
         if not ok:
             raise AuthenticationFailed("The current password is wrong.")
         validate_password(new, field="new_password")
         user.password_hash = hash_password(new)
         user.token_version += 1
-        await record(session, action="auth.password_changed", tenant_id=user.tenant_id, user_id=user.id)
+        write = audit or recorder(session, tenant_id=user.tenant_id, user_id=user.id)
+        await write("auth.password_changed")
 
     async def principal_from_claims(self, session: AsyncSession, claims: AccessClaims) -> Principal:
         user = await session.get(User, claims.user_id)
@@ -130,6 +134,7 @@ class AuthService:
         created_by: uuid.UUID | None,
         name: str = "default",
         mode: ApiKeyMode = ApiKeyMode.live,
+        audit: Auditor | None = None,
     ) -> tuple[ApiKey, str]:
         name = name.strip()
         if not 1 <= len(name) <= 80:
@@ -145,32 +150,28 @@ class AuthService:
         )
         session.add(row)
         await session.flush()
-        await record(
-            session,
-            action="apikey.created",
-            tenant_id=tenant_id,
-            user_id=created_by,
-            target=str(row.id),
-            detail={"prefix": prefix, "name": name, "mode": mode.value},
-        )
+        write = audit or recorder(session, tenant_id=tenant_id, user_id=created_by)
+        await write("apikey.created", target=str(row.id), prefix=prefix, name=name, mode=mode.value)
         return row, key
 
     async def revoke_api_key(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, key_id: uuid.UUID, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        key_id: uuid.UUID,
+        by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> ApiKey:
+        """Revoke a key of this tenant (another tenant's is "not found"); revoking it again changes
+        nothing and writes no row."""
         row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
         if row is None:
             raise NotFound("No such API key.")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
-            await record(
-                session,
-                action="apikey.revoked",
-                tenant_id=tenant_id,
-                user_id=by,
-                target=str(row.id),
-                detail={"prefix": row.prefix},
-            )
+            write = audit or recorder(session, tenant_id=tenant_id, user_id=by)
+            await write("apikey.revoked", target=str(row.id), prefix=row.prefix)
         return row
 
     async def list_api_keys(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> list[ApiKey]:
@@ -192,11 +193,18 @@ class AuthService:
 
     # -- the signed-in user's own account and the tenant's staff (web panel settings) ---------------
     async def set_two_factor(
-        self, session: AsyncSession, *, user: User, enabled: bool, password: str | None = None
-    ) -> None:
+        self,
+        session: AsyncSession,
+        *,
+        user: User,
+        enabled: bool,
+        password: str | None = None,
+        audit: Auditor | None = None,
+    ) -> bool:
         """Turn emailed sign-in codes on or off for a business user. Turning them on sends nothing (the
         next sign-in asks for a code); turning them off needs the current password. Platform admins
-        always sign in with a code, so theirs cannot be changed."""
+        always sign in with a code, so theirs cannot be changed. Returns whether anything changed (nothing
+        is written when it was already so)."""
         if user.role is Role.platform_admin:
             raise InvalidInput("two_factor", "Platform administrators always sign in with an emailed code.")
         if not enabled:
@@ -204,14 +212,11 @@ class AuthService:
             if not ok:
                 raise AuthenticationFailed("The current password is wrong.")
         if user.two_factor_enabled == enabled:
-            return
+            return False
         user.two_factor_enabled = enabled
-        await record(
-            session,
-            action="auth.2fa_enabled" if enabled else "auth.2fa_disabled",
-            tenant_id=user.tenant_id,
-            user_id=user.id,
-        )
+        write = audit or recorder(session, tenant_id=user.tenant_id, user_id=user.id)
+        await write("auth.2fa_enabled" if enabled else "auth.2fa_disabled")
+        return True
 
     async def list_staff(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> list[StaffMember]:
         """Everyone who signs in for this tenant, owner first, then managers and cashiers. Staff who

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit.models import AuditLog
 from core.audit.service import record
 from core.auth import panel_sessions
+from core.auth.auditing import Auditor, recorder
 from core.auth.codes import CodePurpose, OneTimeCode, find_code, issue_code, redeem_code
 from core.auth.models import Role, User
 from core.auth.passwords import hash_password, validate_password
@@ -148,6 +149,7 @@ async def give_web_access(
     email: str,
     by: uuid.UUID,
     base_url: str,
+    audit: Auditor | None = None,
 ) -> tuple[str, datetime]:
     """Email a link that sets an email and password on a Telegram-only staff member's account."""
     user = await _member(session, tenant_id, user_id)
@@ -171,13 +173,14 @@ async def give_web_access(
     )
     row = await find_code(session, code=code, purpose=CodePurpose.staff_invite)
     assert row is not None
-    await record(
-        session,
-        action="staff.invited",
-        tenant_id=tenant_id,
-        user_id=by,
+    write = audit or recorder(session, tenant_id=tenant_id, user_id=by)
+    await write(
+        "staff.invited",
         target=f"code:{row.id}",
-        detail={"role": user.role.value, "via": "email", "email": email, "web_access_for": str(user.id)},
+        role=user.role.value,
+        via="email",
+        email=email,
+        web_access_for=str(user.id),
     )
     await _send(
         session, tenant=tenant, email=email, code=code, role=user.role, web_access=True, base_url=base_url
@@ -274,11 +277,17 @@ async def join(session: AsyncSession, *, code: str, password: str, email: str | 
 
 
 async def remove_staff(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, by: uuid.UUID
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    by: uuid.UUID,
+    audit: Auditor | None = None,
 ) -> User:
     """The owner removes a cashier or manager: they can no longer sign in anywhere (panel, API,
     Telegram, USSD), their sessions and tokens end now, and their Telegram account and USSD phone are
-    free to be used again. The row stays for the payments they started."""
+    free to be used again. The row stays for the payments they started. Removing someone already
+    removed changes nothing and writes no row."""
     user = await _member(session, tenant_id, user_id)
     if user.role is Role.owner or user.id == by:
         raise PermissionDenied("The owner cannot be removed.")
@@ -306,12 +315,8 @@ async def remove_staff(
         .execution_options(synchronize_session=False)
     )
     await session.flush()
-    await record(
-        session,
-        action="staff.removed",
-        tenant_id=tenant_id,
-        user_id=by,
-        target=str(user.id),
-        detail={"role": user.role.value, "email": user.email, "telegram": telegram_linked},
+    write = audit or recorder(session, tenant_id=tenant_id, user_id=by)
+    await write(
+        "staff.removed", target=str(user.id), role=user.role.value, email=user.email, telegram=telegram_linked
     )
     return user

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.auth.auditing import Auditor
 from core.auth.models import PhoneVerification, Role, User
 from core.auth.pins import PHONE_TAKEN, register_ussd, user_by_ussd_phone
 from core.db import utcnow
@@ -52,7 +53,13 @@ async def _proven(session: AsyncSession, user: User, phone: Msisdn) -> bool:
 
 
 async def request_ussd_access(
-    session: AsyncSession, *, user: User, phone: Msisdn, pin_hash: str, secret: str
+    session: AsyncSession,
+    *,
+    user: User,
+    phone: Msisdn,
+    pin_hash: str,
+    secret: str,
+    audit: Auditor | None = None,
 ) -> Registration:
     """Register at once when the phone is proven; else text it a code (in the caller's transaction,
     through the outbox) and keep the PIN waiting for `confirm_phone`."""
@@ -62,7 +69,7 @@ async def request_ussd_access(
     if holder is not None and holder.id != user.id:
         raise Conflict(PHONE_TAKEN)
     if user.ussd_phone == phone or await _proven(session, user, phone):
-        await register_ussd(session, user=user, phone=phone, pin_hash=pin_hash)
+        await register_ussd(session, user=user, phone=phone, pin_hash=pin_hash, audit=audit)
         return Registration(phone=phone, confirmed=True)
     # One pending code per user: a new request replaces the old one.
     await session.execute(
@@ -96,7 +103,9 @@ class Confirmation:
     error: str | None = None
 
 
-async def confirm_phone(session: AsyncSession, *, user: User, code: str, secret: str) -> Confirmation:
+async def confirm_phone(
+    session: AsyncSession, *, user: User, code: str, secret: str, audit: Auditor | None = None
+) -> Confirmation:
     """Check the SMS code and register the waiting phone and PIN. A wrong code is returned as an
     error, not raised, so the caller commits the counted try before refusing."""
     row = await session.scalar(
@@ -122,5 +131,5 @@ async def confirm_phone(session: AsyncSession, *, user: User, code: str, secret:
         )
     row.confirmed_at = utcnow()
     phone = Msisdn(row.phone)
-    await register_ussd(session, user=user, phone=phone, pin_hash=row.pin_hash)
+    await register_ussd(session, user=user, phone=phone, pin_hash=row.pin_hash, audit=audit)
     return Confirmation(phone)

@@ -22,6 +22,7 @@ class WalletOut(BaseModel):
     owed_on_invoice_cents: int = Field(description="commission accrued and not yet paid")
     invoice_period: InvoicePeriod
     billing_hold: str | None
+    business_phone: str = Field(description="the phone a top-up prompts when none is given")
 
 
 class TopupIn(BaseModel):

@@ -42,6 +42,7 @@ class WalletService:
             owed_on_invoice_cents=-receivable,
             invoice_period=tenant.invoice_period,
             billing_hold=tenant.billing_hold,
+            business_phone=tenant.phone,
         )
 
     async def update_settings(

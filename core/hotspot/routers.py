@@ -36,7 +36,10 @@ class RouterService:
         data: RouterIn,
         box: SecretBox,
         by: uuid.UUID | None,
+        audit: bool = True,
     ) -> Router:
+        """A new router, its password encrypted. `audit=False` is for the use case
+        (core.hotspot.use_cases_routers.add_router), which writes the `router.added` row itself."""
         if await session.scalar(
             select(Router.id).where(Router.tenant_id == tenant_id, Router.name == data.name)
         ):
@@ -53,7 +56,10 @@ class RouterService:
         )
         session.add(router)
         await session.flush()
-        await record(session, action="router.added", tenant_id=tenant_id, user_id=by, target=str(router.id))
+        if audit:
+            await record(
+                session, action="router.added", tenant_id=tenant_id, user_id=by, target=str(router.id)
+            )
         return router
 
     async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, router_id: uuid.UUID) -> Router:

@@ -18,9 +18,9 @@ _RATE = re.compile(r"^\d+(\.\d+)?[kKmMgG]?/\d+(\.\d+)?[kKmMgG]?$")
 _SAFE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
-
 # A plan's price is what its buyer is pushed for: the same limit as every other push.
 PriceField = Annotated[int, BeforeValidator(lambda v: parse_shillings(v, field="price"))]
+
 
 class RouterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")

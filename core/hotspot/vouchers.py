@@ -3,8 +3,6 @@ the job exists exactly when the voucher does (see core.hotspot.provision)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +17,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.hotspot.codes import new_code, normalize_code
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder, VoucherStatus
 from core.jobs.registry import enqueue
+from core.pagination import decode_cursor, encode_cursor
 from core.tenants.models import Tenant
 
 MAX_BATCH = 500
@@ -154,10 +153,17 @@ class VoucherService:
         return voucher
 
     async def revoke(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, code: str, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        code: str,
+        by: uuid.UUID | None,
+        audit: bool = True,
     ) -> Voucher:
         """Stop a voucher now: it is taken off its router (user and session) by a job. Revoking one
-        that has already ended changes nothing."""
+        that has already ended changes nothing. `audit=False` is for the use case
+        (core.hotspot.use_cases.revoke_voucher), which writes the `voucher.revoked` row itself."""
         from core.hotspot.provision import remove_voucher
 
         voucher = await self.by_code(session, tenant_id=tenant_id, code=code)
@@ -165,7 +171,10 @@ class VoucherService:
             return voucher
         voucher.status, voucher.revoked_at = VoucherStatus.revoked, utcnow()
         await enqueue(session, remove_voucher, voucher_id=str(voucher.id))
-        await record(session, action="voucher.revoked", tenant_id=tenant_id, user_id=by, target=voucher.code)
+        if audit:
+            await record(
+                session, action="voucher.revoked", tenant_id=tenant_id, user_id=by, target=voucher.code
+            )
         return voucher
 
     async def resend(self, session: AsyncSession, *, tenant_id: uuid.UUID, code: str) -> Voucher:
@@ -266,21 +275,14 @@ class VoucherService:
 
 
 def _encode_cursor(v: Voucher) -> str:
-    raw = json.dumps([v.issued_at.isoformat(), str(v.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor(v.issued_at, v.id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, vid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError
-        return parsed, uuid.UUID(vid)
-    except Exception:
-        raise InvalidInput(
-            "cursor", "This page link is broken or was cut short. Start again from the first page."
-        ) from None
+    at, vid, _ = decode_cursor(
+        cursor, message="This page link is broken or was cut short. Start again from the first page."
+    )
+    return at, vid
 
 
 vouchers = VoucherService()

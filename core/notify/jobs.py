@@ -6,7 +6,7 @@ from core.db import utcnow
 from core.jobs.registry import job
 from core.notify.email import EmailSender
 from core.notify.models import Notification, NotifyChannel, NotifyStatus
-from core.notify.service import notify
+from core.notify.reports import apply_reports
 from core.notify.sms import AfricasTalkingSms, SmsError
 from core.notify.telegram import TelegramSender, TelegramUndeliverable
 from core.runtime import Runtime, runtime, unit_of_work
@@ -81,4 +81,4 @@ async def _finish(
         if provider_message_id:
             row.provider_message_id, row.cost = provider_message_id, cost
             await session.flush()
-            await notify.apply_reports(session, row)  # any that arrived before this reply
+            await apply_reports(session, row)  # any that arrived before this reply

@@ -10,22 +10,19 @@ from core.auth.models import Role, User
 from core.db import utcnow
 from core.jobs.registry import enqueue
 from core.notify import texts
-from core.notify.models import Notification, NotifyChannel, NotifyStatus, SmsDeliveryReport
+from core.notify.jobs import send_notification
+from core.notify.models import Notification, NotifyChannel
+from core.notify.reports import record_delivery_report
 from core.notify.sms import to_gsm_text
 from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.tenants.models import Tenant
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
-FINAL_DELIVERY = frozenset({NotifyStatus.delivered, NotifyStatus.failed, NotifyStatus.undeliverable})
-# Final failures in a delivery report; others (Sent, Submitted, Buffered, unknown new ones) are progress.
-FAILED_DELIVERY = frozenset({"Failed", "Rejected", "AbsentSubscriber", "Expired"})
 
 
 class NotifyService:
     async def queue(self, session: AsyncSession, row: Notification) -> Notification:
         """Write an outbox row and its send job in the caller's transaction."""
-        from core.notify.jobs import send_notification
-
         session.add(row)
         await session.flush()
         await enqueue(session, send_notification, notification_id=row.id)
@@ -63,40 +60,9 @@ class NotifyService:
     async def delivery_report(
         self, session: AsyncSession, *, message_id: str, status: str, failure_reason: str | None
     ) -> None:
-        """Record an Africa's Talking delivery report, then apply it if its message is known (else the
-        send job applies it once it has recorded the message id)."""
-        session.add(
-            SmsDeliveryReport(provider_message_id=message_id, status=status, failure_reason=failure_reason)
+        await record_delivery_report(
+            session, message_id=message_id, status=status, failure_reason=failure_reason
         )
-        await session.flush()
-        row = await session.scalar(
-            select(Notification).where(Notification.provider_message_id == message_id).with_for_update()
-        )
-        if row is not None:
-            await self.apply_reports(session, row)
-
-    async def apply_reports(self, session: AsyncSession, row: Notification) -> None:
-        """Apply the reports received for this SMS, in arrival order. Reports repeat and reorder, so a
-        final state (delivered, failed) never changes again."""
-        reports = await session.scalars(
-            select(SmsDeliveryReport)
-            .where(
-                SmsDeliveryReport.provider_message_id == row.provider_message_id,
-                SmsDeliveryReport.applied_at.is_(None),
-            )
-            .order_by(SmsDeliveryReport.id)
-        )
-        now = utcnow()
-        for report in reports:
-            report.applied_at = now
-            if row.status in FINAL_DELIVERY:
-                continue
-            row.delivery_status = report.status
-            if report.status == "Success":
-                row.status, row.delivered_at = NotifyStatus.delivered, now
-            elif report.status in FAILED_DELIVERY:
-                row.status = NotifyStatus.failed
-                row.error = f"{report.status}: {report.failure_reason or 'no reason given'}"[:500]
 
     async def to_owner(
         self, session: AsyncSession, *, tenant: Tenant, kind: str, body: str, subject: str | None = None

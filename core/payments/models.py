@@ -44,6 +44,9 @@ class PaymentSource(StrEnum):
     topup = "topup"
 
 
+# The final states in which no money moved.
+NOT_PAID = (PaymentStatus.failed, PaymentStatus.cancelled, PaymentStatus.timeout, PaymentStatus.expired)
+
 # Pushes that are not a merchant collecting from a customer stay out of the customer book.
 CUSTOMER_SOURCES = frozenset(
     {PaymentSource.api, PaymentSource.telegram, PaymentSource.ussd, PaymentSource.portal}

@@ -17,7 +17,6 @@ Speed at millions of rows (see bench/transactions_page.py):
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -29,10 +28,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import pagination
 from core.auth.models import User
 from core.errors import InvalidInput, NotFound
 from core.jobs.models import JobOutbox
 from core.ledger.models import Transfer
+from core.pagination import encode_cursor
 from core.payments.models import CallbackInbox, Payment, PaymentSource, PaymentStatus
 from core.tenants.models import MpesaChannel, Tenant
 
@@ -129,27 +130,11 @@ class TransactionPage:
     newer: str | None  # cursor for the page before this one
 
 
-# Cursors: the same [created_at, id] as core.payments.service.encode_cursor for "older than"; a third
-# element marks "newer than".
-def encode_cursor(at: datetime, pid: uuid.UUID, *, newer: bool = False) -> str:
-    parts: list[str] = [at.isoformat(), str(pid)] + (["newer"] if newer else [])
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+BROKEN_LINK = "This page link is broken or was cut short. Start again from the first page."
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID, bool]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        parts = json.loads(raw)
-        if not isinstance(parts, list) or len(parts) not in (2, 3) or parts[2:] not in ([], ["newer"]):
-            raise ValueError
-        at = datetime.fromisoformat(parts[0])
-        if at.tzinfo is None:
-            raise ValueError
-        return at, uuid.UUID(parts[1]), len(parts) == 3
-    except Exception:
-        raise InvalidInput(
-            "cursor", "This page link is broken or was cut short. Start again from the first page."
-        ) from None
+    return pagination.decode_cursor(cursor, message=BROKEN_LINK)
 
 
 async def resolve_tenant(session: AsyncSession, text: str) -> Tenant:

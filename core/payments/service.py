@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,14 +11,15 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import pagination
 from core.billing.commission import commissions
-from core.billing.topups import topups
 from core.config import Settings
 from core.context import current_request
 from core.customers.service import customers
 from core.db import utcnow
 from core.errors import IdempotencyKeyReused, InvalidInput, NotFound
-from core.notify.service import notify
+from core.events import publish
+from core.payments.events import PaymentFinalised
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut, PaymentPage
 from core.tenants.models import MpesaChannel, Tenant
@@ -69,22 +68,19 @@ class TransactionFilter:
     created_to: datetime | None = None
     initiated_by: uuid.UUID | None = None
     customer_only: bool = False  # leave out onboarding tests and wallet top-ups
+    # Any of several statuses ("not paid" is four of them); combined with `status` when both are set.
+    statuses: tuple[PaymentStatus, ...] = ()
 
 
 def encode_cursor(p: Payment) -> str:
-    raw = json.dumps([p.created_at.isoformat(), str(p.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pagination.encode_cursor(p.created_at, p.id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, pid = json.loads(raw)
-        return datetime.fromisoformat(at), uuid.UUID(pid)
-    except Exception:
-        raise InvalidInput(
-            "cursor", "This cursor is not valid: use next_cursor from the previous page."
-        ) from None
+    at, pid, _ = pagination.decode_cursor(
+        cursor, message="This cursor is not valid: use next_cursor from the previous page."
+    )
+    return at, pid
 
 
 class PaymentService:
@@ -192,6 +188,8 @@ class PaymentService:
         conds: list[ColumnElement[bool]] = [Payment.tenant_id == tenant_id]
         if f.status is not None:
             conds.append(Payment.status == f.status)
+        if f.statuses:
+            conds.append(Payment.status.in_(list(f.statuses)))
         if f.source is not None:
             conds.append(Payment.source == f.source)
         if f.customer_only:
@@ -373,29 +371,11 @@ class PaymentService:
             return Finalised(applied=False, status=payment.status)
         payment = updated
         tenant = await tenants.get(session, payment.tenant_id)
-        if payment.source in CUSTOMER_SOURCES:
-            if status is PaymentStatus.success:
-                await customers.record_paid(
-                    session, tenant_id=payment.tenant_id, phone=payment.phone, amount=payment.amount, at=now
-                )
-                await commissions.settle_success(session, payment=payment, tenant=tenant, settings=settings)
-            else:
-                await commissions.release(session, payment=payment)
-        elif payment.source is PaymentSource.topup and status is PaymentStatus.success:
-            await topups.credit_wallet(session, payment=payment, tenant=tenant, settings=settings)
-        await notify.payment_finalised(session, payment=payment, tenant=tenant)
-        if payment.source in (PaymentSource.portal, PaymentSource.ussd):
-            # Imported here: the hotspot domain builds on payments, not the other way round.
-            from core.hotspot.orders import payment_finalised as hotspot_payment_finalised
-
-            await hotspot_payment_finalised(session, payment=payment, tenant=tenant)
-        if payment.source is PaymentSource.onboarding:
-            channel = await session.get(MpesaChannel, payment.channel_id)
-            if channel is not None and channel.verification_payment_id == payment.id:
-                if status is PaymentStatus.success:
-                    await tenants.mark_verified(session, channel=channel)
-                else:
-                    await tenants.mark_verification_failed(session, channel=channel, reason=result_desc)
+        # Who reacts (customer book, commission, top-up, message, voucher, channel verification) is
+        # theirs to say: core/subscribers.py. Same transaction, so all of it or none of it.
+        await publish(
+            session, PaymentFinalised(payment=payment, tenant=tenant, status=status, result_desc=result_desc)
+        )
         return Finalised(applied=True, status=status)
 
     async def summary(

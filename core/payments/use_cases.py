@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,11 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.access.actor import Actor, Via
 from core.access.permissions import Permission
 from core.access.use_case import unit_of_work, use_case
+from core.billing.commission import CommissionSplit, commissions
+from core.billing.schemas import WalletOut
+from core.billing.wallet import wallets
+from core.customers.schemas import CustomerOut
+from core.customers.service import customers
+from core.ledger.models import AccountKind
+from core.ledger.service import ledger
 from core.money import parse_shillings
 from core.payments.models import Payment, PaymentSource
 from core.payments.push import request_stk_push
+from core.payments.reports import DayTotal, reports
 from core.payments.schemas import PaymentOut, PaymentPage
 from core.payments.service import PaymentSummary, TransactionFilter, payments
+from core.runtime import runtime
+from core.tenants.models import Tenant, TenantStatus
+from core.tenants.service import tenants
 
 # Where a payment came from, by entry point. The panel has no source of its own yet: a push
 # requested on the web is the business's own request, like the API's.
@@ -117,6 +129,26 @@ async def get_payment(actor: Actor, payment_id: uuid.UUID) -> PaymentOut:
         return PaymentOut.model_validate(payment)
 
 
+@dataclass(frozen=True)
+class PaymentDetail:
+    payment: PaymentOut
+    commission_cents: int | None
+    commission_bps: int | None
+
+
+@use_case(Permission.payments_read, query=True)
+async def get_payment_detail(actor: Actor, payment_id: uuid.UUID) -> PaymentDetail:
+    """One payment with the commission it carries (the panel's detail page)."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        p = await payments.get(
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            payment_id=payment_id,
+            initiated_by=actor.own_payments_only,
+        )
+        return PaymentDetail(PaymentOut.model_validate(p), p.commission_cents, p.commission_bps)
+
+
 @use_case(Permission.payments_read, query=True)
 async def payment_summary(actor: Actor, *, since: datetime | None = None) -> PaymentSummary:
     async with unit_of_work(actor, readonly=True) as uow:
@@ -132,3 +164,75 @@ def scoped_filter(actor: Actor, filters: TransactionFilter) -> TransactionFilter
     """For queries that run inside a bigger read (dashboards, exports): the actor's narrowing."""
     actor.require(Permission.payments_read)
     return _scoped(actor, filters)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    business: str
+    status: TenantStatus
+    summary: PaymentSummary
+    commission: CommissionSplit
+    wallet_balance_cents: int
+    recent_customers: list[CustomerOut]
+
+
+@use_case(Permission.wallet_read, query=True)
+async def business_dashboard(actor: Actor) -> Dashboard:
+    """The business's figures in one snapshot: payments, commission (from the wallet and owed on the
+    invoice), wallet balance and recent customers."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        tenant = await tenants.get(uow.session, actor.require_tenant())
+        return Dashboard(
+            business=tenant.name,
+            status=tenant.status,
+            summary=await payments.summary(uow.session, tenant_id=tenant.id),
+            commission=await commissions.split_for(uow.session, tenant_id=tenant.id),
+            wallet_balance_cents=(
+                await ledger.balance(uow.session, tenant_id=tenant.id, kind=AccountKind.wallet)
+            )[0],
+            recent_customers=await customers.recent(uow.session, tenant_id=tenant.id),
+        )
+
+
+@dataclass(frozen=True)
+class HomeView:
+    """What a person's dashboard shows. Parts the actor may not see are None: a cashier gets their
+    own figures and requests; the wallet, commission and customer book are for those who may read them."""
+
+    tenant: Tenant
+    summary: PaymentSummary
+    days: list[DayTotal]
+    commission: CommissionSplit | None
+    wallet: WalletOut | None
+    recent_customers: list[CustomerOut] | None
+    recent_payments: list[PaymentOut] | None
+
+
+@use_case(Permission.dashboard_read, query=True)
+async def home_view(actor: Actor, *, chart_days: int = 30, recent: int = 5) -> HomeView:
+    own = actor.own_payments_only
+    async with unit_of_work(actor, readonly=True) as uow:
+        session = uow.session
+        tenant = await tenants.get(session, actor.require_tenant())
+        manages = actor.can(Permission.wallet_read)
+        return HomeView(
+            tenant=tenant,
+            summary=await payments.summary(session, tenant_id=tenant.id, initiated_by=own),
+            days=await reports.daily_totals(session, tenant_id=tenant.id, days=chart_days, initiated_by=own),
+            commission=await commissions.split_for(session, tenant_id=tenant.id) if manages else None,
+            wallet=await wallets.view(session, tenant=tenant, settings=runtime().settings)
+            if manages
+            else None,
+            recent_customers=(
+                await customers.recent(session, tenant_id=tenant.id, limit=recent)
+                if actor.can(Permission.customers_read)
+                else None
+            ),
+            recent_payments=None
+            if own is None
+            else (
+                await payments.list_page(
+                    session, tenant_id=tenant.id, filters=TransactionFilter(initiated_by=own), limit=recent
+                )
+            ).items,
+        )

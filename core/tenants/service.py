@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE, Settings
 from core.crypto import SecretBox, mask_secret
 from core.daraja.schemas import DarajaCredentials
@@ -120,9 +121,11 @@ class TenantService:
         data: ChannelIn,
         box: SecretBox,
         by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> MpesaChannel:
         """Create or replace the tenant's channel. New credentials are unverified until the onboarding
-        push succeeds; the callback token is kept so pushes in flight still find their way back."""
+        push succeeds; the callback token is kept so pushes in flight still find their way back.
+        `audit`: the use case's writer of the `channel.credentials_changed` row (a plain row without)."""
         sim = data.environment is Environment.simulator
         short_code = data.business_short_code or SANDBOX_SHORT_CODE
         till = data.till_number
@@ -151,13 +154,13 @@ class TenantService:
         if tenant.status is TenantStatus.active:
             tenant.status = TenantStatus.onboarding
         await session.flush()
-        await record(
-            session,
-            action="channel.credentials_changed",
-            tenant_id=tenant.id,
-            user_id=by,
+        write = audit or recorder(session, tenant_id=tenant.id, user_id=by)
+        await write(
+            "channel.credentials_changed",
             target=str(channel.id),
-            detail={"environment": data.environment.value, "kind": data.kind.value, "short_code": short_code},
+            environment=data.environment.value,
+            kind=data.kind.value,
+            short_code=short_code,
         )
         return channel
 
@@ -219,18 +222,18 @@ class TenantService:
         )
 
     async def toggle_payment_alerts(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> bool:
         """Flip whether the owner's chat hears about API/USSD payments (audited); returns the new value."""
         tenant = await self.get(session, tenant_id)
         tenant.notify_owner_on_payments = not tenant.notify_owner_on_payments
-        await record(
-            session,
-            action="settings.payment_alerts",
-            tenant_id=tenant_id,
-            user_id=by,
-            detail={"notify_owner_on_payments": tenant.notify_owner_on_payments},
-        )
+        write = audit or recorder(session, tenant_id=tenant_id, user_id=by)
+        await write("settings.payment_alerts", notify_owner_on_payments=tenant.notify_owner_on_payments)
         return tenant.notify_owner_on_payments
 
     async def rotate_secrets(self, session: AsyncSession, *, box: SecretBox) -> int:

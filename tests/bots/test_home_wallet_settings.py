@@ -387,7 +387,10 @@ class TestSettings:
                     .order_by(AuditLog.id)
                 )
             )
-        assert actions == [{"notify_owner_on_payments": False}, {"notify_owner_on_payments": True}]
+        assert actions == [
+            {"notify_owner_on_payments": False, "via": "telegram"},
+            {"notify_owner_on_payments": True, "via": "telegram"},
+        ]
 
 
 class TestStaff:

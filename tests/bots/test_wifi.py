@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from core.audit.models import AuditLog
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import Role
 from core.billing.models import SubscriptionPeriod, SubscriptionPlan
@@ -142,6 +143,13 @@ async def test_provider_sees_sales_routers_prints_cards_and_revokes(
             )
         )
     assert len(cards) == 3 and len({c.batch_id for c in cards}) == 1
+    async with unit_of_work(readonly=True) as session:
+        [row] = list(
+            await session.scalars(
+                select(AuditLog).where(AuditLog.tenant_id == tenant.id, AuditLog.action == "vouchers.batch")
+            )
+        )
+    assert (row.target, row.detail["count"], row.detail["via"]) == (str(cards[0].batch_id), 3, "telegram")
     assert doc.document is not None
     assert doc.document["file_name"] == f"vouchers-{cards[0].batch_id.hex[:8]}-a4.html"  # type: ignore[union-attr]
     page = (await tg.file_bytes(doc.document["file_id"])).decode()
@@ -210,6 +218,16 @@ async def test_subscription_order_opens_pesapal(
     )
     pay = order.button("Pay KES 1,500 on Pesapal")
     assert pay is not None and pay["url"].startswith("http")
+    # The same audit row as the panel's (the bot wrote none before the use case).
+    async with unit_of_work(readonly=True) as session:
+        [row] = list(
+            await session.scalars(
+                select(AuditLog).where(
+                    AuditLog.tenant_id == tenant.id, AuditLog.action == "subscription.order_started"
+                )
+            )
+        )
+    assert row.detail["via"] == "telegram" and row.detail["amount"] == 1500
 
 
 async def test_wifi_is_for_providers_staff_only(

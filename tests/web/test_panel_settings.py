@@ -477,7 +477,7 @@ class TestAccount:
             assert page.status_code == 200 and page.text.count("<li>") == 1
             assert (await other.get("/app/settings")).status_code == 303
         rows = await audit_rows(tenant.id, "auth.logout_others")
-        assert [(a.user_id, a.detail) for a in rows] == [(owner.id, {"panel_sessions": 1})]
+        assert [(a.user_id, a.detail) for a in rows] == [(owner.id, {"panel_sessions": 1, "via": "panel"})]
 
 
 class TestRefusals:

@@ -426,7 +426,7 @@ class TestRemove:
         assert await load_actor(telegram_id) is None  # Telegram no longer knows them
         [audited] = await audit_rows(tenant.id, "staff.removed")
         assert audited.user_id == owner.id and audited.target == str(cashier.id)
-        assert audited.detail == {"role": "cashier", "email": cashier.email, "telegram": True}
+        assert audited.detail == {"role": "cashier", "email": cashier.email, "telegram": True, "via": "panel"}
         assert len(await audit_rows(tenant.id, "auth.login_refused")) == 2
 
         # their payment still says who requested it

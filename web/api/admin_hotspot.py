@@ -10,12 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.auth.models import Role
 from core.errors import InvalidInput
 from core.hotspot import reports
 from core.hotspot.models import RouterStatus
+from core.hotspot.use_cases_admin import every_router, providers_report, sales_by_day
 from core.tenants.models import BillingMode, TenantStatus
-from web.deps import CurrentPrincipal, ReadSession
+from web.deps import CurrentActor
 
 router = APIRouter(prefix="/admin", tags=["admin: hotspot"])
 
@@ -95,37 +95,31 @@ To = Annotated[date | None, Query(alias="to", description="last day (EAT), inclu
 
 @router.get("/providers")
 async def list_providers(
-    who: CurrentPrincipal, session: ReadSession, first: From = None, last: To = None
+    actor: CurrentActor, first: From = None, last: To = None
 ) -> ProvidersOut:
     """Every hotspot provider: subscription state and paid-through time, routers up/down, and
     voucher sales from `from` to `to` (East African days)."""
-    who.require_role(Role.platform_admin)
     first, last = _period(first, last)
-    rows = await reports.providers(
-        session, since=reports.day_start(first), until=reports.day_start(last + timedelta(days=1))
-    )
+    rows = await providers_report(actor, first=first, last=last)
     return ProvidersOut(first=first, last=last, providers=[ProviderOut.model_validate(r) for r in rows])
 
 
 @router.get("/routers")
 async def list_routers(
-    who: CurrentPrincipal,
-    session: ReadSession,
+    actor: CurrentActor,
     status: Annotated[RouterStatus | None, Query(description="only routers in this state")] = None,
 ) -> list[RouterOut]:
     """Every provider's routers, down ones first."""
-    who.require_role(Role.platform_admin)
-    return [RouterOut.model_validate(r) for r in await reports.all_routers(session, status=status)]
+    return [RouterOut.model_validate(r) for r in await every_router(actor, status=status)]
 
 
 @router.get("/hotspot/sales")
 async def hotspot_sales(
-    who: CurrentPrincipal, session: ReadSession, first: From = None, last: To = None
+    actor: CurrentActor, first: From = None, last: To = None
 ) -> SalesReportOut:
     """Voucher sales per provider per day (EAT), `from`..`to` inclusive; days without sales are left out."""
-    who.require_role(Role.platform_admin)
     first, last = _period(first, last)
-    days = await reports.daily_sales(session, first=first, last=last)
+    days = await sales_by_day(actor, first=first, last=last)
     total = SalesOut(vouchers=sum(d.vouchers for d in days), kes=sum(d.kes for d in days))
     return SalesReportOut(
         first=first, last=last, total=total, days=[DailySalesOut.model_validate(d) for d in days]

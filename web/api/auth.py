@@ -7,19 +7,15 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.auth import twofactor
-from core.auth.codes import CodePurpose, issue_code
+from core.auth import use_cases as people
 from core.auth.models import ApiKeyMode, Role
-from core.auth.pins import new_pin_hash, remove_ussd
+from core.auth.schemas import ApiKeyCreated, ApiKeyOut
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
-from core.auth.use_cases import invite_staff
-from core.auth.ussd_access import confirm_phone, request_ussd_access
-from core.errors import InvalidInput
-from core.phones import Msisdn, normalize_msisdn
+from core.auth.use_cases import UssdAccess
 from core.runtime import runtime, unit_of_work
 from core.tenants.onboarding import signup as signup_business
-from core.tenants.service import tenants
-from web.deps import CurrentActor, CurrentPrincipal, ReadSession
+from web.deps import CurrentActor
 
 router = APIRouter(tags=["auth"])
 
@@ -118,46 +114,19 @@ class ApiKeyIn(BaseModel):
     mode: ApiKeyMode = ApiKeyMode.live
 
 
-class ApiKeyOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: uuid.UUID
-    name: str
-    mode: ApiKeyMode
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-class ApiKeyCreated(ApiKeyOut):
-    key: str = Field(description="Shown once: store it now, it cannot be shown again")
-
-
 @router.post("/api-keys", status_code=201)
-async def create_api_key(body: ApiKeyIn, who: CurrentPrincipal) -> ApiKeyCreated:
-    who.require_role(Role.owner)
-    async with unit_of_work() as session:
-        row, key = await auth.create_api_key(
-            session, tenant_id=who.require_tenant(), created_by=who.user_id, name=body.name, mode=body.mode
-        )
-        return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
+async def create_api_key(body: ApiKeyIn, actor: CurrentActor) -> ApiKeyCreated:
+    return await people.create_api_key(actor, name=body.name, mode=body.mode)
 
 
 @router.get("/api-keys")
-async def list_api_keys(who: CurrentPrincipal, session: ReadSession) -> list[ApiKeyOut]:
-    who.require_role(Role.owner, Role.manager)
-    rows = await auth.list_api_keys(session, tenant_id=who.require_tenant())
-    return [ApiKeyOut.model_validate(r) for r in rows]
+async def list_api_keys(actor: CurrentActor) -> list[ApiKeyOut]:
+    return await people.list_api_keys(actor)
 
 
 @router.delete("/api-keys/{key_id}")
-async def revoke_api_key(key_id: uuid.UUID, who: CurrentPrincipal) -> ApiKeyOut:
-    who.require_role(Role.owner)
-    async with unit_of_work() as session:
-        row = await auth.revoke_api_key(
-            session, tenant_id=who.require_tenant(), key_id=key_id, by=who.user_id
-        )
-        return ApiKeyOut.model_validate(row)
+async def revoke_api_key(key_id: uuid.UUID, actor: CurrentActor) -> ApiKeyOut:
+    return await people.revoke_api_key(actor, key_id)
 
 
 class MeOut(BaseModel):
@@ -177,27 +146,16 @@ class PasswordIn(BaseModel):
     new_password: str = Field(min_length=8, max_length=128)
 
 
-def _require_user(who: CurrentPrincipal) -> uuid.UUID:
-    from core.errors import PermissionDenied
-
-    if who.user_id is None or who.api_key_id is not None:
-        raise PermissionDenied("This needs a login token, not an API key: POST /api/login first.")
-    return who.user_id
-
-
 @router.get("/me")
-async def me(who: CurrentPrincipal, session: ReadSession) -> MeOut:
-    user = await auth.get_user(session, _require_user(who))
-    return MeOut.model_validate(user)
+async def me(actor: CurrentActor) -> MeOut:
+    return MeOut.model_validate((await people.my_account(actor)).user)
 
 
 @router.post("/me/password", status_code=204)
-async def change_password(body: PasswordIn, who: CurrentPrincipal) -> None:
-    """Change your password. Every login token issued before stops working (log out everywhere)."""
-    user_id = _require_user(who)
-    async with unit_of_work() as session:
-        user = await auth.get_user(session, user_id)
-        await auth.change_password(session, user=user, old=body.current_password, new=body.new_password)
+async def change_password(body: PasswordIn, actor: CurrentActor) -> None:
+    """Change your password. Every login token issued before stops working (log out everywhere).
+    Five tries with a wrong current password per quarter hour."""
+    await people.change_password(actor, current=body.current_password, new=body.new_password)
 
 
 class CodeOut(BaseModel):
@@ -212,24 +170,16 @@ class InviteIn(BaseModel):
 
 
 @router.post("/telegram/link-code", status_code=201)
-async def telegram_link_code(who: CurrentPrincipal) -> CodeOut:
+async def telegram_link_code(actor: CurrentActor) -> CodeOut:
     """A one-time code (30 minutes) that links a Telegram chat to your account: `/start <code>`."""
-    user_id = _require_user(who)
-    async with unit_of_work() as session:
-        code, expires = await issue_code(
-            session,
-            purpose=CodePurpose.telegram_link,
-            tenant_id=who.require_tenant(),
-            user_id=user_id,
-            by=user_id,
-        )
-    return CodeOut(code=code, start_command=f"/start {code}", expires_at=expires)
+    made = await people.telegram_link_code(actor)
+    return CodeOut(code=made.code, start_command=made.start_command, expires_at=made.expires_at)
 
 
 @router.post("/staff/invite", status_code=201)
 async def staff_invite(body: InviteIn, actor: CurrentActor) -> CodeOut:
     """Invite a cashier or manager: they send `/start <code>` to the bot within 30 minutes."""
-    invite = await invite_staff(actor, role=body.role)
+    invite = await people.invite_staff(actor, role=body.role)
     return CodeOut(code=invite.code, start_command=invite.start_command, expires_at=invite.expires_at)
 
 
@@ -255,52 +205,34 @@ class UssdConfirmIn(BaseModel):
     code: str = Field(max_length=12, description="the 6-digit code sent by SMS")
 
 
+def _ussd_out(access: UssdAccess) -> UssdOut:
+    return UssdOut(
+        ussd_phone=access.phone,
+        confirmed=access.confirmed,
+        ussd_code=access.ussd_code,
+        expires_at=access.expires_at,
+    )
+
+
 @router.put("/me/ussd")
-async def set_ussd(body: UssdIn, who: CurrentPrincipal, response: Response) -> UssdOut:
+async def set_ussd(body: UssdIn, actor: CurrentActor, response: Response) -> UssdOut:
     """Register a phone and 4-digit PIN for the USSD merchant menu (replaces any earlier one and
     clears a lockout). One phone opens one account. The business phone that approved the KES 1
     channel check is registered at once (200); any other phone is sent a 6-digit code by SMS (202)
     that must come back through `POST /api/me/ussd/confirm` within 10 minutes."""
-    user_id = _require_user(who)
-    pin_hash = await new_pin_hash(body.pin)
-    rt = runtime()
-    async with unit_of_work() as session:
-        user = await auth.get_user(session, user_id)
-        if body.phone:
-            phone = normalize_msisdn(body.phone)
-        elif user.role is Role.owner and user.tenant_id is not None:
-            phone = Msisdn((await tenants.get(session, user.tenant_id)).phone)
-        else:
-            raise InvalidInput("phone", "Give the phone to register (07XXXXXXXX).")
-        reg = await request_ussd_access(
-            session, user=user, phone=phone, pin_hash=pin_hash, secret=rt.settings.SECRET_KEY
-        )
-    if not reg.confirmed:
+    access = await people.set_ussd_access(actor, pin=body.pin, phone=body.phone)
+    if not access.confirmed:
         response.status_code = 202
-    return UssdOut(
-        ussd_phone=reg.phone,
-        confirmed=reg.confirmed,
-        ussd_code=rt.settings.USSD_CODE,
-        expires_at=reg.expires_at,
-    )
+    return _ussd_out(access)
 
 
 @router.post("/me/ussd/confirm")
-async def confirm_ussd(body: UssdConfirmIn, who: CurrentPrincipal) -> UssdOut:
+async def confirm_ussd(body: UssdConfirmIn, actor: CurrentActor) -> UssdOut:
     """Send back the code texted to the phone: the phone and PIN are then registered."""
-    user_id = _require_user(who)
-    rt = runtime()
-    async with unit_of_work() as session:
-        user = await auth.get_user(session, user_id)
-        result = await confirm_phone(session, user=user, code=body.code, secret=rt.settings.SECRET_KEY)
-    if result.phone is None:
-        raise InvalidInput("code", result.error or "That code is not right.")
-    return UssdOut(ussd_phone=result.phone, confirmed=True, ussd_code=rt.settings.USSD_CODE)
+    return _ussd_out(await people.confirm_ussd_phone(actor, code=body.code))
 
 
 @router.delete("/me/ussd", status_code=204)
-async def remove_ussd_access(who: CurrentPrincipal) -> None:
+async def remove_ussd_access(actor: CurrentActor) -> None:
     """Stop this account's USSD menu (a lost phone)."""
-    user_id = _require_user(who)
-    async with unit_of_work() as session:
-        await remove_ussd(session, user=await auth.get_user(session, user_id))
+    await people.remove_ussd_access(actor)

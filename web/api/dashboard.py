@@ -3,16 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from core.auth.models import Role
-from core.billing.commission import commissions
 from core.customers.schemas import CustomerOut
-from core.customers.service import customers
-from core.ledger.models import AccountKind
-from core.ledger.service import ledger
-from core.payments.service import payments
+from core.payments.use_cases import business_dashboard
 from core.tenants.models import TenantStatus
-from core.tenants.service import tenants
-from web.deps import CurrentPrincipal, ReadSession
+from web.deps import CurrentActor
 
 router = APIRouter(tags=["dashboard"])
 
@@ -41,23 +35,21 @@ class DashboardOut(BaseModel):
 
 
 @router.get("/dashboard")
-async def dashboard(who: CurrentPrincipal, session: ReadSession) -> DashboardOut:
-    who.require_role(Role.owner, Role.manager)
-    tenant = await tenants.get(session, who.require_tenant())
-    s = await payments.summary(session, tenant_id=tenant.id)
-    commission = await commissions.split_for(session, tenant_id=tenant.id)
+async def dashboard(actor: CurrentActor) -> DashboardOut:
+    d = await business_dashboard(actor)
+    s = d.summary
     return DashboardOut(
-        business=tenant.name,
-        status=tenant.status,
+        business=d.business,
+        status=d.status,
         total_processed=s.total_processed,
         transactions=s.transactions,
         success_count=s.paid,
         failed_count=s.not_paid,
         pending_count=s.pending,
         success_rate=round(s.success_rate, 4) if s.success_rate is not None else None,
-        commission_deducted_cents=commission.total_cents,
-        commission_from_wallet_cents=commission.from_wallet_cents,
-        commission_owed_cents=commission.owed_cents,
-        wallet_balance_cents=(await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet))[0],
-        recent_customers=await customers.recent(session, tenant_id=tenant.id),
+        commission_deducted_cents=d.commission.total_cents,
+        commission_from_wallet_cents=d.commission.from_wallet_cents,
+        commission_owed_cents=d.commission.owed_cents,
+        wallet_balance_cents=d.wallet_balance_cents,
+        recent_customers=d.recent_customers,
     )

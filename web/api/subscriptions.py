@@ -11,28 +11,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from core.auth.models import Role
-from core.auth.schemas import Principal
-from core.billing.models import SubscriptionOrder, SubscriptionOrderStatus, SubscriptionPeriod
+from core.billing.models import SubscriptionOrderStatus, SubscriptionPeriod
 from core.billing.pesapal import PesapalError
-from core.billing.subscriptions import is_lapsed, refresh_order, start_order, subscriptions
-from core.db import utcnow
-from core.errors import DarajaUnavailable, PermissionDenied
-from core.tenants.service import tenants
-from web.deps import CurrentPrincipal, ReadSession
+from core.billing.subscriptions import refresh_order
+from core.hotspot.use_cases_provider import start_subscription_order, subscription_plans
+from core.hotspot.use_cases_provider import subscription_status as subscription_status_uc
+from web.deps import CurrentActor
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["subscriptions"])
-
-
-def _for_provider(who: Principal, provider_id: uuid.UUID) -> None:
-    if who.role is Role.platform_admin:
-        return
-    if who.require_tenant() != provider_id:
-        raise PermissionDenied("You can only manage your own subscription.")
-    who.require_role(Role.owner)
 
 
 class PlanOut(BaseModel):
@@ -44,8 +32,8 @@ class PlanOut(BaseModel):
 
 
 @router.get("/subscription-plans")
-async def list_subscription_plans(who: CurrentPrincipal, session: ReadSession) -> list[PlanOut]:
-    return [PlanOut.model_validate(p) for p in await subscriptions.plans(session)]
+async def list_subscription_plans(actor: CurrentActor) -> list[PlanOut]:
+    return [PlanOut.model_validate(p) for p in await subscription_plans(actor)]
 
 
 class CreateOrderIn(BaseModel):
@@ -66,13 +54,9 @@ class OrderOut(BaseModel):
 
 
 @router.post("/providers/{provider_id}/pesapal/create-order", status_code=201)
-async def create_order(provider_id: uuid.UUID, body: CreateOrderIn, who: CurrentPrincipal) -> OrderOut:
+async def create_order(provider_id: uuid.UUID, body: CreateOrderIn, actor: CurrentActor) -> OrderOut:
     """Start paying a subscription: open `redirect_url` (Pesapal's page: M-Pesa, Airtel or card)."""
-    _for_provider(who, provider_id)
-    try:
-        order = await start_order(tenant_id=provider_id, plan_id=body.plan_id)
-    except PesapalError as exc:
-        raise DarajaUnavailable(f"Pesapal could not take the order: {exc.message}") from None
+    order = await start_subscription_order(actor.for_business(provider_id), body.plan_id)
     return OrderOut.model_validate(order)
 
 
@@ -84,23 +68,13 @@ class SubscriptionStatusOut(BaseModel):
 
 
 @router.get("/providers/{provider_id}/subscription-status")
-async def subscription_status(
-    provider_id: uuid.UUID, who: CurrentPrincipal, session: ReadSession
-) -> SubscriptionStatusOut:
-    _for_provider(who, provider_id)
-    tenant = await tenants.get(session, provider_id)
-    last = await session.scalar(
-        select(SubscriptionOrder)
-        .where(SubscriptionOrder.tenant_id == provider_id)
-        .order_by(SubscriptionOrder.created_at.desc())
-    )
-    until = tenant.subscription_until
-    left = max(0, (until - utcnow()).days) if until else None
+async def subscription_status(provider_id: uuid.UUID, actor: CurrentActor) -> SubscriptionStatusOut:
+    status = await subscription_status_uc(actor.for_business(provider_id))
     return SubscriptionStatusOut(
-        active=until is not None and not is_lapsed(tenant) and until > utcnow(),
-        paid_until=until,
-        days_left=left,
-        last_order=OrderOut.model_validate(last) if last else None,
+        active=status.state.active,
+        paid_until=status.state.paid_until,
+        days_left=status.state.days_left,
+        last_order=OrderOut.model_validate(status.last_order) if status.last_order else None,
     )
 
 

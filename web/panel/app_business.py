@@ -15,16 +15,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.access.permissions import Permission
-from core.auth.models import Role
-from core.billing.commission import commissions
-from core.billing.wallet import wallets
-from core.customers.service import customers
 from core.errors import IdempotencyKeyReused, LipapushError
-from core.payments.reports import DayTotal, reports
-from core.payments.service import TransactionFilter, payments
-from core.runtime import runtime, unit_of_work
+from core.payments.reports import DayTotal
+from core.payments.use_cases import home_view
 from core.tenants.models import Tenant, TenantStatus
-from core.tenants.service import tenants
 from web.panel import app_pay
 from web.panel.app_pay import PayForm
 from web.panel.security import CurrentViewer, Viewer, business
@@ -99,26 +93,17 @@ async def dashboard_page(
     payment_id: uuid.UUID | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    tenant_id = business(viewer)
-    manages = viewer.business_role in (Role.owner, Role.manager)
-    own = None if manages else viewer.user_id
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, tenant_id)
-        ctx: dict[str, object] = {"manages": manages, "status": tenant.status}
-        if manages:
-            ctx["summary"] = await payments.summary(session, tenant_id=tenant_id)
-            ctx["commission"] = await commissions.split_for(session, tenant_id=tenant_id)
-            ctx["wallet"] = await wallets.view(session, tenant=tenant, settings=runtime().settings)
-            ctx["recent_customers"] = await customers.recent(session, tenant_id=tenant_id, limit=5)
-        else:
-            assert own is not None
-            ctx["summary"] = await payments.summary(session, tenant_id=tenant_id, initiated_by=own)
-            recent = await payments.list_page(
-                session, tenant_id=tenant_id, filters=TransactionFilter(initiated_by=own), limit=5
-            )
-            ctx["recent_payments"] = recent.items
-        days = await reports.daily_totals(session, tenant_id=tenant_id, days=CHART_DAYS, initiated_by=own)
-        ctx["notices"] = notices(tenant, can_manage=manages)
+    business(viewer)
+    home = await home_view(viewer.actor, chart_days=CHART_DAYS)
+    manages = home.wallet is not None
+    ctx: dict[str, object] = {"manages": manages, "status": home.tenant.status, "summary": home.summary}
+    if manages:
+        ctx["commission"], ctx["wallet"] = home.commission, home.wallet
+        ctx["recent_customers"] = home.recent_customers
+    else:
+        ctx["recent_payments"] = home.recent_payments
+    days = home.days
+    ctx["notices"] = notices(home.tenant, can_manage=manages)
     ctx.update(await app_pay.section(viewer, form=form, payment_id=payment_id))
     ctx["days"] = days
     ctx["bars"] = chart_bars(days)

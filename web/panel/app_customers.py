@@ -11,11 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import ValidationError
 
-from core.auth.models import Role
+from core.access.permissions import Permission
 from core.customers.schemas import CustomerQuery, CustomerSort
-from core.customers.service import customers
+from core.customers.use_cases import search_customers
 from core.exports.use_cases import export_customers
-from core.runtime import unit_of_work
 from web.exports import xlsx_response
 from web.panel.forms import page_url
 from web.panel.security import CurrentViewer, business
@@ -78,7 +77,7 @@ def _page_number(request: Request) -> int:
 
 @router.get("/app/customers", response_class=HTMLResponse)
 async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, Role.owner, Role.manager)
+    business(viewer, Permission.customers_read)
     form = _form(request)
     page = _page_number(request)
     query, errors = customer_query(form, page or 1)
@@ -96,8 +95,7 @@ async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse
     }
     if errors or query is None:
         return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
-    async with unit_of_work(readonly=True) as session:
-        result = await customers.search(session, tenant_id=tenant_id, query=query)
+    result = await search_customers(viewer.actor, query=query)
     ctx["items"], ctx["total"] = result.items, result.total
     pages = max(1, -(-result.total // PER_PAGE))
     ctx["page"], ctx["pages"] = query.page, pages

@@ -14,20 +14,16 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from core.auth.models import Role
+from core.access.permissions import Permission
 from core.billing import use_cases as billing
-from core.billing.invoices import invoices
 from core.billing.schemas import WalletSettingsIn
-from core.billing.wallet import wallets
 from core.errors import InvalidInput, LipapushError, NotFound
 from core.exports.use_cases import export_invoice
 from core.money import parse_shillings
 from core.payments.models import PaymentSource, PaymentStatus
-from core.payments.schemas import PaymentOut
-from core.payments.service import TransactionFilter, payments
+from core.payments.service import TransactionFilter
+from core.payments.use_cases import get_payment, get_payment_detail, list_payments
 from core.phones import normalize_msisdn
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
 from web.exports import xlsx_response
 from web.panel.forms import choice, day_range, page_url, parse_whole
 from web.panel.security import CurrentViewer, Viewer, business
@@ -37,7 +33,6 @@ router = APIRouter(include_in_schema=False)
 
 PAGE = 25
 POSTINGS = 20
-MANAGERS = (Role.owner, Role.manager)
 POSTING_LABELS = {
     "topup": "Top-up",
     "commission.wallet": "Commission",
@@ -54,18 +49,11 @@ DONE = {
 
 
 # -- transactions -----------------------------------------------------------------------------------
-def _own(viewer: Viewer) -> uuid.UUID | None:
-    """A cashier sees only the payments they started."""
-    return viewer.user_id if viewer.business_role is Role.cashier else None
-
-
 def _midnight(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=EAT)
 
 
-def transaction_filter(
-    form: dict[str, str], own: uuid.UUID | None
-) -> tuple[TransactionFilter, dict[str, str]]:
+def transaction_filter(form: dict[str, str]) -> tuple[TransactionFilter, dict[str, str]]:
     """The filter form's values as a TransactionFilter, or the message for each field that is wrong."""
     errors: dict[str, str] = {}
     status = choice(PaymentStatus, form["status"], "status", errors, "Choose a status from the list.")
@@ -81,7 +69,6 @@ def transaction_filter(
             phone=phone or None,
             created_from=_midnight(start) if start else None,
             created_to=_midnight(end + timedelta(days=1)) if end else None,
-            initiated_by=own,
         ),
         errors,
     )
@@ -97,7 +84,7 @@ async def transactions(
     cursor: str = "",
     to: str = "",
 ) -> HTMLResponse:
-    tenant_id = business(viewer)
+    business(viewer)
     form = {
         "status": status,
         "source": source,
@@ -105,7 +92,7 @@ async def transactions(
         "from": request.query_params.get("from", ""),
         "to": to,
     }
-    filters, errors = transaction_filter(form, _own(viewer))
+    filters, errors = transaction_filter(form)
     ctx: dict[str, Any] = {
         "form": form,
         "errors": errors,
@@ -114,15 +101,12 @@ async def transactions(
         "items": [],
         "next_url": None,
         "first_url": None,
-        "own": _own(viewer) is not None,
+        "own": viewer.actor.own_payments_only is not None,
     }
     if errors:
         return render(request, "app/transactions.html", ctx, viewer=viewer, status=422)
     try:
-        async with unit_of_work(readonly=True) as session:
-            page = await payments.list_page(
-                session, tenant_id=tenant_id, filters=filters, cursor=cursor or None, limit=PAGE
-            )
+        page = await list_payments(viewer.actor, filters=filters, cursor=cursor or None, limit=PAGE)
     except InvalidInput as exc:  # a cursor that was tampered with
         ctx["errors"] = {"cursor": exc.message}
         return render(request, "app/transactions.html", ctx, viewer=viewer, status=422)
@@ -136,15 +120,12 @@ async def transactions(
 
 @router.get("/app/transactions/{payment_id}", response_class=HTMLResponse)
 async def transaction(request: Request, payment_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer)
-    async with unit_of_work(readonly=True) as session:
-        p = await payments.get(session, tenant_id=tenant_id, payment_id=payment_id, initiated_by=_own(viewer))
-        commission = p.commission_cents, p.commission_bps
-        payment = PaymentOut.model_validate(p)
+    business(viewer)
+    d = await get_payment_detail(viewer.actor, payment_id)
     return render(
         request,
         "app/transaction.html",
-        {"p": payment, "commission_cents": commission[0], "commission_bps": commission[1]},
+        {"p": d.payment, "commission_cents": d.commission_cents, "commission_bps": d.commission_bps},
         viewer=viewer,
     )
 
@@ -159,14 +140,11 @@ async def _wallet_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, tenant_id)
-        w = await wallets.view(session, tenant=tenant, settings=runtime().settings)
-        postings = await wallets.postings(session, tenant_id=tenant_id, cursor=None, limit=POSTINGS)
-        last = await payments.list_page(
-            session, tenant_id=tenant_id, filters=TransactionFilter(source=PaymentSource.topup), limit=1
-        )
-        business_phone = tenant.phone
+    actor = viewer.actor
+    w = await billing.view_wallet(actor)
+    postings = await billing.wallet_postings(actor, cursor=None, limit=POSTINGS)
+    last = await list_payments(actor, filters=TransactionFilter(source=PaymentSource.topup), limit=1)
+    business_phone = w.business_phone
     values = values or {}
     return render(
         request,
@@ -181,7 +159,7 @@ async def _wallet_page(
             "amount": values.get("amount", ""),
             "phone": values.get("phone", "0" + business_phone[3:] if len(business_phone) == 12 else ""),
             "threshold": values.get("threshold", str(w.low_balance_threshold_cents // 100)),
-            "is_owner": viewer.business_role is Role.owner,
+            "is_owner": actor.shows(Permission.wallet_settings),
             "done": DONE.get(request.query_params.get("done", "")),
         },
         viewer=viewer,
@@ -191,7 +169,7 @@ async def _wallet_page(
 
 @router.get("/app/wallet", response_class=HTMLResponse)
 async def wallet(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, *MANAGERS)
+    tenant_id = business(viewer, Permission.wallet_read)
     return await _wallet_page(request, viewer, tenant_id)
 
 
@@ -203,7 +181,7 @@ async def topup(
     phone: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     # The API's rule (web/api/wallet.py): owner or manager.
-    tenant_id = business(viewer, *MANAGERS, write=True)
+    tenant_id = business(viewer, Permission.wallet_topup)
     errors: dict[str, str] = {}
     try:
         shillings = parse_shillings(amount.replace(",", "").strip() or "")
@@ -228,12 +206,10 @@ async def topup(
 @router.get("/app/wallet/topups/{payment_id}/status", response_class=HTMLResponse)
 async def topup_status(request: Request, payment_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
     """The fragment data-poll swaps in: it keeps polling while the top-up is pending."""
-    tenant_id = business(viewer, *MANAGERS)
-    async with unit_of_work(readonly=True) as session:
-        p = await payments.get(session, tenant_id=tenant_id, payment_id=payment_id)
-        if p.source is not PaymentSource.topup:
-            raise NotFound("No such top-up.")
-        out = PaymentOut.model_validate(p)
+    business(viewer, Permission.wallet_read)
+    out = await get_payment(viewer.actor, payment_id)
+    if out.source is not PaymentSource.topup:
+        raise NotFound("No such top-up.")
     return render(request, "app/topup_status.html", {"t": out}, viewer=viewer)
 
 
@@ -252,7 +228,7 @@ async def threshold(
     request: Request, viewer: CurrentViewer, threshold: Annotated[str, Form(max_length=40)] = ""
 ) -> Response:
     # The API's rule (POST /api/wallet/settings) and the bot's: the owner sets the alert level.
-    tenant_id = business(viewer, Role.owner, write=True)
+    tenant_id = business(viewer, Permission.wallet_settings)
     try:
         data = _threshold(threshold)
     except InvalidInput as exc:
@@ -271,27 +247,23 @@ async def threshold(
 # -- invoices ---------------------------------------------------------------------------------------
 @router.get("/app/invoices", response_class=HTMLResponse)
 async def invoice_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, *MANAGERS)
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, tenant_id)
-        rows = [
-            {"invoice": i, "last_day": i.period_end - timedelta(seconds=1)}
-            for i in await invoices.for_tenant(session, tenant_id=tenant_id)
-        ]
-        period = tenant.invoice_period.value
+    business(viewer, Permission.invoices_read)
+    rows = [
+        {"invoice": i, "last_day": i.period_end - timedelta(seconds=1)}
+        for i in await billing.list_invoices(viewer.actor)
+    ]
+    period = (await billing.view_wallet(viewer.actor)).invoice_period.value
     return render(request, "app/invoices.html", {"rows": rows, "period": period}, viewer=viewer)
 
 
 @router.get("/app/invoices/{invoice_id}", response_class=HTMLResponse)
 async def invoice_detail(request: Request, invoice_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, *MANAGERS)
-    async with unit_of_work(readonly=True) as session:
-        invoice = await invoices.get(session, tenant_id=tenant_id, invoice_id=invoice_id)
-        lines = await invoices.lines(session, invoice_id=invoice.id)
+    business(viewer, Permission.invoices_read)
+    invoice = await billing.invoice_detail(viewer.actor, invoice_id)
     return render(
         request,
         "app/invoice.html",
-        {"i": invoice, "lines": lines, "last_day": invoice.period_end - timedelta(seconds=1)},
+        {"i": invoice, "lines": invoice.lines, "last_day": invoice.period_end - timedelta(seconds=1)},
         viewer=viewer,
     )
 

@@ -13,35 +13,28 @@ The low-balance alert level is on the wallet page (/app/wallet), not repeated he
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth.models import Role
-from core.auth.service import auth
-from core.errors import LipapushError, NotFound
-from core.payments.models import PaymentStatus
-from core.payments.push import send_verification_push
-from core.payments.service import payments
-from core.runtime import runtime, unit_of_work
+from core.access.permissions import Permission
+from core.auth.use_cases import my_account
+from core.tenants import use_cases
 from core.tenants.models import ChannelKind, Environment
-from core.tenants.schemas import ChannelIn, ChannelOut
-from core.tenants.service import tenants
+from core.tenants.schemas import ChannelIn
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-MANAGERS = (Role.owner, Role.manager)
+# Each section is listed for whoever core lets see it (None: everyone, their own account).
 SECTIONS = (
-    ("/app/settings/channel", "M-Pesa channel", MANAGERS),
-    ("/app/settings/keys", "API keys", MANAGERS),
-    ("/app/settings/staff", "Staff", (Role.owner,)),
-    ("/app/settings/account", "Your account", (Role.owner, Role.manager, Role.cashier)),
+    ("/app/settings/channel", "M-Pesa channel", Permission.channel_read),
+    ("/app/settings/keys", "API keys", Permission.api_keys_read),
+    ("/app/settings/staff", "Staff", Permission.staff_list),
+    ("/app/settings/account", "Your account", None),
 )
 CHANNEL_FIELDS = (
     "environment",
@@ -76,8 +69,8 @@ DONE = {
 
 
 def _sections(viewer: Viewer) -> list[tuple[str, str]]:
-    role = viewer.business_role
-    return [(href, label) for href, label, roles in SECTIONS if role in roles]
+    actor = viewer.actor
+    return [(href, label) for href, label, perm in SECTIONS if perm is None or actor.can(perm)]
 
 
 def settings_page(
@@ -90,22 +83,20 @@ def settings_page(
 # -- overview ---------------------------------------------------------------------------------------
 @router.get("/app/settings", response_class=HTMLResponse)
 async def overview(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer)
-    rt = runtime()
-    channel: ChannelOut | None = None
-    async with unit_of_work(readonly=True) as session:
-        if viewer.business_role in MANAGERS:
-            row = await tenants.get_channel(session, tenant_id)
-            channel = tenants.channel_out(row, box=rt.secrets, settings=rt.settings) if row else None
-        user = None if viewer.impersonating else await auth.get_user(session, viewer.user_id)
+    business(viewer)
+    actor = viewer.actor
+    manages = actor.can(Permission.channel_read)
+    settings = await use_cases.view_settings(actor) if manages else None
+    # an admin viewing as the business has no account of its own here
+    account = None if viewer.impersonating else await my_account(actor)
     return settings_page(
         request,
         viewer,
         "app/settings.html",
         {
-            "channel": channel,
-            "two_factor": user.two_factor_enabled if user else None,
-            "manages": viewer.business_role in MANAGERS,
+            "channel": settings.channel if settings else None,
+            "two_factor": account.user.two_factor_enabled if account else None,
+            "manages": manages,
         },
     )
 
@@ -141,54 +132,16 @@ def channel_errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
-async def _verification(session: AsyncSession, tenant_id: uuid.UUID, view: ChannelOut) -> dict[str, Any]:
-    """Where the channel's KES 1 test stands: verified, waiting for the owner, failed, or not tried."""
-    payment = None
-    if view.verification_payment_id is not None:
-        try:
-            payment = await payments.get(
-                session, tenant_id=tenant_id, payment_id=view.verification_payment_id
-            )
-        except NotFound:
-            payment = None
-    if view.verified:
-        state = "verified"
-    elif payment is not None and (
-        payment.status is PaymentStatus.pending
-        or (payment.status is PaymentStatus.success and not view.verification_error)
-    ):
-        state = "pending"
-    elif view.verification_error or payment is not None:
-        state = "failed"
-    else:
-        state = "unverified"
-    reason = view.verification_error
-    if state == "failed" and not reason and payment is not None:
-        reason = payment.result_desc or payment.status.value
-    return {
-        "state": state,
-        "reason": reason,
-        "verified_at": view.verified_at,
-        "phone": payment.phone if payment is not None else None,
-    }
-
-
 async def _channel_page(
     request: Request,
     viewer: Viewer,
-    tenant_id: uuid.UUID,
     *,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    rt = runtime()
-    async with unit_of_work(readonly=True) as session:
-        tenant = await tenants.get(session, tenant_id)
-        row = await tenants.get_channel(session, tenant_id)
-        view = tenants.channel_out(row, box=rt.secrets, settings=rt.settings) if row else None
-        verification = await _verification(session, tenant_id, view) if view else None
-        phone = tenant.phone
+    settings = await use_cases.view_settings(viewer.actor)
+    view = settings.channel
     if values is None:
         values = {
             "environment": view.environment.value if view else Environment.simulator.value,
@@ -205,14 +158,14 @@ async def _channel_page(
         "app/settings_channel.html",
         {
             "channel": view,
-            "v": verification,
+            "v": settings.verification,
             "errors": errors or {},
             "values": values,
             "environments": [e.value for e in Environment],
             "kinds": [k.value for k in ChannelKind],
-            "is_owner": viewer.business_role is Role.owner,
+            "is_owner": viewer.actor.shows(Permission.channel_manage),
             "saved": done if done in ("sent", "not_sent") else None,
-            "phone": phone,
+            "phone": settings.business.phone,
         },
         status=status,
     )
@@ -220,21 +173,13 @@ async def _channel_page(
 
 @router.get("/app/settings/channel", response_class=HTMLResponse)
 async def channel(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, *MANAGERS)
-    return await _channel_page(request, viewer, tenant_id)
+    return await _channel_page(request, viewer)
 
 
 @router.get("/app/settings/channel/verification", response_class=HTMLResponse)
 async def verification_status(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     """The fragment data-poll swaps in: it keeps polling while the KES 1 test is waiting."""
-    tenant_id = business(viewer, *MANAGERS)
-    rt = runtime()
-    async with unit_of_work(readonly=True) as session:
-        row = await tenants.get_channel(session, tenant_id)
-        if row is None:
-            raise NotFound("This business has no M-Pesa channel yet.")
-        view = tenants.channel_out(row, box=rt.secrets, settings=rt.settings)
-        v = await _verification(session, tenant_id, view)
+    v = await use_cases.channel_verification(viewer.actor)
     return render(request, "app/settings_verification.html", {"v": v}, viewer=viewer)
 
 
@@ -253,7 +198,7 @@ async def save_channel(
     """The same model, service and test push as POST /api/settings. As there, every save replaces the
     credentials: a blank secret is not "keep the old one" (the API has no such rule), so a sandbox or
     production channel needs all three again; a simulator channel gets test values."""
-    tenant_id = business(viewer, Role.owner, write=True)
+    viewer.actor.require(Permission.channel_manage)  # before the form's own errors
     raw = {
         "environment": environment,
         "kind": kind,
@@ -266,16 +211,7 @@ async def save_channel(
     try:
         data = ChannelIn.model_validate({k: v.strip() for k, v in raw.items() if v.strip()})
     except ValidationError as exc:
-        return await _channel_page(
-            request, viewer, tenant_id, errors=channel_errors(exc), values=raw, status=422
-        )
-    rt = runtime()
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, tenant_id)
-        await tenants.save_channel(session, tenant=tenant, data=data, box=rt.secrets, by=viewer.user_id)
-    try:
-        await send_verification_push(tenant_id=tenant_id, by=viewer.user_id)
-        done = "sent"
-    except LipapushError:  # Daraja refused (the reason is kept on the channel) or was unreachable
-        done = "not_sent"
+        return await _channel_page(request, viewer, errors=channel_errors(exc), values=raw, status=422)
+    saved = await use_cases.save_channel(viewer.actor, data)
+    done = "sent" if saved.error is None else "not_sent"
     return RedirectResponse(f"/app/settings/channel?done={done}", status_code=303)

@@ -1,4 +1,5 @@
-"""Settings → API keys: the owner creates (shown once) and revokes them; managers see the list."""
+"""Settings → API keys: the owner creates (shown once) and revokes them; managers see the list
+(core.auth.use_cases decides who may)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from core.auth.models import ApiKeyMode, Role
-from core.auth.service import auth
+from core.access.permissions import Permission
+from core.auth import use_cases as people
+from core.auth.models import ApiKeyMode
 from core.errors import InvalidInput
-from core.runtime import unit_of_work
-from web.panel.app_settings import MANAGERS, settings_page
-from web.panel.security import CurrentViewer, Viewer, business
+from web.panel.app_settings import settings_page
+from web.panel.security import CurrentViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,15 +23,13 @@ router = APIRouter(include_in_schema=False)
 async def _keys_page(
     request: Request,
     viewer: Viewer,
-    tenant_id: uuid.UUID,
     *,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     created: dict[str, Any] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
-        keys = await auth.list_api_keys(session, tenant_id=tenant_id)
+    keys = await people.list_api_keys(viewer.actor)
     return settings_page(
         request,
         viewer,
@@ -40,7 +39,7 @@ async def _keys_page(
             "errors": errors or {},
             "values": values or {"name": "", "mode": ApiKeyMode.live.value},
             "modes": [m.value for m in ApiKeyMode],
-            "is_owner": viewer.business_role is Role.owner,
+            "is_owner": viewer.actor.shows(Permission.api_keys_manage),
             "created": created,
         },
         status=status,
@@ -49,8 +48,7 @@ async def _keys_page(
 
 @router.get("/app/settings/keys", response_class=HTMLResponse)
 async def keys(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, *MANAGERS)
-    return await _keys_page(request, viewer, tenant_id)
+    return await _keys_page(request, viewer)
 
 
 @router.post("/app/settings/keys", response_model=None)
@@ -61,30 +59,16 @@ async def create_key(
     mode: Annotated[str, Form(max_length=20)] = "live",
 ) -> Response:
     """The key is on this response only (never stored in clear, never shown again)."""
-    tenant_id = business(viewer, Role.owner, write=True)
     values = {"name": name, "mode": mode}
     try:
-        key_mode = ApiKeyMode(mode)
-    except ValueError:
-        return await _keys_page(
-            request, viewer, tenant_id, errors={"mode": "Choose live or test."}, values=values, status=422
-        )
-    try:
-        async with unit_of_work() as session:
-            row, key = await auth.create_api_key(
-                session, tenant_id=tenant_id, created_by=viewer.user_id, name=name, mode=key_mode
-            )
-            created = {"key": key, "name": row.name, "prefix": row.prefix, "mode": row.mode.value}
+        row = await people.create_api_key(viewer.actor, name=name, mode=mode)
     except InvalidInput as exc:
-        return await _keys_page(
-            request, viewer, tenant_id, errors={exc.field: exc.message}, values=values, status=422
-        )
-    return await _keys_page(request, viewer, tenant_id, created=created, status=201)
+        return await _keys_page(request, viewer, errors={exc.field: exc.message}, values=values, status=422)
+    created = {"key": row.key, "name": row.name, "prefix": row.prefix, "mode": row.mode.value}
+    return await _keys_page(request, viewer, created=created, status=201)
 
 
 @router.post("/app/settings/keys/{key_id}/revoke")
 async def revoke_key(key_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
-    tenant_id = business(viewer, Role.owner, write=True)
-    async with unit_of_work() as session:
-        await auth.revoke_api_key(session, tenant_id=tenant_id, key_id=key_id, by=viewer.user_id)
+    await people.revoke_api_key(viewer.actor, key_id)
     return RedirectResponse("/app/settings/keys?done=revoked", status_code=303)

@@ -1,5 +1,5 @@
 """Settings → Staff (owner): invitation codes for the bot, invitations by email, web access for
-Telegram-only staff, removal (core.auth.staff)."""
+Telegram-only staff, removal (core.auth.use_cases)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from core.access.permissions import Permission
+from core.auth import use_cases as people
 from core.auth.models import Role
-from core.auth.service import auth
-from core.auth.staff import give_web_access, is_placeholder, remove_staff
-from core.auth.use_cases import invite_staff
+from core.auth.staff import is_placeholder
 from core.errors import InvalidInput
-from core.runtime import runtime, unit_of_work
 from web.panel.app_settings import settings_page
-from web.panel.security import CurrentViewer, Viewer, business
+from web.panel.security import CurrentViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,15 +24,13 @@ router = APIRouter(include_in_schema=False)
 async def _staff_page(
     request: Request,
     viewer: Viewer,
-    tenant_id: uuid.UUID,
     *,
     errors: dict[str, str] | None = None,
     invite: dict[str, Any] | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
-        everyone = await auth.list_staff(session, tenant_id=tenant_id)
+    everyone = await people.list_staff(viewer.actor)
     staff = [m for m in everyone if m.user.disabled_at is None]
     return settings_page(
         request,
@@ -54,8 +51,7 @@ async def _staff_page(
 
 @router.get("/app/settings/staff", response_class=HTMLResponse)
 async def staff(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = business(viewer, Role.owner)
-    return await _staff_page(request, viewer, tenant_id)
+    return await _staff_page(request, viewer)
 
 
 @router.post("/app/settings/staff/invite", response_model=None)
@@ -63,14 +59,12 @@ async def invite(
     request: Request, viewer: CurrentViewer, role: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     """The same code as POST /api/staff/invite: the person sends `/start <code>` to the bot."""
-    tenant_id = business(viewer)
     try:
-        made = await invite_staff(viewer.actor, role=role)
+        made = await people.invite_staff(viewer.actor, role=role)
     except InvalidInput as exc:
-        return await _staff_page(request, viewer, tenant_id, errors={"role": exc.message}, status=422)
-    code, expires = made.code, made.expires_at
-    invite = {"code": code, "role": role, "expires_at": expires}
-    return await _staff_page(request, viewer, tenant_id, invite=invite, status=201)
+        return await _staff_page(request, viewer, errors={"role": exc.message}, status=422)
+    invite = {"code": made.code, "role": role, "expires_at": made.expires_at}
+    return await _staff_page(request, viewer, invite=invite, status=201)
 
 
 @router.post("/app/settings/staff/invite-email", response_model=None)
@@ -81,18 +75,15 @@ async def invite_email(
     email: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     """A join link by email (/join/{code}); the same code also works as the bot's `/start <code>`."""
-    tenant_id = business(viewer)
     values = {"invite_email": email, "invite_email_role": role}
     if not email.strip():
         errors = {"invite_email": "Enter the email address of the person you are inviting."}
-        return await _staff_page(request, viewer, tenant_id, errors=errors, values=values, status=422)
+        return await _staff_page(request, viewer, errors=errors, values=values, status=422)
     try:
-        await invite_staff(viewer.actor, role=role, email=email)
+        await people.invite_staff(viewer.actor, role=role, email=email)
     except InvalidInput as exc:
         field = "invite_email_role" if exc.field == "role" else "invite_email"
-        return await _staff_page(
-            request, viewer, tenant_id, errors={field: exc.message}, values=values, status=422
-        )
+        return await _staff_page(request, viewer, errors={field: exc.message}, values=values, status=422)
     return RedirectResponse("/app/settings/staff?done=invited", status_code=303)
 
 
@@ -104,32 +95,20 @@ async def web_access(
     email: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     """A staff member who joined from Telegram gets a link to set an email and password."""
-    tenant_id = business(viewer, Role.owner, write=True)
+    viewer.actor.require(Permission.staff_manage)  # before the form's own errors
     key = f"web_email_{user_id}"
     if not email.strip():
         errors = {key: "Enter their email address."}
-        return await _staff_page(request, viewer, tenant_id, errors=errors, values={key: email}, status=422)
+        return await _staff_page(request, viewer, errors=errors, values={key: email}, status=422)
     try:
-        async with unit_of_work() as session:
-            await give_web_access(
-                session,
-                tenant_id=tenant_id,
-                user_id=user_id,
-                email=email,
-                by=viewer.user_id,
-                base_url=runtime().settings.base_url,
-            )
+        await people.give_member_web_access(viewer.actor, user_id=user_id, email=email)
     except InvalidInput as exc:
-        return await _staff_page(
-            request, viewer, tenant_id, errors={key: exc.message}, values={key: email}, status=422
-        )
+        return await _staff_page(request, viewer, errors={key: exc.message}, values={key: email}, status=422)
     return RedirectResponse("/app/settings/staff?done=web_access", status_code=303)
 
 
 @router.post("/app/settings/staff/{user_id}/remove")
 async def remove(user_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
     """Not the owner; another business's user is 404."""
-    tenant_id = business(viewer, Role.owner, write=True)
-    async with unit_of_work() as session:
-        await remove_staff(session, tenant_id=tenant_id, user_id=user_id, by=viewer.user_id)
+    await people.remove_member(viewer.actor, user_id)
     return RedirectResponse("/app/settings/staff?done=removed", status_code=303)

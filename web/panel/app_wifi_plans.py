@@ -10,15 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from core.access.permissions import Permission
 from core.errors import Conflict
+from core.hotspot import use_cases_plans as plan_cases
 from core.hotspot.models import PlanKind
-from core.hotspot.plans import plans
 from core.hotspot.provision import validity_text
-from core.hotspot.routers import routers
 from core.hotspot.schemas import PlanIn
 from core.money import stk_max_amount
-from core.runtime import unit_of_work
-from web.panel.app_wifi import audit, done_message, provider
+from web.panel.app_wifi import done_message, provider
 from web.panel.forms import parse_uuid, parse_whole
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
@@ -125,25 +124,21 @@ def plan_input(form: dict[str, str]) -> tuple[PlanIn | None, dict[str, str]]:
 async def _plans_page(
     request: Request,
     viewer: Viewer,
-    tenant_id: uuid.UUID,
     *,
     editing: uuid.UUID | None = None,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
-        mine = await plans.list(session, tenant_id=tenant_id)
-        boxes = {r.id: r.name for r in await routers.list(session, tenant_id=tenant_id)}
-        plan = await plans.get(session, tenant_id=tenant_id, plan_id=editing) if editing else None
+    seen = await plan_cases.plans_view(provider(viewer), editing=editing)
     return render(
         request,
         "app/wifi_plans.html" if editing is None else "app/wifi_plan.html",
         {
-            "plans": mine,
-            "routers": boxes,
-            "plan": plan,
-            "form": values or _plan_values(plan),
+            "plans": seen.plans,
+            "routers": seen.router_names,
+            "plan": seen.plan,
+            "form": values or _plan_values(seen.plan),
             "errors": errors or {},
             "units": list(UNITS),
             "kinds": [k.value for k in PlanKind],
@@ -164,30 +159,21 @@ async def _plan_form(request: Request) -> dict[str, str]:
     return form
 
 
-async def _save_plan(
-    request: Request, viewer: Viewer, tenant_id: uuid.UUID, form: dict[str, str], plan_id: uuid.UUID | None
-) -> Response:
+async def _save_plan(request: Request, viewer: Viewer, plan_id: uuid.UUID | None) -> Response:
+    actor = provider(viewer, Permission.hotspot_manage)
+    form = await _plan_form(request)
     data, errors = plan_input(form)
     if data is None:
-        return await _plans_page(
-            request, viewer, tenant_id, editing=plan_id, values=form, errors=errors, status=422
-        )
+        # Another provider's plan is 404 here too: the edit page does not find it.
+        return await _plans_page(request, viewer, editing=plan_id, values=form, errors=errors, status=422)
     try:
-        async with unit_of_work() as session:
-            plan = await plans.save(session, tenant_id=tenant_id, data=data, plan_id=plan_id)
-            await audit(
-                session,
-                viewer,
-                tenant_id,
-                "plan.updated" if plan_id else "plan.created",
-                str(plan.id),
-                name=plan.name,
-                price=plan.price,
-                validity_minutes=plan.validity_minutes,
-            )
+        if plan_id is None:
+            await plan_cases.create_plan(actor, data)
+        else:
+            await plan_cases.update_plan(actor, plan_id, data)
     except Conflict as exc:
         return await _plans_page(
-            request, viewer, tenant_id, editing=plan_id, values=form, errors={"name": exc.message}, status=422
+            request, viewer, editing=plan_id, values=form, errors={"name": exc.message}, status=422
         )
     return RedirectResponse(
         f"/app/wifi/plans?done={'plan_saved' if plan_id else 'plan_created'}", status_code=303
@@ -196,34 +182,25 @@ async def _save_plan(
 
 @router.get("/app/wifi/plans", response_class=HTMLResponse)
 async def plan_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = provider(viewer)
-    return await _plans_page(request, viewer, tenant_id)
+    return await _plans_page(request, viewer)
 
 
 @router.get("/app/wifi/plans/{plan_id}", response_class=HTMLResponse)
 async def plan_edit(request: Request, plan_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = provider(viewer)
-    return await _plans_page(request, viewer, tenant_id, editing=plan_id)
+    return await _plans_page(request, viewer, editing=plan_id)
 
 
 @router.post("/app/wifi/plans", response_model=None)
 async def plan_create(request: Request, viewer: CurrentViewer) -> Response:
-    tenant_id = provider(viewer, write=True)
-    return await _save_plan(request, viewer, tenant_id, await _plan_form(request), None)
+    return await _save_plan(request, viewer, None)
 
 
 @router.post("/app/wifi/plans/{plan_id}", response_model=None)
 async def plan_update(request: Request, plan_id: uuid.UUID, viewer: CurrentViewer) -> Response:
-    tenant_id = provider(viewer, write=True)
-    async with unit_of_work(readonly=True) as session:
-        await plans.get(session, tenant_id=tenant_id, plan_id=plan_id)  # 404 before any form error
-    return await _save_plan(request, viewer, tenant_id, await _plan_form(request), plan_id)
+    return await _save_plan(request, viewer, plan_id)
 
 
 @router.post("/app/wifi/plans/{plan_id}/delete")
 async def plan_delete(plan_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
-    tenant_id = provider(viewer, write=True)
-    async with unit_of_work() as session:
-        plan = await plans.delete(session, tenant_id=tenant_id, plan_id=plan_id)
-        await audit(session, viewer, tenant_id, "plan.deleted", str(plan_id), name=plan.name)
+    await plan_cases.delete_plan(provider(viewer), plan_id)
     return RedirectResponse("/app/wifi/plans?done=plan_deleted", status_code=303)

@@ -10,16 +10,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from core.auth.models import Role
+from core.access.permissions import Permission
 from core.errors import Conflict
-from core.hotspot.plans import plans
-from core.hotspot.provision import check_router
-from core.hotspot.routers import routers
+from core.hotspot import use_cases_routers as router_cases
 from core.hotspot.schemas import RouterIn
-from core.hotspot.setup_script import setup_script
-from core.runtime import runtime, unit_of_work
-from core.tenants.service import tenants
-from web.panel.app_wifi import audit, done_message, provider
+from web.panel.app_wifi import done_message, provider
 from web.panel.forms import parse_whole
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
@@ -32,18 +27,14 @@ ROUTER_FIELDS = ("name", "host", "port", "username", "password", "tls", "hotspot
 async def _routers_page(
     request: Request,
     viewer: Viewer,
-    tenant_id: uuid.UUID,
     *,
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    tested = None
-    async with unit_of_work(readonly=True) as session:
-        boxes = await routers.list(session, tenant_id=tenant_id)
-        raw = request.query_params.get("tested", "")
-        if raw:
-            tested = next((r for r in boxes if str(r.id) == raw), None)
+    boxes = await router_cases.list_routers(provider(viewer))
+    raw = request.query_params.get("tested", "")
+    tested = next((r for r in boxes if str(r.id) == raw), None) if raw else None
     # The password is never put back into the form, not even after an error.
     form = {"name": "", "host": "", "port": "8728", "username": "", "tls": "", "hotspot_server": "hotspot1"}
     form.update({k: v for k, v in (values or {}).items() if k != "password"})
@@ -55,7 +46,7 @@ async def _routers_page(
             "form": form,
             "errors": errors or {},
             "tested": tested,
-            "is_owner": viewer.business_role is Role.owner,
+            "is_owner": viewer.actor.shows(Permission.routers_add),
             "done": done_message(request),
             "section": "routers",
         },
@@ -66,8 +57,7 @@ async def _routers_page(
 
 @router.get("/app/wifi/routers", response_class=HTMLResponse)
 async def router_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    tenant_id = provider(viewer)
-    return await _routers_page(request, viewer, tenant_id)
+    return await _routers_page(request, viewer)
 
 
 @router.post("/app/wifi/routers", response_model=None)
@@ -84,7 +74,7 @@ async def router_add(
 ) -> Response:
     """Register a MikroTik router (POST /api/routers: the owner's). The password is encrypted by the
     service and never shown again."""
-    tenant_id = provider(viewer, Role.owner, write=True)
+    actor = provider(viewer, Permission.routers_add)
     values = {
         "name": name,
         "host": host.strip(),
@@ -118,51 +108,25 @@ async def router_add(
                 msg = "Give the router a name, like 'Stall 42'."
             errors.setdefault(field, msg)
     if errors or data is None:
-        return await _routers_page(request, viewer, tenant_id, values=values, errors=errors, status=422)
+        return await _routers_page(request, viewer, values=values, errors=errors, status=422)
     try:
-        async with unit_of_work() as session:
-            # The service encrypts the password and audits the addition (router.added).
-            await routers.add(
-                session, tenant_id=tenant_id, data=data, box=runtime().secrets, by=viewer.user_id
-            )
+        await router_cases.add_router(actor, data)
     except Conflict as exc:
-        return await _routers_page(
-            request, viewer, tenant_id, values=values, errors={"name": exc.message}, status=422
-        )
+        return await _routers_page(request, viewer, values=values, errors={"name": exc.message}, status=422)
     return RedirectResponse("/app/wifi/routers?done=router_added", status_code=303)
 
 
 @router.post("/app/wifi/routers/{router_id}/test")
 async def router_test(router_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
     """Log in to the router now and record what it says (POST /api/routers/{id}/test, `router test`)."""
-    tenant_id = provider(viewer, write=True)
-    async with unit_of_work(readonly=True) as session:
-        await routers.get(session, tenant_id=tenant_id, router_id=router_id)  # 404 for another tenant's
-    info, error = await check_router(router_id)
-    async with unit_of_work() as session:
-        await audit(
-            session,
-            viewer,
-            tenant_id,
-            "router.tested",
-            str(router_id),
-            answered=info is not None,
-            error=(error or "")[:200] or None,
-        )
+    await router_cases.check_router_connection(provider(viewer), router_id)
     return RedirectResponse(f"/app/wifi/routers?tested={router_id}", status_code=303)
 
 
 @router.get("/app/wifi/routers/{router_id}/setup.rsc", response_class=PlainTextResponse)
 async def router_script(router_id: uuid.UUID, viewer: CurrentViewer) -> PlainTextResponse:
     """The RouterOS setup script, as GET /api/routers/{id}/config makes it."""
-    tenant_id = provider(viewer)
-    async with unit_of_work(readonly=True) as session:
-        r = await routers.get(session, tenant_id=tenant_id, router_id=router_id)
-        tenant = await tenants.get(session, tenant_id)
-        sold = await plans.list(session, tenant_id=tenant_id, router_id=r.id, active_only=True)
-        script = setup_script(
-            router=r, plans=sold, base_url=runtime().settings.base_url, provider_slug=tenant.slug
-        )
+    script = await router_cases.router_setup_script(provider(viewer), router_id)
     return PlainTextResponse(
         script,
         headers={"Content-Disposition": 'attachment; filename="lipapush.rsc"', "Cache-Control": "no-store"},

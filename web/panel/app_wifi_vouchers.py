@@ -11,17 +11,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from core.access.permissions import Permission
 from core.errors import InvalidInput
-from core.hotspot.models import Voucher, VoucherStatus
-from core.hotspot.plans import plans
+from core.hotspot import use_cases as voucher_cases
+from core.hotspot.models import VoucherStatus
 from core.hotspot.provision import validity_text
-from core.hotspot.routers import routers
-from core.hotspot.use_cases import export_voucher_batch, print_voucher_batch, view_voucher_batch
 from core.hotspot.vouchers import MAX_BATCH, vouchers
-from core.runtime import unit_of_work
-from core.tenants.service import tenants
 from web.exports import xlsx_response
-from web.panel.app_wifi import audit, done_message, provider
+from web.panel.app_wifi import done_message, provider
 from web.panel.forms import choice, page_url, parse_uuid, parse_whole
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
@@ -34,7 +31,6 @@ PAGE = 50
 async def _vouchers_page(
     request: Request,
     viewer: Viewer,
-    tenant_id: uuid.UUID,
     *,
     filters: dict[str, str],
     cursor: str = "",
@@ -49,34 +45,27 @@ async def _vouchers_page(
     plan_id = parse_uuid(filters["plan"], "plan", errors, "Choose a plan from the list.")
     if len(filters["code"]) > 32:
         errors["code"] = "A voucher code is at most 12 letters and digits."
-    rows: list[Voucher] = []
-    next_cursor = None
-    async with unit_of_work(readonly=True) as session:
-        mine = await plans.list(session, tenant_id=tenant_id)
-        boxes = await routers.list(session, tenant_id=tenant_id)
-        if not any(k in errors for k in ("status", "plan", "code")):
-            try:
-                rows, next_cursor = await vouchers.list_page(
-                    session,
-                    tenant_id=tenant_id,
-                    status=wanted_status,
-                    plan_id=plan_id,
-                    code=filters["code"] or None,
-                    cursor=cursor or None,
-                    limit=PAGE,
-                )
-            except InvalidInput as exc:
-                errors["cursor"] = exc.message
+    seen = await voucher_cases.voucher_page(
+        provider(viewer),
+        status=wanted_status,
+        plan_id=plan_id,
+        code=filters["code"] or None,
+        cursor=cursor or None,
+        limit=PAGE,
+        search=not any(k in errors for k in ("status", "plan", "code")),
+    )
+    if seen.cursor_error:
+        errors["cursor"] = seen.cursor_error
     if any(k in errors for k in ("status", "plan", "code", "cursor")):
         status = 422
-    names = {r.id: r.name for r in boxes}
+    boxes = seen.routers
     return render(
         request,
         "app/wifi_vouchers.html",
         {
-            "vouchers": rows,
-            "router_names": names,
-            "plans": mine,
+            "vouchers": seen.vouchers,
+            "router_names": {r.id: r.name for r in boxes},
+            "plans": seen.plans,
             "routers": boxes,
             "filters": filters,
             "issue": issue
@@ -88,7 +77,9 @@ async def _vouchers_page(
             "errors": errors,
             "statuses": [s.value for s in VoucherStatus],
             "max_batch": MAX_BATCH,
-            "next_url": page_url("/app/wifi/vouchers", filters, cursor=next_cursor) if next_cursor else None,
+            "next_url": page_url("/app/wifi/vouchers", filters, cursor=seen.next_cursor)
+            if seen.next_cursor
+            else None,
             "first_url": page_url("/app/wifi/vouchers", filters) if cursor else None,
             "usable": vouchers.usable,
             "done": done_message(request),
@@ -108,9 +99,8 @@ async def voucher_list(
     code: Annotated[str, Query(max_length=64)] = "",
     cursor: Annotated[str, Query(max_length=300)] = "",
 ) -> HTMLResponse:
-    tenant_id = provider(viewer)
     filters = {"status": status.strip(), "plan": plan.strip(), "code": code.strip()}
-    return await _vouchers_page(request, viewer, tenant_id, filters=filters, cursor=cursor)
+    return await _vouchers_page(request, viewer, filters=filters, cursor=cursor)
 
 
 @router.post("/app/wifi/vouchers/batch", response_model=None)
@@ -122,7 +112,7 @@ async def voucher_batch(
     count: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Printed cards (POST /api/vouchers/batch and the bot's 🎟 Print vouchers)."""
-    tenant_id = provider(viewer, write=True)
+    actor = provider(viewer, Permission.vouchers_issue)
     issue = {"plan_id": plan_id.strip(), "router_id": router_id.strip(), "count": count.strip()}
     errors: dict[str, str] = {}
     plan = parse_uuid(issue["plan_id"], "plan_id", errors, "Choose a plan from the list.")
@@ -136,29 +126,21 @@ async def voucher_batch(
         errors["count"] = f"Issue 1 to {MAX_BATCH} vouchers at a time."
     empty = {"status": "", "plan": "", "code": ""}
     if errors:
-        return await _vouchers_page(
-            request, viewer, tenant_id, filters=empty, issue=issue, errors=errors, status=422
-        )
+        return await _vouchers_page(request, viewer, filters=empty, issue=issue, errors=errors, status=422)
     assert plan is not None and box is not None and n is not None
     try:
-        async with unit_of_work() as session:
-            tenant = await tenants.get(session, tenant_id)
-            r = await routers.get(session, tenant_id=tenant_id, router_id=box)
-            p = await plans.get(session, tenant_id=tenant_id, plan_id=plan)
-            batch, made = await vouchers.issue_batch(session, tenant=tenant, router=r, plan=p, count=n)
-            await audit(session, viewer, tenant_id, "vouchers.batch", str(batch), count=len(made))
+        issued = await voucher_cases.issue_voucher_batch(actor, router_id=box, plan_id=plan, count=n)
     except InvalidInput as exc:  # the plan is sold on another router only
         field = "plan_id" if exc.field == "plan_id" else "count"
         return await _vouchers_page(
-            request, viewer, tenant_id, filters=empty, issue=issue, errors={field: exc.message}, status=422
+            request, viewer, filters=empty, issue=issue, errors={field: exc.message}, status=422
         )
-    return RedirectResponse(f"/app/wifi/vouchers/batches/{batch}?done=issued", status_code=303)
+    return RedirectResponse(f"/app/wifi/vouchers/batches/{issued.batch_id}?done=issued", status_code=303)
 
 
 @router.get("/app/wifi/vouchers/batches/{batch_id}", response_class=HTMLResponse)
 async def batch_page(request: Request, batch_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
-    provider(viewer)  # WiFi pages exist for hotspot providers only
-    batch = await view_voucher_batch(viewer.actor, batch_id)
+    batch = await voucher_cases.view_voucher_batch(provider(viewer), batch_id)
     waiting = sum(1 for v in batch.vouchers if v.status is VoucherStatus.issued)
     return render(
         request,
@@ -184,21 +166,14 @@ async def batch_print(
 ) -> HTMLResponse:
     """The printable sheet, as GET /api/vouchers/batches/{id}/print serves it (its own inline CSS for
     the printer, so not a panel page)."""
-    provider(viewer)
-    page, _ = await print_voucher_batch(viewer.actor, batch_id, paper=paper)
+    page, _ = await voucher_cases.print_voucher_batch(provider(viewer), batch_id, paper=paper)
     return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
 
 @router.get("/app/wifi/vouchers/batches/{batch_id}/export.xlsx", response_class=StreamingResponse)
 async def batch_export(batch_id: uuid.UUID, viewer: CurrentViewer) -> StreamingResponse:
     """The same file as GET /api/vouchers/batches/{id}/export-excel, from the same use case."""
-    provider(viewer)
-    return xlsx_response(await export_voucher_batch(viewer.actor, batch_id))
-
-
-async def _voucher_code(tenant_id: uuid.UUID, voucher_id: uuid.UUID) -> str:
-    async with unit_of_work(readonly=True) as session:
-        return (await vouchers.get(session, tenant_id=tenant_id, voucher_id=voucher_id)).code
+    return xlsx_response(await voucher_cases.export_voucher_batch(provider(viewer), batch_id))
 
 
 def _back_to(code: str, done: str) -> RedirectResponse:
@@ -207,31 +182,19 @@ def _back_to(code: str, done: str) -> RedirectResponse:
 
 @router.post("/app/wifi/vouchers/{voucher_id}/revoke")
 async def voucher_revoke(voucher_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
-    tenant_id = provider(viewer, write=True)
-    code = await _voucher_code(tenant_id, voucher_id)
-    async with unit_of_work() as session:
-        # The service audits it (voucher.revoked), with this user.
-        await vouchers.revoke(session, tenant_id=tenant_id, code=code, by=viewer.user_id)
-    return _back_to(code, "revoked")
+    revoked = await voucher_cases.revoke_voucher(provider(viewer), voucher_id=voucher_id)
+    return _back_to(revoked.voucher.code, "revoked")
 
 
 @router.post("/app/wifi/vouchers/{voucher_id}/text")
 async def voucher_text(voucher_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
     """Text a sold voucher's code to its buyer again."""
-    tenant_id = provider(viewer, write=True)
-    code = await _voucher_code(tenant_id, voucher_id)
-    async with unit_of_work() as session:
-        v = await vouchers.resend_sms(session, tenant_id=tenant_id, code=code)
-        await audit(session, viewer, tenant_id, "voucher.sms_resent", code, phone=v.phone)
-    return _back_to(code, "texted")
+    v = await voucher_cases.text_voucher_again(provider(viewer), voucher_id=voucher_id)
+    return _back_to(v.code, "texted")
 
 
 @router.post("/app/wifi/vouchers/{voucher_id}/resend")
 async def voucher_resend(voucher_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
     """Write a voucher to its router again (POST /api/tickets/{code}/activate): a buyer whose login fails."""
-    tenant_id = provider(viewer, write=True)
-    code = await _voucher_code(tenant_id, voucher_id)
-    async with unit_of_work() as session:
-        await vouchers.resend(session, tenant_id=tenant_id, code=code)
-        await audit(session, viewer, tenant_id, "voucher.resent", code)
-    return _back_to(code, "resent")
+    v = await voucher_cases.resend_voucher(provider(viewer), voucher_id=voucher_id)
+    return _back_to(v.code, "resent")

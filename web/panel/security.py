@@ -23,6 +23,7 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from core.access.actor import Actor, Via
+from core.access.permissions import Permission
 from core.audit.service import record
 from core.auth import panel_sessions
 from core.auth.models import Role
@@ -206,24 +207,18 @@ def admin_only(viewer: Viewer) -> Viewer:
     return viewer
 
 
-def business(viewer: Viewer, *roles: Role, write: bool = False) -> uuid.UUID:
-    """The tenant this business page is for, after the role check; `write` pages refuse an
-    impersonating admin who did not ask for write access."""
+def business(viewer: Viewer, *wanted: Permission) -> uuid.UUID:
+    """The business this page is for. With `wanted`, core is asked first (the same answer the API,
+    the bot and USSD give), so a page refuses before it reads a form; the use case checks again."""
     tenant_id = viewer.tenant_id
-    role = viewer.business_role
-    if tenant_id is None or role is None:
+    if tenant_id is None or viewer.business_role is None:
         raise PermissionDenied(
             "This page is for a business account. Platform admins: open a business and choose "
             "“View as this business”."
         )
-    if roles and role not in roles:
-        allowed = " or ".join(r.value for r in roles)
-        raise PermissionDenied(f"This is for the {allowed} of {viewer.tenant_name or 'the business'}.")
-    if write and viewer.impersonating and not viewer.as_write:
-        raise PermissionDenied(
-            "You are viewing this business read-only. To change anything, ask for write access (with a "
-            "reason) in the banner at the top."
-        )
+    actor = viewer.actor
+    for permission in wanted:
+        actor.require(permission)
     return tenant_id
 
 

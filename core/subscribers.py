@@ -1,0 +1,22 @@
+"""Every domain that reacts to another's events, in the order they run for one event.
+
+The order is the order of effects a payment's success had when `payments` called each domain by
+name: the customer book, the money, the merchant's message, the voucher, the channel's verification.
+Add a module here when its domain subscribes to anything (core/events explains when this is loaded).
+A list of names rather than import lines, so an import sorter can never reorder the effects.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+SUBSCRIBING_MODULES = (
+    "core.customers.subscribers",
+    "core.billing.subscribers",
+    "core.notify.subscribers",
+    "core.hotspot.subscribers",
+    "core.tenants.subscribers",
+)
+
+for _name in SUBSCRIBING_MODULES:
+    importlib.import_module(_name)
