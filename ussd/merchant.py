@@ -12,22 +12,18 @@ from zoneinfo import ZoneInfo
 
 from core.access.actor import Actor, Via
 from core.access.permissions import Permission
-from core.audit.service import record
 from core.auth.models import Role, User
 from core.auth.pins import (
-    LOCK_FOR,
-    hash_pin_async,
     locked,
-    pin_matches,
-    record_pin_attempt,
     validate_new_pin,
 )
+from core.auth.use_cases import change_ussd_pin
+from core.auth.ussd_access import check_ussd_pin
 from core.billing.use_cases import request_topup, view_wallet
 from core.db import utcnow
 from core.errors import InvalidInput
-from core.jobs.registry import enqueue
+from core.exports.use_cases import email_customer_book_to
 from core.money import format_cents, format_kes, stk_max_amount
-from core.notify.service import notify
 from core.notify.texts import local_phone
 from core.payments.models import PaymentStatus
 from core.payments.service import TransactionFilter
@@ -96,28 +92,10 @@ async def check_pin(ctx: Ctx, value: str) -> None:
         raise EndSession(lock_message(until))
     if not value.isdigit() or len(value) != 4:
         raise Invalid("The PIN is 4 digits.")
-    ok = await pin_matches(value, user.ussd_pin_hash)
-    if ok and not user.ussd_pin_failures:
-        # Nothing to record: no write transaction, so on SQLite a burst of logins does not queue on
-        # the single writer lock.
+    result = await check_ussd_pin(user=user, pin=value, phone=ctx.msisdn)
+    if result.ok:
         ctx.data["auth"] = True
         return
-    async with unit_of_work() as session:
-        row = await session.get(User, user.id, with_for_update=True)
-        assert row is not None
-        result = await record_pin_attempt(session, user=row, ok=ok)
-        if result.just_locked:
-            tenant = await tenants.get(session, _tid(ctx))
-            minutes = int(LOCK_FOR.total_seconds() // 60)
-            await notify.to_owner(
-                session,
-                tenant=tenant,
-                kind="ussd.locked",
-                body=(
-                    f"lipapush: 3 wrong USSD PINs on {local_phone(ctx.msisdn)} ({user.email}). "
-                    f"USSD is locked for {minutes} minutes. If this was not your staff, change the PIN."
-                ),
-            )
     if result.locked_until is not None:
         raise EndSession(lock_message(result.locked_until))
     if not result.ok:
@@ -249,20 +227,11 @@ async def export_confirm(ctx: Ctx) -> str:
 
 
 async def send_export(ctx: Ctx) -> End:
-    from core.exports.jobs import email_customer_book
-
-    user = await _user(ctx)
+    await _user(ctx)
     # One export per phone per 10 minutes: each costs an email, an SMS and a file build.
     if await ctx.store.hit(f"export:{ctx.msisdn}", 600) > 1:
         return End("An export was requested a few minutes ago. Check your SMS and email.")
-    async with unit_of_work() as session:
-        await enqueue(
-            session,
-            email_customer_book,
-            tenant_id=str(user.tenant_id),
-            user_id=str(user.id),
-            phone=ctx.msisdn,
-        )
+    await email_customer_book_to(actor_of(ctx), phone=ctx.msisdn)
     return End("Preparing your customer list. You will get an SMS with a download link shortly.")
 
 
@@ -291,13 +260,8 @@ async def confirm_new_pin(ctx: Ctx, value: str) -> None:
 
 async def save_pin(ctx: Ctx) -> End:
     pin = ctx.data.pop("newpin_ok")
-    user = await _user(ctx)
-    digest = await hash_pin_async(pin)
-    async with unit_of_work() as session:
-        row = await session.get(User, user.id, with_for_update=True)
-        assert row is not None
-        row.ussd_pin_hash = digest
-        await record(session, action="ussd.pin_changed", tenant_id=row.tenant_id, user_id=row.id)
+    await _user(ctx)
+    await change_ussd_pin(actor_of(ctx), pin)
     return End("PIN changed. Use the new PIN next time you dial.")
 
 

@@ -21,13 +21,13 @@ from core.auth import panel_sessions
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKey, ApiKeyMode, Role, User
 from core.auth.panel_sessions import PanelSession
-from core.auth.pins import new_pin_hash, remove_ussd
+from core.auth.pins import hash_pin_async, new_pin_hash, remove_ussd, validate_new_pin
 from core.auth.schemas import ApiKeyCreated, ApiKeyOut
 from core.auth.service import StaffMember, auth
 from core.auth.staff import STAFF_ROLES, give_web_access, invite_by_email, remove_staff
 from core.auth.ussd_access import confirm_phone, request_ussd_access
 from core.db import utcnow
-from core.errors import InvalidInput, LipapushError, PermissionDenied
+from core.errors import InvalidInput, LipapushError, NotFound, PermissionDenied
 from core.phones import Msisdn, normalize_msisdn
 from core.ratelimit import hit
 from core.runtime import runtime
@@ -445,3 +445,15 @@ async def remove_ussd_access(actor: Actor) -> None:
     user_id = _me(actor)
     async with unit_of_work(actor) as uow:
         await remove_ussd(uow.session, user=await auth.get_user(uow.session, user_id), audit=uow.audit)
+
+
+@use_case(Permission.account_manage, audit="ussd.pin_changed")
+async def change_ussd_pin(actor: Actor, pin: str) -> None:
+    """A new USSD PIN for the signed-in user (already typed twice and validated by `validate_new_pin`)."""
+    digest = await hash_pin_async(validate_new_pin(pin))
+    async with unit_of_work(actor) as uow:
+        row = await uow.session.get(User, actor.user_id, with_for_update=True)
+        if row is None or row.tenant_id != actor.tenant_id:
+            raise NotFound("This account no longer exists.")
+        row.ussd_pin_hash = digest
+        await uow.audit("ussd.pin_changed")

@@ -19,12 +19,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.auditing import Auditor
 from core.auth.models import PhoneVerification, Role, User
-from core.auth.pins import PHONE_TAKEN, register_ussd, user_by_ussd_phone
+from core.auth.pins import (
+    LOCK_FOR,
+    PHONE_TAKEN,
+    PinCheck,
+    pin_matches,
+    record_pin_attempt,
+    register_ussd,
+    user_by_ussd_phone,
+)
 from core.db import utcnow
 from core.errors import Conflict, InvalidInput
 from core.notify.service import notify
 from core.notify.texts import local_phone
 from core.phones import Msisdn
+from core.runtime import unit_of_work
 from core.tenants.service import tenants
 
 CODE_TTL = timedelta(minutes=10)
@@ -133,3 +142,29 @@ async def confirm_phone(
     phone = Msisdn(row.phone)
     await register_ussd(session, user=user, phone=phone, pin_hash=row.pin_hash, audit=audit)
     return Confirmation(phone)
+
+
+async def check_ussd_pin(*, user: User, pin: str, phone: str) -> PinCheck:
+    """A PIN typed on a dial: counted, and after 3 wrong ones USSD locks for LOCK_FOR and the owner is
+    told (Telegram, else SMS). A right PIN with no failures to clear writes nothing, so on SQLite a
+    burst of logins does not queue on the single writer lock."""
+    ok = await pin_matches(pin, user.ussd_pin_hash)
+    if ok and not user.ussd_pin_failures:
+        return PinCheck(ok=True, remaining=0, locked_until=None, just_locked=False)
+    async with unit_of_work() as session:
+        row = await session.get(User, user.id, with_for_update=True)
+        assert row is not None
+        result = await record_pin_attempt(session, user=row, ok=ok)
+        if result.just_locked and row.tenant_id is not None:
+            tenant = await tenants.get(session, row.tenant_id)
+            minutes = int(LOCK_FOR.total_seconds() // 60)
+            await notify.to_owner(
+                session,
+                tenant=tenant,
+                kind="ussd.locked",
+                body=(
+                    f"lipapush: 3 wrong USSD PINs on {local_phone(phone)} ({row.email}). "
+                    f"USSD is locked for {minutes} minutes. If this was not your staff, change the PIN."
+                ),
+            )
+    return result

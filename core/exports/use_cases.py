@@ -15,6 +15,8 @@ from core.access.permissions import Permission
 from core.access.use_case import unit_of_work, use_case
 from core.customers.schemas import CustomerQuery
 from core.exports.books import customer_book, invoice_lines, transaction_list
+from core.exports.jobs import email_customer_book
+from core.jobs.registry import enqueue
 from core.payments.service import TransactionFilter
 from core.payments.use_cases import scoped_filter
 from core.runtime import runtime
@@ -67,3 +69,21 @@ async def export_invoice(actor: Actor, invoice_id: uuid.UUID) -> BuiltExport:
     async with unit_of_work(actor) as uow:
         await uow.audit("export.invoice", rows=count)
     return BuiltExport(path, count, number)
+
+
+@use_case(
+    Permission.exports,
+    recorded_by="the export.customers audit row the job writes once the file is built and sent",
+)
+async def email_customer_book_to(actor: Actor, *, phone: str) -> None:
+    """The customer book for someone on a feature phone: emailed to the business, with a download
+    link by SMS to `phone` (core.exports.jobs.email_customer_book)."""
+    tenant_id = actor.require_tenant()
+    async with unit_of_work(actor) as uow:
+        await enqueue(
+            uow.session,
+            email_customer_book,
+            tenant_id=str(tenant_id),
+            user_id=str(actor.user_id) if actor.user_id else None,
+            phone=phone,
+        )
