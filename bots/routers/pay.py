@@ -17,15 +17,13 @@ from bots.middlewares import Actor
 from bots.ratelimit import push_allowed
 from bots.states import Pay
 from bots.status import post_status
-from core.customers.service import customers
 from core.errors import InvalidInput, LipapushError, NotFound
 from core.money import parse_shillings
 from core.notify.texts import local_phone
 from core.payments.models import CUSTOMER_SOURCES
 from core.payments.schemas import clean_name
-from core.payments.use_cases import get_payment, request_payment
+from core.payments.use_cases import get_payment, payee_name, payee_suggestions, request_payment
 from core.phones import normalize_msisdn
-from core.runtime import unit_of_work
 
 router = Router(name="pay")
 
@@ -39,8 +37,7 @@ def _require(actor: Actor | None) -> Actor:
 async def ask_phone(message: Message, state: FSMContext, actor: Actor) -> None:
     await state.clear()
     await state.set_state(Pay.phone)
-    async with unit_of_work(readonly=True) as session:
-        recent = await customers.recent(session, tenant_id=actor.tenant_id, limit=5)
+    recent = await payee_suggestions(actor.core, limit=5)
     rows = [
         [
             InlineKeyboardButton(
@@ -71,13 +68,16 @@ async def picked_customer(
 ) -> None:
     actor = _require(actor)
     await query.answer()
-    async with unit_of_work(readonly=True) as session:
-        known = await customers.get(session, tenant_id=actor.tenant_id, phone=callback_data.pid)
-    if known is None or not isinstance(query.message, Message):
+    try:
+        phone = normalize_msisdn(callback_data.pid)
+    except InvalidInput:
         return
-    await state.update_data(phone=known.phone, name=known.name)
+    if not isinstance(query.message, Message):
+        return
+    name = await payee_name(actor.core, phone)
+    await state.update_data(phone=phone, name=name)
     await state.set_state(Pay.amount)
-    who = f"{known.name} ({local_phone(known.phone)})" if known.name else local_phone(known.phone)
+    who = f"{name} ({local_phone(phone)})" if name else local_phone(phone)
     await query.message.answer(f"Customer: {who}\n" + texts.PAY_AMOUNT, reply_markup=with_cancel())
 
 
@@ -89,9 +89,7 @@ async def got_phone(message: Message, state: FSMContext, actor: Actor | None) ->
     except InvalidInput as exc:
         await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
         return
-    async with unit_of_work(readonly=True) as session:
-        known = await customers.get(session, tenant_id=actor.tenant_id, phone=phone)
-    await state.update_data(phone=phone, name=known.name if known else None)
+    await state.update_data(phone=phone, name=await payee_name(actor.core, phone))
     await state.set_state(Pay.amount)
     await message.answer(texts.PAY_AMOUNT, reply_markup=with_cancel())
 

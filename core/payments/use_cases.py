@@ -236,3 +236,47 @@ async def home_view(actor: Actor, *, chart_days: int = 30, recent: int = 5) -> H
                 )
             ).items,
         )
+
+
+@dataclass(frozen=True)
+class PayeeSuggestion:
+    phone: str
+    name: str | None
+
+
+@use_case(Permission.payments_read, query=True)
+async def payee_suggestions(actor: Actor, *, limit: int = 5) -> list[PayeeSuggestion]:
+    """People to request a payment from, one tap away: the customer book's most recent for those who
+    may read the book; for a cashier, the people of their own recent requests (the book is not theirs)."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        if actor.can(Permission.customers_read):
+            recent = await customers.recent(uow.session, tenant_id=actor.require_tenant(), limit=limit)
+            return [PayeeSuggestion(c.phone, c.name) for c in recent]
+        page = await payments.list_page(
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            filters=_scoped(actor, TransactionFilter(customer_only=True)),
+            limit=limit * 4,
+        )
+    seen: dict[str, str | None] = {}
+    for p in page.items:
+        seen.setdefault(p.phone, p.customer_name)
+    return [PayeeSuggestion(phone, name) for phone, name in list(seen.items())[:limit]]
+
+
+@use_case(Permission.payments_read, query=True)
+async def payee_name(actor: Actor, phone: str) -> str | None:
+    """The name a payer is known by, to fill in when their number is typed again: from the customer
+    book for those who may read it, else from the actor's own earlier requests."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        tenant_id = actor.require_tenant()
+        if actor.can(Permission.customers_read):
+            known = await customers.get(uow.session, tenant_id=tenant_id, phone=phone)
+            return known.name if known else None
+        page = await payments.list_page(
+            uow.session,
+            tenant_id=tenant_id,
+            filters=_scoped(actor, TransactionFilter(customer_only=True, phone=phone)),
+            limit=5,
+        )
+    return next((p.customer_name for p in page.items if p.phone == phone and p.customer_name), None)

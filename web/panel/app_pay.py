@@ -23,15 +23,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from core.access.permissions import Permission
-from core.customers.schemas import CustomerQuery
-from core.customers.use_cases import search_customers
 from core.errors import InvalidInput, NotFound
 from core.notify.texts import local_phone
 from core.payments import use_cases
 from core.payments.models import CUSTOMER_SOURCES, PaymentStatus
 from core.payments.schemas import PaymentOut, StkPushIn
-from core.payments.service import TransactionFilter
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
 
@@ -138,18 +134,7 @@ def prefill_url(**values: str) -> str:
 async def picks(viewer: Viewer) -> list[dict[str, str]]:
     """Recent customers to tap: the customer book's for those who may read it (the bot's list); a
     cashier, who never sees the book on the panel, gets the people from their own recent requests."""
-    actor = viewer.actor
-    if actor.can(Permission.customers_read):
-        book = await search_customers(actor, query=CustomerQuery(per_page=PICKS))
-        people = [(c.phone, c.name or "") for c in book.items]
-    else:
-        page = await use_cases.list_payments(
-            actor, filters=TransactionFilter(customer_only=True), limit=PICKS * 4
-        )
-        seen: dict[str, str] = {}
-        for p in page.items:
-            seen.setdefault(p.phone, p.customer_name or "")
-        people = list(seen.items())[:PICKS]
+    people = [(p.phone, p.name or "") for p in await use_cases.payee_suggestions(viewer.actor, limit=PICKS)]
     return [
         {
             "msisdn": phone,
