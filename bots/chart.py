@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from core.payments.reports import reports
+from core.payments.reports import DayTotal
 
 DAYS = 30
 _draw_lock = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
@@ -56,12 +53,8 @@ class Chart:
         return self.finished == 0
 
 
-async def daily_results(
-    session: AsyncSession, *, tenant_id: uuid.UUID, now: datetime | None = None, days: int = DAYS
-) -> Chart:
-    """Customer payments (not top-ups or test pushes) of the last `days` EAT days, today included,
-    bucketed by the EAT day they were requested on: the panel dashboard's series (core.payments.reports)."""
-    totals = await reports.daily_totals(session, tenant_id=tenant_id, days=days, now=now)
+def chart_of(totals: list[DayTotal]) -> Chart:
+    """The dashboard's daily series (core.payments.use_cases.payment_days) as the chart draws it."""
     return Chart([Day(t.day, t.paid_kes, t.paid, t.unpaid) for t in totals])
 
 

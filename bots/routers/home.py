@@ -16,7 +16,7 @@ from aiogram.types import (
 )
 
 from bots import texts
-from bots.chart import DAYS, chart_png, daily_results
+from bots.chart import DAYS, chart_of, chart_png
 from bots.keyboards import MenuCb
 from bots.middlewares import Actor
 from bots.tabs import back_row as _back
@@ -25,8 +25,7 @@ from bots.tabs import target as _target
 from core.access.permissions import Permission
 from core.money import format_cents, format_kes
 from core.notify.texts import local_phone
-from core.payments.use_cases import home_view
-from core.runtime import unit_of_work
+from core.payments.use_cases import home_view, payment_days
 
 router = Router(name="home")
 
@@ -73,8 +72,7 @@ async def send_chart(query: CallbackQuery, actor: Actor | None) -> None:
     await query.answer()
     if (target := _target(query)) is None:
         return
-    async with unit_of_work(readonly=True) as session:
-        data = await daily_results(session, tenant_id=actor.tenant_id)
+    data = chart_of(await payment_days(actor.core, days=DAYS))
     if data.empty:
         await target.answer(NO_CHART, reply_markup=InlineKeyboardMarkup(inline_keyboard=[_back()]))
         return

@@ -280,3 +280,13 @@ async def payee_name(actor: Actor, phone: str) -> str | None:
             limit=5,
         )
     return next((p.customer_name for p in page.items if p.phone == phone and p.customer_name), None)
+
+
+@use_case(Permission.dashboard_read, query=True)
+async def payment_days(actor: Actor, *, days: int = 30) -> list[DayTotal]:
+    """Customer payments per EAT day over the last `days` (the dashboard chart), the actor's own for
+    a cashier."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        return await reports.daily_totals(
+            uow.session, tenant_id=actor.require_tenant(), days=days, initiated_by=actor.own_payments_only
+        )
