@@ -100,3 +100,8 @@ class InsufficientWalletBalance(LipapushError):
 class BillingHold(LipapushError):
     code = "billing_hold"
     status = 403
+
+
+class TooManyRequests(LipapushError):
+    code = "too_many_requests"
+    status = 429

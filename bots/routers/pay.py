@@ -14,7 +14,6 @@ from bots import texts
 from bots.filters import HasText
 from bots.keyboards import MenuCb, PayCb, with_cancel
 from bots.middlewares import Actor
-from bots.ratelimit import push_allowed
 from bots.states import Pay
 from bots.status import post_status
 from core.errors import InvalidInput, LipapushError, NotFound
@@ -138,11 +137,6 @@ async def push(
     user_id = message.chat.id
     actor = actor or await load_actor(user_id)
     if actor is None:
-        return
-    if not await push_allowed(actor.user_id):
-        await message.answer(
-            texts.invalid("Too many payment requests in a minute. Wait a little and try again.")
-        )
         return
     try:
         payment = await request_payment(

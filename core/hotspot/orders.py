@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ratelimit
 from core.billing.subscriptions import is_lapsed
-from core.errors import InvalidInput, LipapushError, NotFound, TenantNotActive
+from core.errors import InvalidInput, NotFound, TenantNotActive, TooManyRequests
 from core.hotspot.models import Plan, Router, VoucherOrder
 from core.hotspot.vouchers import Terms, vouchers
 from core.payments.models import Payment, PaymentSource, PaymentStatus
@@ -34,11 +34,6 @@ PER_CLIENT = (10, 300)  # per buyer's device: its hotspot address, as the portal
 # public address, shared by every buyer on that WiFi, hence ten devices' worth; unlike the portal's word,
 # it cannot be made up.
 PER_NETWORK = (10 * PER_CLIENT[0], 300)
-
-
-class TooManyRequests(LipapushError):
-    code = "too_many_requests"
-    status = 429
 
 
 async def buy(

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.access.actor import Actor, Via
+from core import ratelimit
+from core.access.actor import Actor, ActorKind, Via
 from core.access.permissions import Permission
 from core.access.use_case import unit_of_work, use_case
 from core.billing.commission import CommissionSplit, commissions
@@ -21,6 +22,7 @@ from core.billing.schemas import WalletOut
 from core.billing.wallet import wallets
 from core.customers.schemas import CustomerOut
 from core.customers.service import customers
+from core.errors import TooManyRequests
 from core.ledger.models import AccountKind
 from core.ledger.service import ledger
 from core.money import parse_shillings
@@ -43,6 +45,18 @@ SOURCE_BY_VIA: dict[Via, PaymentSource] = {
     Via.telegram: PaymentSource.telegram,
     Via.ussd: PaymentSource.ussd,
 }
+
+
+# A person (not an integration, whose limits come with its plan) may start this many pushes a
+# minute, whatever the entry point: a fat finger must not spam a customer's phone.
+PERSON_PUSHES_PER_MINUTE = 10
+
+
+async def _within_person_limit(actor: Actor) -> None:
+    if actor.kind not in (ActorKind.user, ActorKind.impersonation) or actor.user_id is None:
+        return
+    if await ratelimit.hit(f"pushes:{actor.user_id}", 60) > PERSON_PUSHES_PER_MINUTE:
+        raise TooManyRequests("Too many payment requests in a minute. Wait a little and try again.")
 
 
 def _scoped(actor: Actor, filters: TransactionFilter) -> TransactionFilter:
@@ -70,10 +84,12 @@ async def request_payment(
 ) -> PaymentOut:
     """An STK push to a customer. `phone` must be normalised (core.phones); the amount is checked
     against the one push limit (`STK_MAX_AMOUNT`) here whatever the front end checked before."""
+    amount = parse_shillings(amount)
+    await _within_person_limit(actor)
     return await request_stk_push(
         tenant_id=actor.require_tenant(),
         phone=phone,
-        amount=parse_shillings(amount),
+        amount=amount,
         source=SOURCE_BY_VIA.get(actor.via, PaymentSource.api),
         name=name,
         reference=reference,
