@@ -547,21 +547,13 @@ def admin_create(
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Create a platform administrator."""
-    from core.auth.models import Role
-    from core.auth.service import auth
+    from core.access.actor import Actor, Via
+    from core.auth.use_cases_admin import create_platform_admin
     from core.errors import LipapushError
-    from core.runtime import unit_of_work
 
     rt = bootstrap()
-
-    async def main() -> None:
-        async with unit_of_work() as session:
-            await auth.create_user(
-                session, email=email, password=password, role=Role.platform_admin, tenant_id=None
-            )
-
     try:
-        _run(rt, main())
+        _run(rt, create_platform_admin(Actor.system(via=Via.cli), email=email, password=password))
     except LipapushError as exc:
         raise _fail(exc.message) from None
     console.print(f"platform admin {email} created")

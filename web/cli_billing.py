@@ -10,21 +10,16 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from core.billing.adjustments import adjust_wallet
-from core.billing.commission import commissions, percent_to_bps
-from core.billing.integrity import check_all
-from core.billing.invoices import invoices
-from core.billing.models import Invoice
-from core.db import utcnow
-from core.errors import LipapushError, NotFound
+from core.billing import use_cases_admin as money
+from core.billing.commission import percent_to_bps
+from core.errors import LipapushError
 from core.money import format_cents
-from core.notify.models import Notification, NotifyChannel
-from core.runtime import unit_of_work
-from core.tenants.service import tenants
+from core.notify.models import NotifyChannel
+from core.notify.use_cases_admin import latest_messages
+from core.tenants import use_cases_admin as tenant_admin
 from web.cli import _fail, _run, app, bootstrap, console, print_table
-from web.cli_tenants import _find_tenant
+from web.cli_tenants import OPERATOR, _find_tenant
 
 # Merchants and their customers live in Kenya: times are shown on their clock, and say so.
 EAT = ZoneInfo("Africa/Nairobi")
@@ -53,14 +48,12 @@ def commission_set(
 
     async def main() -> str:
         percent_to_bps(percent)  # a bad rate is refused before the business is looked up
-        async with unit_of_work() as session:
-            if default:
-                default_bps = await commissions.set_default_rate(session, percent=percent, by=None)
-                return f"platform default commission is now {default_bps / 100:g}%"
-            t = await _find_tenant(tenant or "")
-            row = await tenants.get(session, t.id)
-            own_bps = await commissions.set_tenant_rate(session, tenant=row, percent=percent, by=None)
-            return f"{row.name} now pays {(own_bps or 0) / 100:g}% commission"
+        if default:
+            default_bps = await tenant_admin.set_default_commission(OPERATOR, percent=percent)
+            return f"platform default commission is now {default_bps / 100:g}%"
+        t = await _find_tenant(tenant or "")
+        row = await tenant_admin.set_commission_rate(OPERATOR, t.id, percent=percent)
+        return f"{row.name} now pays {(row.commission_bps or 0) / 100:g}% commission"
 
     try:
         console.print(_run(rt, main()))
@@ -87,20 +80,9 @@ def wallet_adjust(
 
     async def main() -> str:
         t = await _find_tenant(tenant)
-        async with unit_of_work() as session:
-            await adjust_wallet(
-                session,
-                tenant_id=t.id,
-                amount_cents=int(cents_dec),
-                reason=reason,
-                by=None,
-                settings=rt.settings,
-            )
-        async with unit_of_work(readonly=True) as session:
-            from core.ledger.models import AccountKind
-            from core.ledger.service import ledger
-
-            balance, _ = await ledger.balance(session, tenant_id=t.id, kind=AccountKind.wallet)
+        balance = await money.adjust_wallet_by_hand(
+            OPERATOR.acting_for(t.id), amount_cents=int(cents_dec), reason=reason
+        )
         return f"{t.name}: wallet is now {format_cents(balance)}"
 
     try:
@@ -115,11 +97,7 @@ def ledger_check() -> None:
     its commission, every wallet hold matches the pushes in flight. Exits 1 and names offenders."""
     rt = bootstrap()
 
-    async def main() -> list[str]:
-        async with unit_of_work(readonly=True) as session:
-            return [f"{p.what}: {p.detail}" for p in await check_all(session)]
-
-    problems = _run(rt, main())
+    problems = [f"{p.what}: {p.detail}" for p in _run(rt, money.check_ledger(OPERATOR))]
     if problems:
         for line in problems:
             console.print(f"[red]✗ {line}[/red]", soft_wrap=True)
@@ -132,12 +110,8 @@ def invoices_issue() -> None:
     """Issue the invoices due now (the scheduler does this too; running it twice issues nothing new)."""
     rt = bootstrap()
 
-    async def main() -> list[str]:
-        async with unit_of_work() as session:
-            issued = await invoices.issue_all(session, now=utcnow(), settings=rt.settings)
-            return [f"{i.number}: {format_cents(i.total_cents)} ({i.line_count} payments)" for i in issued]
-
-    lines = _run(rt, main())
+    issued = _run(rt, money.issue_due_invoices(OPERATOR))
+    lines = [f"{i.number}: {format_cents(i.total_cents)} ({i.line_count} payments)" for i in issued]
     for line in lines:
         console.print(line)
     console.print(f"{len(lines)} invoice(s) issued")
@@ -150,16 +124,9 @@ def invoices_pay(
     """Record that an invoice was paid (lifts a billing hold it caused)."""
     rt = bootstrap()
 
-    async def main() -> str:
-        async with unit_of_work() as session:
-            invoice = await session.scalar(select(Invoice).where(Invoice.number == number))
-            if invoice is None:
-                raise NotFound(f"No invoice numbered {number}.")
-            await invoices.mark_paid(session, invoice_id=invoice.id, by=None, settings=rt.settings)
-            return f"{number} marked paid"
-
     try:
-        console.print(_run(rt, main()))
+        _run(rt, money.mark_invoice_paid(OPERATOR, number))
+        console.print(f"{number} marked paid")
     except LipapushError as exc:
         raise _fail(exc.message) from None
 
@@ -169,14 +136,8 @@ def outbox(limit: Annotated[int, typer.Option(help="How many, newest first")] = 
     """Messages waiting in (or sent from) the notification outbox: SMS, email, Telegram."""
     rt = bootstrap()
 
-    async def main() -> list[Notification]:
-        async with unit_of_work(readonly=True) as session:
-            return list(
-                await session.scalars(select(Notification).order_by(Notification.id.desc()).limit(limit))
-            )
-
     table = Table("id", "when (EAT)", "kind", "channel", "to", "status", "message")
-    for n in _run(rt, main()):
+    for n in _run(rt, latest_messages(OPERATOR, limit=limit)):
         table.add_row(
             str(n.id),
             f"{n.created_at.astimezone(EAT):%Y-%m-%d %H:%M}",

@@ -7,18 +7,18 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy.exc import IntegrityError
 
-from core.billing.models import SubscriptionPeriod, SubscriptionPlan
-from core.billing.subscriptions import subscriptions
+from core.access.actor import Actor
+from core.billing import use_cases_admin as money
+from core.billing.models import SubscriptionPeriod
 from core.errors import LipapushError, NotFound
 from core.hotspot.models import Router
-from core.hotspot.provision import check_router, reconcile_router
-from core.hotspot.routers import routers
+from core.hotspot.provision import reconcile_router
 from core.hotspot.schemas import RouterIn
-from core.runtime import runtime, unit_of_work
+from core.hotspot.use_cases_routers import add_router, check_router_connection, list_routers
+from core.runtime import runtime
 from web.cli import _fail, _run, app, bootstrap, console, print_table
-from web.cli_tenants import _find_tenant
+from web.cli_tenants import OPERATOR, _acting_for
 
 router_app = typer.Typer(help="Hotspot routers (MikroTik, RouterOS API).", no_args_is_help=True)
 app.add_typer(router_app, name="router")
@@ -52,35 +52,32 @@ def router_add(
             "; ".join(f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         ) from None
 
-    async def main() -> Router:
-        t = await _find_tenant(tenant)
-        async with unit_of_work() as session:
-            return await routers.add(session, tenant_id=t.id, data=data, box=rt.secrets, by=None)
+    async def main() -> tuple[Actor, Router]:
+        actor = await _acting_for(tenant)
+        return actor, await add_router(actor, data)
 
     try:
-        added = _run(rt, main())
+        actor, added = _run(rt, main())
     except LipapushError as exc:
         raise _fail(exc.message) from None
     console.print(f"Added router {added.name} ({added.id}).")
-    _check(added)
+    _check(actor, added)
 
 
-def _check(router: Router) -> None:
-    info, error = _run(runtime(), check_router(router.id))
-    if info is None:
-        console.print(f"[red]Router does not answer:[/red] {error}")
+def _check(actor: Actor, router: Router) -> None:
+    checked = _run(runtime(), check_router_connection(actor, router.id))
+    if not checked.answered:
+        console.print(f"[red]Router does not answer:[/red] {checked.error}")
         raise typer.Exit(1)
-    console.print(
-        f"[green]Router answers:[/green] {info.identity}, RouterOS {info.version}, up {info.uptime}"
-    )
+    r = checked.router
+    console.print(f"[green]Router answers:[/green] {r.identity}, RouterOS {r.version}, up {r.uptime}")
 
 
-async def _find_router(tenant: str, name: str) -> Router:
-    t = await _find_tenant(tenant)
-    async with unit_of_work(readonly=True) as session:
-        for r in await routers.list(session, tenant_id=t.id):
-            if r.name == name or str(r.id) == name:
-                return r
+async def _find_router(tenant: str, name: str) -> tuple[Actor, Router]:
+    actor = await _acting_for(tenant)
+    for r in await list_routers(actor):
+        if r.name == name or str(r.id) == name:
+            return actor, r
     raise NotFound(f"The provider has no router called {name!r} (see `lipapush router list`).")
 
 
@@ -92,10 +89,10 @@ def router_test(
     """Log in to the router and print its identity, RouterOS version and uptime."""
     rt = bootstrap()
     try:
-        r = _run(rt, _find_router(tenant, name))
+        actor, r = _run(rt, _find_router(tenant, name))
     except LipapushError as exc:
         raise _fail(exc.message) from None
-    _check(r)
+    _check(actor, r)
 
 
 @router_app.command("sync")
@@ -107,12 +104,9 @@ def router_sync(
     rt = bootstrap()
 
     async def main() -> Router:
-        r = await _find_router(tenant, name)
+        actor, r = await _find_router(tenant, name)
         await reconcile_router(router_id=str(r.id))
-        async with unit_of_work(readonly=True) as session:
-            fresh = await session.get(Router, r.id)
-            assert fresh is not None
-            return fresh
+        return next(fresh for fresh in await list_routers(actor) if fresh.id == r.id)
 
     try:
         r = _run(rt, main())
@@ -129,9 +123,7 @@ def router_list(tenant: Annotated[str, typer.Option(help="The provider: owner em
     rt = bootstrap()
 
     async def main() -> list[Router]:
-        t = await _find_tenant(tenant)
-        async with unit_of_work(readonly=True) as session:
-            return await routers.list(session, tenant_id=t.id)
+        return await list_routers(await _acting_for(tenant))
 
     try:
         rows = _run(rt, main())
@@ -163,17 +155,10 @@ def subscription_plan_add(
     """Offer a subscription plan to hotspot providers."""
     rt = bootstrap()
 
-    async def main() -> SubscriptionPlan:
-        async with unit_of_work() as session:
-            plan = SubscriptionPlan(name=" ".join(name.split())[:60], period=period, price=price)
-            session.add(plan)
-            await session.flush()
-            return plan
-
     try:
-        plan = _run(rt, main())
-    except IntegrityError:
-        raise _fail(f"A subscription plan called {name!r} already exists.") from None
+        plan = _run(rt, money.add_subscription_plan(OPERATOR, name=name, period=period, price=price))
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
     console.print(f"Subscription plan {plan.name}: KES {plan.price:,} {plan.period.value} ({plan.id}).")
 
 
@@ -182,11 +167,7 @@ def subscription_plans() -> None:
     """The subscription plans on offer."""
     rt = bootstrap()
 
-    async def main() -> list[SubscriptionPlan]:
-        async with unit_of_work(readonly=True) as session:
-            return await subscriptions.plans(session)
-
     table = Table("id", "name", "period", "price (KES)")
-    for p in _run(rt, main()):
+    for p in _run(rt, money.subscription_plans(OPERATOR)):
         table.add_row(str(p.id), p.name, p.period.value, f"{p.price:,}")
     print_table(table)

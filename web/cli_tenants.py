@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import Annotated
 
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
-from sqlalchemy import or_, select
 
-from core.audit.service import record
-from core.auth.models import ApiKeyMode, User
-from core.auth.pins import new_pin_hash, register_ussd, remove_ussd
-from core.auth.service import auth
-from core.errors import DarajaUnavailable, LipapushError, NotFound
+from core.access.actor import Actor, Via
+from core.auth import use_cases as people
+from core.auth import use_cases_admin as account_admin
+from core.auth.models import ApiKeyMode
+from core.auth.schemas import ApiKeyOut
+from core.errors import DarajaUnavailable, LipapushError
 from core.notify.sms import validate_sender_id
 from core.payments.push import send_verification_push
-from core.phones import Msisdn, normalize_msisdn
 from core.runtime import Runtime, runtime, unit_of_work
+from core.tenants import use_cases_admin as tenant_admin
 from core.tenants.models import ChannelKind, Environment, Tenant, TenantKind, TenantStatus
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
@@ -38,21 +37,19 @@ from web.cli import (
     tenant_app,
 )
 
+# The operator at the terminal: trusted, every permission; narrowed with `.acting_for(tenant_id)` when
+# a command acts for one business. The same use cases as the admin panel do the work.
+OPERATOR = Actor.system(via=Via.cli)
+
 
 async def _find_tenant(ref: str) -> Tenant:
     """A tenant by owner/staff email, slug or id."""
-    async with unit_of_work(readonly=True) as session:
-        conds = [Tenant.slug == ref, Tenant.email == ref.lower()]
-        with contextlib.suppress(ValueError):
-            conds.append(Tenant.id == uuid.UUID(ref))
-        tenant = await session.scalar(select(Tenant).where(or_(*conds)))
-        if tenant is None:
-            user = await session.scalar(select(User).where(User.email == ref.strip().lower()))
-            if user is not None and user.tenant_id is not None:
-                tenant = await session.get(Tenant, user.tenant_id)
-        if tenant is None:
-            raise NotFound(f"No business matches '{ref}' (give the owner's email, the slug or the id).")
-        return tenant
+    return await tenant_admin.find_tenant(OPERATOR, ref)
+
+
+async def _acting_for(ref: str) -> Actor:
+    """The operator acting for the business `ref` names."""
+    return OPERATOR.acting_for((await _find_tenant(ref)).id)
 
 
 async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> str | None:
@@ -196,11 +193,7 @@ def tenant_list() -> None:
     """All businesses with their status."""
     rt = bootstrap()
 
-    async def main() -> list[Tenant]:
-        async with unit_of_work(readonly=True) as session:
-            return list(await session.scalars(select(Tenant).order_by(Tenant.created_at)))
-
-    rows = _run(rt, main())
+    rows = _run(rt, tenant_admin.list_tenants(OPERATOR))
     # Emails are what people copy from here: they fold in a narrow terminal, never end in "…".
     table = Table()
     table.add_column("slug", overflow="fold")
@@ -232,10 +225,7 @@ def apikey_create(
     rt = bootstrap()
 
     async def main() -> str:
-        t = await _find_tenant(tenant)
-        async with unit_of_work() as session:
-            _, key = await auth.create_api_key(session, tenant_id=t.id, created_by=None, name=name, mode=mode)
-            return key
+        return (await people.create_api_key(await _acting_for(tenant), name=name, mode=mode)).key
 
     try:
         key = _run(rt, main())
@@ -259,9 +249,7 @@ def apikey_revoke(
     rt = bootstrap()
 
     async def main() -> None:
-        t = await _find_tenant(tenant)
-        async with unit_of_work() as session:
-            await auth.revoke_api_key(session, tenant_id=t.id, key_id=key_uuid, by=None)
+        await people.revoke_api_key(await _acting_for(tenant), key_uuid)
 
     try:
         _run(rt, main())
@@ -278,10 +266,8 @@ def apikey_list(
     themselves are stored hashed and cannot be shown."""
     rt = bootstrap()
 
-    async def main() -> list:  # type: ignore[type-arg]
-        t = await _find_tenant(tenant)
-        async with unit_of_work(readonly=True) as session:
-            return await auth.list_api_keys(session, tenant_id=t.id)
+    async def main() -> list[ApiKeyOut]:
+        return await people.list_api_keys(await _acting_for(tenant))
 
     try:
         keys = _run(rt, main())
@@ -313,16 +299,8 @@ def keys_rotate() -> None:
     keep the old ones after it, run this, then drop the old keys."""
     rt = bootstrap()
 
-    async def main() -> int:
-        async with unit_of_work() as session:
-            n = await tenants.rotate_secrets(session, box=rt.secrets)
-            from core.audit.service import record
-
-            await record(session, action="secrets.rotated", detail={"channels": n})
-            return n
-
     try:
-        n = _run(rt, main())
+        n = _run(rt, tenant_admin.rotate_secrets(OPERATOR))
     except RuntimeError as exc:
         raise _fail(str(exc)) from None
     console.print(f"re-encrypted the secrets of {n} channel(s) under the first key")
@@ -343,22 +321,8 @@ def ussd_set(
     """Register the phone and PIN that open a user's USSD merchant menu (clears a lockout)."""
     rt = bootstrap()
 
-    async def main() -> str:
-        pin_hash = await new_pin_hash(pin)
-        async with unit_of_work() as session:
-            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
-            if user is None or user.tenant_id is None:
-                raise NotFound(f"No business user has the email {email}.")
-            number = (
-                normalize_msisdn(phone)
-                if phone
-                else Msisdn((await tenants.get(session, user.tenant_id)).phone)
-            )
-            await register_ussd(session, user=user, phone=number, pin_hash=pin_hash)
-            return number
-
     try:
-        number = _run(rt, main())
+        number = _run(rt, account_admin.set_ussd_access_for(OPERATOR, email=email, phone=phone, pin=pin))
     except LipapushError as exc:
         raise _fail(exc.message) from None
     console.print(f"USSD ready: dial {rt.settings.USSD_CODE} from 0{number[3:]} and enter the PIN.")
@@ -369,15 +333,8 @@ def ussd_remove(email: Annotated[str, typer.Option(help="The user's email")]) ->
     """Turn off a user's USSD menu (a lost phone)."""
     rt = bootstrap()
 
-    async def main() -> None:
-        async with unit_of_work() as session:
-            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
-            if user is None:
-                raise NotFound(f"No user has the email {email}.")
-            await remove_ussd(session, user=user)
-
     try:
-        _run(rt, main())
+        _run(rt, account_admin.remove_ussd_access_of(OPERATOR, email=email))
     except LipapushError as exc:
         raise _fail(exc.message) from None
     console.print("USSD access removed.")
@@ -402,13 +359,7 @@ def tenant_sender_id(
         raise _fail(str(exc)) from None
 
     async def main() -> None:
-        t = await _find_tenant(tenant)
-        async with unit_of_work() as session:
-            row = await tenants.get(session, t.id)
-            row.sms_sender_id = value
-            await record(
-                session, action="settings.sms_sender_id", tenant_id=row.id, detail={"sender_id": value}
-            )
+        await tenant_admin.set_sms_sender_id(await _acting_for(tenant), sender_id=sender_id)
 
     try:
         _run(rt, main())

@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, delete, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.audit.service import record
 from core.auth.models import User
 from core.db import Base, UTCDateTime, utcnow
 
@@ -138,6 +139,21 @@ def impersonating(row: PanelSession) -> bool:
 
 def end_impersonation(row: PanelSession) -> None:
     row.as_tenant_id, row.as_since, row.as_write, row.as_reason = None, None, False, None
+
+
+async def record_impersonated_request(
+    session: AsyncSession, *, row: PanelSession, user_id: uuid.UUID, method: str, path: str
+) -> None:
+    """Every request a platform admin makes while viewing as a business leaves an
+    `impersonation.request` row (in the caller's transaction): what was asked, and with what rights."""
+    await record(
+        session,
+        action="impersonation.request",
+        tenant_id=row.as_tenant_id,
+        user_id=user_id,
+        target=f"{method} {path}"[:200],
+        detail={"write": row.as_write},
+    )
 
 
 async def end_others(session: AsyncSession, *, user: User, keep: str) -> int:

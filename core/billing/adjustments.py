@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.billing.commission import commissions
 from core.config import Settings
 from core.errors import InvalidInput
@@ -21,6 +21,7 @@ async def adjust_wallet(
     reason: str,
     by: uuid.UUID | None,
     settings: Settings,
+    audit: Auditor | None = None,
 ) -> int:
     """An admin credit (positive) or debit (negative) of a wallet, with a reason, always audited.
     Returns the transfer id."""
@@ -47,13 +48,9 @@ async def adjust_wallet(
     )
     assert posted is not None
     transfer_id = posted.transfer_id
-    await record(
-        session,
-        action="wallet.adjusted",
-        tenant_id=tenant_id,
-        user_id=by,
-        target=cause_id,
-        detail={"amount_cents": amount_cents, "reason": reason, "transfer_id": transfer_id},
+    write = audit or recorder(session, tenant_id=tenant_id, user_id=by)
+    await write(
+        "wallet.adjusted", target=cause_id, amount_cents=amount_cents, reason=reason, transfer_id=transfer_id
     )
     await commissions.check_low_balance(
         session, tenant=tenant, settings=settings, balance=posted.balances[wallet.id]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.billing.models import PlatformSetting
 from core.config import Settings
 from core.errors import BillingHold, InsufficientWalletBalance, InvalidInput
@@ -252,7 +252,13 @@ class CommissionService:
         )
 
     async def set_tenant_rate(
-        self, session: AsyncSession, *, tenant: Tenant, percent: str | None, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        percent: str | None,
+        by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> int | None:
         """A business's own rate from a percentage ("1.5"), or back to the platform default when empty.
         Payments already created keep their rate. Audited; shared by the CLI and the admin panel."""
@@ -261,23 +267,21 @@ class CommissionService:
         previous = tenant.commission_bps
         tenant.commission_bps = bps
         await session.flush()
-        await record(
-            session,
-            action="commission.set",
-            tenant_id=tenant.id,
-            user_id=by,
-            detail={"bps": bps, "previous_bps": previous},
-        )
+        write = audit or recorder(session, tenant_id=tenant.id, user_id=by)
+        await write("commission.set", bps=bps, previous_bps=previous)
         return bps
 
-    async def set_default_rate(self, session: AsyncSession, *, percent: str, by: uuid.UUID | None) -> int:
+    async def set_default_rate(
+        self, session: AsyncSession, *, percent: str, by: uuid.UUID | None, audit: Auditor | None = None
+    ) -> int:
         """The platform default rate from a percentage (audited)."""
         text = (percent or "").strip()
         if not text:
             raise InvalidInput("percent", "Give the rate as a percentage, like 1.5")
         bps = percent_to_bps(text)
         await self.set_default_bps(session, bps=bps)
-        await record(session, action="commission.default_set", user_id=by, detail={"bps": bps})
+        write = audit or recorder(session, tenant_id=None, user_id=by)
+        await write("commission.default_set", bps=bps)
         return bps
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.billing.models import Invoice, InvoiceLine, InvoiceStatus
 from core.config import Settings
 from core.db import utcnow
@@ -185,7 +186,13 @@ class InvoiceService:
         return issued
 
     async def mark_paid(
-        self, session: AsyncSession, *, invoice_id: uuid.UUID, by: uuid.UUID | None, settings: Settings
+        self,
+        session: AsyncSession,
+        *,
+        invoice_id: uuid.UUID,
+        by: uuid.UUID | None,
+        settings: Settings,
+        audit: Auditor | None = None,
     ) -> Invoice:
         invoice = await session.get(Invoice, invoice_id, with_for_update=True)
         if invoice is None:
@@ -214,9 +221,8 @@ class InvoiceService:
                 amount_cents=invoice.total_cents,
                 memo=f"Payment of {invoice.number}",
             )
-        await record(
-            session, action="invoice.paid", tenant_id=invoice.tenant_id, user_id=by, target=invoice.number
-        )
+        write = audit or recorder(session, tenant_id=invoice.tenant_id, user_id=by)
+        await write("invoice.paid", target=invoice.number)
         await session.flush()
         await self.refresh_hold(session, tenant_id=invoice.tenant_id, now=utcnow(), settings=settings)
         return invoice

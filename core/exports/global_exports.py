@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.customers.models import Customer
 from core.db import utcnow
 from core.errors import InvalidInput, NotFound
@@ -171,7 +171,9 @@ async def fail_stale(session: AsyncSession, now: datetime | None = None) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def request_export(session: AsyncSession, *, req: ExportRequest, user_id: uuid.UUID) -> ExportJob:
+async def request_export(
+    session: AsyncSession, *, req: ExportRequest, user_id: uuid.UUID, audit: Auditor | None = None
+) -> ExportJob:
     await fail_stale(session)
     active = await session.scalar(
         select(func.count())
@@ -187,13 +189,9 @@ async def request_export(session: AsyncSession, *, req: ExportRequest, user_id: 
     )
     session.add(row)
     await session.flush()
-    await record(
-        session,
-        action=f"export.global_{req.kind}",
-        user_id=user_id,
-        target=str(row.id),
-        detail=req.model_dump(mode="json", exclude_none=True),
-    )
+    write = audit or recorder(session, tenant_id=None, user_id=user_id)
+    detail = req.model_dump(mode="json", exclude_none=True)
+    await write(f"export.global_{req.kind}", target=str(row.id), **detail)
     await enqueue(session, build_global, export_id=str(row.id))
     return row
 

@@ -7,6 +7,7 @@ Nothing here commits: the caller's unit of work does, and the owner's messages l
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.models import AuditLog
-from core.audit.service import record
+from core.auth.auditing import Auditor, recorder
 from core.auth.models import User
 from core.billing.commission import commissions
 from core.billing.invoices import invoices
@@ -189,7 +190,13 @@ class TenantAdminService:
         )
 
     async def suspend(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, reason: str, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        reason: str,
+        by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> Tenant:
         """No more pushes from any channel (`tenants.ensure_can_collect` says why); the owner is told."""
         reason = clean_reason(reason)
@@ -199,14 +206,8 @@ class TenantAdminService:
         previous = tenant.status
         tenant.status, tenant.status_reason = TenantStatus.suspended, reason
         await session.flush()
-        await record(
-            session,
-            action="tenant.suspend",
-            tenant_id=tenant.id,
-            user_id=by,
-            target=str(tenant.id),
-            detail={"reason": reason, "previous_status": previous.value},
-        )
+        write = audit or recorder(session, tenant_id=tenant.id, user_id=by)
+        await write("tenant.suspend", target=str(tenant.id), reason=reason, previous_status=previous.value)
         await self._tell_owner(
             session,
             tenant=tenant,
@@ -218,7 +219,13 @@ class TenantAdminService:
         return tenant
 
     async def reactivate(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, reason: str, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        reason: str,
+        by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> Tenant:
         """Back to `active`, or to `onboarding` when the M-Pesa channel was never verified."""
         reason = clean_reason(reason)
@@ -230,14 +237,8 @@ class TenantAdminService:
         tenant.status = TenantStatus.active if verified else TenantStatus.onboarding
         tenant.status_reason = None
         await session.flush()
-        await record(
-            session,
-            action="tenant.reactivate",
-            tenant_id=tenant.id,
-            user_id=by,
-            target=str(tenant.id),
-            detail={"reason": reason, "status": tenant.status.value},
-        )
+        write = audit or recorder(session, tenant_id=tenant.id, user_id=by)
+        await write("tenant.reactivate", target=str(tenant.id), reason=reason, status=tenant.status.value)
         then = (
             "can take M-Pesa payments again"
             if verified
@@ -274,12 +275,36 @@ class TenantAdminService:
             )
 
     async def set_commission(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, percent: str, by: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        percent: str,
+        by: uuid.UUID | None,
+        audit: Auditor | None = None,
     ) -> Tenant:
         """A business's own rate ("1.5"), or back to the platform default (empty)."""
         tenant = await self.get(session, tenant_id)
-        await commissions.set_tenant_rate(session, tenant=tenant, percent=percent, by=by)
+        await commissions.set_tenant_rate(session, tenant=tenant, percent=percent, by=by, audit=audit)
         return tenant
+
+    async def find(self, session: AsyncSession, ref: str) -> Tenant:
+        """A tenant by its owner's (or a staff member's) email, slug or id: what an operator types."""
+        conds = [Tenant.slug == ref, Tenant.email == ref.lower()]
+        with contextlib.suppress(ValueError):
+            conds.append(Tenant.id == uuid.UUID(ref))
+        tenant = await session.scalar(select(Tenant).where(or_(*conds)))
+        if tenant is None:
+            user = await session.scalar(select(User).where(User.email == ref.strip().lower()))
+            if user is not None and user.tenant_id is not None:
+                tenant = await session.get(Tenant, user.tenant_id)
+        if tenant is None:
+            raise NotFound(f"No business matches '{ref}' (give the owner's email, the slug or the id).")
+        return tenant
+
+    async def every(self, session: AsyncSession) -> list[Tenant]:
+        """Every tenant, oldest first (the operator's list)."""
+        return list(await session.scalars(select(Tenant).order_by(Tenant.created_at)))
 
 
 tenant_admin = TenantAdminService()

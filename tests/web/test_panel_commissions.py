@@ -394,7 +394,7 @@ class TestRefusals:
             c = await business_client(server.url, user)
             r = await c.get(PAGE)
             assert r.status_code == 403, user.role
-            assert "This page is for platform administrators." in r.text
+            assert "This is for platform administrators (role platform_admin)." in r.text
             await c.aclose()
         async with httpx.AsyncClient(base_url=server.url) as anonymous:
             r = await anonymous.get(PAGE, params={"period": "last_month"})

@@ -187,7 +187,7 @@ async def test_business_users_cannot_export_everything(server: LiveServer) -> No
             ):
                 r = await client.get(path)
                 assert r.status_code == 403, path
-                assert "This page is for platform administrators." in r.text
+                assert "This is for platform administrators (role platform_admin)." in r.text
             page = await client.get("/app")
             r = await client.post(
                 "/admin/exports", data={"kind": "customers", "csrf_token": csrf_of(page.text)}

@@ -194,7 +194,7 @@ async def test_business_users_cannot_open_the_logs(server: LiveServer) -> None:
             for path in ("/admin/errors", "/admin/audit", "/admin/outbox"):
                 r = await client.get(path)
                 assert r.status_code == 403, path
-                assert "This page is for platform administrators." in r.text
+                assert "This is for platform administrators (role platform_admin)." in r.text
 
 
 async def test_failed_callback_in_the_error_log_in_chromium(

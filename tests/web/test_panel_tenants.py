@@ -357,6 +357,7 @@ class TestSuspension:
         assert (row.status, row.status_reason) == (TenantStatus.active, None)
         [audit] = await audit_rows(tenant.id, "tenant.reactivate")
         assert audit.user_id == admin_id and audit.detail == {
+            "via": "panel",
             "reason": "Reviewed, all clear",
             "status": "active",
         }
@@ -422,8 +423,8 @@ class TestCommission:
         assert (await tenant_row(tenant.id)).commission_bps is None
         audits = await audit_rows(tenant.id, "commission.set")
         assert [a.detail for a in audits] == [
-            {"bps": 150, "previous_bps": None},
-            {"bps": None, "previous_bps": 150},
+            {"via": "panel", "bps": 150, "previous_bps": None},
+            {"via": "panel", "bps": None, "previous_bps": 150},
         ]
         assert all(a.user_id is not None for a in audits)
 
@@ -444,7 +445,7 @@ class TestCommission:
             page = await admin.get(r.headers["location"])
             assert "Platform default commission saved." in page.text and "pay 0.75%." in page.text
             [audit] = (await audit_rows(None, "commission.default_set"))[-1:]
-            assert audit.detail == {"bps": 75} and audit.user_id is not None
+            assert audit.detail == {"via": "panel", "bps": 75} and audit.user_id is not None
         finally:
             async with unit_of_work() as session:
                 if before_value is None:

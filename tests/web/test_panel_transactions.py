@@ -253,7 +253,7 @@ class TestAccess:
                 for url in ("/admin/transactions", f"/admin/transactions/{pid}"):
                     r = await client.get(url)
                     assert r.status_code == 403, url
-                    assert "This page is for platform administrators." in r.text
+                    assert "This is for platform administrators (role platform_admin)." in r.text
         async with httpx.AsyncClient(base_url=server.url) as anonymous:
             r = await anonymous.get("/admin/transactions?status=failed")
             assert r.status_code == 303

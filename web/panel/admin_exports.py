@@ -10,14 +10,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from core.audit.service import record
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 from core.exports import global_exports
-from core.exports.models import ExportStatus
+from core.exports import use_cases_admin as admin
 from core.exports.xlsx import XLSX_MEDIA_TYPE
 from core.payments.models import PaymentStatus
-from core.runtime import unit_of_work
-from web.panel.security import CurrentViewer, admin_only
+from web.panel.admin_access import admin_actor
+from web.panel.security import CurrentViewer
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -42,8 +41,7 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 async def _page(
     request: Request, viewer: Any, *, errors: dict[str, str] | None = None, form: dict[str, str] | None = None
 ) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
-        rows = await global_exports.recent_exports(session)
+    rows = await admin.recent_global_exports(admin_actor(viewer))
     return render(
         request,
         "admin/exports.html",
@@ -65,7 +63,6 @@ async def _page(
 
 @router.get("/admin/exports", response_class=HTMLResponse)
 async def exports_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    admin_only(viewer)
     return await _page(request, viewer)
 
 
@@ -78,7 +75,6 @@ async def start_export(
     date_from: Field = "",
     date_to: Field = "",
 ) -> Response:
-    admin_only(viewer)
     form = {"kind": kind, "status": status, "date_from": date_from, "date_to": date_to}
     try:
         req = global_exports.ExportRequest(
@@ -87,9 +83,7 @@ async def start_export(
             date_from=date_from or None,
             date_to=date_to or None,
         )
-        async with unit_of_work() as session:
-            row = await global_exports.request_export(session, req=req, user_id=viewer.user_id)
-            export_id = row.id
+        export_id = (await admin.start_global_export(admin_actor(viewer), req)).id
     except ValidationError as exc:
         return await _page(request, viewer, errors=field_errors(exc), form=form)
     except InvalidInput as exc:
@@ -99,9 +93,7 @@ async def start_export(
 
 @router.get("/admin/exports/{export_id}/progress", response_class=HTMLResponse)
 async def progress(request: Request, export_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
-    admin_only(viewer)
-    async with unit_of_work(readonly=True) as session:
-        row = await global_exports.get_export(session, export_id)
+    row = await admin.global_export(admin_actor(viewer), export_id)
     return render(
         request,
         "admin/_export_progress.html",
@@ -117,21 +109,10 @@ async def progress(request: Request, export_id: uuid.UUID, viewer: CurrentViewer
 
 @router.get("/admin/exports/{export_id}/download")
 async def download(export_id: uuid.UUID, viewer: CurrentViewer) -> FileResponse:
-    admin_only(viewer)
-    async with unit_of_work() as session:
-        row = await global_exports.get_export(session, export_id)
-        path = global_exports.available(row)
-        if path is None:
-            if row.status is ExportStatus.done:
-                raise NotFound(
-                    f"This export was kept for {global_exports.KEEP_HOURS} hours and has been deleted. "
-                    "Start a new one."
-                )
-            raise NotFound("This export is not finished yet. Wait for it on the Exports page.")
-        await record(session, action="export.downloaded", user_id=viewer.user_id, target=str(row.id))
+    found = await admin.download_global_export(admin_actor(viewer), export_id)
     return FileResponse(
-        path,
+        found.path,
         media_type=XLSX_MEDIA_TYPE,
-        filename=row.file_name or path.name,
+        filename=found.file_name,
         headers={"Cache-Control": "no-store"},
     )

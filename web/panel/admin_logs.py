@@ -3,18 +3,17 @@ that cannot be understood is shown next to its field and the page lists nothing 
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from core.audit import reports
-from core.errors import InvalidInput
+from core.audit import use_cases_admin as admin
 from core.notify.models import SECRET_KINDS, NotifyChannel, NotifyStatus
-from core.runtime import unit_of_work
+from web.panel.admin_access import admin_actor
 from web.panel.forms import choice, int_cursor
-from web.panel.security import CurrentViewer, admin_only
+from web.panel.security import CurrentViewer
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -32,27 +31,15 @@ def _days(raw: str, errors: dict[str, str]) -> int:
     return int(raw)
 
 
-async def _tenant(session: Any, raw: str, errors: dict[str, str]) -> uuid.UUID | None:
-    try:
-        tenant = await reports.resolve_tenant(session, raw)
-    except InvalidInput as exc:
-        errors["tenant"] = exc.message
-        return None
-    return tenant.id if tenant else None
-
-
 @router.get("/admin/errors", response_class=HTMLResponse)
 async def error_log(
     request: Request, viewer: CurrentViewer, tenant: Text = "", days: Text = ""
 ) -> HTMLResponse:
-    admin_only(viewer)
     errors: dict[str, str] = {}
     period = _days(days, errors)
-    log = None
-    async with unit_of_work(readonly=True) as session:
-        tenant_id = await _tenant(session, tenant, errors)
-        if not errors:
-            log = await reports.error_log(session, days=period, tenant_id=tenant_id)
+    found = await admin.error_log(admin_actor(viewer), tenant=tenant, days=period, list_rows=not errors)
+    errors.update(found.errors)
+    log = found.found
     return render(
         request,
         "admin/errors.html",
@@ -72,18 +59,19 @@ async def audit(
     email: Text = "",
     before: Text = "",
 ) -> HTMLResponse:
-    admin_only(viewer)
     errors: dict[str, str] = {}
-    if category and category not in reports.AUDIT_CATEGORIES:
-        errors["category"] = "Choose one of the listed categories."
     cursor = int_cursor(before, errors)
-    page = None
-    async with unit_of_work(readonly=True) as session:
-        tenant_id = await _tenant(session, tenant, errors)
-        if not errors:
-            page = await reports.audit_page(
-                session, category=category, action=action, tenant_id=tenant_id, email=email, before=cursor
-            )
+    found = await admin.audit_trail(
+        admin_actor(viewer),
+        category=category,
+        action=action,
+        tenant=tenant,
+        email=email,
+        before=cursor,
+        list_rows=not errors,
+    )
+    errors = {**found.errors, **errors}
+    page = found.found
     form = {"category": category, "action": action, "tenant": tenant, "email": email}
     return render(
         request,
@@ -104,23 +92,21 @@ async def outbox(
     recipient: Text = "",
     before: Text = "",
 ) -> HTMLResponse:
-    admin_only(viewer)
     errors: dict[str, str] = {}
     chosen_channel = choice(NotifyChannel, channel, "channel", errors, UNLISTED)
     chosen_status = choice(NotifyStatus, status, "status", errors, UNLISTED)
     cursor = int_cursor(before, errors)
-    page = None
-    async with unit_of_work(readonly=True) as session:
-        tenant_id = await _tenant(session, tenant, errors)
-        if not errors:
-            page = await reports.outbox_page(
-                session,
-                channel=chosen_channel,
-                status=chosen_status,
-                tenant_id=tenant_id,
-                recipient=recipient,
-                before=cursor,
-            )
+    found = await admin.message_outbox(
+        admin_actor(viewer),
+        channel=chosen_channel,
+        status=chosen_status,
+        tenant=tenant,
+        recipient=recipient,
+        before=cursor,
+        list_rows=not errors,
+    )
+    errors.update(found.errors)
+    page = found.found
     form = {"channel": channel, "status": status, "tenant": tenant, "recipient": recipient}
     return render(
         request,

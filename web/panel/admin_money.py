@@ -12,13 +12,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from core.billing import admin_reports, periods
-from core.billing.commission_report import commission_report
+from core.access.permissions import Permission
+from core.billing import periods
+from core.billing import use_cases_admin as admin
 from core.db import utcnow
 from core.errors import InvalidInput
-from core.runtime import runtime, unit_of_work
+from web.panel.admin_access import admin_actor
 from web.panel.forms import parse_day
-from web.panel.security import CurrentViewer, admin_only
+from web.panel.security import CurrentViewer
 from web.panel.templating import EAT, render
 
 router = APIRouter(include_in_schema=False)
@@ -61,7 +62,8 @@ async def commissions_page(
     to: Text = "",
     sort: Text = "",
 ) -> HTMLResponse:
-    admin_only(viewer)
+    actor = admin_actor(viewer)
+    actor.require(Permission.platform_admin)  # refused before a period is read
     now: datetime = utcnow()
     errors: dict[str, str] = {}
     chosen = _period(period, from_, to, now.astimezone(EAT).date(), errors)
@@ -83,14 +85,12 @@ async def commissions_page(
         "now": now,
     }
     if not errors:
-        settings = runtime().settings
-        async with unit_of_work(readonly=True) as session:
-            earned = await commission_report(session, period=chosen, settings=settings)
-            ctx.update(
-                earned=earned,
-                rows=sorted(earned.rows, key=SORTS[sort][1]),
-                invoices=await admin_reports.invoice_summary(session, now=now),
-                wallets=await admin_reports.wallet_summary(session, settings=settings),
-                subs=await admin_reports.subscription_report(session, period=chosen, now=now),
-            )
+        seen = await admin.commissions_overview(actor, period=chosen, now=now)
+        ctx.update(
+            earned=seen.earned,
+            rows=sorted(seen.earned.rows, key=SORTS[sort][1]),
+            invoices=seen.invoices,
+            wallets=seen.wallets,
+            subs=seen.subs,
+        )
     return render(request, "admin/commissions.html", ctx, viewer=viewer, status=422 if errors else 200)

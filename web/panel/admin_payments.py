@@ -1,5 +1,5 @@
 """Platform admin → Transactions: every payment across tenants (filters, keyset pages) and one payment
-with its callbacks, jobs and ledger transfers. The queries are core.payments.search."""
+with its callbacks, jobs and ledger transfers. The queries are core.payments.use_cases_admin."""
 
 from __future__ import annotations
 
@@ -9,21 +9,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from core.access.permissions import Permission
 from core.errors import InvalidInput, NotFound
+from core.payments import use_cases_admin as admin
 from core.payments.models import PaymentSource, PaymentStatus
-from core.payments.search import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    PhoneMatch,
-    TransactionPage,
-    TransactionSearch,
-    phone_match,
-    resolve_tenant,
-    transactions,
-)
-from core.runtime import unit_of_work
+from core.payments.search import DEFAULT_LIMIT, MAX_LIMIT, PhoneMatch, phone_match
+from web.panel.admin_access import admin_actor
 from web.panel.forms import choice, page_url, parse_day
-from web.panel.security import CurrentViewer, admin_only, safe_next
+from web.panel.security import CurrentViewer, safe_next
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +38,6 @@ def _url(params: dict[str, str], cursor: str | None = None) -> str:
 
 @router.get(LIST, response_class=HTMLResponse)
 async def transaction_list(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    admin_only(viewer)
     q = request.query_params
     form = {name: q.get(name, "").strip() for name in FIELDS}
     limit = _limit(q.get("limit", ""))
@@ -61,30 +53,20 @@ async def transaction_list(request: Request, viewer: CurrentViewer) -> HTMLRespo
             phone = phone_match(form["phone"])
         except InvalidInput as exc:
             errors["phone"] = exc.message
-    page: TransactionPage | None = None
-    tenant_name: str | None = None
-    async with unit_of_work(readonly=True) as session:
-        tenant_id: uuid.UUID | None = None
-        if form["tenant"]:
-            try:
-                tenant = await resolve_tenant(session, form["tenant"])
-                tenant_id, tenant_name = tenant.id, tenant.name
-            except InvalidInput as exc:
-                errors["tenant"] = exc.message
-        search: TransactionSearch | None = None
-        try:
-            search = TransactionSearch.for_days(
-                day_from=day_from,
-                day_to=day_to,
-                tenant_id=tenant_id,
-                status=status,
-                source=source,
-                phone=phone,
-            )
-        except InvalidInput as exc:
-            errors[exc.field] = exc.message
-        if not errors and search is not None:
-            page = await transactions.search(session, search, cursor=cursor, limit=limit)  # 422: cursor
+    found = await admin.search_transactions(
+        admin_actor(viewer),
+        tenant=form["tenant"],
+        day_from=day_from,
+        day_to=day_to,
+        status=status,
+        source=source,
+        phone=phone,
+        cursor=cursor,
+        limit=limit,
+        list_rows=not errors,
+    )
+    errors.update(found.errors)
+    page, tenant_name = found.page, found.tenant_name
     base = {k: v for k, v in form.items() if v}
     if limit != DEFAULT_LIMIT:
         base["limit"] = str(limit)
@@ -113,13 +95,13 @@ async def transaction_list(request: Request, viewer: CurrentViewer) -> HTMLRespo
 
 @router.get(LIST + "/{payment_id}", response_class=HTMLResponse)
 async def payment_detail(request: Request, payment_id: str, viewer: CurrentViewer) -> HTMLResponse:
-    admin_only(viewer)
+    actor = admin_actor(viewer)
     try:
         pid = uuid.UUID(payment_id)
     except ValueError:
+        actor.require(Permission.platform_admin)  # a business user is refused, not told "no such"
         raise NotFound("No such payment.") from None
-    async with unit_of_work(readonly=True) as session:
-        detail = await transactions.detail(session, pid)
+    detail = await admin.payment_detail(actor, pid)
     back = safe_next(request.query_params.get("back"), LIST)
     if not back.startswith(LIST):
         back = LIST

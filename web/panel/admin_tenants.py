@@ -1,24 +1,23 @@
 """Platform admin → Businesses: find a business or hotspot provider, look it over, suspend or reactivate
 it with a reason, set its commission rate and the platform default. The rules are core's
-(core.tenants.admin, core.billing.commission); this module parses forms and renders pages."""
+(core.tenants.use_cases_admin); this module parses forms and renders pages."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.billing.commission import commissions
 from core.errors import InvalidInput
-from core.runtime import runtime, unit_of_work
-from core.tenants.admin import REASON_MAX, REASON_MIN, tenant_admin
+from core.tenants import use_cases_admin as admin
+from core.tenants.admin import REASON_MAX, REASON_MIN
 from core.tenants.models import TenantKind, TenantStatus
+from web.panel.admin_access import admin_actor
 from web.panel.forms import page_url
-from web.panel.security import CurrentViewer, Viewer, admin_only
+from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -53,16 +52,9 @@ async def _list_page(
     values: dict[str, str] | None = None,
     code: int = 200,
 ) -> HTMLResponse:
-    rt = runtime()
-    async with unit_of_work(readonly=True) as session:
-        result = await tenant_admin.search(
-            session,
-            q=q,
-            status=_enum(TenantStatus, status),
-            kind=_enum(TenantKind, kind),
-            page=page,
-            settings=rt.settings,
-        )
+    result = await admin.search_tenants(
+        admin_actor(viewer), q=q, status=_enum(TenantStatus, status), kind=_enum(TenantKind, kind), page=page
+    )
     filters = {k: v for k, v in {"q": q.strip(), "status": status, "kind": kind}.items() if v}
     return render(
         request,
@@ -94,7 +86,6 @@ async def tenant_list(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     done: str | None = None,
 ) -> HTMLResponse:
-    admin_only(viewer)
     return await _list_page(request, viewer, q=q, status=status, kind=kind, page=page, done=done)
 
 
@@ -102,10 +93,8 @@ async def tenant_list(
 async def commission_default(
     request: Request, viewer: CurrentViewer, percent: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
-    admin_only(viewer)
     try:
-        async with unit_of_work() as session:
-            await commissions.set_default_rate(session, percent=percent, by=viewer.user_id)
+        await admin.set_default_commission(admin_actor(viewer), percent=percent)
     except InvalidInput as exc:
         return await _list_page(
             request, viewer, errors={"default": exc.message}, values={"default": percent}, code=422
@@ -123,9 +112,7 @@ async def _detail_page(
     values: dict[str, str] | None = None,
     code: int = 200,
 ) -> HTMLResponse:
-    rt = runtime()
-    async with unit_of_work(readonly=True) as session:
-        detail = await tenant_admin.detail(session, tenant_id=tenant_id, box=rt.secrets, settings=rt.settings)
+    detail = await admin.tenant_detail(admin_actor(viewer), tenant_id)
     return render(
         request,
         "admin/tenant.html",
@@ -147,7 +134,6 @@ async def _detail_page(
 async def tenant_detail(
     request: Request, tenant_id: uuid.UUID, viewer: CurrentViewer, done: str | None = None
 ) -> HTMLResponse:
-    admin_only(viewer)
     return await _detail_page(request, viewer, tenant_id, done=done)
 
 
@@ -155,7 +141,7 @@ async def _change(
     request: Request,
     viewer: Viewer,
     tenant_id: uuid.UUID,
-    change: Callable[[AsyncSession], Awaitable[object]],
+    change: Awaitable[object],
     *,
     field: str,
     value: str,
@@ -164,8 +150,7 @@ async def _change(
     """One change on a business's page: done, back to the page saying so; refused, the page again with
     the reason next to the form `field` and what was typed in it."""
     try:
-        async with unit_of_work() as session:
-            await change(session)
+        await change
     except InvalidInput as exc:
         return await _detail_page(
             request, viewer, tenant_id, errors={field: exc.message}, values={field: value}, code=422
@@ -180,11 +165,7 @@ async def suspend(
     viewer: CurrentViewer,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    admin_only(viewer)
-
-    def change(session: AsyncSession) -> Awaitable[object]:
-        return tenant_admin.suspend(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
-
+    change = admin.suspend_tenant(admin_actor(viewer), tenant_id, reason=reason)
     return await _change(request, viewer, tenant_id, change, field="suspend", value=reason, done="suspended")
 
 
@@ -195,11 +176,7 @@ async def reactivate(
     viewer: CurrentViewer,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    admin_only(viewer)
-
-    def change(session: AsyncSession) -> Awaitable[object]:
-        return tenant_admin.reactivate(session, tenant_id=tenant_id, reason=reason, by=viewer.user_id)
-
+    change = admin.reactivate_tenant(admin_actor(viewer), tenant_id, reason=reason)
     return await _change(
         request, viewer, tenant_id, change, field="reactivate", value=reason, done="reactivated"
     )
@@ -212,11 +189,7 @@ async def commission(
     viewer: CurrentViewer,
     percent: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    admin_only(viewer)
-
-    def change(session: AsyncSession) -> Awaitable[object]:
-        return tenant_admin.set_commission(session, tenant_id=tenant_id, percent=percent, by=viewer.user_id)
-
+    change = admin.set_commission_rate(admin_actor(viewer), tenant_id, percent=percent)
     return await _change(
         request, viewer, tenant_id, change, field="commission", value=percent, done="commission"
     )

@@ -24,7 +24,6 @@ from fastapi.responses import HTMLResponse
 
 from core.access.actor import Actor, Via
 from core.access.permissions import Permission
-from core.audit.service import record
 from core.auth import panel_sessions
 from core.auth.models import Role
 from core.context import current_request
@@ -159,13 +158,8 @@ async def _viewer(request: Request) -> Viewer:
                 row.as_write,
                 row.as_reason,
             )
-            await record(
-                session,
-                action="impersonation.request",
-                tenant_id=row.as_tenant_id,
-                user_id=user.id,
-                target=f"{request.method} {request.url.path}"[:200],
-                detail={"write": row.as_write},
+            await panel_sessions.record_impersonated_request(
+                session, row=row, user_id=user.id, method=request.method, path=request.url.path
             )
         if viewer.tenant_id is not None:
             tenant = await session.get(Tenant, viewer.tenant_id)
