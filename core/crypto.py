@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+UNDECRYPTABLE = (
+    "A stored secret cannot be decrypted with ENCRYPTION_KEYS: was a key removed before "
+    "`lipapush keys rotate` re-encrypted everything?"
+)
+
 
 class SecretBox:
     def __init__(self, keys: list[str]) -> None:
@@ -16,14 +21,15 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise RuntimeError(
-                "A stored secret cannot be decrypted with ENCRYPTION_KEYS: was a key removed before "
-                "`lipapush keys rotate` re-encrypted everything?"
-            ) from None
+            raise RuntimeError(UNDECRYPTABLE) from None
 
     def rotate(self, token: str) -> str:
-        """Re-encrypt under the first (newest) key."""
-        return self._fernet.rotate(token.encode()).decode()
+        """Re-encrypt under the first (newest) key (any key may have encrypted it); running it again
+        on its own output is harmless."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise RuntimeError(UNDECRYPTABLE) from None
 
 
 def mask_secret(value: str | None) -> str | None:

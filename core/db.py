@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, TypeDecorator, event
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -191,3 +191,23 @@ def str_enum(enum_cls: type[StrEnum], name: str) -> SAEnum:
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; Postgres gets a real BIGINT.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# A column holding a Fernet token (core.crypto.SecretBox) says so in its `info`:
+# `mapped_column(Text, info=encrypted("router password"))`. `lipapush keys rotate` re-encrypts every
+# column marked so (`encrypted_columns`), and tests/core/unit/test_key_rotation.py fails on an unmarked
+# `*_enc` column. `info` is not part of the schema: marking a column needs no migration.
+ENCRYPTED = "encrypted"
+
+
+def encrypted(kind: str) -> dict[str, Any]:
+    """`info=` for an encrypted column; `kind` names its values in the rotation's report ("channel
+    secret": three columns of one table may share a kind)."""
+    return {ENCRYPTED: kind}
+
+
+def encrypted_columns(metadata: MetaData | None = None) -> list[Column[Any]]:
+    """Every column marked `encrypted(...)` on the metadata (Base's by default), in table dependency
+    order then column order. Only the models imported so far are on it: `import core.models` first."""
+    tables = (metadata or Base.metadata).sorted_tables
+    return [c for t in tables for c in t.columns if ENCRYPTED in c.info]

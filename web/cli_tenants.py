@@ -300,10 +300,12 @@ def keys_rotate() -> None:
     rt = bootstrap()
 
     try:
-        n = _run(rt, tenant_admin.rotate_secrets(OPERATOR))
+        counts = _run(rt, tenant_admin.rotate_secrets(OPERATOR))
     except RuntimeError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"re-encrypted the secrets of {n} channel(s) under the first key")
+    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in counts.items()]
+    said = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    console.print(f"re-encrypted {said or 'nothing'} under the first key")
 
 
 ussd_app = typer.Typer(help="USSD menu access for merchants on feature phones.", no_args_is_help=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ledger.models import Account, AccountKind, Transfer
@@ -12,8 +15,14 @@ from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, Payme
 COMMISSION_KINDS = ("commission.wallet", "commission.receivable")
 
 
-async def check_all(session: AsyncSession) -> list[LedgerProblem]:
-    problems = await ledger.check(session)
+async def check_all(session: AsyncSession, *, tenant_id: uuid.UUID | None = None) -> list[LedgerProblem]:
+    """The whole database (what `lipapush ledger check` proves), or with `tenant_id` only that
+    business's accounts and payments: a test checks the books it wrote, whatever other tests left."""
+
+    def mine(column: Any) -> list[ColumnElement[bool]]:  # no condition: the whole database
+        return [] if tenant_id is None else [column == tenant_id]
+
+    problems = await ledger.check(session) if tenant_id is None else await _balances(session, tenant_id)
 
     posted = (
         select(Transfer.payment_id.label("pid"), func.sum(Transfer.amount_cents).label("cents"))
@@ -26,7 +35,7 @@ async def check_all(session: AsyncSession) -> list[LedgerProblem]:
         await session.execute(
             select(Payment.id, Payment.status, Payment.commission_cents, func.coalesce(posted.c.cents, 0))
             .outerjoin(posted, posted.c.pid == Payment.id)
-            .where(Payment.source.in_(list(CUSTOMER_SOURCES)))
+            .where(Payment.source.in_(list(CUSTOMER_SOURCES)), *mine(Payment.tenant_id))
             .where(
                 (
                     (Payment.status == PaymentStatus.success)
@@ -55,7 +64,7 @@ async def check_all(session: AsyncSession) -> list[LedgerProblem]:
         await session.execute(
             select(Payment.id, Payment.status, Payment.amount, func.coalesce(topped.c.cents, 0))
             .outerjoin(topped, topped.c.pid == Payment.id)
-            .where(Payment.source == PaymentSource.topup)
+            .where(Payment.source == PaymentSource.topup, *mine(Payment.tenant_id))
             .where(
                 (
                     (Payment.status == PaymentStatus.success)
@@ -80,7 +89,9 @@ async def check_all(session: AsyncSession) -> list[LedgerProblem]:
             select(Account.id, Account.tenant_id, Account.reserved_cents, func.coalesce(held.c.cents, 0))
             .outerjoin(held, held.c.tid == Account.tenant_id)
             .where(
-                Account.kind == AccountKind.wallet, Account.reserved_cents != func.coalesce(held.c.cents, 0)
+                Account.kind == AccountKind.wallet,
+                Account.reserved_cents != func.coalesce(held.c.cents, 0),
+                *mine(Account.tenant_id),
             )
         )
     ).all()
@@ -91,4 +102,46 @@ async def check_all(session: AsyncSession) -> list[LedgerProblem]:
                 f"wallet {aid} of tenant {tid} reserves {reserved} cents; its pending pushes hold {want}",
             )
         )
+    return problems
+
+
+async def _balances(session: AsyncSession, tenant_id: uuid.UUID) -> list[LedgerProblem]:
+    """`ledger.check` for one business's accounts: each balance equals Σ credits − Σ debits of its
+    transfers, and nothing reserved is negative (the same rules and wording, scoped)."""
+    mine = select(Account.id).where(Account.tenant_id == tenant_id).scalar_subquery()
+    credits = (
+        select(Transfer.credit_account_id.label("aid"), func.sum(Transfer.amount_cents).label("s"))
+        .where(Transfer.credit_account_id.in_(mine))
+        .group_by(Transfer.credit_account_id)
+        .subquery()
+    )
+    debits = (
+        select(Transfer.debit_account_id.label("aid"), func.sum(Transfer.amount_cents).label("s"))
+        .where(Transfer.debit_account_id.in_(mine))
+        .group_by(Transfer.debit_account_id)
+        .subquery()
+    )
+    expected = func.coalesce(credits.c.s, 0) - func.coalesce(debits.c.s, 0)
+    rows = (
+        await session.execute(
+            select(Account.id, Account.kind, Account.balance_cents, expected)
+            .outerjoin(credits, credits.c.aid == Account.id)
+            .outerjoin(debits, debits.c.aid == Account.id)
+            .where(Account.tenant_id == tenant_id, Account.balance_cents != expected)
+        )
+    ).all()
+    problems = [
+        LedgerProblem(
+            "balance",
+            f"account {aid} ({kind} of tenant {tenant_id}) holds {balance} cents but its transfers "
+            f"sum to {want}",
+        )
+        for aid, kind, balance, want in rows
+    ]
+    negative = await session.execute(
+        select(Account.id, Account.reserved_cents).where(
+            Account.tenant_id == tenant_id, Account.reserved_cents < 0
+        )
+    )
+    problems += [LedgerProblem("reserved", f"account {aid} has negative reserved {r}") for aid, r in negative]
     return problems

@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, UTCDateTime, str_enum, utcnow
+from core.db import Base, UTCDateTime, encrypted, str_enum, utcnow
 
 
 class RouterStatus(StrEnum):
@@ -35,7 +35,7 @@ class Router(Base):
     host: Mapped[str] = mapped_column(String(253))
     port: Mapped[int] = mapped_column(Integer, default=8728)
     username: Mapped[str] = mapped_column(String(64))
-    password_enc: Mapped[str] = mapped_column(Text)
+    password_enc: Mapped[str] = mapped_column(Text, info=encrypted("router password"))
     tls: Mapped[bool] = mapped_column(default=False)
     hotspot_server: Mapped[str] = mapped_column(String(64), default="hotspot1")
     status: Mapped[RouterStatus] = mapped_column(

@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, UTCDateTime, str_enum, utcnow
+from core.db import Base, UTCDateTime, encrypted, str_enum, utcnow
 
 
 class TenantKind(StrEnum):
@@ -108,9 +108,9 @@ class MpesaChannel(Base):
     # Indexed: "pay a business" on USSD looks a business up by its Till or Paybill number.
     business_short_code: Mapped[str] = mapped_column(String(10), index=True)
     till_number: Mapped[str | None] = mapped_column(String(10), index=True)
-    consumer_key_enc: Mapped[str] = mapped_column(Text)
-    consumer_secret_enc: Mapped[str] = mapped_column(Text)
-    passkey_enc: Mapped[str] = mapped_column(Text)
+    consumer_key_enc: Mapped[str] = mapped_column(Text, info=encrypted("channel secret"))
+    consumer_secret_enc: Mapped[str] = mapped_column(Text, info=encrypted("channel secret"))
+    passkey_enc: Mapped[str] = mapped_column(Text, info=encrypted("channel secret"))
     # Unguessable path segment of the callback URL: Daraja callbacks are unsigned (refs §11.4).
     callback_token: Mapped[str] = mapped_column(String(64), unique=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,20 +4,25 @@ import re
 import secrets
 import unicodedata
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Column, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import core.models  # noqa: F401  - every model's encrypted columns, for rotate_secrets
 from core.audit.service import record
 from core.auth.auditing import Auditor, recorder
 from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE, Settings
 from core.crypto import SecretBox, mask_secret
 from core.daraja.schemas import DarajaCredentials
-from core.db import utcnow
+from core.db import ENCRYPTED, encrypted_columns, utcnow
 from core.errors import ChannelNotConfigured, ChannelNotVerified, InvalidInput, NotFound, TenantNotActive
 from core.phones import Msisdn
 from core.tenants.models import ChannelKind, Environment, MpesaChannel, Tenant, TenantKind, TenantStatus
 from core.tenants.schemas import ChannelIn, ChannelOut
+
+# Rows per batch when `rotate_secrets` walks a table.
+ROTATE_BATCH = 500
 
 
 def slugify(name: str) -> str:
@@ -236,17 +241,48 @@ class TenantService:
         await write("settings.payment_alerts", notify_owner_on_payments=tenant.notify_owner_on_payments)
         return tenant.notify_owner_on_payments
 
-    async def rotate_secrets(self, session: AsyncSession, *, box: SecretBox) -> int:
-        """Re-encrypt every stored Daraja secret under the first ENCRYPTION_KEYS key, so older keys
-        can then be removed. Returns how many channels were rewritten."""
-        count = 0
-        for channel in await session.scalars(select(MpesaChannel)):
-            channel.consumer_key_enc = box.rotate(channel.consumer_key_enc)
-            channel.consumer_secret_enc = box.rotate(channel.consumer_secret_enc)
-            channel.passkey_enc = box.rotate(channel.passkey_enc)
-            count += 1
-        await session.flush()
-        return count
+    async def rotate_secrets(
+        self, session: AsyncSession, *, box: SecretBox, batch: int = ROTATE_BATCH
+    ) -> dict[str, int]:
+        """Re-encrypt every encrypted column of every model (`core.db.encrypted_columns`, found from
+        the metadata, not listed here) under the first ENCRYPTION_KEYS key, so older keys can then be
+        removed. Returns how many values of each kind were rewritten, in table order:
+        {"channel secret": 3, "router password": 2}.
+
+        Each table is read and written in batches of `batch` rows by primary key, all in the caller's
+        transaction: a token no key decrypts stops it with the row named and nothing rewritten.
+        Running it again is harmless (a value already under the first key is re-encrypted under it)."""
+        counts: dict[str, int] = {}
+        by_table: dict[Table, list[Column[Any]]] = {}
+        for column in encrypted_columns():
+            counts.setdefault(column.info[ENCRYPTED], 0)
+            by_table.setdefault(column.table, []).append(column)
+        for table, columns in by_table.items():
+            pks = list(table.primary_key.columns)
+            assert len(pks) == 1, f"{table.name}: rotation pages by a single-column primary key"
+            pk = pks[0]
+            last: Any = None
+            while True:
+                page = select(pk, *columns).order_by(pk).limit(batch)
+                if last is not None:
+                    page = page.where(pk > last)
+                rows = (await session.execute(page)).all()
+                for row_id, *tokens in rows:
+                    values: dict[str, str] = {}
+                    for column, token in zip(columns, tokens, strict=True):
+                        if token is None:
+                            continue
+                        try:
+                            values[column.key] = box.rotate(token)
+                        except RuntimeError as exc:
+                            raise RuntimeError(f"{table.name}.{column.name} of row {row_id}: {exc}") from None
+                        counts[column.info[ENCRYPTED]] += 1
+                    if values:
+                        await session.execute(update(table).where(pk == row_id).values(**values))
+                if len(rows) < batch:
+                    break
+                last = rows[-1][0]
+        return counts
 
     def ensure_can_collect(self, tenant: Tenant, channel: MpesaChannel | None) -> MpesaChannel:
         if tenant.status is TenantStatus.suspended:

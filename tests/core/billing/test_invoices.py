@@ -161,7 +161,7 @@ class TestLedgerCheck:
         env = {**os.environ, "DATABASE_URL": database.url}
 
         async with unit_of_work(readonly=True) as session:
-            assert await check_all(session) == []
+            assert await check_all(session, tenant_id=tenant.id) == []
         ok = await run_cli(cli, env)
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "ledger balanced" in ok.stdout
@@ -177,10 +177,15 @@ class TestLedgerCheck:
         try:
             bad = await run_cli(cli, env)
             assert bad.returncode == 1
-            assert (
+            wrong = (
                 f"balance: account {acc.id} (revenue of tenant {tenant.id}) holds 301 cents but its "
-                "transfers sum to 300" in bad.stdout
+                "transfers sum to 300"
             )
+            assert wrong in bad.stdout
+            # the check scoped to this business finds the same, and only what is this business's
+            async with unit_of_work(readonly=True) as session:
+                found = await check_all(session, tenant_id=tenant.id)
+            assert [f"{p.what}: {p.detail}" for p in found] == [wrong]
         finally:
             async with unit_of_work() as session:
                 await session.execute(
@@ -189,4 +194,4 @@ class TestLedgerCheck:
                     .values(balance_cents=Account.balance_cents - 1)
                 )
         async with unit_of_work(readonly=True) as session:
-            assert await check_all(session) == []
+            assert await check_all(session, tenant_id=tenant.id) == []

@@ -9,7 +9,7 @@ from core.payments.models import Payment, PaymentStatus
 from core.payments.reconcile import resolve_payment
 from core.runtime import unit_of_work
 from tests.conftest import LiveServer
-from tests.core.payments.test_callbacks import pending_payment
+from tests.core.payments.test_callbacks import pending_payment, process, store, success_body
 from tests.support.factories import make_api_key, make_tenant
 from tests.support.waiting import wait_for_final
 
@@ -57,12 +57,11 @@ class TestReconciliation:
         assert await resolve_payment(p.id) is PaymentStatus.expired
 
     async def test_final_payment_is_left_alone(self, server: LiveServer) -> None:
+        # Finished the real way (Daraja's success callback), so the ledger carries its commission and a
+        # later `ledger check` of the whole database finds nothing wrong with it.
         p = await pending_payment(checkout="ws_CO_done_already", amount=5)
-        async with unit_of_work() as session:
-            row = await session.get(Payment, p.id)
-            assert row is not None
-            row.status = PaymentStatus.success
-            row.receipt = "UKN1DONE01"
+        body = success_body("ws_CO_done_already", amount=5.0, phone=int(p.phone), receipt="UKN1DONE01")
+        assert await process(await store(p, body)) == "applied"
         assert await resolve_payment(p.id) is PaymentStatus.success
         async with unit_of_work(readonly=True) as session:
             row = await session.get(Payment, p.id)
