@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     PLATFORM_CONSUMER_KEY: str | None = None
     PLATFORM_CONSUMER_SECRET: str | None = None
     PLATFORM_PASSKEY: str | None = None
+    # Request bodies are counted while they stream in (web/limits.py): past its route's limit a request
+    # is answered 413 at once, so a large or endless body is never held in memory.
+    MAX_BODY_BYTES_DARAJA_CALLBACK: int = Field(default=64 * 1024, ge=1024)  # /callbacks/daraja/…
+    # /ussd, /ussd/events and /callbacks/at/delivery (Africa's Talking's small form posts)
+    MAX_BODY_BYTES_AT_CALLBACK: int = Field(default=8 * 1024, ge=1024)
+    MAX_BODY_BYTES_TELEGRAM_WEBHOOK: int = Field(default=1024 * 1024, ge=1024)  # /telegram/webhook/…
+    MAX_BODY_BYTES_DEFAULT: int = Field(default=1024 * 1024, ge=1024)  # every other URL
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False
 

@@ -42,6 +42,7 @@ from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
 from web.docs import install_docs
 from web.errors import install_error_handlers
+from web.limits import BodyLimits, LimitRequestBody
 from web.panel import install_panel
 
 log = logging.getLogger("lipapush")
@@ -147,6 +148,9 @@ def create_app(
             reset_request(token)
         response.headers["X-Request-Id"] = rid
         return response
+
+    # Outermost of our middleware: a body over its route's limit is refused before anything reads it.
+    app.add_middleware(LimitRequestBody, limits=BodyLimits.from_settings(rt.settings))
 
     api = APIRouter(prefix="/api")
     for module in (

@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.exports.links import downloads_dir, resolve
 from core.exports.xlsx import XLSX_MEDIA_TYPE
 from core.notify.service import notify
 from core.payments.callbacks import MAX_BODY, callbacks
 from core.payments.jobs import process_callback
 from core.runtime import runtime, unit_of_work
+from core.tenants.service import tenants
 
 router = APIRouter(tags=["callbacks"], include_in_schema=False)
 
@@ -23,6 +24,12 @@ router = APIRouter(tags=["callbacks"], include_in_schema=False)
 async def daraja_callback(token: str, request: Request) -> JSONResponse:
     if len(token) > 64:
         return JSONResponse({"ResultCode": 1, "ResultDesc": "Unknown callback URL"}, status_code=404)
+    # The token first, in its own short read: a made-up URL is refused without reading its body, and
+    # no database connection is held while a known sender's body arrives (web/limits.py caps it).
+    async with unit_of_work(readonly=True) as session:
+        known = await tenants.get_channel_by_token(session, token) is not None
+    if not known:
+        raise NotFound("Unknown callback URL.")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise InvalidInput("body", "Callback body too large.")

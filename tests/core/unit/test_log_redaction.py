@@ -1,12 +1,17 @@
-"""Secrets that travel in URL paths never reach the logs."""
+"""Secrets that travel in URLs (path segments, query strings) or are configured never reach the logs."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 
-from web.logs import RedactCallbackTokens, redact
+import core.runtime
+from core.config import load_settings
+from web.logs import RedactCallbackTokens, redact, secret_values, setup_logging
 
 
 @pytest.mark.parametrize(
@@ -36,3 +41,87 @@ def test_uvicorn_access_arguments_are_redacted() -> None:
     )
     assert RedactCallbackTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "GET /login/reset/**** HTTP/1.1" 200'
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('"POST /ussd?secret=abcDEF123_-x HTTP/1.1" 200', '"POST /ussd?secret=**** HTTP/1.1" 200'),
+        (
+            '"POST /callbacks/at/delivery?secret=abc HTTP/1.1" 200',
+            '"POST /callbacks/at/****?secret=**** HTTP/1.1" 200',
+        ),
+        (
+            "GET /x?page=2&api_key=k1&Access_Token=t1&X-Amz-Signature=s1&password=p1&sig=z",
+            "GET /x?page=2&api_key=****&Access_Token=****&X-Amz-Signature=****&password=****&sig=****",
+        ),
+        (
+            '"POST /telegram/webhook/Zx9_kq-Lm2abcdefgh HTTP/1.1" 401',
+            '"POST /telegram/webhook/**** HTTP/1.1" 401',
+        ),
+        # Names that only contain a short word stay, and so do key=value pairs outside a query string.
+        (
+            "GET /app/transactions?page=2&shipping=1&design=a",
+            "GET /app/transactions?page=2&shipping=1&design=a",
+        ),
+        ("event=daraja.request key=value", "event=daraja.request key=value"),
+    ],
+)
+def test_query_string_secrets_are_redacted(line: str, expected: str) -> None:
+    assert redact(line) == expected
+
+
+def test_configured_secret_values_are_redacted_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(
+        _env_file=None,
+        AT_CALLBACK_SECRET="at-callback-secret-0001",
+        TELEGRAM_WEBHOOK_SECRET="tg-webhook-secret-0001",
+        SECRET_KEY="a-secret-key-of-at-least-32-characters!",
+        TELEGRAM_BOT_TOKEN="12345:bot-token-value",
+        REDIS_URL="redis://:redis-password-1@redis:6379/0",
+    )
+    values = secret_values(settings)
+    assert {
+        "at-callback-secret-0001",
+        "tg-webhook-secret-0001",
+        "a-secret-key-of-at-least-32-characters!",
+        quote("a-secret-key-of-at-least-32-characters!", safe=""),
+        "12345:bot-token-value",
+        "redis-password-1",
+        *settings.ENCRYPTION_KEYS,
+    } <= values
+    monkeypatch.setattr(core.runtime, "_runtime", SimpleNamespace(settings=settings))
+    line = "retry https://api.telegram.org/bot12345:bot-token-value/getMe with at-callback-secret-0001"
+    assert redact(line) == "retry https://api.telegram.org/bot****/getMe with ****"
+    assert "a-secret-key" not in redact(f"key={quote(settings.SECRET_KEY, safe='')}")
+
+
+def test_non_string_arguments_and_tracebacks_are_redacted() -> None:
+    record = logging.LogRecord(
+        "lipapush", logging.ERROR, "", 0, "calling %s: %r", (b"x", {"url": "/ussd?secret=s3cr3t"}), None
+    )
+    try:
+        raise RuntimeError("POST /telegram/webhook/Zx9_kq-Lm2abcdefgh failed")
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    assert RedactCallbackTokens().filter(record)
+    text = logging.Formatter().format(record)
+    assert "s3cr3t" not in text and "Zx9_kq" not in text
+    assert "?secret=****" in text and "/telegram/webhook/****" in text
+
+
+def test_every_handler_masks_records_of_any_logger(capsys: pytest.CaptureFixture[str]) -> None:
+    """setup_logging puts the filter on the handlers, so a child logger's record (which a filter on
+    its parent logger never sees) is masked too: uvicorn.access, uvicorn.error, aiogram, ours."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    root.addHandler(handler)
+    try:
+        setup_logging("INFO")
+        for name in ("uvicorn.access", "uvicorn.error", "aiogram.event", "lipapush.web.child"):
+            logging.getLogger(name).warning('"POST /ussd?secret=%s HTTP/1.1"', "leaky-value")
+    finally:
+        root.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "leaky-value" not in err
+    assert err.count("/ussd?secret=****") >= 4
