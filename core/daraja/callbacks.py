@@ -19,11 +19,20 @@ EAT = ZoneInfo("Africa/Nairobi")
 
 _MISSING = object()
 
+# Far beyond any M-Pesa payment, yet small enough to turn into an int cheaply: "1e999999999" must not
+# cost the worker minutes of CPU before it is refused.
+AMOUNT_DIGITS_LIMIT = 15
+
+
+class ImplausibleCallback(ValueError):
+    """The callback reads, but a value in it cannot be true (an amount no M-Pesa payment can have)."""
+
 
 def parse_stk_callback(payload: object) -> StkCallback:
     """Read ``{"Body": {"stkCallback": {...}}}`` into an :class:`StkCallback`.
 
-    Raises ValueError naming the problem when the body is not an STK callback or a value cannot be read.
+    Raises ValueError naming the problem when the body is not an STK callback or a value cannot be read,
+    and its subclass ImplausibleCallback when a value reads but cannot be true.
     """
     body = _mapping(payload, "the callback body")
     inner = _mapping(body.get("Body"), "Body")
@@ -67,6 +76,8 @@ def parse_whole_amount(value: object) -> int:
         raise ValueError(f"STK callback Amount {value!r} is not a number") from None
     if not amount.is_finite() or amount != amount.to_integral_value():
         raise ValueError(f"STK callback Amount {value!r} is not a whole number of shillings")
+    if amount != 0 and amount.adjusted() >= AMOUNT_DIGITS_LIMIT:
+        raise ImplausibleCallback(f"STK callback Amount {value!r} is beyond any M-Pesa payment")
     return int(amount)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -10,14 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
 from core.context import current_request
-from core.daraja.callbacks import parse_stk_callback
+from core.daraja.callbacks import ImplausibleCallback, parse_stk_callback
 from core.daraja.result_codes import classify
+from core.daraja.schemas import StkCallback
 from core.db import utcnow
 from core.errors import NotFound
 from core.jobs.registry import JobSpec, enqueue
+from core.money import MPESA_MAX_AMOUNT
 from core.payments.models import CallbackInbox, Payment, PaymentStatus
 from core.payments.service import payments
 from core.tenants.service import tenants
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 # A callback can beat our own record of the CheckoutRequestID (Daraja answered the push and called
@@ -59,36 +64,60 @@ class CallbackService:
 
     async def process(self, session: AsyncSession, *, inbox_id: int, settings: Settings) -> str:
         """Apply one stored callback. Safe to run any number of times for the same row or for
-        duplicates of the same callback: `payments.finalize` applies a final state once."""
+        duplicates of the same callback: `payments.finalize` applies a final state once.
+
+        Outcomes: applied (it made the payment final), enriched (it added facts such as the receipt to a
+        payment already final, typically settled by the status query first), duplicate (nothing new),
+        conflict (it contradicts a stored fact: nothing applied), late_success_after_final (a success
+        for a payment the status query or expiry had already closed unpaid: it stays closed, flagged),
+        rejected (a value that cannot be true: nothing applied), malformed, orphan. Only "not matched
+        yet" raises, to be retried; a callback that cannot be applied is recorded once, never retried."""
         row = await session.get(CallbackInbox, inbox_id)
         if row is None or row.processed_at is not None:
             return "skipped"
         try:
             cb = parse_stk_callback(json.loads(row.payload))
+        except ImplausibleCallback as exc:
+            return self._reject(row, str(exc))
         except ValueError as exc:
             return self._done(row, "malformed", str(exc))
+        if row.checkout_request_id is None:
+            row.checkout_request_id = cb.checkout_request_id[:64]
+        problem = self._implausible(cb)
+        if problem is not None:
+            return self._reject(row, problem)
 
         payment = await session.scalar(
             select(Payment).where(
                 Payment.checkout_request_id == cb.checkout_request_id, Payment.channel_id == row.channel_id
             )
         )
+        matched = False
         if payment is None and cb.result_code == "0" and cb.amount is not None and cb.phone:
             payment = await self._match_unknown_outcome(session, row, amount=cb.amount, phone=cb.phone)
-            if payment is not None:
-                payment.checkout_request_id = cb.checkout_request_id
-                payment.merchant_request_id = cb.merchant_request_id
+            matched = payment is not None
         if payment is None:
             if utcnow() - row.received_at < ORPHAN_AFTER:
                 raise CallbackNotYetMatched(cb.checkout_request_id)
             return self._done(row, "orphan", "no payment of this channel has this CheckoutRequestID")
+        if cb.receipt is not None:
+            other = await session.scalar(
+                select(Payment.id).where(Payment.receipt == cb.receipt, Payment.id != payment.id).limit(1)
+            )
+            if other is not None:
+                return self._reject(row, f"receipt {cb.receipt} already belongs to another payment")
+        if matched:
+            payment.checkout_request_id = cb.checkout_request_id
+            payment.merchant_request_id = cb.merchant_request_id
 
         status, message = classify(cb.result_code)
         flag = None
         final = PaymentStatus(status)
+        amount_differs = False
         if final is PaymentStatus.success:
             if cb.amount is not None and cb.amount != payment.amount:
                 # Never trust a success for a different amount: record it, count nothing, flag it.
+                amount_differs = True
                 flag = f"callback amount KES {cb.amount} differs from requested KES {payment.amount}"
                 final = PaymentStatus.failed
                 message = f"Flagged for review: {flag}."
@@ -108,7 +137,92 @@ class CallbackService:
             transaction_date=cb.transaction_date,
             flag=flag,
         )
-        return self._done(row, "applied" if outcome.applied else "duplicate", None)
+        if outcome.applied:
+            return self._done(row, "applied", None)
+        if cb.result_code != "0":
+            return self._done(row, "duplicate", None)
+        if payment.status is PaymentStatus.success:
+            if amount_differs:
+                return self._conflict(row, payment, flag or "")
+            return await self._add_facts(session, row, payment, cb, flag)
+        return await self._late_success(session, row, payment, cb)
+
+    async def _add_facts(
+        self, session: AsyncSession, row: CallbackInbox, payment: Payment, cb: StkCallback, flag: str | None
+    ) -> str:
+        """A success callback for a payment already paid: store what it knows that we do not."""
+        added = await payments.add_facts(
+            session,
+            payment=payment,
+            receipt=cb.receipt,
+            transaction_date=cb.transaction_date,
+            paid_phone=cb.phone,
+            paid_amount=cb.amount,
+            flag=flag,
+        )
+        if added.conflicts:
+            return self._conflict(row, payment, "; ".join(added.conflicts))
+        if not added.added:
+            return self._done(row, "duplicate", None)
+        log.info("callback %s added %s to payment %s", row.id, ", ".join(added.added), payment.id)
+        return self._done(row, "enriched", f"added {', '.join(added.added)}")
+
+    async def _late_success(
+        self, session: AsyncSession, row: CallbackInbox, payment: Payment, cb: StkCallback
+    ) -> str:
+        """A success for a payment already closed unpaid. If a callback closed it, this one contradicts
+        Daraja's own word: a plain duplicate (a replay or a forgery). If the status query or expiry closed
+        it, the customer may well have paid late: the payment stays as it is (final states never change,
+        and nothing is counted), but it is flagged so that the merchant checks the statement."""
+        closed_by_callback = await session.scalar(
+            select(CallbackInbox.id)
+            .where(
+                CallbackInbox.channel_id == row.channel_id,
+                CallbackInbox.checkout_request_id == payment.checkout_request_id,
+                CallbackInbox.outcome == "applied",
+                CallbackInbox.id != row.id,
+            )
+            .limit(1)
+        )
+        if closed_by_callback is not None:
+            return self._done(row, "duplicate", None)
+        paid = f"KES {cb.amount}" if cb.amount is not None else "a payment"
+        receipt = f" (receipt {cb.receipt})" if cb.receipt else ""
+        note = (
+            f"M-Pesa reported {paid}{receipt} as paid after this request was marked {payment.status.value}: "
+            "check your M-Pesa statement before asking the customer to pay again"
+        )
+        await payments.add_facts(session, payment=payment, flag=note)
+        log.warning(
+            "callback %s reports a success for payment %s, already %s: flagged, not applied",
+            row.id,
+            payment.id,
+            payment.status.value,
+        )
+        return self._done(row, "late_success_after_final", note)
+
+    @staticmethod
+    def _implausible(cb: StkCallback) -> str | None:
+        """What in a readable callback cannot be true, whatever payment it names (None if nothing)."""
+        if cb.amount is not None and not 1 <= cb.amount <= MPESA_MAX_AMOUNT:
+            return f"callback amount KES {cb.amount} is outside what M-Pesa can pay (1 to {MPESA_MAX_AMOUNT})"
+        if cb.receipt is not None and not (
+            cb.receipt.isascii() and cb.receipt.isalnum() and len(cb.receipt) <= 20
+        ):
+            return f"callback receipt {cb.receipt[:40]!r} is not an M-Pesa receipt number"
+        if cb.phone is not None and len(cb.phone) > 20:
+            return f"callback phone {cb.phone[:40]!r} is not a phone number"
+        if len(cb.result_code) > 32 or len(cb.merchant_request_id) > 64:
+            return "callback ResultCode or MerchantRequestID is longer than Daraja ever sends"
+        return None
+
+    def _reject(self, row: CallbackInbox, reason: str) -> str:
+        log.warning("callback %s rejected: %s", row.id, reason)
+        return self._done(row, "rejected", reason)
+
+    def _conflict(self, row: CallbackInbox, payment: Payment, reason: str) -> str:
+        log.warning("callback %s contradicts payment %s, not applied: %s", row.id, payment.id, reason)
+        return self._done(row, "conflict", reason)
 
     async def _match_unknown_outcome(
         self, session: AsyncSession, row: CallbackInbox, *, amount: int, phone: str

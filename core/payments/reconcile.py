@@ -2,7 +2,8 @@
 
 A payment must never stay pending forever: after EXPIRE_AFTER_SECONDS it becomes `expired`. A query
 only ever moves a *pending* payment (payments.finalize), so it can never downgrade a success that a
-callback already confirmed (the sandbox is known to answer FAILED for paid pushes, refs §5).
+callback already confirmed (the sandbox is known to answer FAILED for paid pushes, refs §5). A query
+settles a success without its receipt; the delayed callback adds it later (`payments.add_facts`).
 """
 
 from __future__ import annotations

@@ -42,6 +42,14 @@ class Finalised:
 
 
 @dataclass(frozen=True)
+class FactsAdded:
+    """What `add_facts` did to a final payment: the facts it stored, or why it stored none."""
+
+    added: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PaymentSummary:
     total_processed: int  # shillings paid
     paid: int
@@ -377,6 +385,59 @@ class PaymentService:
             session, PaymentFinalised(payment=payment, tenant=tenant, status=status, result_desc=result_desc)
         )
         return Finalised(applied=True, status=status)
+
+    async def add_facts(
+        self,
+        session: AsyncSession,
+        *,
+        payment: Payment,
+        receipt: str | None = None,
+        transaction_date: datetime | None = None,
+        paid_phone: str | None = None,
+        paid_amount: int | None = None,
+        flag: str | None = None,
+    ) -> FactsAdded:
+        """Complete a final payment with facts it does not have yet (a success settled by the status
+        query learns its receipt from the delayed callback). Never a status, never money: no event, no
+        commission, no customer totals. A fact already stored with a different value is a conflict, and
+        then nothing at all is stored. `flag` is only ever added, never replaced (and never a conflict).
+
+        The row is locked first, so of two late callbacks with different receipts one stores its own
+        and the other sees the conflict.
+        """
+        locked = await session.scalar(
+            select(Payment)
+            .where(Payment.id == payment.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert locked is not None and locked.status.is_final
+        offered: dict[str, Any] = {
+            "receipt": receipt,
+            "transaction_date": transaction_date,
+            "paid_phone": paid_phone,
+            "paid_amount": paid_amount,
+        }
+        values: dict[str, Any] = {}
+        conflicts: list[str] = []
+        for name, new in offered.items():
+            if new is None:
+                continue
+            old = getattr(locked, name)
+            if old is None:
+                values[name] = new
+            elif old != new:
+                conflicts.append(f"{name} {new} differs from the stored {old}")
+        if conflicts:
+            return FactsAdded(conflicts=tuple(conflicts))
+        if flag is not None and locked.flag is None:
+            values["flag"] = flag
+        if values:
+            for name, new in values.items():
+                setattr(locked, name, new)
+            locked.updated_at = utcnow()
+            await session.flush()
+        return FactsAdded(added=tuple(values))
 
     async def summary(
         self,

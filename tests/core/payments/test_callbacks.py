@@ -120,6 +120,25 @@ class TestDuplicateCallbacks:
             assert final is not None
             assert (final.status, final.receipt, final.result_code) == (PaymentStatus.cancelled, None, "1032")
 
+    async def test_conflicting_receipt_is_not_applied(self, server: LiveServer) -> None:
+        p = await pending_payment(checkout="ws_CO_conflict_1", amount=25)
+        first = success_body("ws_CO_conflict_1", amount=25, phone=254722000111, receipt="UKN1FIRST1")
+        assert await process(await store(p, first)) == "applied"
+        second = success_body("ws_CO_conflict_1", amount=25, phone=254722000111, receipt="UKN1OTHER1")
+        inbox_id = await store(p, second)
+        assert await process(inbox_id) == "conflict"
+        async with unit_of_work(readonly=True) as session:
+            row = await session.get(CallbackInbox, inbox_id)
+            assert row is not None and row.error is not None
+            assert "UKN1OTHER1" in row.error and "UKN1FIRST1" in row.error
+            final = await session.get(Payment, p.id)
+            assert final is not None
+            assert (final.status, final.receipt, final.flag) == (PaymentStatus.success, "UKN1FIRST1", None)
+            c = await customers.get(session, tenant_id=p.tenant_id, phone=p.phone)
+            assert c is not None and (c.paid_count, c.paid_total) == (1, 25)
+        # The same conflicting callback again is again a conflict, recorded on its own row.
+        assert await process(await store(p, second)) == "conflict"
+
 
 class TestMismatchAndOrdering:
     async def test_amount_mismatch_is_flagged_not_counted(self, server: LiveServer) -> None:

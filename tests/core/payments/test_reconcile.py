@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import httpx
 
+from core.customers.service import customers
 from core.db import utcnow
-from core.payments.models import Payment, PaymentStatus
+from core.payments.models import CallbackInbox, Payment, PaymentStatus
 from core.payments.reconcile import resolve_payment
 from core.runtime import unit_of_work
 from tests.conftest import LiveServer
@@ -66,3 +67,25 @@ class TestReconciliation:
         async with unit_of_work(readonly=True) as session:
             row = await session.get(Payment, p.id)
             assert row is not None and (row.status, row.receipt) == (PaymentStatus.success, "UKN1DONE01")
+
+    async def test_success_after_expiry_is_flagged_not_applied(self, server: LiveServer) -> None:
+        p = await pending_payment(checkout="ws_CO_expired_then_paid", amount=35)
+        async with unit_of_work() as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None
+            row.created_at = utcnow() - timedelta(seconds=server.settings.EXPIRE_AFTER_SECONDS + 1)
+        assert await resolve_payment(p.id) is PaymentStatus.expired
+        late = success_body("ws_CO_expired_then_paid", amount=35, phone=254722000111, receipt="UKN1LATEX1")
+        inbox_id = await store(p, late)
+        assert await process(inbox_id) == "late_success_after_final"
+        async with unit_of_work(readonly=True) as session:
+            row = await session.get(Payment, p.id)
+            assert row is not None
+            assert (row.status, row.receipt, row.paid_amount) == (PaymentStatus.expired, None, None)
+            assert row.flag is not None and "UKN1LATEX1" in row.flag and "expired" in row.flag
+            inbox = await session.get(CallbackInbox, inbox_id)
+            assert inbox is not None and inbox.error == row.flag
+            c = await customers.get(session, tenant_id=p.tenant_id, phone=p.phone)
+            assert c is not None and (c.paid_count, c.paid_total) == (0, 0)
+        # A replay of the same late callback adds nothing more.
+        assert await process(await store(p, late)) == "late_success_after_final"
