@@ -124,7 +124,7 @@ class RedactCallbackTokens(logging.Filter):
                 pass
             else:
                 if (masked := redact(message)) != message:
-                    record.msg, record.args = masked, ()
+                    _mask_arguments(record, masked)
         if record.exc_info and not record.exc_text:
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)
         if record.exc_text:
@@ -132,6 +132,23 @@ class RedactCallbackTokens(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def _mask_arguments(record: logging.LogRecord, masked: str) -> None:
+    """The rendered line gave a secret away that no argument showed alone (`?secret=%s` and its
+    value). Mask the arguments that vanished from the masked line, keeping their number and order:
+    uvicorn's access formatter unpacks exactly five. Only if that still leaks, keep the masked line."""
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            MASK if isinstance(a, str) and a and a not in masked else a for a in record.args
+        )
+        try:
+            again = record.getMessage()
+        except Exception:
+            again = None
+        if again is not None and redact(again) == again:
+            return
+    record.msg, record.args = masked, ()
 
 
 _TRACEBACKS = logging.Formatter()
