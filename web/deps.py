@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.access.actor import Actor, Via
 from core.auth.schemas import Principal
@@ -12,16 +10,6 @@ from core.auth.service import auth
 from core.auth.tokens import looks_like_api_key, read_access_token
 from core.errors import AuthenticationFailed
 from core.runtime import runtime, unit_of_work
-
-
-async def _read_session() -> AsyncIterator[AsyncSession]:
-    async with unit_of_work(readonly=True) as session:
-        yield session
-
-
-# Read-only: routes that change state open their own unit_of_work(), so a failed commit can never
-# be reported as success, and the transaction ends before the response is sent.
-ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
 async def _principal(request: Request) -> Principal:

@@ -72,7 +72,10 @@ def secret_values(settings: Settings) -> set[str]:
 
 
 _extra: set[str] = set()
-_from_settings: tuple[int, frozenset[str]] = (0, frozenset())
+# The sorted list is made once per (settings, registered secrets), not for every log line: `redact`
+# runs on each record's arguments and rendered line, access log included. `_extra` only grows, so its
+# size tells when it changed.
+_ordered: tuple[tuple[int, int], tuple[str, ...]] = ((0, 0), ())
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
@@ -83,16 +86,16 @@ def register_secrets(values: Iterable[str | None]) -> None:
 def _configured() -> Iterable[str]:
     """The running lipapush's secrets (read from its runtime once it is configured) plus any
     registered ones, longest first so a secret containing another is masked whole."""
-    global _from_settings
+    global _ordered
     try:
         settings = core.runtime.runtime().settings
     except RuntimeError:
-        found: frozenset[str] = frozenset()
-    else:
-        if _from_settings[0] != id(settings):
-            _from_settings = (id(settings), frozenset(secret_values(settings)))
-        found = _from_settings[1]
-    return sorted(found | _extra, key=len, reverse=True)
+        settings = None
+    key = (id(settings) if settings is not None else 0, len(_extra))
+    if _ordered[0] != key:
+        found = set(secret_values(settings)) if settings is not None else set()
+        _ordered = (key, tuple(sorted(found | _extra, key=len, reverse=True)))
+    return _ordered[1]
 
 
 def redact(text: str) -> str:

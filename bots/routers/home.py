@@ -42,7 +42,7 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
     actor = _need(actor, Permission.wallet_read)
     if isinstance(event, CallbackQuery):
         await event.answer()
-    view = await home_view(actor.core, recent=5)
+    view = await home_view(actor.core, chart_days=0, recent=5)  # the chart is its own button
     s, wallet, commission, recent = view.summary, view.wallet, view.commission, view.recent_customers or []
     assert wallet is not None and commission is not None  # wallet_read: the manager's view
     rate = f"{100 * s.success_rate:.0f}%" if s.success_rate is not None else "–"

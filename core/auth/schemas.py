@@ -11,30 +11,13 @@ from core.auth.models import ApiKeyMode, Role
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling, resolved once per request from a JWT or an API key."""
+    """Who is calling, resolved once per request from a JWT or an API key; the front end turns it
+    into the `Actor` core asks its questions of (web.deps.actor_of)."""
 
     user_id: uuid.UUID | None
     tenant_id: uuid.UUID | None
     role: Role
     api_key_id: uuid.UUID | None = None
-
-    @property
-    def is_platform_admin(self) -> bool:
-        return self.role is Role.platform_admin
-
-    def require_tenant(self) -> uuid.UUID:
-        from core.errors import PermissionDenied
-
-        if self.tenant_id is None:
-            raise PermissionDenied("This endpoint acts for a business: use a business account or API key.")
-        return self.tenant_id
-
-    def require_role(self, *roles: Role) -> None:
-        from core.errors import PermissionDenied
-
-        if self.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise PermissionDenied(f"Your role ({self.role.value}) cannot do this; it needs: {allowed}.")
 
 
 class ApiKeyOut(BaseModel):

@@ -23,8 +23,6 @@ from core.billing.wallet import wallets
 from core.customers.schemas import CustomerOut
 from core.customers.service import customers
 from core.errors import TooManyRequests
-from core.ledger.models import AccountKind
-from core.ledger.service import ledger
 from core.money import parse_shillings
 from core.payments.models import Payment, PaymentSource
 from core.payments.push import request_stk_push
@@ -32,7 +30,7 @@ from core.payments.reports import DayTotal, reports
 from core.payments.schemas import PaymentOut, PaymentPage
 from core.payments.service import PaymentSummary, TransactionFilter, payments
 from core.runtime import runtime
-from core.tenants.models import Tenant, TenantStatus
+from core.tenants.models import Tenant
 from core.tenants.service import tenants
 
 # Where a payment came from, by entry point. The panel has no source of its own yet: a push
@@ -183,34 +181,6 @@ def scoped_filter(actor: Actor, filters: TransactionFilter) -> TransactionFilter
 
 
 @dataclass(frozen=True)
-class Dashboard:
-    business: str
-    status: TenantStatus
-    summary: PaymentSummary
-    commission: CommissionSplit
-    wallet_balance_cents: int
-    recent_customers: list[CustomerOut]
-
-
-@use_case(Permission.wallet_read, query=True)
-async def business_dashboard(actor: Actor) -> Dashboard:
-    """The business's figures in one snapshot: payments, commission (from the wallet and owed on the
-    invoice), wallet balance and recent customers."""
-    async with unit_of_work(actor, readonly=True) as uow:
-        tenant = await tenants.get(uow.session, actor.require_tenant())
-        return Dashboard(
-            business=tenant.name,
-            status=tenant.status,
-            summary=await payments.summary(uow.session, tenant_id=tenant.id),
-            commission=await commissions.split_for(uow.session, tenant_id=tenant.id),
-            wallet_balance_cents=(
-                await ledger.balance(uow.session, tenant_id=tenant.id, kind=AccountKind.wallet)
-            )[0],
-            recent_customers=await customers.recent(uow.session, tenant_id=tenant.id),
-        )
-
-
-@dataclass(frozen=True)
 class HomeView:
     """What a person's dashboard shows. Parts the actor may not see are None: a cashier gets their
     own figures and requests; the wallet, commission and customer book are for those who may read them."""
@@ -224,17 +194,21 @@ class HomeView:
     recent_payments: list[PaymentOut] | None
 
 
-@use_case(Permission.dashboard_read, query=True)
-async def home_view(actor: Actor, *, chart_days: int = 30, recent: int = 5) -> HomeView:
+async def _home(actor: Actor, *, chart_days: int, recent: int) -> HomeView:
     own = actor.own_payments_only
     async with unit_of_work(actor, readonly=True) as uow:
         session = uow.session
         tenant = await tenants.get(session, actor.require_tenant())
         manages = actor.can(Permission.wallet_read)
+        days = (
+            await reports.daily_totals(session, tenant_id=tenant.id, days=chart_days, initiated_by=own)
+            if chart_days
+            else []
+        )
         return HomeView(
             tenant=tenant,
             summary=await payments.summary(session, tenant_id=tenant.id, initiated_by=own),
-            days=await reports.daily_totals(session, tenant_id=tenant.id, days=chart_days, initiated_by=own),
+            days=days,
             commission=await commissions.split_for(session, tenant_id=tenant.id) if manages else None,
             wallet=await wallets.view(session, tenant=tenant, settings=runtime().settings)
             if manages
@@ -252,6 +226,19 @@ async def home_view(actor: Actor, *, chart_days: int = 30, recent: int = 5) -> H
                 )
             ).items,
         )
+
+
+@use_case(Permission.dashboard_read, query=True)
+async def home_view(actor: Actor, *, chart_days: int = 30, recent: int = 5) -> HomeView:
+    """A person's dashboard (the panel's /app, the bot's Home); `chart_days=0` leaves the chart out."""
+    return await _home(actor, chart_days=chart_days, recent=recent)
+
+
+@use_case(Permission.wallet_read, query=True)
+async def business_dashboard(actor: Actor) -> HomeView:
+    """The business's figures for GET /api/dashboard: the same view as the panel's, without the chart,
+    for those who may read the wallet."""
+    return await _home(actor, chart_days=0, recent=5)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ class DashboardOut(BaseModel):
 async def dashboard(actor: CurrentActor) -> DashboardOut:
     d = await business_dashboard(actor)
     s = d.summary
+    assert d.commission is not None and d.wallet is not None  # wallet_read: the manager's view
     return DashboardOut(
-        business=d.business,
-        status=d.status,
+        business=d.tenant.name,
+        status=d.tenant.status,
         total_processed=s.total_processed,
         transactions=s.transactions,
         success_count=s.paid,
@@ -50,6 +51,6 @@ async def dashboard(actor: CurrentActor) -> DashboardOut:
         commission_deducted_cents=d.commission.total_cents,
         commission_from_wallet_cents=d.commission.from_wallet_cents,
         commission_owed_cents=d.commission.owed_cents,
-        wallet_balance_cents=d.wallet_balance_cents,
-        recent_customers=d.recent_customers,
+        wallet_balance_cents=d.wallet.balance_cents,
+        recent_customers=d.recent_customers or [],
     )
