@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -26,6 +29,7 @@ from bots.routers import (
 )
 from bots.routers import settings as settings_tab
 from core.config import Settings
+from core.text import has_unstorable, strip_unstorable
 
 COMMANDS = [
     BotCommand(command="start", description="Main menu"),
@@ -41,10 +45,20 @@ COMMANDS = [
 ]
 
 
+def storable_json(text: str | bytes) -> Any:
+    """Bot API answers (the updates polled, among them) with NUL and lone surrogates stripped from every
+    string: Postgres cannot store them, and refusing an update would not help, as Telegram would only
+    deliver it again. Webhook updates get the same in web.telegram."""
+    data = json.loads(text)
+    return strip_unstorable(data) if has_unstorable(data) else data
+
+
 def build_bot(settings: Settings) -> Bot:
     if not settings.TELEGRAM_BOT_TOKEN:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.telegram_api_base), json_loads=storable_json
+    )
     return Bot(settings.TELEGRAM_BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
 
 

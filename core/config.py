@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Public values of the Daraja sandbox (refs/daraja.md §0): used only to fill `simulator` channels.
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
 
     APP_ENV: AppEnv = AppEnv.development
     DATABASE_URL: str = Field(default_factory=default_database_url)
+    # Postgres: the schema owner's URL, used only by `lipapush db upgrade` (and serve's first-run
+    # migration), which also creates DATABASE_URL's role (a plain role: row-level security binds it)
+    # and grants it the tables. Unset: migrations run as DATABASE_URL's role.
+    MIGRATION_DATABASE_URL: str | None = None
     # Size the pool for the concurrency one process serves; pre-ping costs a round trip per checkout,
     # and a dropped connection is detected on use anyway (the pool is then invalidated and refilled).
     DB_POOL_SIZE: int = Field(default=20, ge=1, le=200)
@@ -64,6 +68,16 @@ class Settings(BaseSettings):
     ENCRYPTION_KEYS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [_DEV_FERNET_KEY])
     SECRET_KEY: str = _DEV_SECRET
     ACCESS_TOKEN_MINUTES: int = Field(default=60, ge=1, le=24 * 60)
+    # Wrong passwords count per account *and network* and per network, never per account alone, so
+    # nobody can lock an owner out from elsewhere (core/auth/login_limits.py). Past either limit that
+    # network's sign-ins answer 429 until the window that began at its first failure ends; a browser
+    # that signed in to the account before counts its own failures apart (LOGIN_MAX_FAILURES_PER_
+    # ACCOUNT_NETWORK of them) and is never stopped by anyone else's.
+    LOGIN_FAILURE_WINDOW_MINUTES: int = Field(default=15, ge=1, le=24 * 60)
+    LOGIN_MAX_FAILURES_PER_ACCOUNT_NETWORK: int = Field(default=10, ge=1, le=1000)
+    LOGIN_MAX_FAILURES_PER_NETWORK: int = Field(default=50, ge=1, le=100_000)
+    # How long the panel remembers a browser as a known device after its last sign-in.
+    LOGIN_KNOWN_DEVICE_DAYS: int = Field(default=180, ge=1, le=3650)
     PUBLIC_BASE_URL: str | None = None
     DARAJA_SANDBOX_URL: str = "https://sandbox.safaricom.co.ke"
     DARAJA_PRODUCTION_URL: str = "https://api.safaricom.co.ke"
@@ -79,6 +93,13 @@ class Settings(BaseSettings):
     # is sent again by the relay. Jobs are idempotent, so a slow job sent twice is harmless.
     JOB_VISIBILITY_SECONDS: int = Field(default=300, ge=1)
     STK_MAX_AMOUNT: int = Field(default=250_000, ge=1)
+    # Every accepted push is a prompt on someone's phone, so a leaked API key must not flood numbers
+    # (core/payments/use_cases.py; moving one-minute windows, Redis-backed when REDIS_URL is set).
+    # Pushes one API key may start a minute, whatever phones they go to:
+    STK_PUSHES_PER_KEY_PER_MINUTE: int = Field(default=120, ge=1, le=100_000)
+    # Prompts one business may send to one phone a minute, from any entry point (API, panel, bot,
+    # merchant USSD). Counted per business, so one business's traffic never blocks another's.
+    STK_PUSHES_PER_PHONE_PER_MINUTE: int = Field(default=5, ge=1, le=10_000)
     EXPORT_DIR: str | None = None
 
     # Commission and billing (cents unless named otherwise)
@@ -128,7 +149,12 @@ class Settings(BaseSettings):
     PESAPAL_BASE_URL: str | None = None
     PESAPAL_CONSUMER_KEY: str | None = None
     PESAPAL_CONSUMER_SECRET: str | None = None
+    # Providers are reminded this many days before their subscription (or free trial) ends.
     SUBSCRIPTION_REMINDER_DAYS: int = Field(default=3, ge=1, le=30)
+    # A new hotspot provider sells at once on a free trial of this many days (billed by subscription,
+    # never commission); unless it subscribes by then, new sales stop as for a lapsed subscription.
+    # 0: no trial, a new provider subscribes before its first sale.
+    HOTSPOT_TRIAL_DAYS: int = Field(default=14, ge=0, le=365)
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
     @classmethod
@@ -154,9 +180,12 @@ class Settings(BaseSettings):
                 ) from None
         return keys
 
-    @field_validator("DATABASE_URL")
+    @field_validator("DATABASE_URL", "MIGRATION_DATABASE_URL")
     @classmethod
-    def _async_driver(cls, url: str) -> str:
+    def _async_driver(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if not url and info.field_name == "MIGRATION_DATABASE_URL":
+            return None
+        assert url is not None
         # Users paste the URL their host gives them; map it to the async driver instead of failing.
         if url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.removeprefix("postgres://")

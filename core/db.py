@@ -3,6 +3,18 @@
 Engines are kept per event loop: the web server, the Dramatiq async worker and tests each run their
 own loop, and an asyncpg/aiosqlite connection must never cross loops.
 
+Tenant isolation has two walls. The first is the service layer: every query of tenant data says
+`where tenant_id = …`. The second, on Postgres, is row-level security: every table with a
+`tenant_id` column has a policy (migrations/versions/…_row_level_security.py) that shows a
+transaction only the rows of the tenant its `Scope` names, so a query that forgets its filter finds
+nothing rather than another business's rows, and an insert for another tenant is refused. Each
+transaction states its scope at its start (`set_config(..., true)`: transaction-local, gone at
+commit, so a pooled connection never carries it to the next user): one tenant (`app.tenant_id`), the
+platform (`app.scope = 'platform'`: cross-tenant work, logged with its reason) or neither (tenant
+tables look empty). The policies bind only a role that is not a superuser and lacks BYPASSRLS, which
+is why the application connects as its own role (see core/migrate.py). SQLite has no row-level
+security: there the filters are the only wall, and the scope is not sent anywhere.
+
 SQLite (the embedded default) allows one writer at a time. Write units of work start with
 `BEGIN IMMEDIATE` so two writers queue instead of failing half-way with "database is locked": in one
 process on the writer engine's single connection, across processes on the busy timeout; read-only
@@ -12,17 +24,22 @@ units (exports, listings) use a plain deferred BEGIN and never block writers und
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, TypeDecorator, event, text
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 NAMING_CONVENTION = {
@@ -118,7 +135,9 @@ class Database:
 
     def sessionmaker(self, *, readonly: bool = False) -> async_sessionmaker[AsyncSession]:
         write, read = self.engines()
-        return async_sessionmaker(read if readonly else write, expire_on_commit=False)
+        return async_sessionmaker(
+            read if readonly else write, expire_on_commit=False, sync_session_class=ScopedSession
+        )
 
     async def dispose(self) -> None:
         """Dispose the engines of the current loop (others belong to loops that dispose their own)."""
@@ -130,14 +149,149 @@ class Database:
                 await pair[1].dispose()
 
 
+scope_log = logging.getLogger("lipapush.scope")
+
+# Settings read by the row-level security policies; the policy text is in the migration.
+SCOPE_SETTING = "app.scope"
+TENANT_SETTING = "app.tenant_id"
+_SCOPE_KEY = "db_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which tenant rows a transaction may see and write on Postgres (row-level security).
+
+    `Scope.tenant(id)`: that business's rows only, whatever a query forgets to filter.
+    `Scope.platform(reason)`: every business's rows, for work that spans them or runs before the
+    business is known (the admin panel, sweeps, callbacks, sign-in); the reason is logged.
+    `Scope.none()`: no tenant rows at all (bookkeeping on platform tables: the job outbox)."""
+
+    tenant_id: uuid.UUID | None = None
+    is_platform: bool = False
+    reason: str = ""
+    by_person: bool = False  # a platform admin looking across businesses, not the machine's own work
+
+    @classmethod
+    def tenant(cls, tenant_id: uuid.UUID) -> Scope:
+        return cls(tenant_id=tenant_id)
+
+    @classmethod
+    def platform(cls, reason: str, *, by_person: bool = False) -> Scope:
+        if not reason:
+            raise ValueError("a platform scope needs its reason: it is what the log records")
+        return cls(is_platform=True, reason=reason, by_person=by_person)
+
+    @classmethod
+    def none(cls) -> Scope:
+        return cls()
+
+    def settings(self) -> tuple[str, str]:
+        """(app.scope, app.tenant_id) as the policies read them; '' is "not set"."""
+        kind = "platform" if self.is_platform else "tenant" if self.tenant_id else ""
+        return kind, str(self.tenant_id or "")
+
+    def describe(self) -> str:
+        if self.is_platform:
+            return f"platform ({self.reason})"
+        return f"tenant {self.tenant_id}" if self.tenant_id else "no tenant"
+
+
+class ScopedSession(Session):
+    """A session that states its `Scope` at the start of every transaction it begins (the unit of
+    work's, and any after a commit inside it), before the first statement."""
+
+
+@event.listens_for(ScopedSession, "after_begin")
+def _state_scope(session: Session, _transaction: SessionTransaction, connection: Any) -> None:
+    scope: Scope | None = session.info.get(_SCOPE_KEY)
+    if scope is None or connection.dialect.name != "postgresql":
+        return
+    kind, tenant = scope.settings()
+    connection.execute(
+        text("SELECT set_config(:sk, :scope, true), set_config(:tk, :tenant, true)"),
+        {"sk": SCOPE_SETTING, "scope": kind, "tk": TENANT_SETTING, "tenant": tenant},
+    )
+
+
+def set_scope(session: AsyncSession, scope: Scope) -> None:
+    """The scope of this session's transactions from the next one on (see `narrow_scope` to change
+    the current one)."""
+    session.info[_SCOPE_KEY] = scope
+
+
+def _on_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+async def _restate(session: AsyncSession, scope: Scope) -> None:
+    session.info[_SCOPE_KEY] = scope
+    if _on_postgres(session) and session.in_transaction():
+        kind, tenant = scope.settings()
+        await session.execute(
+            text("SELECT set_config(:sk, :scope, true), set_config(:tk, :tenant, true)"),
+            {"sk": SCOPE_SETTING, "scope": kind, "tk": TENANT_SETTING, "tenant": tenant},
+        )
+
+
+def log_platform_scope(scope: Scope) -> None:
+    """The record of cross-tenant work: one line per platform-scope transaction or step, with its
+    reason (a use case's names it, its actor and entry point; other work names itself or its caller).
+
+    A person's (a platform admin's page or command) is logged at INFO: that is the trail of who looked
+    across businesses. The machine's own (callbacks, sweeps, jobs, sign-in lookups) happens on every
+    request and is logged at DEBUG: `lipapush.scope` at DEBUG shows it."""
+    scope_log.log(logging.INFO if scope.by_person else logging.DEBUG, "platform scope: %s", scope.reason)
+
+
+@asynccontextmanager
+async def platform_scope(session: AsyncSession, reason: str) -> AsyncIterator[None]:
+    """One step of a tenant's transaction that must look past its business: a uniqueness that is
+    global (an email, the phone that opens a USSD menu) or a row that belongs to no business (a
+    message from lipapush itself). Logged with its reason; the transaction's own scope comes back
+    after it. Pending changes are flushed first, so none of them is written under the wider scope."""
+    before = current_scope(session) or Scope.none()
+    if before.is_platform:
+        yield
+        return
+    await session.flush()
+    wider = Scope.platform(reason)
+    if _on_postgres(session):
+        log_platform_scope(wider)
+    await _restate(session, wider)
+    try:
+        yield
+    finally:
+        # After a database error the transaction is aborted (and rolled back by its unit of work):
+        # the setting dies with it; only the session's note of its scope needs putting back.
+        session.info[_SCOPE_KEY] = before
+        if _on_postgres(session) and session.in_transaction():
+            with contextlib.suppress(DBAPIError, PendingRollbackError):
+                await _restate(session, before)
+
+
+async def narrow_scope(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """From here on, this transaction (and any the session begins after it) sees only `tenant_id`'s
+    rows: for work that starts in platform scope only to find which business it is for."""
+    await _restate(session, Scope.tenant(tenant_id))
+
+
+def current_scope(session: AsyncSession) -> Scope | None:
+    return session.info.get(_SCOPE_KEY)
+
+
 AfterCommit = Callable[[], Any]
 
 
 @asynccontextmanager
-async def session_scope(db: Database, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    db: Database, *, readonly: bool = False, scope: Scope | None = None
+) -> AsyncIterator[AsyncSession]:
     """One transaction: commit on success, roll back on any error. Runs `after_commit` hooks
-    (registered with `after_commit(session, fn)`) only once the commit has succeeded."""
+    (registered with `after_commit(session, fn)`) only once the commit has succeeded.
+
+    `scope` is what it may see of tenant data on Postgres; none given, it sees no tenant rows."""
     async with db.sessionmaker(readonly=readonly)() as session:
+        session.info[_SCOPE_KEY] = scope or Scope.none()
         try:
             yield session
             await session.commit()

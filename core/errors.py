@@ -92,6 +92,13 @@ class ServiceUnavailable(LipapushError):
     status = 503
 
 
+class Busy(ServiceUnavailable):
+    """Postgres aborted the transaction to break a deadlock or a serialization conflict with others
+    changing the same rows, and did again on every retry (core.retry): nothing was saved."""
+
+    code = "busy"
+
+
 class InsufficientWalletBalance(LipapushError):
     code = "insufficient_wallet_balance"
     status = 402

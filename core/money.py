@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import NewType
 
+from pydantic.json_schema import JsonDict
+
 from core.errors import InvalidInput
 
 Shillings = NewType("Shillings", int)
@@ -23,6 +25,12 @@ def stk_max_amount() -> int:
 
     settings = configured_settings()
     return min(settings.STK_MAX_AMOUNT, MPESA_MAX_AMOUNT) if settings else MPESA_MAX_AMOUNT
+
+
+def amount_schema(schema: JsonDict) -> None:
+    """The JSON schema of a push amount (OpenAPI): whole shillings from 1 to the configured limit,
+    read when the document is built."""
+    schema.update(minimum=MIN_STK_AMOUNT, maximum=stk_max_amount())
 
 
 def parse_shillings(value: object, *, field: str = "amount", maximum: int | None = None) -> Shillings:

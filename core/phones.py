@@ -6,6 +6,7 @@ import re
 from typing import NewType
 
 import phonenumbers
+from pydantic.json_schema import JsonDict
 
 from core.errors import InvalidInput
 
@@ -13,7 +14,14 @@ Msisdn = NewType("Msisdn", str)
 
 ACCEPTED_FORMS = "07XXXXXXXX, 01XXXXXXXX, +2547XXXXXXXX, +2541XXXXXXXX, 2547XXXXXXXX or 2541XXXXXXXX"
 _SEPARATORS = re.compile(r"[\s\-().]")
-_SHAPE = re.compile(r"^(?:\+?254|0)[17]\d{8}$")
+# [0-9], not \d: \d also matches Arabic-Indic and other Unicode digits, which M-Pesa cannot dial.
+_SHAPE = re.compile(r"(?:\+?254|0)[17][0-9]{8}")
+# What the API documents (OpenAPI) for a phone field: the accepted forms, without separators, in the
+# mobile ranges `phonenumbers` knows; every value it matches is accepted.
+PHONE_SCHEMA: JsonDict = {
+    "pattern": r"^(?:\+?254|0)(?:7\d\d|1(?:0[0-8]|1\d|2[014]|3[05-9]|4[0-6]|8\d))\d{6}$",
+    "examples": ["0722000111"],
+}
 
 
 def normalize_msisdn(value: object, *, field: str = "phone") -> Msisdn:
@@ -25,7 +33,7 @@ def normalize_msisdn(value: object, *, field: str = "phone") -> Msisdn:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise InvalidInput(field, f"Phone number must be text in one of these forms: {ACCEPTED_FORMS}.")
     raw = _SEPARATORS.sub("", str(value))
-    if not _SHAPE.match(raw):
+    if not _SHAPE.fullmatch(raw):
         raise InvalidInput(
             field, f"'{str(value)[:20]}' is not a Kenyan mobile number. Use one of: {ACCEPTED_FORMS}."
         )

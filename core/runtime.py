@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from core.config import Settings
 from core.crypto import SecretBox
 from core.daraja.client import DarajaClient
 from core.daraja.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
-from core.db import Database, session_scope
+from core.db import Database, Scope, log_platform_scope, session_scope
 from core.jobs.broker import JobRunner
 from core.jobs.models import JobOutbox
 from core.jobs.registry import running_job
@@ -170,16 +171,35 @@ def runtime() -> Runtime:
     return _runtime
 
 
+def _caller() -> str:
+    """module:function of the code that opened an actor-less unit of work without naming its scope."""
+    frame = sys._getframe(3)  # _caller ← unit_of_work ← asynccontextmanager.__aenter__ ← the caller
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("contextlib"):
+        frame = frame.f_back
+    return f"{frame.f_globals.get('__name__', '?')}:{frame.f_code.co_name}"
+
+
 @asynccontextmanager
-async def unit_of_work(*, readonly: bool = False, ends_job: bool = True) -> AsyncIterator[AsyncSession]:
+async def unit_of_work(
+    *, readonly: bool = False, ends_job: bool = True, scope: Scope | None = None
+) -> AsyncIterator[AsyncSession]:
     """The one transaction of an entry point. Jobs enqueued inside it are sent only after commit.
 
     In a job, the first write unit of work also deletes the job's outbox row (the job is done when its
     effects commit). `ends_job=False` is for a write that only records a failed attempt the job is about
-    to retry (by raising): the row stays until a later attempt finishes or Dramatiq gives up on it."""
+    to retry (by raising): the row stays until a later attempt finishes or Dramatiq gives up on it.
+
+    `scope` is the tenant data it may touch on Postgres (see core.db.Scope): `Scope.tenant(id)` when
+    the business is known, `Scope.platform("why")` for work across businesses or before one is known.
+    Left out, it is a platform scope whose reason is the calling function: the actor-less entry points
+    (sign-in, callbacks, jobs, public flows) not yet narrowed; use cases pass their actor's scope."""
     rt = runtime()
+    if scope is None:
+        scope = Scope.platform(f"unscoped {_caller()}")
+    if scope.is_platform and not rt.db.is_sqlite:
+        log_platform_scope(scope)
     jobs: list[tuple[int, str, dict[str, Any]]] = []
-    async with session_scope(rt.db, readonly=readonly) as session:
+    async with session_scope(rt.db, readonly=readonly, scope=scope) as session:
         yield session
         jobs = session.info.pop("jobs", [])
         job = running_job.get()

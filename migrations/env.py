@@ -17,7 +17,9 @@ def _url() -> str:
     if not url:
         from core.config import load_settings
 
-        url = load_settings().DATABASE_URL
+        settings = load_settings()
+        # The schema owner's URL when the application has its own role (core/migrate.py).
+        url = settings.MIGRATION_DATABASE_URL or settings.DATABASE_URL
     return url
 
 

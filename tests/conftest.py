@@ -37,7 +37,7 @@ def database() -> Iterator[TestDatabase]:
         if services.REQUIRE:
             raise
         pytest.skip(f"TEST_DATABASE_URL is set but Postgres is unreachable: {exc}")
-    upgrade(db.url)
+    upgrade(db.url, migration_url=db.owner_url)
     yield db
     services.drop_database(db)
 

@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse, Response
 from core.errors import InvalidInput
 from core.phones import normalize_msisdn
 from core.runtime import runtime
+from core.text import has_unstorable
 from ussd.engine import Engine
 from ussd.menu import build_engine
 from ussd.sessions import RuntimeStore
@@ -22,6 +23,7 @@ from ussd.sessions import RuntimeStore
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2_000  # far beyond any honest session (40 inputs): cut garbage before parsing it
+UNREADABLE = "END This request could not be read. Please dial again."
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -35,7 +37,10 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _authorised(secret: str | None) -> bool:
     expected = runtime().settings.AT_CALLBACK_SECRET
-    return expected is None or (secret is not None and hmac.compare_digest(secret, expected))
+    # As bytes: compare_digest refuses (TypeError) a str with anything but ASCII in it.
+    return expected is None or (
+        secret is not None and hmac.compare_digest(secret.encode(), expected.encode())
+    )
 
 
 def ussd_router(engine: Engine | None = None) -> APIRouter:
@@ -50,6 +55,10 @@ def ussd_router(engine: Engine | None = None) -> APIRouter:
             return PlainTextResponse("forbidden", status_code=403)
         form = await _form(request)
         session_id, phone, text = form.get("sessionId", ""), form.get("phoneNumber", ""), form.get("text", "")
+        service_code = form.get("serviceCode", "")
+        if any(has_unstorable(v) for v in (session_id, phone, text, service_code)):
+            # No keypad types a NUL: a forged or broken request. Refused before it reaches a query.
+            return PlainTextResponse(UNREADABLE)
         if not session_id or len(session_id) > 128:
             return PlainTextResponse("END This request has no session. Please dial again.")
         try:
@@ -60,7 +69,7 @@ def ussd_router(engine: Engine | None = None) -> APIRouter:
             return PlainTextResponse("END This session has too many steps. Please dial again.")
         try:
             reply = await eng.handle(
-                session_id=session_id, msisdn=msisdn, service_code=form.get("serviceCode", "")[:64], text=text
+                session_id=session_id, msisdn=msisdn, service_code=service_code[:64], text=text
             )
         except Exception:
             log.exception("ussd hop failed (session %s)", session_id)

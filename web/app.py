@@ -10,7 +10,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -42,7 +42,8 @@ from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
 from web.docs import install_docs
 from web.errors import install_error_handlers
-from web.limits import BodyLimits, LimitRequestBody
+from web.limits import BodyLimits, LimitRequestBody, refuse_unstorable_body
+from web.openapi import API_ERRORS
 from web.panel import install_panel
 
 log = logging.getLogger("lipapush")
@@ -124,6 +125,8 @@ def create_app(
         # The default pages load their scripts from a CDN; install_docs serves /docs without one.
         docs_url=None,
         redoc_url=None,
+        # Every route: text no database can store is refused by field before any handler reads it.
+        dependencies=[Depends(refuse_unstorable_body)],
     )
     install_docs(app)
     install_error_handlers(app)
@@ -152,7 +155,8 @@ def create_app(
     # Outermost of our middleware: a body over its route's limit is refused before anything reads it.
     app.add_middleware(LimitRequestBody, limits=BodyLimits.from_settings(rt.settings))
 
-    api = APIRouter(prefix="/api")
+    # Every /api route declares the errors it can answer, in their one shape (web/openapi.py).
+    api = APIRouter(prefix="/api", responses=API_ERRORS)
     for module in (
         auth,
         payments,
@@ -167,7 +171,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(callbacks_router)
-    app.include_router(captive_router)
+    app.include_router(captive_router, responses=API_ERRORS)
     install_panel(app)
     app.include_router(ussd_router())
     if bot_runner is not None and bot_runner.webhook:

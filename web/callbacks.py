@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
+from core.db import Scope
 from core.errors import InvalidInput, NotFound
 from core.exports.links import downloads_dir, resolve
 from core.exports.xlsx import XLSX_MEDIA_TYPE
@@ -18,6 +19,7 @@ from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 
 router = APIRouter(tags=["callbacks"], include_in_schema=False)
+DARAJA_CALLBACK = Scope.platform("Daraja callback")
 
 
 @router.post("/callbacks/daraja/{token}")
@@ -26,14 +28,15 @@ async def daraja_callback(token: str, request: Request) -> JSONResponse:
         return JSONResponse({"ResultCode": 1, "ResultDesc": "Unknown callback URL"}, status_code=404)
     # The token first, in its own short read: a made-up URL is refused without reading its body, and
     # no database connection is held while a known sender's body arrives (web/limits.py caps it).
-    async with unit_of_work(readonly=True) as session:
+    # Which business a callback is for is what its URL token says: found across tenants.
+    async with unit_of_work(readonly=True, scope=DARAJA_CALLBACK) as session:
         known = await tenants.get_channel_by_token(session, token) is not None
     if not known:
         raise NotFound("Unknown callback URL.")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise InvalidInput("body", "Callback body too large.")
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=DARAJA_CALLBACK) as session:
         await callbacks.ingest(
             session,
             token=token,
@@ -55,11 +58,11 @@ async def sms_delivery_report(
     message we sent (matched on the gateway's unguessable message id) towards a final state, and
     with AT_CALLBACK_SECRET set it must also carry ?secret=."""
     expected = runtime().settings.AT_CALLBACK_SECRET
-    if expected is not None and not (secret and hmac.compare_digest(secret, expected)):
+    if expected is not None and not (secret and hmac.compare_digest(secret.encode(), expected.encode())):
         return PlainTextResponse("forbidden", status_code=403)
     if not id or len(id) > 64 or not status or len(status) > 40:
         return PlainTextResponse("missing id or status", status_code=400)
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.platform("Africa's Talking delivery report")) as session:
         await notify.delivery_report(
             session, message_id=id, status=status, failure_reason=(failureReason or "")[:200] or None
         )

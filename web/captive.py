@@ -21,7 +21,7 @@ from core.hotspot.models import Voucher, VoucherStatus
 from core.hotspot.provision import validity_text
 from core.hotspot.vouchers import vouchers
 from core.payments.models import PaymentSource, PaymentStatus
-from core.phones import normalize_msisdn
+from core.phones import PHONE_SCHEMA, normalize_msisdn
 
 router = APIRouter(tags=["captive portal"])
 
@@ -30,7 +30,11 @@ class InitiateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     router_id: uuid.UUID
     plan_id: uuid.UUID
-    phone: str = Field(max_length=20, description="the M-Pesa phone that pays: 07…, 01…, +254…")
+    phone: str = Field(
+        max_length=20,
+        description="the M-Pesa phone that pays: 07…, 01…, +254…",
+        json_schema_extra=PHONE_SCHEMA,
+    )
     mac: str | None = Field(default=None, max_length=17, pattern=r"^[0-9A-Fa-f:\-]{11,17}$")
     ip: str | None = Field(default=None, max_length=45)
 
@@ -133,7 +137,9 @@ async def ticket_status(code: str, provider_id: Annotated[uuid.UUID | None, Quer
 class RecoverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     receipt: str | None = Field(default=None, max_length=20, description="the M-Pesa receipt code")
-    phone: str | None = Field(default=None, max_length=20, description="the phone that paid")
+    phone: str | None = Field(
+        default=None, max_length=20, description="the phone that paid", json_schema_extra=PHONE_SCHEMA
+    )
 
 
 class RecoverOut(BaseModel):

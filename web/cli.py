@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from core.config import Settings, SettingsError, data_dir, load_settings
 from core.runtime import Runtime, configure
+from core.text import has_unstorable
 
 T = TypeVar("T")
 
@@ -297,19 +299,32 @@ def running_server_on(port: int) -> dict[str, Any] | None:
         return None
 
 
-def _migrate(database_url: str, revision: str = "head") -> None:
+def _migrate(settings: Settings, revision: str = "head") -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from core.migrate import database_location, upgrade
+    from core.migrate import DatabaseNotReady, database_location, upgrade
 
+    database_url, owner_url = settings.DATABASE_URL, settings.MIGRATION_DATABASE_URL
     try:
-        upgrade(database_url, revision)
+        warnings = upgrade(database_url, revision, migration_url=owner_url)
+    except DatabaseNotReady as exc:
+        raise _fail(str(exc)) from None
     except (OSError, SQLAlchemyError) as exc:
         reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        check = (
+            "MIGRATION_DATABASE_URL"
+            if owner_url
+            # The app's own role may not create tables: migrations run as the schema's owner.
+            else "DATABASE_URL (or set MIGRATION_DATABASE_URL to the schema owner's)"
+            if "permission denied" in reason
+            else "DATABASE_URL"
+        )
         raise _fail(
-            f"Cannot migrate the database at {database_location(database_url)} ({reason}): check "
-            "DATABASE_URL and that the database server is running."
+            f"Cannot migrate the database at {database_location(owner_url or database_url)} ({reason}): "
+            f"check {check} and that the database server is running."
         ) from None
+    for warning in warnings:
+        err.print(f"[yellow]warning: {escape(warning)}[/yellow]", soft_wrap=True, highlight=False)
 
 
 def _serve(
@@ -322,13 +337,16 @@ def _serve(
     scheduler: bool,
     bot: bool = True,
     advertise: bool = False,
+    workers: int | None = None,
 ) -> None:
+    """Run the app on `sock`: in this process, or (`workers`) in that many forked children that a
+    supervisor replaces the moment one dies (web/supervisor.py)."""
     import uvicorn
 
     from web.app import create_app
 
     _setup_logging(settings)
-    _migrate(settings.DATABASE_URL)
+    _migrate(settings)
     rt = configure(settings)
     application = create_app(
         rt, mount_simulator=simulator, run_worker=worker, with_scheduler=scheduler, with_bot=bot
@@ -350,7 +368,15 @@ def _serve(
                 _unadvertise()
             await super().shutdown(sockets)
 
-    Server(config).run(sockets=[sock])
+    from web.warmup import warm_up
+
+    warm_up(application)
+    if workers is None:
+        Server(config).run(sockets=[sock])
+        return
+    from web.supervisor import Supervisor
+
+    raise typer.Exit(Supervisor(lambda: Server(config).run(sockets=[sock]), workers=workers).run())
 
 
 @app.command()
@@ -392,6 +418,16 @@ def web(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "0.0.0.0",  # noqa: S104 - a container listens on all interfaces
     port: Annotated[int, typer.Option(help="Port to listen on", min=0, max=65535)] = 8000,
     with_simulator: Annotated[bool, typer.Option(help="Also mount the Daraja simulator")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="WEB_CONCURRENCY",
+            min=1,
+            max=64,
+            help="Processes serving requests, forked from one that loaded the app: a process that dies "
+            "is replaced within milliseconds",
+        ),
+    ] = 1,
 ) -> None:
     """The HTTP API and callbacks only (production: run `worker` and `scheduler` beside it)."""
     sock = _listen(host, port)
@@ -408,6 +444,7 @@ def web(
             worker=False,
             scheduler=False,
             bot=bool(settings.TELEGRAM_WEBHOOK_SECRET),
+            workers=workers,
         )
 
 
@@ -507,7 +544,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from core.migrate import database_location
 
     settings = _settings()
-    _migrate(settings.DATABASE_URL, revision)
+    _migrate(settings, revision)
     console.print(f"database {database_location(settings.DATABASE_URL)} is up to date", soft_wrap=True)
 
 
@@ -567,4 +604,13 @@ _quiet_help(app)
 
 
 def main() -> None:
+    # An argument that is not UTF-8 reaches Python as lone surrogates (PEP 383), which no database can
+    # store and most code cannot even print: refused here, by position, before any command runs.
+    for position, arg in enumerate(sys.argv[1:], 1):
+        if has_unstorable(arg):
+            _fail(
+                f"Argument {position} is not valid UTF-8 text: retype it, or use a UTF-8 locale "
+                "(LANG=C.UTF-8)."
+            )
+            raise SystemExit(2)
     app()

@@ -151,8 +151,10 @@ def tenant_create(
                 kind=TenantKind.hotspot if hotspot else TenantKind.business,
             )
             await tenants.save_channel(session, tenant=tenant, data=channel_in, box=rt.secrets, by=user.id)
-            tenant_id, slug = tenant.id, tenant.slug
+            tenant_id, slug, trial_until = tenant.id, tenant.slug, tenant.trial_until
         console.print(f"Created business [bold]{name}[/bold] ({slug}), owner {user.email}.")
+        if trial_until is not None:
+            console.print(f"Free WiFi trial until {trial_until:%d %b %Y %H:%M} UTC: then it must subscribe.")
         return user.email, await _verify_and_wait(rt, tenant_id, wait)
 
     try:

@@ -6,11 +6,14 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.context import current_request
 from core.errors import LipapushError
+from web.limits import BodyTooLarge
 from web.panel.errors import is_panel, panel_error, panel_validation_error
 
 log = logging.getLogger("lipapush.web")
@@ -18,10 +21,14 @@ log = logging.getLogger("lipapush.web")
 
 def _field_name(loc: tuple[object, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    return ".".join(parts) or ("query" if loc[:1] == ("query",) else "body")
 
 
 SEND_JSON = "Send a JSON object with Content-Type: application/json."
+HTTP_ERRORS = {
+    404: ("not_found", "No such API endpoint: check the method and URL against /docs."),
+    405: ("method_not_allowed", "This URL does not take this method: see /docs for the ones it takes."),
+}
 
 
 def _json_position(doc: object, pos: int) -> str:
@@ -66,6 +73,15 @@ def _body_problem(request: Request, err: dict[str, Any], body: object) -> tuple[
     return None
 
 
+def retry_after_header(exc: LipapushError) -> dict[str, str] | None:
+    """Retry-After for an error that knows when to try again (a sign-in limit). A header, never a body
+    field: the seconds left differ from one answer to the next, and the body must compare equal."""
+    seconds = getattr(exc, "retry_after", None)
+    if seconds is None:  # a push limit also says it in the body (core.payments.use_cases)
+        seconds = exc.fields.get("retry_after")
+    return {"Retry-After": str(seconds)} if isinstance(seconds, int) else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LipapushError)
     async def _domain(request: Request, exc: LipapushError) -> Response:
@@ -75,7 +91,26 @@ def install_error_handlers(app: FastAPI) -> None:
         body.update({k: v for k, v in exc.fields.items() if k != "field"})
         if "field" in exc.fields:
             body["errors"] = {str(exc.fields["field"]): exc.message}
-        return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(body, status_code=exc.status, headers=retry_after_header(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own refusals (a body it cannot decode, an unknown URL or method) answer
+        # `{"detail": ...}`; under /api they get the envelope every other error has.
+        if not request.url.path.startswith("/api/") or isinstance(exc, BodyTooLarge):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return JSONResponse(
+                {
+                    "error": "invalid_input",
+                    "detail": f"The request body is not valid JSON: it is not UTF-8 text. {SEND_JSON}",
+                    "errors": {"body": "Not valid JSON (not UTF-8 text)."},
+                },
+                status_code=422,
+            )
+        code, detail = HTTP_ERRORS.get(exc.status_code, ("http_error", str(exc.detail)))
+        body = {"error": code, "detail": detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -8,6 +8,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from bots.app import build_bot, build_dispatcher, prepare
 from core.config import Settings
+from core.text import has_unstorable, strip_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class BotRunner:
 
     def feed(self, data: dict[str, object]) -> None:
         """Answer Telegram at once and handle the update in the background (Telegram waits ~60 s)."""
+        if has_unstorable(data):  # stripped, not refused: a refused update is only delivered again
+            data = cast(dict[str, object], strip_unstorable(data))
         update = Update.model_validate(data, context={"bot": self.bot})
         task: asyncio.Task[object] = asyncio.create_task(self.dp.feed_update(self.bot, update))
         self._pending.add(task)
@@ -86,9 +90,10 @@ def webhook_router(*, secret: str, feed: Callable[[dict[str, object]], None]) ->
         request: Request,
         x_telegram_bot_api_secret_token: str = Header(default=""),
     ) -> JSONResponse:
+        # As bytes: compare_digest refuses (TypeError) a str with anything but ASCII in it.
         if not expected or not (
-            secrets.compare_digest(secret, expected)
-            and secrets.compare_digest(x_telegram_bot_api_secret_token, expected)
+            secrets.compare_digest(secret.encode(), expected.encode())
+            and secrets.compare_digest(x_telegram_bot_api_secret_token.encode(), expected.encode())
         ):
             return JSONResponse({"ok": False}, status_code=401)
         feed(await request.json())

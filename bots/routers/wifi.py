@@ -30,7 +30,6 @@ from bots.tabs import back_row as _back
 from bots.tabs import need
 from bots.tabs import target as _target
 from core.access.permissions import Permission
-from core.billing.subscriptions import is_lapsed
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hotspot import use_cases as voucher_cases
 from core.hotspot import use_cases_plans as plan_cases
@@ -101,15 +100,27 @@ def router_line(r: RouterHealth) -> str:
 
 
 def subscription_line(tenant: Tenant) -> str | None:
-    if tenant.subscription_until is None and not is_lapsed(tenant):
-        return None
-    if is_lapsed(tenant):
+    sub = provider_cases.subscription_state(tenant)
+    if sub.lapsed and sub.trial_until is not None and sub.paid_until is None:
+        return (
+            "⚠️ <b>Free trial ended</b>: the WiFi page takes no new sales. Vouchers already sold "
+            "keep working. Tap 💳 Subscription to subscribe."
+        )
+    if sub.lapsed:
         return (
             "⚠️ <b>Subscription lapsed</b>: the WiFi page takes no new sales. Vouchers already sold "
             "keep working. Tap 💳 Subscription to renew."
         )
-    assert tenant.subscription_until is not None
-    return f"💳 Subscription paid until {_eat(tenant.subscription_until, '%d %b %Y')}"
+    if sub.trial and sub.trial_until is not None:
+        then = (
+            f"; paid from then until {_eat(sub.paid_until, '%d %b %Y')}"
+            if sub.paid_until
+            else ". Subscribe before then to keep selling"
+        )
+        return f"🎁 Free trial until {_eat(sub.trial_until, '%d %b %Y')}{then}."
+    if sub.paid_until is None:
+        return None
+    return f"💳 Subscription paid until {_eat(sub.paid_until, '%d %b %Y')}"
 
 
 def wifi_text(business: str, day: ProviderDay, tenant: Tenant) -> str:

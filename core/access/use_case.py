@@ -26,12 +26,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.access.actor import Actor
+from core.access.actor import Actor, ActorKind
 from core.access.permissions import Permission
 from core.audit.models import AuditLog
 from core.audit.service import record
+from core.db import Scope
+from core.retry import busy, conflict_sqlstate
 from core.runtime import unit_of_work as _transaction
 
 P = ParamSpec("P")
@@ -88,6 +91,12 @@ def use_case(
             token = _running.set(_Run(spec))
             try:
                 return await fn(actor, *args, **kwargs)
+            except DBAPIError as exc:
+                # A deadlock or serialization victim the use case did not retry itself (only it knows
+                # whether its body may run twice: an STK push may not) is "busy, try again", not a 500.
+                if conflict_sqlstate(exc) is None:
+                    raise
+                raise busy() from exc
             finally:
                 _running.reset(token)
 
@@ -121,11 +130,30 @@ class UnitOfWork:
         )
 
 
+def scope_of(actor: Actor) -> Scope:
+    """What of tenant data the actor's transaction may touch (Postgres row-level security): the one
+    business it acts for (a user, an API key, an impersonating admin, a system or admin actor narrowed
+    with `acting_for`); every business for a platform admin or the system acting for none (the admin
+    panel's cross-tenant pages, platform commands: each such transaction is logged with its reason);
+    otherwise no business at all."""
+    if actor.tenant_id is not None:
+        return Scope.tenant(actor.tenant_id)
+    if actor.kind in (ActorKind.platform_admin, ActorKind.system):
+        run = _running.get()
+        what = run.spec.name if run is not None else "no use case"
+        who = f"{actor.kind.value} {actor.user_id}" if actor.user_id else actor.kind.value
+        return Scope.platform(
+            f"{what} by {who} via {actor.via.value}", by_person=actor.kind is ActorKind.platform_admin
+        )
+    return Scope.none()
+
+
 @asynccontextmanager
 async def unit_of_work(actor: Actor, *, readonly: bool = False) -> AsyncIterator[UnitOfWork]:
     """One transaction for a use case. Jobs and events written inside it go out only after commit; a
-    write unit of work of a use case that declares an audit action refuses to commit without it."""
-    async with _transaction(readonly=readonly) as session:
+    write unit of work of a use case that declares an audit action refuses to commit without it. On
+    Postgres it sees only the tenant data its actor may (`scope_of`)."""
+    async with _transaction(readonly=readonly, scope=scope_of(actor)) as session:
         session.info["actor"] = actor
         uow = UnitOfWork(session, actor)
         yield uow

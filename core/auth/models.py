@@ -36,6 +36,8 @@ class User(Base):
     ussd_pin_hash: Mapped[str | None] = mapped_column(String(255))
     ussd_pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     ussd_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Unused: wrong passwords are counted per network now (core.auth.login_limits), never as a lock on
+    # the account. Kept until a migration drops them (the column is NOT NULL without a server default).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped on password change: tokens minted before it stop working ("log out everywhere").

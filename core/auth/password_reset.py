@@ -9,7 +9,10 @@ every token minted before that stops matching. It expires after RESET_TTL, and a
 (`disabled_at`) or a Telegram-only account (placeholder email) can never use one.
 
 Asking for a link never says whether the address has an account: the caller shows the same answer in
-every case. Requests count per email and per network (core.ratelimit): past the limit nothing is sent.
+every case. Requests count per email and network, per network, and per email from anywhere
+(core.ratelimit): past a limit nothing is sent. The last is only a ceiling on one inbox's mail, high
+enough that a stranger cannot cheaply use it to keep the owner from resetting, and a browser the owner
+signed in with before (a known device) is never held by it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import ratelimit
 from core.audit.service import record
 from core.auth import panel_sessions
+from core.auth.login_limits import KnownDevice, network_of
 from core.auth.models import User
 from core.auth.passwords import hash_password, validate_password
 from core.auth.service import auth, normalize_email
@@ -40,9 +44,11 @@ from core.notify.service import notify
 
 RESET_TTL = timedelta(minutes=30)
 PURPOSE = b"lipapush.password_reset"
-# Links asked for per address and per network address, in WINDOW seconds.
+# Links asked for per address and network, per network, and per address from any network (or from
+# one known device), in WINDOW seconds.
 PER_EMAIL = 3
 PER_IP = 10
+PER_EMAIL_ANYWHERE = 10
 WINDOW = 15 * 60
 MAX_TOKEN = 200
 
@@ -61,7 +67,7 @@ class Requested(StrEnum):
 
     sent = "sent"
     no_account = "no_account"  # unknown, removed, or a Telegram-only placeholder address
-    limited_email = "limited_email"  # too many links for this address
+    limited_email = "limited_email"  # too many links for this address (from this network, or at all)
     limited_ip = "limited_ip"  # too many requests from this network
 
 
@@ -125,16 +131,30 @@ async def user_for_token(session: AsyncSession, *, token: str, secret: str) -> U
 
 
 async def request_reset(
-    session: AsyncSession, *, email: str, ip: str | None, secret: str, base_url: str
+    session: AsyncSession,
+    *,
+    email: str,
+    ip: str | None,
+    secret: str,
+    base_url: str,
+    device: KnownDevice | None = None,
 ) -> Requested:
     """Email a reset link to `email` when it belongs to an active account (in the caller's transaction).
-    Raises InvalidInput only for a malformed address; everything else returns quietly."""
+    A `device` that signed in to that account before counts on its own. Raises InvalidInput only for a
+    malformed address; everything else returns quietly."""
     address = normalize_email(email)
-    if ip is not None and await ratelimit.hit(f"pwreset:ip:{ip}", WINDOW) > PER_IP:
-        return Requested.limited_ip
-    if await ratelimit.hit(f"pwreset:email:{address}", WINDOW) > PER_EMAIL:
-        return Requested.limited_email
     user = await auth.get_user_by_email(session, address)
+    if device is not None and user is not None and device.user_id == user.id:
+        if await ratelimit.hit(f"pwreset:device:{device.device_id}", WINDOW) > PER_EMAIL:
+            return Requested.limited_email
+    else:
+        net = network_of(ip)
+        if await ratelimit.hit(f"pwreset:ip:{net}", WINDOW) > PER_IP:
+            return Requested.limited_ip
+        if await ratelimit.hit(f"pwreset:email:{address}:{net}", WINDOW) > PER_EMAIL:
+            return Requested.limited_email
+        if await ratelimit.hit(f"pwreset:email:{address}", WINDOW) > PER_EMAIL_ANYWHERE:
+            return Requested.limited_email
     if user is None or not _can_reset(user):
         return Requested.no_account
     link = reset_link(base_url, make_token(user, secret=secret))
@@ -161,9 +181,10 @@ async def request_reset(
 
 async def reset_password(session: AsyncSession, *, token: str, password: str, secret: str) -> User:
     """Set a new password through a reset token. Every panel session and API login token of the user
-    ends, sign-in codes already emailed stop working, the lockout is cleared, and the user is told by
-    email. Raises ResetLinkInvalid for a bad, expired or used token (also when another request used it
-    a moment ago), InvalidInput("password") for a password the rules refuse."""
+    ends (which also starts its wrong-password counters afresh), sign-in codes already emailed stop
+    working, and the user is told by email. Raises ResetLinkInvalid for a bad, expired or used token
+    (also when another request used it a moment ago), InvalidInput("password") for a password the
+    rules refuse."""
     user = await user_for_token(session, token=token, secret=secret)
     if user is None:
         raise ResetLinkInvalid(LINK_GONE)
@@ -176,7 +197,7 @@ async def reset_password(session: AsyncSession, *, token: str, password: str, se
             User.password_hash == user.password_hash,
             User.token_version == user.token_version,
         )
-        .values(password_hash=new_hash, failed_logins=0, locked_until=None)
+        .values(password_hash=new_hash)
         .execution_options(synchronize_session=False)
     )
     if getattr(changed, "rowcount", 1) != 1:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 from pwdlib import PasswordHash
 
 from core.errors import InvalidInput
@@ -26,5 +28,9 @@ def verify_password(password: str, password_hash: str) -> tuple[bool, str | None
     return _hasher.verify_and_update(password, password_hash)
 
 
-# A real hash to compare against when the email is unknown, so a login takes the same time either way.
-DUMMY_HASH = _hasher.hash("lipapush-timing-equaliser")
+@functools.cache
+def dummy_hash() -> str:
+    """A real hash to compare against when the email is unknown, so a login takes the same time either
+    way. Made on first use, not at import: argon2 is slow on purpose, and every process start (a web
+    process restarted after a crash) would pay for it."""
+    return _hasher.hash("lipapush-timing-equaliser")

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit.service import record
 from core.auth.auditing import Auditor, recorder
 from core.auth.models import User
-from core.db import utcnow
+from core.db import platform_scope, utcnow
 from core.errors import Conflict, InvalidInput
 from core.phones import Msisdn
 
@@ -71,7 +71,9 @@ async def hash_pin_async(pin: str) -> str:
 
 
 async def user_by_ussd_phone(session: AsyncSession, phone: str) -> User | None:
-    return await session.scalar(select(User).where(User.ussd_phone == phone))
+    # A phone opens one account's menu across all businesses: whose it is, is asked of all of them.
+    async with platform_scope(session, "account lookup by USSD phone"):
+        return await session.scalar(select(User).where(User.ussd_phone == phone))
 
 
 async def new_pin_hash(pin: str) -> str:

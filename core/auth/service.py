@@ -10,28 +10,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.models import AuditLog
 from core.audit.service import record
+from core.auth import login_limits
 from core.auth.auditing import Auditor, recorder
+from core.auth.login_limits import KnownDevice, SignInLimited
 from core.auth.models import ApiKey, ApiKeyMode, Role, User
-from core.auth.passwords import DUMMY_HASH, hash_password, validate_password, verify_password
+from core.auth.passwords import dummy_hash, hash_password, validate_password, verify_password
 from core.auth.schemas import Principal
 from core.auth.tokens import AccessClaims, hash_api_key, new_api_key
-from core.db import utcnow
+from core.db import platform_scope, utcnow
 from core.errors import AuthenticationFailed, EmailTaken, InvalidInput, NotFound
 
-MAX_FAILED_LOGINS = 10
-LOCKOUT = timedelta(minutes=15)
 # Writing last_used_at on every request would turn every read into a write; a minute is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+WRONG = "Wrong email or password."
 
 
 @dataclass(frozen=True)
 class LoginAttempt:
     user: User | None
     error: str | None
+    # Set when the attempt was refused unchecked: too many wrong passwords (core.auth.login_limits).
+    retry_after: int | None = None
 
     def unwrap(self) -> User:
         if self.user is None:
-            raise AuthenticationFailed(self.error or "Wrong email or password.")
+            if self.retry_after is not None:
+                raise SignInLimited(self.error or WRONG, retry_after=self.retry_after)
+            raise AuthenticationFailed(self.error or WRONG)
         return self.user
 
 
@@ -44,7 +51,9 @@ def normalize_email(email: str, *, field: str = "email") -> str:
 
 class AuthService:
     async def get_user_by_email(self, session: AsyncSession, email: str) -> User | None:
-        return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        # An address is unique across businesses: whose it is, is asked of all of them.
+        async with platform_scope(session, "account lookup by email"):
+            return await session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
     async def get_user(self, session: AsyncSession, user_id: uuid.UUID) -> User:
         user = await session.get(User, user_id)
@@ -76,34 +85,39 @@ class AuthService:
         await session.flush()
         return user
 
-    async def attempt_login(self, session: AsyncSession, *, email: str, password: str) -> LoginAttempt:
-        """Check a password. A failure is *returned*, not raised, so the caller commits the failed-login
-        counter and its audit row before reporting the error (raising would roll them back)."""
+    async def attempt_login(
+        self,
+        session: AsyncSession,
+        *,
+        email: str,
+        password: str,
+        network: str | None = None,
+        device: KnownDevice | None = None,
+    ) -> LoginAttempt:
+        """Check a password from `network` (the client address), or from a `device` that signed in
+        before. Wrong passwords count per account and network and per network, or per known device
+        (core.auth.login_limits); an unknown email takes the same path and gets the same answers. A
+        failure is *returned*, not raised, so the caller commits its audit row before reporting it."""
         user = await self.get_user_by_email(session, email.strip())
-        if user is None:
-            verify_password(password, DUMMY_HASH)
-            return LoginAttempt(None, "Wrong email or password.")
-        if user.disabled_at is not None:
-            # Removed by the owner: the same answer, in the same time, as a wrong password.
-            verify_password(password, DUMMY_HASH)
-            await record(session, action="auth.login_refused", tenant_id=user.tenant_id, user_id=user.id)
-            return LoginAttempt(None, "Wrong email or password.")
-        now = utcnow()
-        if user.locked_until and user.locked_until > now:
-            return LoginAttempt(None, "Too many wrong passwords: this account is locked for a few minutes.")
+        gate = await login_limits.open_gate(email=email, user=user, network=network, device=device)
+        if isinstance(gate, login_limits.Refusal):
+            return LoginAttempt(None, gate.message, retry_after=gate.retry_after)
+        if user is None or user.disabled_at is not None:
+            # Unknown, or removed by the owner: the same answer, in the same time, as a wrong password.
+            verify_password(password, dummy_hash())
+            if user is not None:
+                await record(session, action="auth.login_refused", tenant_id=user.tenant_id, user_id=user.id)
+            return LoginAttempt(None, WRONG)
         ok, new_hash = verify_password(password, user.password_hash)
         if not ok:
-            user.failed_logins += 1
-            if user.failed_logins >= MAX_FAILED_LOGINS:
-                user.locked_until = now + LOCKOUT
-                user.failed_logins = 0
             await record(session, action="auth.login_failed", tenant_id=user.tenant_id, user_id=user.id)
-            return LoginAttempt(None, "Wrong email or password.")
+            if gate.reached:  # once per window, not once per refused try
+                await record(session, action="auth.login_limited", tenant_id=user.tenant_id, user_id=user.id)
+            return LoginAttempt(None, WRONG)
+        await gate.succeeded()
         if new_hash:
             user.password_hash = new_hash
-        user.failed_logins = 0
-        user.locked_until = None
-        user.last_login_at = now
+        user.last_login_at = utcnow()
         await record(session, action="auth.login", tenant_id=user.tenant_id, user_id=user.id)
         return LoginAttempt(user, None)
 

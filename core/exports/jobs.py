@@ -13,6 +13,7 @@ from typing import Any
 
 from core.audit.service import record
 from core.customers.schemas import CustomerQuery
+from core.db import Scope
 from core.errors import NotFound
 from core.exports.books import customer_book
 from core.exports.links import downloads_dir, new_download, sign
@@ -58,7 +59,7 @@ async def queue_customer_book(
     label: str = "",
 ) -> None:
     """Hand a customer book export to the worker; `message_id` is the "preparing" message to edit."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         await enqueue(
             session,
             send_customer_book,
@@ -92,7 +93,7 @@ async def send_customer_book(
         return
     tid = uuid.UUID(tenant_id)
     try:
-        async with unit_of_work(readonly=True) as session:
+        async with unit_of_work(readonly=True, scope=Scope.tenant(tid)) as session:
             tenant = await tenants.get(session, tid)
             path, count = await customer_book(
                 session,
@@ -135,7 +136,7 @@ async def _finish(
 ) -> None:
     """Audit a sent export and queue the edit of the preparing message, in one transaction (which
     also completes this job: see core.jobs.registry.RunningJob)."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         if rows is not None:
             await record(
                 session,
@@ -163,7 +164,7 @@ async def email_customer_book(*, tenant_id: str, user_id: str | None, phone: str
     s = rt.settings
     tid = uuid.UUID(tenant_id)
     try:
-        async with unit_of_work(readonly=True) as session:
+        async with unit_of_work(readonly=True, scope=Scope.tenant(tid)) as session:
             tenant = await tenants.get(session, tid)
             built, count = await customer_book(
                 session, tenant_id=tid, query=CustomerQuery(), directory=s.EXPORT_DIR
@@ -175,7 +176,7 @@ async def email_customer_book(*, tenant_id: str, user_id: str | None, phone: str
     await asyncio.to_thread(shutil.move, built, path)
     url = f"{s.base_url}/dl/{sign(s.SECRET_KEY, name, ttl_seconds=s.DOWNLOAD_LINK_MINUTES * 60)}"
     noun = "customer" if count == 1 else "customers"
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(tid)) as session:
         await record(
             session,
             action="export.customers",

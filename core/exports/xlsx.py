@@ -30,14 +30,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum, auto
 from pathlib import Path
-from typing import BinaryIO, Final, Literal
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
+if TYPE_CHECKING:
+    from openpyxl.cell import WriteOnlyCell
+
+# openpyxl (and the numpy it pulls in) is imported by the functions that write a sheet, not here: this
+# module is imported by every process at start-up, and a web process restarted after a crash should
+# not spend a few hundred milliseconds loading a spreadsheet library before it answers.
 
 __all__ = [
     "EAT",
@@ -68,8 +69,10 @@ CENTS_FORMAT: Final = "#,##0.00"
 DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT: Final = "yyyy-mm-dd"
 
-_HEADER_FONT: Final = Font(bold=True)
-_HEADER_FILL: Final = PatternFill(fill_type="solid", fgColor="FFD9E1F2")
+_HEADER_FILL_COLOUR: Final = "FFD9E1F2"
+# openpyxl.cell.cell's own two constants, copied so neutralise() needs no openpyxl (a test compares them).
+ILLEGAL_CHARACTERS_RE: Final = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+ERROR_CODES: Final = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
 
 # OWASP's CSV-injection list: = + - @ start a formula in Excel, LibreOffice and Google Sheets, and a
 # leading tab or carriage return can be swallowed on import, exposing the character after it.
@@ -125,6 +128,9 @@ def write_xlsx(
     """
     if not columns:
         raise ValueError("an export needs at least one column")
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=_sheet_title(sheet_title))
     try:
@@ -302,9 +308,12 @@ def _sheet_title(title: str) -> str:
 
 
 def _header_cell(ws: object, header: str) -> WriteOnlyCell:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+
     cell = WriteOnlyCell(ws, value=neutralise(header))
-    cell.font = _HEADER_FONT
-    cell.fill = _HEADER_FILL
+    cell.font = Font(bold=True)
+    cell.fill = PatternFill(fill_type="solid", fgColor=_HEADER_FILL_COLOUR)
     return cell
 
 
@@ -314,6 +323,7 @@ def _converter(ws: object, kind: ColumnKind) -> Callable[[object], object]:
     Plain values are cheapest (openpyxl reuses one cell for them); a WriteOnlyCell is built only
     where a number format is needed.
     """
+    from openpyxl.cell import WriteOnlyCell
 
     def text(value: object) -> object:
         if value is None:

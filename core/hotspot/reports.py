@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.billing.subscriptions import is_lapsed
+from core.billing.subscriptions import is_lapsed, trial_only
 from core.db import utcnow
 from core.hotspot.models import Router, RouterStatus, Voucher, VoucherStatus
 from core.tenants.models import BillingMode, Tenant, TenantKind, TenantStatus
@@ -164,7 +164,7 @@ class ProviderOverview:
     status: TenantStatus
     billing_mode: BillingMode
     subscription_until: datetime | None
-    subscription: str  # active | lapsed | none (not on a subscription)
+    subscription: str  # active | trial (nothing paid yet) | lapsed | none (not on a subscription)
     routers: int
     routers_up: int
     routers_down: int
@@ -197,7 +197,7 @@ async def providers(session: AsyncSession, *, since: datetime, until: datetime) 
         if t.billing_mode is not BillingMode.subscription:
             state = "none"
         else:
-            state = "lapsed" if is_lapsed(t, now) else "active"
+            state = "lapsed" if is_lapsed(t, now) else "trial" if trial_only(t) else "active"
         out.append(
             ProviderOverview(
                 id=t.id,

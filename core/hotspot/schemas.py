@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from core.hotspot.models import PlanKind, RouterStatus, VoucherStatus
-from core.money import parse_shillings
+from core.money import amount_schema, parse_shillings
 
 _HOST = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*$"
@@ -19,18 +19,30 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 # A plan's price is what its buyer is pushed for: the same limit as every other push.
-PriceField = Annotated[int, BeforeValidator(lambda v: parse_shillings(v, field="price"))]
+PriceField = Annotated[
+    int, BeforeValidator(lambda v: parse_shillings(v, field="price")), Field(json_schema_extra=amount_schema)
+]
 
 
 class RouterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=60)
-    host: str = Field(description="IP address or DNS name the platform reaches the RouterOS API on")
+    host: str = Field(
+        description="IP address or DNS name the platform reaches the RouterOS API on",
+        json_schema_extra={"pattern": _HOST.pattern},
+    )
     port: int = Field(default=8728, ge=1, le=65535, description="8728 plain, 8729 api-ssl")
-    username: str = Field(description="a RouterOS user in a group limited to api,read,write")
+    username: str = Field(
+        description="a RouterOS user in a group limited to api,read,write",
+        json_schema_extra={"pattern": _SAFE.pattern},
+    )
     password: str = Field(min_length=1, max_length=128)
     tls: bool = False
-    hotspot_server: str = Field(default="hotspot1", description="the /ip hotspot server name")
+    hotspot_server: str = Field(
+        default="hotspot1",
+        description="the /ip hotspot server name",
+        json_schema_extra={"pattern": _SAFE.pattern},
+    )
 
     @field_validator("host")
     @classmethod

@@ -12,7 +12,14 @@ from core.access.permissions import Permission
 from core.access.use_case import unit_of_work, use_case
 from core.billing.models import SubscriptionOrder, SubscriptionPlan
 from core.billing.pesapal import PesapalError
-from core.billing.subscriptions import is_lapsed, last_order, order_of, start_order, subscriptions
+from core.billing.subscriptions import (
+    is_lapsed,
+    last_order,
+    order_of,
+    start_order,
+    subscriptions,
+    trial_only,
+)
 from core.db import utcnow
 from core.errors import DarajaUnavailable
 from core.hotspot.reports import ProviderDay, ProviderPeriod, provider_day, provider_period, today_eat
@@ -22,24 +29,30 @@ from core.tenants.models import BillingMode, Tenant
 
 @dataclass(frozen=True)
 class SubscriptionState:
-    """As GET /api/providers/{id}/subscription-status says it: active, paid until, days left."""
+    """As GET /api/providers/{id}/subscription-status says it: active (may sell: paid or on the
+    free trial), on the trial and until when, paid until (null: nothing paid beyond the trial),
+    days left to sell."""
 
     on_subscription: bool
     active: bool
     lapsed: bool
     paid_until: datetime | None
     days_left: int | None
+    trial: bool
+    trial_until: datetime | None
 
 
 def subscription_state(tenant: Tenant) -> SubscriptionState:
-    until = tenant.subscription_until
+    until, trial_end = tenant.subscription_until, tenant.trial_until
     now = utcnow()
     return SubscriptionState(
         on_subscription=tenant.billing_mode is BillingMode.subscription,
         active=until is not None and not is_lapsed(tenant, now) and until > now,
         lapsed=is_lapsed(tenant, now),
-        paid_until=until,
+        paid_until=None if trial_only(tenant) else until,
         days_left=max(0, (until - now).days) if until else None,
+        trial=trial_end is not None and trial_end > now and not is_lapsed(tenant, now),
+        trial_until=trial_end,
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from core.db import Scope
 from core.jobs.registry import JobSpec, enqueue
 from core.runtime import Runtime, unit_of_work
 
@@ -37,7 +38,8 @@ async def run_scheduler(
                 await rt.jobs.relay()
             due = [p for p in periodic if now - last.get(p.job.name, 0.0) >= p.every]
             if due:
-                async with unit_of_work() as session:
+                # Only the job outbox is written: no business's rows.
+                async with unit_of_work(scope=Scope.none()) as session:
                     for p in due:
                         await enqueue(session, p.job)
                 for p in due:

@@ -1,3 +1,27 @@
+"""The double-entry ledger: accounts, immutable transfers, materialised balances.
+
+Lock order. Every transaction takes its row locks in this one order, so no two of them can wait for
+each other in a cycle (Postgres would abort one with "deadlock detected", 40P01):
+
+1. the payment row: `payments.finalize` (its conditional UPDATE), `add_facts`, `send_push`;
+2. the customer row: `customers.record_request` (the upsert counting a push), `record_paid`;
+3. ledger accounts, in ascending id: `lock`/`lock_in_order` (a push's commission hold), the balance
+   UPDATEs of `transfer`, `adjust_reserved`. A transaction that touches several accounts over several
+   steps locks them all first with `lock_in_order`;
+4. the tenant row (the low-balance flag, a channel's verification making the business active);
+5. whatever later subscribers of PaymentFinalised touch (core/subscribers.py: a WiFi order's voucher).
+
+Why this order: a success callback must update its payment before anything else (that UPDATE is what
+applies it once), then its subscribers run in their listed order (customer book, then billing). So a
+push, which writes a new payment row nobody else can be waiting for, counts the request on the customer
+row *before* it holds its commission on the wallet (`payments.create_pending`), and not the other way
+round as it once did: 20 pushes in flight to one phone while its successes were applied then answered
+most of them with 500. Rows of the same table are locked in id order (the accounts here).
+
+A conflict this order misses still cannot reach a merchant as a 500: `core.retry` runs a transaction
+that only touches the database again, and a use case answers "busy, try again" (503) after that.
+"""
+
 from __future__ import annotations
 
 import uuid
@@ -59,16 +83,28 @@ class LedgerService:
         return AccountRef(int(found))
 
     async def lock(self, session: AsyncSession, account_id: int) -> Account:
-        """The account row, locked for this transaction (Postgres `FOR UPDATE`; SQLite write
-        transactions are already serialised by BEGIN IMMEDIATE). Refreshes the identity map."""
-        acc = await session.scalar(
-            select(Account)
-            .where(Account.id == account_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert acc is not None
+        """The account row, locked for this transaction (Postgres `FOR NO KEY UPDATE`, the lock an
+        UPDATE of its balance takes: it does not block a transfer's foreign-key check on the account;
+        SQLite write transactions are already serialised by BEGIN IMMEDIATE). Refreshes the identity
+        map."""
+        [acc] = await self.lock_in_order(session, account_id)
         return acc
+
+    async def lock_in_order(self, session: AsyncSession, *account_ids: int) -> list[Account]:
+        """Lock several accounts at once, in ascending id (the order every transaction uses, see the
+        module docstring), before a series of transfers between them. Returns them in that order."""
+        ids = sorted(set(account_ids))
+        accounts = list(
+            await session.scalars(
+                select(Account)
+                .where(Account.id.in_(ids))
+                .order_by(Account.id)  # Postgres locks the rows as the sort hands them out
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
+            )
+        )
+        assert [a.id for a in accounts] == ids
+        return accounts
 
     async def transfer(
         self,

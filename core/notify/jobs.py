@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 
-from core.db import utcnow
+from core.db import Scope, utcnow
 from core.jobs.registry import job
 from core.notify.email import EmailSender
 from core.notify.models import Notification, NotifyChannel, NotifyStatus
@@ -12,6 +12,8 @@ from core.notify.telegram import TelegramSender, TelegramUndeliverable
 from core.runtime import Runtime, runtime, unit_of_work
 
 log = logging.getLogger(__name__)
+# One outbox message by its id, the platform's own (no business) as well as a business's.
+DELIVERY = Scope.platform("notification delivery")
 
 
 @job("notify.send_notification", max_retries=8, min_backoff_ms=2_000, max_backoff_ms=10 * 60_000)
@@ -22,7 +24,7 @@ async def send_notification(notification_id: int) -> None:
     backoff (an SMS may then go out twice: the gateway has no idempotency key, and a duplicate
     receipt beats a lost one)."""
     rt = runtime()
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=DELIVERY) as session:
         n = await session.get(Notification, notification_id)
         if n is None or n.status is not NotifyStatus.pending:
             return
@@ -72,7 +74,7 @@ async def _finish(
     provider_message_id: str | None = None,
     cost: str | None = None,
 ) -> None:
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=DELIVERY) as session:
         row = await session.get(Notification, n.id)
         if row is None:
             return

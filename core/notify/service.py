@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.models import Role, User
-from core.db import utcnow
+from core.db import current_scope, platform_scope, utcnow
 from core.jobs.registry import enqueue
 from core.notify import texts
 from core.notify.jobs import send_notification
@@ -23,8 +23,15 @@ NAIROBI = ZoneInfo("Africa/Nairobi")
 class NotifyService:
     async def queue(self, session: AsyncSession, row: Notification) -> Notification:
         """Write an outbox row and its send job in the caller's transaction."""
-        session.add(row)
-        await session.flush()
+        if row.tenant_id is None and (scope := current_scope(session)) is not None and not scope.is_platform:
+            # lipapush's own message (a USSD phone code) from a business's transaction: it belongs to
+            # no business, so the row-level policy lets only a platform scope write it.
+            async with platform_scope(session, f"lipapush's own {row.kind} message"):
+                session.add(row)
+                await session.flush()
+        else:
+            session.add(row)
+            await session.flush()
         await enqueue(session, send_notification, notification_id=row.id)
         return row
 

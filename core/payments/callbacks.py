@@ -21,6 +21,7 @@ from core.money import MPESA_MAX_AMOUNT
 from core.payments.models import CallbackInbox, Payment, PaymentStatus
 from core.payments.service import payments
 from core.tenants.service import tenants
+from core.text import has_unstorable, shown, strings_in
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +43,32 @@ class CallbackService:
         if channel is None:
             raise NotFound("Unknown callback URL.")
         checkout_id: str | None = None
+        unreadable = None
+        if b"\x00" in body:
+            unreadable = "callback body holds a NUL byte, which no database can store"
         try:
             data = json.loads(body)
+            unreadable = unreadable or _unstorable_field(data)
             cid = data["Body"]["stkCallback"]["CheckoutRequestID"]
-            checkout_id = str(cid)[:64] if cid is not None else None
+            checkout_id = str(cid)[:64] if cid is not None and unreadable is None else None
         except Exception:  # noqa: S110 - a malformed body is still stored, and reported by the job
             pass
         req = current_request()
         row = CallbackInbox(
             channel_id=channel.id,
             checkout_request_id=checkout_id,
-            # Postgres text cannot hold NUL; such a body is malformed anyway, but it is still kept.
+            # Postgres text cannot hold NUL; such a body is rejected below, but it is still kept.
             payload=body[:MAX_BODY].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
             remote_addr=remote_addr,
             request_id=req.request_id if req else None,
         )
         session.add(row)
         await session.flush()
+        if unreadable is not None:
+            # Rejected now, with no job: its text would fail any query or column it reached, and the
+            # stored copy (NUL replaced) no longer says what came.
+            self._reject(row, unreadable)
+            return row
         await enqueue(session, job, inbox_id=row.id)
         return row
 
@@ -76,11 +86,15 @@ class CallbackService:
         if row is None or row.processed_at is not None:
             return "skipped"
         try:
-            cb = parse_stk_callback(json.loads(row.payload))
+            data = json.loads(row.payload)
+            cb = parse_stk_callback(data)
         except ImplausibleCallback as exc:
             return self._reject(row, str(exc))
         except ValueError as exc:
             return self._done(row, "malformed", str(exc))
+        unreadable = _unstorable_field(data)
+        if unreadable is not None:
+            return self._reject(row, unreadable)
         if row.checkout_request_id is None:
             row.checkout_request_id = cb.checkout_request_id[:64]
         problem = self._implausible(cb)
@@ -249,6 +263,16 @@ class CallbackService:
         row.outcome = outcome
         row.error = error
         return outcome
+
+
+def _unstorable_field(data: object) -> str | None:
+    """The reason a decoded callback cannot be applied because of its text (a NUL or lone surrogate from
+    a JSON escape would fail the query or column it reached), or None."""
+    for path, text in strings_in(data):
+        if has_unstorable(text):
+            field = ".".join(shown(p) for p in path)
+            return f"callback {field} holds text no database can store (NUL or a lone surrogate)"
+    return None
 
 
 callbacks = CallbackService()

@@ -3,6 +3,10 @@
 It spans two transactions on purpose: the pending payment is committed *before* Daraja is called, so
 a crash or a callback racing our reply can never lose the record; the Daraja answer is written in a
 second transaction. Holding a transaction open across an HTTP call would also block SQLite writers.
+
+Each of those transactions touches only the database, so each is run again when Postgres aborts it as
+a deadlock victim (`core.retry.retrying`); the Daraja call between them never is: a push has no
+idempotency key, and a second call would prompt the customer twice.
 """
 
 from __future__ import annotations
@@ -20,19 +24,35 @@ from core.audit.service import record
 from core.billing.platform import platform_channel
 from core.daraja.errors import DarajaError, DarajaTransientError
 from core.daraja.schemas import DarajaCredentials, StkPushRequest
-from core.db import utcnow
+from core.db import Scope, utcnow
 from core.errors import DarajaRejected, DarajaUnavailable, NotFound
 from core.jobs.registry import enqueue, job
 from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut
 from core.payments.service import payments
+from core.retry import retrying
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import MpesaChannel, TenantStatus
 from core.tenants.service import tenants
 
 log = logging.getLogger(__name__)
+TOPUP_SCOPE = Scope.platform("wallet top-up through the platform channel")
 
 UNKNOWN_OUTCOME_RECHECK = timedelta(seconds=30)
+# Busy after Daraja was called: the payment is recorded (pending) and reconciliation settles it.
+SETTLED_LATER = (
+    "M-Pesa answered, but saving its answer collided with other changes. This payment's result will be "
+    "settled automatically: check it in a few minutes before asking the customer again."
+)
+
+# What the first transaction hands to the Daraja call: the payment as recorded and, unless there is
+# nothing to send now (a repeated Idempotency-Key, a deferred push), the credentials and the request.
+Recorded = tuple[PaymentOut, tuple[DarajaCredentials, StkPushRequest] | None]
+
+
+async def _record_then_send(record: Callable[[], Awaitable[Recorded]], what: str) -> PaymentOut:
+    out, push = await retrying(record, what=what)
+    return out if push is None else await _send(out, *push)
 
 
 async def request_stk_push(
@@ -56,46 +76,50 @@ async def request_stk_push(
 
     `defer` hands the Daraja call to a job and returns the pending payment at once: USSD must answer
     within seconds whatever M-Pesa is doing. `notify_phone` gets the result by SMS. `on_created` runs
-    in the transaction that records the payment (a hotspot order is written with it)."""
+    in the transaction that records the payment (a hotspot order is written with it), and again if
+    Postgres aborts that transaction as a deadlock victim: it should only write to the database."""
     rt = runtime()
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, tenant_id)
-        channel = tenants.ensure_can_collect(tenant, await tenants.get_channel(session, tenant_id))
-        payment, created = await payments.create_pending(
-            session,
-            settings=rt.settings,
-            tenant=tenant,
-            channel=channel,
-            phone=phone,
-            amount=amount,
-            source=source,
-            name=name,
-            reference=reference,
-            description=description,
-            initiated_by=initiated_by,
-            idempotency_key=idempotency_key,
-        )
-        if not created:
-            return PaymentOut.model_validate(payment)
-        payment.notify_phone = notify_phone
-        if on_created is not None:
-            await on_created(session, payment)
-        _schedule_first_check(payment)
-        if defer:
-            await enqueue(session, send_push, payment_id=str(payment.id))
-            return PaymentOut.model_validate(payment)
-        payment.pushed_at = utcnow()
-        out = PaymentOut.model_validate(payment)
-        request = _push_request(payment, channel)
-        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
-    return await _send(out, creds, request)
+
+    async def record() -> Recorded:
+        async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
+            tenant = await tenants.get(session, tenant_id)
+            channel = tenants.ensure_can_collect(tenant, await tenants.get_channel(session, tenant_id))
+            payment, created = await payments.create_pending(
+                session,
+                settings=rt.settings,
+                tenant=tenant,
+                channel=channel,
+                phone=phone,
+                amount=amount,
+                source=source,
+                name=name,
+                reference=reference,
+                description=description,
+                initiated_by=initiated_by,
+                idempotency_key=idempotency_key,
+            )
+            if not created:
+                return PaymentOut.model_validate(payment), None
+            payment.notify_phone = notify_phone
+            if on_created is not None:
+                await on_created(session, payment)
+            _schedule_first_check(payment)
+            if defer:
+                await enqueue(session, send_push, payment_id=str(payment.id))
+                return PaymentOut.model_validate(payment), None
+            payment.pushed_at = utcnow()
+            out = PaymentOut.model_validate(payment)
+            request = _push_request(payment, channel)
+            return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
+
+    return await _record_then_send(record, "record an STK push")
 
 
 async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None = None) -> PaymentOut:
     """The onboarding test: KES 1 to the owner's phone through the tenant's new channel. Its success
     callback verifies the channel and activates the business (see payments.finalize)."""
     rt = runtime()
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         tenant = await tenants.get(session, tenant_id)
         channel = await tenants.get_channel(session, tenant_id)
         if channel is None:
@@ -121,7 +145,7 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
     try:
         return await _send(out, creds, request)
     except DarajaRejected as exc:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
             channel = await tenants.get_channel(session, tenant_id)
             if channel is not None and channel.verification_payment_id == out.id:
                 await tenants.mark_verification_failed(session, channel=channel, reason=exc.message)
@@ -144,45 +168,49 @@ async def request_wallet_topup(
     on billing hold or still onboarding: topping up is how they get out of it. With `audit_detail`
     (an admin acting for the business) a `wallet.topup_requested` audit row is written with it."""
     rt = runtime()
-    async with unit_of_work() as session:
-        tenant = await tenants.get(session, tenant_id)
-        if tenant.status is TenantStatus.suspended:
-            tenants.ensure_can_collect(tenant, None)  # raises with the suspension reason
-        channel = await platform_channel(session, settings=rt.settings, box=rt.secrets)
-        payment, created = await payments.create_pending(
-            session,
-            settings=rt.settings,
-            tenant=tenant,
-            channel=channel,
-            phone=phone or tenant.phone,
-            amount=amount,
-            source=PaymentSource.topup,
-            reference="TOPUP",
-            description="Wallet top-up",
-            initiated_by=initiated_by,
-            idempotency_key=idempotency_key,
-        )
-        if not created:
-            return PaymentOut.model_validate(payment)
-        if audit_detail is not None:
-            await record(
+
+    async def record_topup() -> Recorded:
+        # The business's payment through the platform's own channel (another tenant's row).
+        async with unit_of_work(scope=TOPUP_SCOPE) as session:
+            tenant = await tenants.get(session, tenant_id)
+            if tenant.status is TenantStatus.suspended:
+                tenants.ensure_can_collect(tenant, None)  # raises with the suspension reason
+            channel = await platform_channel(session, settings=rt.settings, box=rt.secrets)
+            payment, created = await payments.create_pending(
                 session,
-                action="wallet.topup_requested",
-                tenant_id=tenant_id,
-                user_id=initiated_by,
-                target=str(payment.id),
-                detail={"amount": amount, **audit_detail},
+                settings=rt.settings,
+                tenant=tenant,
+                channel=channel,
+                phone=phone or tenant.phone,
+                amount=amount,
+                source=PaymentSource.topup,
+                reference="TOPUP",
+                description="Wallet top-up",
+                initiated_by=initiated_by,
+                idempotency_key=idempotency_key,
             )
-        payment.notify_phone = notify_phone
-        _schedule_first_check(payment)
-        if defer:
-            await enqueue(session, send_push, payment_id=str(payment.id))
-            return PaymentOut.model_validate(payment)
-        payment.pushed_at = utcnow()
-        out = PaymentOut.model_validate(payment)
-        request = _push_request(payment, channel)
-        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
-    return await _send(out, creds, request)
+            if not created:
+                return PaymentOut.model_validate(payment), None
+            if audit_detail is not None:
+                await record(
+                    session,
+                    action="wallet.topup_requested",
+                    tenant_id=tenant_id,
+                    user_id=initiated_by,
+                    target=str(payment.id),
+                    detail={"amount": amount, **audit_detail},
+                )
+            payment.notify_phone = notify_phone
+            _schedule_first_check(payment)
+            if defer:
+                await enqueue(session, send_push, payment_id=str(payment.id))
+                return PaymentOut.model_validate(payment), None
+            payment.pushed_at = utcnow()
+            out = PaymentOut.model_validate(payment)
+            request = _push_request(payment, channel)
+            return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
+
+    return await _record_then_send(record_topup, "record a wallet top-up push")
 
 
 @job("payments.send_push", max_retries=0)
@@ -227,13 +255,22 @@ async def _send(out: PaymentOut, creds: DarajaCredentials, request: StkPushReque
     try:
         accepted = await rt.daraja().stk_push(creds, request)
     except DarajaTransientError as exc:
-        async with unit_of_work() as session:
-            if exc.outcome_unknown:
-                await payments.record_outcome_unknown(
-                    session, payment_id=out.id, delay=UNKNOWN_OUTCOME_RECHECK
-                )
-            else:
-                await _fail(session, out.id, "M-Pesa could not be reached, so no prompt was sent. Try again.")
+        unknown = exc.outcome_unknown
+
+        async def record_unreachable() -> None:
+            async with unit_of_work() as session:
+                if unknown:
+                    await payments.record_outcome_unknown(
+                        session, payment_id=out.id, delay=UNKNOWN_OUTCOME_RECHECK
+                    )
+                else:
+                    await _fail(
+                        session, out.id, "M-Pesa could not be reached, so no prompt was sent. Try again."
+                    )
+
+        await retrying(
+            record_unreachable, what="record that M-Pesa did not answer", busy_message=SETTLED_LATER
+        )
         if exc.outcome_unknown:
             raise DarajaUnavailable(
                 "M-Pesa did not answer in time. The customer may still get the prompt: the result "
@@ -246,20 +283,31 @@ async def _send(out: PaymentOut, creds: DarajaCredentials, request: StkPushReque
         ) from None
     except DarajaError as exc:
         log.info("daraja refused push %s: %s %s", out.id, exc.kind, exc.error_code)
-        async with unit_of_work() as session:
-            await _fail(session, out.id, f"M-Pesa refused the request: {exc.message}", exc.error_code)
+        refused, code = f"M-Pesa refused the request: {exc.message}", exc.error_code
+
+        async def record_refusal() -> None:
+            async with unit_of_work() as session:
+                await _fail(session, out.id, refused, code)
+
+        await retrying(record_refusal, what="record M-Pesa's refusal of a push", busy_message=SETTLED_LATER)
         raise DarajaRejected(f"M-Pesa refused the request: {exc.message}", payment_id=str(out.id)) from None
-    async with unit_of_work() as session:
-        await payments.record_accepted(
-            session,
-            payment_id=out.id,
-            merchant_request_id=accepted.merchant_request_id,
-            checkout_request_id=accepted.checkout_request_id,
-            check_after=timedelta(seconds=rt.settings.RECONCILE_AFTER_SECONDS),
-        )
-        payment = await session.get(Payment, out.id)
-        assert payment is not None
-        return PaymentOut.model_validate(payment)
+
+    async def record_accepted() -> PaymentOut:
+        async with unit_of_work() as session:
+            await payments.record_accepted(
+                session,
+                payment_id=out.id,
+                merchant_request_id=accepted.merchant_request_id,
+                checkout_request_id=accepted.checkout_request_id,
+                check_after=timedelta(seconds=rt.settings.RECONCILE_AFTER_SECONDS),
+            )
+            payment = await session.get(Payment, out.id)
+            assert payment is not None
+            return PaymentOut.model_validate(payment)
+
+    return await retrying(
+        record_accepted, what="record M-Pesa's acceptance of a push", busy_message=SETTLED_LATER
+    )
 
 
 async def _fail(session: AsyncSession, payment_id: uuid.UUID, message: str, code: str | None = None) -> None:

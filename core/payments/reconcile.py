@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from core.daraja.errors import DarajaBusinessError, DarajaError
 from core.daraja.result_codes import classify
-from core.db import utcnow
+from core.daraja.schemas import StkQueryResult
+from core.db import Scope, utcnow
 from core.jobs.registry import enqueue, job
 from core.payments.models import Payment, PaymentStatus
 from core.payments.service import payments
+from core.retry import retrying
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import MpesaChannel
 from core.tenants.service import tenants
@@ -27,6 +29,8 @@ from core.tenants.service import tenants
 log = logging.getLogger(__name__)
 
 BATCH = 200
+# One payment by its id: a top-up pays through the platform's channel, another tenant's row.
+STK_QUERY = Scope.platform("STK query of a pending payment")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -38,7 +42,7 @@ def backoff(attempts: int) -> timedelta:
 async def reconcile_pending() -> None:
     """Periodic: hand every pending payment that is due for a check to its own job."""
     now = utcnow()
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.platform("reconcile sweep")) as session:
         ids = list(
             await session.scalars(
                 select(Payment.id)
@@ -64,7 +68,7 @@ async def check_payment(payment_id: str) -> None:
 async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
     rt = runtime()
     expire_after = timedelta(seconds=rt.settings.EXPIRE_AFTER_SECONDS)
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=STK_QUERY) as session:
         payment = await session.get(Payment, payment_id)
         if payment is None or payment.status.is_final:
             return payment.status if payment else None
@@ -86,7 +90,23 @@ async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
         except DarajaError as exc:
             log.warning("stk query for %s failed (%s); will retry", payment_id, exc.kind)
 
-    async with unit_of_work() as session:
+    return await retrying(
+        lambda: _settle(payment_id, result, attempts, created_at, expire_after),
+        what=f"settle payment {payment_id}",
+    )
+
+
+async def _settle(
+    payment_id: uuid.UUID,
+    result: StkQueryResult | None,
+    attempts: int,
+    created_at: datetime,
+    expire_after: timedelta,
+) -> PaymentStatus | None:
+    """What the status query said (or the clock), applied in one transaction that touches only the
+    database, so `resolve_payment` may run it again when Postgres aborts it as a deadlock victim."""
+    rt = runtime()
+    async with unit_of_work(scope=STK_QUERY) as session:
         payment = await session.get(Payment, payment_id)
         if payment is None or payment.status.is_final:
             return payment.status if payment else None

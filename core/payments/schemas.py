@@ -7,16 +7,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from core.money import parse_shillings
+from core.money import amount_schema, parse_shillings
 from core.payments.models import PaymentSource, PaymentStatus
-from core.phones import normalize_msisdn
+from core.phones import PHONE_SCHEMA, normalize_msisdn
 
 # Daraja shows AccountReference in the customer's prompt and rejects odd characters silently
 # (refs §14.8), so keep it to letters, digits, spaces and a few separators.
 _REFERENCE = re.compile(r"^[A-Za-z0-9 _\-./#]+$")
 
-PhoneField = Annotated[str, BeforeValidator(lambda v: normalize_msisdn(v))]
-AmountField = Annotated[int, BeforeValidator(lambda v: parse_shillings(v))]
+PhoneField = Annotated[
+    str, BeforeValidator(lambda v: normalize_msisdn(v)), Field(json_schema_extra=PHONE_SCHEMA)
+]
+AmountField = Annotated[
+    int, BeforeValidator(lambda v: parse_shillings(v)), Field(json_schema_extra=amount_schema)
+]
+# The documented shape of reference and description (checked by clean_reference, after trimming).
+_REFERENCE_SCHEMA = {"pattern": r"^[A-Za-z0-9 _\-./#]*$"}
 
 
 def clean_name(value: str | None) -> str | None:
@@ -46,9 +52,19 @@ class StkPushIn(BaseModel):
 
     phone: PhoneField = Field(description="Customer phone: 07…, 01…, +254… or 254…", examples=["0722000111"])
     amount: AmountField = Field(description="Whole shillings, 1 to 250 000", examples=[150])
-    name: str | None = Field(default=None, description="Customer name for the customer book")
-    reference: str | None = Field(default=None, description="Account reference shown in the prompt (≤ 12)")
-    description: str | None = Field(default=None, description="Transaction description (≤ 13)")
+    name: str | None = Field(
+        default=None, description="Customer name for the customer book", json_schema_extra={"maxLength": 100}
+    )
+    reference: str | None = Field(
+        default=None,
+        description="Account reference shown in the prompt (≤ 12)",
+        json_schema_extra={"maxLength": 12, **_REFERENCE_SCHEMA},
+    )
+    description: str | None = Field(
+        default=None,
+        description="Transaction description (≤ 13)",
+        json_schema_extra={"maxLength": 13, **_REFERENCE_SCHEMA},
+    )
 
     @field_validator("name")
     @classmethod

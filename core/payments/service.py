@@ -138,9 +138,14 @@ class PaymentService:
         )
         try:
             # A savepoint, so a concurrent request with the same Idempotency-Key that wins the race
-            # undoes only this attempt (its hold included) and we return the winner's payment.
+            # undoes only this attempt (its count and hold included) and we return the winner's payment.
             async with session.begin_nested():
                 if source in CUSTOMER_SOURCES:
+                    # The customer row before the wallet: the lock order a success callback takes too
+                    # (payment, customer, ledger; core/ledger/service.py), so the two cannot deadlock.
+                    await customers.record_request(
+                        session, tenant_id=tenant.id, phone=phone, name=name, amount=amount, at=now
+                    )
                     await commissions.hold_for_push(
                         session, tenant=tenant, payment=payment, settings=settings
                     )
@@ -153,10 +158,6 @@ class PaymentService:
             if existing is None:
                 raise
             return existing, False
-        if source in CUSTOMER_SOURCES:
-            await customers.record_request(
-                session, tenant_id=tenant.id, phone=phone, name=name, amount=amount, at=now
-            )
         return payment, True
 
     async def _by_idempotency_key(

@@ -9,7 +9,7 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,7 @@ from core.payments.push import request_stk_push
 from core.payments.reports import DayTotal, reports
 from core.payments.schemas import PaymentOut, PaymentPage
 from core.payments.service import PaymentSummary, TransactionFilter, payments
+from core.phones import mask_msisdn
 from core.runtime import runtime
 from core.tenants.models import Tenant
 from core.tenants.service import tenants
@@ -55,6 +56,48 @@ async def _within_person_limit(actor: Actor) -> None:
         return
     if await ratelimit.hit(f"pushes:{actor.user_id}", 60) > PERSON_PUSHES_PER_MINUTE:
         raise TooManyRequests("Too many payment requests in a minute. Wait a little and try again.")
+
+
+def _refused(limit: ratelimit.Limit, retry_after: int, message: str) -> TooManyRequests:
+    resets_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=retry_after)
+    return TooManyRequests(
+        f"{message} Try again in {retry_after} second{'s' if retry_after != 1 else ''}.",
+        limit=limit.name,
+        allowed=limit.amount,
+        window_seconds=limit.window,
+        retry_after=retry_after,
+        resets_at=resets_at.isoformat().replace("+00:00", "Z"),
+    )
+
+
+async def _within_flood_limits(actor: Actor, payment: Payment) -> None:
+    """Each accepted push is a prompt on someone's phone: an API key may start
+    `STK_PUSHES_PER_KEY_PER_MINUTE` of them, and one business may prompt one phone
+    `STK_PUSHES_PER_PHONE_PER_MINUTE` times, whoever asks (key, panel, bot, merchant USSD).
+
+    Counted only for a push that is really new (an Idempotency-Key replay sends no prompt) and checked
+    inside the transaction that records it, so a refusal leaves no row. The phone is counted per
+    business: a platform-wide count would let one business (or one leaked key) block every other
+    business from billing that customer, and a leaked key is one business's. The captive portal and
+    the USSD payer menu push through their own per-phone limits (core.hotspot.orders, ussd.payer)."""
+    settings = runtime().settings
+    if actor.api_key_id is not None:
+        per_key = ratelimit.Limit("per_key", settings.STK_PUSHES_PER_KEY_PER_MINUTE, 60)
+        if (wait := await ratelimit.acquire(per_key, str(actor.api_key_id))) is not None:
+            raise _refused(
+                per_key,
+                wait,
+                f"This API key has started {per_key.amount} payment requests in the last minute, "
+                "the most it may.",
+            )
+    per_phone = ratelimit.Limit("per_phone", settings.STK_PUSHES_PER_PHONE_PER_MINUTE, 60)
+    if (wait := await ratelimit.acquire(per_phone, str(payment.tenant_id), payment.phone)) is not None:
+        raise _refused(
+            per_phone,
+            wait,
+            f"{mask_msisdn(payment.phone)} has had {per_phone.amount} payment prompts from this business "
+            "in the last minute, the most one phone may get.",
+        )
 
 
 def _scoped(actor: Actor, filters: TransactionFilter) -> TransactionFilter:
@@ -84,6 +127,12 @@ async def request_payment(
     against the one push limit (`STK_MAX_AMOUNT`) here whatever the front end checked before."""
     amount = parse_shillings(amount)
     await _within_person_limit(actor)
+
+    async def created(session: AsyncSession, payment: Payment) -> None:
+        await _within_flood_limits(actor, payment)
+        if on_created is not None:
+            await on_created(session, payment)
+
     return await request_stk_push(
         tenant_id=actor.require_tenant(),
         phone=phone,
@@ -96,7 +145,7 @@ async def request_payment(
         idempotency_key=idempotency_key,
         notify_phone=notify_phone,
         defer=defer,
-        on_created=on_created,
+        on_created=created,
     )
 
 

@@ -75,8 +75,12 @@ class Tenant(Base):
     sms_receipt_template: Mapped[str | None] = mapped_column(String(320))
     # Hotspot providers: characters in a voucher code (8 = 30^8, about 6.6e11 codes).
     voucher_length: Mapped[int] = mapped_column(Integer, default=8)
-    # Hotspot providers on the `subscription` billing mode: paid through this moment (Pesapal).
+    # Hotspot providers on the `subscription` billing mode: may sell until this moment, the end of
+    # the free trial at first, then extended by each paid Pesapal order (which starts where it ends).
     subscription_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The end of a hotspot provider's free trial (set once, when it is created); time in
+    # subscription_until beyond it has been paid for.
+    trial_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     subscription_reminded: Mapped[str | None] = mapped_column(String(40))  # which reminder went out
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -62,6 +62,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "chaos: kills the processes of a deployment of its own under load (run alone: -m chaos)"
+    )
+
+
+# Figures a test wants shown after the run (the chaos test's counts and timings), as (title, text).
+SUMMARY: list[tuple[str, str]] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for title, body in SUMMARY:
+        terminalreporter.write_sep("-", title)
+        terminalreporter.write_line(body)
+
+
 # -- the serve process ---------------------------------------------------------------------------------
 @dataclass
 class Serve:
@@ -150,6 +166,7 @@ def serve() -> Iterator[Serve]:
     env = _base_env()
     env.update(
         DATABASE_URL=db.url,
+        MIGRATION_DATABASE_URL=db.migration_url,  # serve migrates as the owner
         REDIS_NAMESPACE=services.redis_namespace(),
         SIM_CALLBACK_DELAY="0.3",
         RECONCILE_AFTER_SECONDS="2",

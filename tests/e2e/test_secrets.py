@@ -206,6 +206,7 @@ def secret_serve() -> Iterator[tuple[Serve, dict[str, str]]]:
     env.update(
         configured,
         DATABASE_URL=db.url,
+        MIGRATION_DATABASE_URL=db.migration_url,  # serve migrates as the owner
         REDIS_NAMESPACE=services.redis_namespace(),
         SIM_CALLBACK_DELAY="0.3",
         LOG_LEVEL="INFO",
@@ -276,6 +277,8 @@ async def test_url_secrets_never_reach_the_serve_log(secret_serve: tuple[Serve, 
         )
         assert r.status_code == 200
         r = await http.post(f"/ussd?secret={at_secret}&token={at_secret}", content=b"x" * (9 * 1024))
+        assert (r.status_code, r.text) == (200, "END This request is too long. Please dial again.")
+        r = await http.post(f"/callbacks/at/delivery?secret={at_secret}", content=b"x" * (9 * 1024))
         assert r.status_code == 413
 
         update = {

@@ -52,6 +52,7 @@ def killable() -> Iterator[Serve]:
     env = _base_env()
     env.update(
         DATABASE_URL=db.url,
+        MIGRATION_DATABASE_URL=db.migration_url,  # serve migrates as the owner
         REDIS_NAMESPACE=services.redis_namespace(),
         SIM_CALLBACK_DELAY="0.3",
         JOB_VISIBILITY_SECONDS="3",  # resend an unfinished job 3 s after it went out (default 5 min)

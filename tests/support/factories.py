@@ -13,7 +13,15 @@ from core.billing.adjustments import adjust_wallet
 from core.ledger.models import AccountKind
 from core.ledger.service import ledger
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import BillingMode, ChannelKind, Environment, InvoicePeriod, Tenant, TenantStatus
+from core.tenants.models import (
+    BillingMode,
+    ChannelKind,
+    Environment,
+    InvoicePeriod,
+    Tenant,
+    TenantKind,
+    TenantStatus,
+)
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
@@ -34,13 +42,20 @@ async def make_tenant(
     kind: ChannelKind = ChannelKind.paybill,
     verified: bool = True,
     with_channel: bool = True,
+    tenant_kind: TenantKind = TenantKind.business,
 ) -> tuple[Tenant, User]:
     """A business with a simulator channel. verified=True marks it verified directly (the onboarding
-    push itself is tested separately) so payment tests start from an active business."""
+    push itself is tested separately) so payment tests start from an active business.
+    tenant_kind=hotspot: a WiFi provider as signing up makes one (on its free trial)."""
     rt = runtime()
     async with unit_of_work() as session:
         tenant, owner = await signup(
-            session, business_name=name, email=email or unique_email(), password=password, phone=phone
+            session,
+            business_name=name,
+            email=email or unique_email(),
+            password=password,
+            phone=phone,
+            kind=tenant_kind,
         )
         if with_channel:
             channel = await tenants.save_channel(
@@ -156,12 +171,5 @@ async def emailed_code(email: str) -> str:
 
 
 async def make_provider(name: str = "Kangemi WiFi") -> tuple[Tenant, User]:
-    """A hotspot provider: a business of kind `hotspot`, active, with a simulator channel."""
-    from core.tenants.models import TenantKind
-
-    tenant, owner = await make_tenant(name=name)
-    async with unit_of_work() as session:
-        row = await session.get(Tenant, tenant.id)
-        assert row is not None
-        row.kind = TenantKind.hotspot
-    return tenant, owner
+    """A hotspot provider, active, with a simulator channel, on its free trial (subscription billing)."""
+    return await make_tenant(name=name, tenant_kind=TenantKind.hotspot)

@@ -19,12 +19,31 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL")
 REQUIRE = os.environ.get("LIPAPUSH_REQUIRE_SERVICES") == "1"
 
 
+# The application's own database role on Postgres, as in production: neither superuser nor BYPASSRLS,
+# so every test that goes through the app runs under row-level security. `lipapush db upgrade` (run
+# as the server's superuser, the owner) creates it once per server and grants it each new database.
+# Local connections are trusted (pg_hba), so it has no password here.
+APP_ROLE = "lipapush_app"
+
+
 @dataclass
 class TestDatabase:
     __test__ = False  # a fixture value, not a test class
 
-    url: str
+    url: str  # what the app connects with: the app role on Postgres
     drop: str | None  # database name to drop on Postgres
+    owner_url: str | None = None  # the superuser that owns the schema (migrations), Postgres only
+
+    @property
+    def migration_url(self) -> str:
+        return self.owner_url or self.url
+
+    def env(self) -> dict[str, str]:
+        """DATABASE_URL and MIGRATION_DATABASE_URL for a lipapush process (serve migrates on start)."""
+        env = {"DATABASE_URL": self.url}
+        if self.owner_url:
+            env["MIGRATION_DATABASE_URL"] = self.owner_url
+        return env
 
 
 def _pg_parts(url: str) -> tuple[str, str]:
@@ -52,7 +71,10 @@ def create_database(tag: str) -> TestDatabase:
         name = f"lipapush_{tag}_{secrets.token_hex(4)}"
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         head, _ = _pg_parts(PG_URL)
-        return TestDatabase(url=f"{head.replace('postgresql://', 'postgresql+asyncpg://')}/{name}", drop=name)
+        owner = f"{head.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+        scheme, _, rest = owner.partition("://")
+        app = f"{scheme}://{APP_ROLE}@{rest.rpartition('@')[2]}"
+        return TestDatabase(url=app, drop=name, owner_url=owner)
     path = Path(tempfile.mkdtemp(prefix="lipapush-")) / f"{tag}.db"
     return TestDatabase(url=f"sqlite+aiosqlite:///{path}", drop=None)
 

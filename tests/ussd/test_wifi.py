@@ -14,7 +14,7 @@ from core.hotspot.models import Plan, PlanKind, Voucher, VoucherStatus
 from core.hotspot.routers import routers
 from core.hotspot.schemas import RouterIn
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import Tenant, TenantKind
+from core.tenants.models import TenantKind
 from sim.africastalking import UssdGateway
 from sim.routeros import RouterSim
 from tests.support.factories import make_tenant
@@ -29,11 +29,8 @@ async def sim() -> AsyncIterator[RouterSim]:
 
 
 async def test_buy_wifi_by_ussd(gateway: UssdGateway, at: httpx.AsyncClient, sim: RouterSim) -> None:
-    tenant, owner = await make_tenant(name="Kibera Net")
+    tenant, owner = await make_tenant(name="Kibera Net", tenant_kind=TenantKind.hotspot)
     async with unit_of_work() as session:
-        t = await session.get(Tenant, tenant.id)
-        assert t is not None
-        t.kind = TenantKind.hotspot
         for name in ("Gate A", "Block 7"):
             await routers.add(
                 session,

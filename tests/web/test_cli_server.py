@@ -126,6 +126,12 @@ class TestServerFile:
         assert "Channel verified: Duka is active." in made.stdout, made
         assert made.stderr == "", made
 
+    def test_a_hotspot_provider_starts_on_its_free_trial(self, serve: Serve) -> None:
+        made = tenant_create(serve, "wifi-trial@example.com", "0712345672", "--hotspot")
+        assert made.returncode == 0, made
+        trial = [line for line in made.stdout.splitlines() if line.startswith("Free WiFi trial until ")]
+        assert len(trial) == 1 and trial[0].endswith(" UTC: then it must subscribe."), made
+
     def test_a_failed_test_payment_exits_1_with_one_line(self, serve: Serve) -> None:
         made = tenant_create(serve, "wrong-pin@example.com", "0712342001")
         assert made.returncode == 1, made

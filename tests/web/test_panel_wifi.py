@@ -59,12 +59,8 @@ async def sim() -> AsyncIterator[RouterSim]:
 
 
 async def provider(name: str = "Kangemi WiFi") -> tuple[Tenant, User]:
-    tenant, owner = await make_tenant(name=name)
-    async with unit_of_work() as session:
-        t = await session.get(Tenant, tenant.id)
-        assert t is not None
-        t.kind = TenantKind.hotspot
-    return tenant, owner
+    """A provider as signing up makes one: on its free trial, billed by subscription."""
+    return await make_tenant(name=name, tenant_kind=TenantKind.hotspot)
 
 
 async def attach_router(tenant: Tenant, sim: RouterSim | None, name: str = "Gate A") -> Router:
@@ -423,6 +419,7 @@ class TestSoldVoucherAndOverview:
             assert text_of(home.text, "routers-state") == "1 up · 0 down"  # it took the voucher
             assert rows_of(home.text, "today-by-plan") == [["1 hour", "1", "KES 50"]]
             assert text_of(home.text, "sub-state") == "No subscription paid yet."
+            assert "Subscribe before then to keep selling" in text_of(home.text, "sub-trial")
             sales = await panel.get("/app/wifi/sales")
             assert sales.status_code == 200
             assert (text_of(sales.text, "sales-kes"), text_of(sales.text, "sales-count")) == (
@@ -459,7 +456,7 @@ class TestSoldVoucherAndOverview:
                 assert done.status_code == 200, done.text
             home = await panel.get("/app/wifi")
             assert text_of(home.text, "sub-state") == "paid"
-            assert text_of(home.text, "sub-days") in ("29", "30")
+            assert text_of(home.text, "sub-days") in ("43", "44")  # the trial's 14 days, then 30 paid
             assert "completed" in text_of(home.text, "last-order")
         assert len(await audit_rows(tenant, "subscription.order_started")) == 1
         assert [a.target for a in await audit_rows(tenant, "voucher.sms_resent")] == [code]

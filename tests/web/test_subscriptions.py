@@ -1,6 +1,6 @@
 """Hotspot providers' subscriptions, through the Pesapal stand-in `serve` mounts at /sim/pesapal: the
-IPN only triggers a status query; three IPNs extend once; a reversal takes the extension back;
-a lapsed provider stops selling while sold vouchers keep working."""
+IPN only triggers a status query; three IPNs extend once (from the end of the free trial); a reversal
+takes the extension back; a lapsed provider stops selling while sold vouchers keep working."""
 
 from __future__ import annotations
 
@@ -23,11 +23,9 @@ def bearer(key: str) -> dict[str, str]:
 
 
 async def hotspot_provider() -> tuple[Tenant, str, str]:
-    tenant, _ = await make_tenant(name="Pesa WiFi")
+    """A provider as signing up makes one: on its free trial, billed by subscription."""
+    tenant, _ = await make_tenant(name="Pesa WiFi", tenant_kind=TenantKind.hotspot)
     async with unit_of_work() as session:
-        t = await session.get(Tenant, tenant.id)
-        assert t is not None
-        t.kind = TenantKind.hotspot
         plan = SubscriptionPlan(name=f"Monthly {tenant.slug}", period=SubscriptionPeriod.monthly, price=1500)
         session.add(plan)
         await session.flush()
@@ -52,7 +50,7 @@ async def test_subscribe_duplicate_ipns_reversal(client: httpx.AsyncClient, serv
     assert order["status"] == "pending" and order["amount"] == 1500
     assert order["redirect_url"].startswith(f"{server.url}/sim/pesapal/pay/")
     tid = order["order_tracking_id"]
-    before = utcnow()
+    trial_end = (await until(tenant.id)).trial_until  # type: ignore[attr-defined]
     sim = httpx.AsyncClient(base_url=f"{server.url}/sim/pesapal")
     done = await sim.post(f"/_sim/orders/{tid}/complete", json={"duplicate_ipns": 3})
     assert done.status_code == 200, done.text
@@ -61,7 +59,7 @@ async def test_subscribe_duplicate_ipns_reversal(client: httpx.AsyncClient, serv
     t = await until(tenant.id)
     assert t.billing_mode is BillingMode.subscription  # type: ignore[attr-defined]
     paid_until = t.subscription_until  # type: ignore[attr-defined]
-    assert timedelta(days=29, hours=23) < paid_until - before <= timedelta(days=30, minutes=1)
+    assert paid_until == trial_end + timedelta(days=30)  # paid time follows the trial: none of it lost
     async with unit_of_work(readonly=True) as session:
         posted = list(
             await session.scalars(
@@ -71,13 +69,16 @@ async def test_subscribe_duplicate_ipns_reversal(client: httpx.AsyncClient, serv
     assert [p.amount_cents for p in posted] == [150_000]  # three IPNs, one extension, one posting
     status = await client.get(f"/api/providers/{tenant.id}/subscription-status", headers=bearer(key))
     assert status.json()["active"] is True and status.json()["last_order"]["status"] == "completed"
+    assert status.json()["trial"] is True and status.json()["paid_until"] is not None
 
     reversed_ = await sim.post(f"/_sim/orders/{tid}/reverse", json={})
     assert reversed_.status_code == 200 and all(i["ack_ok"] for i in reversed_.json()["ipns"])
     t = await until(tenant.id)
-    assert t.subscription_until <= before + timedelta(seconds=5)  # type: ignore[attr-defined]
+    assert t.subscription_until == trial_end  # type: ignore[attr-defined]  # back to the trial alone
     status = await client.get(f"/api/providers/{tenant.id}/subscription-status", headers=bearer(key))
-    assert status.json()["active"] is False and status.json()["last_order"]["status"] == "reversed"
+    back = status.json()
+    assert back["last_order"]["status"] == "reversed"
+    assert (back["active"], back["trial"], back["paid_until"]) == (True, True, None)
     async with unit_of_work(readonly=True) as session:
         kinds = sorted(
             p.kind for p in await session.scalars(select(Transfer).where(Transfer.tenant_id == tenant.id))
@@ -97,7 +98,8 @@ async def test_forged_ipn_and_other_tenants(client: httpx.AsyncClient) -> None:
         params={"OrderTrackingId": "00000000-0000-0000-0000-000000000000", "OrderMerchantReference": "SUB-x"},
     )
     assert forged.status_code == 200 and forged.json()["status"] == 200
-    assert (await until(tenant.id)).subscription_until is None  # type: ignore[attr-defined]
+    t = await until(tenant.id)
+    assert t.subscription_until == t.trial_until  # type: ignore[attr-defined]  # the trial, unextended
     r = await client.post(
         f"/api/providers/{tenant.id}/pesapal/create-order",
         json={"plan_id": plan_id},
@@ -121,6 +123,8 @@ async def test_reminders_once_per_date_and_on_lapse(server: LiveServer) -> None:
     async with unit_of_work() as session:
         t = await session.get(Tenant, tenant.id)
         assert t is not None
+        # A provider whose trial ended long ago and who paid: the subscription's own wording.
+        t.trial_until = utcnow() - timedelta(days=40)
         t.billing_mode, t.subscription_until = BillingMode.subscription, utcnow() + timedelta(days=2)
     await send_reminders()
     await send_reminders()

@@ -35,7 +35,10 @@ class ProviderOut(BaseModel):
     slug: str
     status: TenantStatus
     billing_mode: BillingMode
-    subscription: str = Field(description="active, lapsed, or none (not billed by subscription)")
+    subscription: str = Field(
+        description="active, trial (on the free trial, nothing paid yet), lapsed, "
+        "or none (not billed by subscription)"
+    )
     subscription_until: datetime | None
     routers: int
     routers_up: int

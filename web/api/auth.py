@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.auth import twofactor
@@ -13,6 +13,7 @@ from core.auth.schemas import ApiKeyCreated, ApiKeyOut
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
 from core.auth.use_cases import UssdAccess
+from core.phones import PHONE_SCHEMA
 from core.runtime import runtime, unit_of_work
 from core.tenants.onboarding import signup as signup_business
 from web.deps import CurrentActor
@@ -25,7 +26,11 @@ class SignupIn(BaseModel):
     business_name: str = Field(min_length=2, max_length=120)
     email: str = Field(max_length=254)
     password: str = Field(min_length=8, max_length=128)
-    phone: str = Field(max_length=20, description="Owner's M-Pesa phone; receives the KES 1 test push")
+    phone: str = Field(
+        max_length=20,
+        description="Owner's M-Pesa phone; receives the KES 1 test push",
+        json_schema_extra=PHONE_SCHEMA,
+    )
 
 
 class LoginIn(BaseModel):
@@ -79,11 +84,20 @@ class ChallengeOut(BaseModel):
 
 
 @router.post("/login")
-async def login(body: LoginIn) -> TokenOut | ChallengeOut:
+async def login(body: LoginIn, request: Request) -> TokenOut | ChallengeOut:
     """A login token, or, for an account with 2FA (every platform admin), a challenge: a six-digit
-    code is emailed and `POST /api/2fa/verify` completes the login."""
+    code is emailed and `POST /api/2fa/verify` completes the login.
+
+    Wrong passwords count per email and network (10 in 15 minutes) and per network (50): past either,
+    that network gets 429 with Retry-After, whether or not the email has an account, while the account
+    still signs in from anywhere else."""
     async with unit_of_work() as session:
-        attempt = await auth.attempt_login(session, email=body.email, password=body.password)
+        attempt = await auth.attempt_login(
+            session,
+            email=body.email,
+            password=body.password,
+            network=request.client.host if request.client else None,
+        )
         if attempt.user is not None and twofactor.required(attempt.user):
             c = await twofactor.start(session, user=attempt.user, secret=runtime().settings.SECRET_KEY)
             return ChallengeOut(challenge_id=c.id, sent_to=c.sent_to, expires_at=c.expires_at)
@@ -166,7 +180,7 @@ class CodeOut(BaseModel):
 
 class InviteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Role = Field(description="cashier or manager")
+    role: Role = Field(description="cashier or manager", json_schema_extra={"enum": ["cashier", "manager"]})
 
 
 @router.post("/telegram/link-code", status_code=201)
@@ -185,9 +199,18 @@ async def staff_invite(body: InviteIn, actor: CurrentActor) -> CodeOut:
 
 class UssdIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pin: str = Field(max_length=8, description="4 digits; not 1111 or 1234")
+    pin: str = Field(
+        max_length=8,
+        description="4 digits; not 1111 or 1234",
+        # validate_new_pin's rule: four digits, not all one digit, not a run up or down.
+        json_schema_extra={"pattern": r"^(?!(\d)\1{3})(?!0123|1234|2345|3456|4567|5678|6789)"
+                           r"(?!9876|8765|7654|6543|5432|4321|3210)\d{4}$"},
+    )
     phone: str | None = Field(
-        default=None, max_length=20, description="07…/01…/+254…; default: your business phone (owners)"
+        default=None,
+        max_length=20,
+        description="07…/01…/+254…; default: your business phone (owners)",
+        json_schema_extra=PHONE_SCHEMA,
     )
 
 

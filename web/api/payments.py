@@ -14,19 +14,29 @@ from core.payments.schemas import PaymentOut, PaymentPage, StkPushIn
 from core.payments.service import TransactionFilter
 from web.deps import CurrentActor
 from web.exports import xlsx_response
+from web.openapi import PUSH_ERRORS
 
 router = APIRouter(tags=["payments"])
 
 
-@router.post("/stk-push", status_code=201)
+@router.post("/stk-push", status_code=201, responses=PUSH_ERRORS)
 async def stk_push(
     body: StkPushIn,
     actor: CurrentActor,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        # Checked by core with its own message; declared here so clients see the limit.
+        Header(alias="Idempotency-Key", json_schema_extra={"minLength": 1, "maxLength": 255}),
+    ] = None,
 ) -> PaymentOut:
     """Send an M-Pesa prompt to the customer's phone. The result arrives by callback: poll
     GET /api/transactions/{id} or watch the dashboard. Repeat with the same Idempotency-Key to retry
-    safely: the first payment is returned instead of a second prompt."""
+    safely: the first payment is returned instead of a second prompt.
+
+    Limits (429 with Retry-After, the body's `limit` naming which): an API key may start
+    `STK_PUSHES_PER_KEY_PER_MINUTE` pushes a minute (default 120), and one business may prompt one phone
+    `STK_PUSHES_PER_PHONE_PER_MINUTE` times a minute (default 5). A replay with the same Idempotency-Key
+    sends no prompt and counts against neither."""
     return await use_cases.request_payment(
         actor,
         phone=body.phone,

@@ -61,9 +61,11 @@ async def create_order(provider_id: uuid.UUID, body: CreateOrderIn, actor: Curre
 
 
 class SubscriptionStatusOut(BaseModel):
-    active: bool
-    paid_until: datetime | None
+    active: bool = Field(description="new WiFi sales are open: paid, or on the free trial")
+    paid_until: datetime | None = Field(description="null while nothing is paid beyond the free trial")
     days_left: int | None
+    trial: bool = Field(description="on the free trial now")
+    trial_until: datetime | None = Field(description="when the free trial ends (or ended)")
     last_order: OrderOut | None
 
 
@@ -74,6 +76,8 @@ async def subscription_status(provider_id: uuid.UUID, actor: CurrentActor) -> Su
         active=status.state.active,
         paid_until=status.state.paid_until,
         days_left=status.state.days_left,
+        trial=status.state.trial,
+        trial_until=status.state.trial_until,
         last_order=OrderOut.model_validate(status.last_order) if status.last_order else None,
     )
 

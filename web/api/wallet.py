@@ -13,6 +13,7 @@ from core.payments.schemas import PaymentOut
 from core.phones import normalize_msisdn
 from web.deps import CurrentActor
 from web.exports import xlsx_response
+from web.openapi import PUSH_ERRORS
 
 router = APIRouter(tags=["wallet"])
 
@@ -24,7 +25,7 @@ async def get_wallet(actor: CurrentActor) -> WalletOut:
     return await use_cases.view_wallet(actor)
 
 
-@router.post("/wallet/topup", status_code=201)
+@router.post("/wallet/topup", status_code=201, responses=PUSH_ERRORS)
 async def topup(body: TopupIn, actor: CurrentActor) -> PaymentOut:
     """Top up the wallet by M-Pesa: an STK push to the business phone (or `phone`) through the
     platform's paybill. The wallet is credited when the payment succeeds."""

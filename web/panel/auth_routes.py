@@ -1,4 +1,8 @@
-"""Signing in and out of the panel: password, then an emailed code when 2FA applies."""
+"""Signing in and out of the panel: password, then an emailed code when 2FA applies.
+
+A browser that signs in becomes a known device of that account (`lp_device`, a signed cookie kept for
+LOGIN_KNOWN_DEVICE_DAYS): its wrong passwords count on their own, so nobody else's can stop it
+(core.auth.login_limits)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.auth import panel_sessions, twofactor
+from core.auth import login_limits, panel_sessions, twofactor
 from core.auth.models import User
 from core.auth.service import auth
 from core.runtime import runtime, unit_of_work
@@ -29,15 +33,42 @@ from web.panel.templating import render
 router = APIRouter(include_in_schema=False)
 
 
+DEVICE_COOKIE = "lp_device"
+
+
+def known_device(request: Request) -> login_limits.KnownDevice | None:
+    return login_limits.read_device(
+        request.cookies.get(DEVICE_COOKIE), secret=runtime().settings.SECRET_KEY
+    )
+
+
+def remember_device(response: Response, request: Request, user: User) -> None:
+    """Mark this browser as a known device of `user` (the one who just proved they are)."""
+    s = runtime().settings
+    token = login_limits.device_token(
+        user, secret=s.SECRET_KEY, days=s.LOGIN_KNOWN_DEVICE_DAYS, keep=known_device(request)
+    )
+    set_cookie(response, request, DEVICE_COOKIE, token, max_age=s.LOGIN_KNOWN_DEVICE_DAYS * 86400)
+
+
 def home_for(user: User) -> str:
     return "/admin" if user.role.value == "platform_admin" else "/app"
 
 
 def _login_page(
-    request: Request, *, next_: str, email: str = "", errors: dict[str, str] | None = None, status: int = 200
+    request: Request,
+    *,
+    next_: str,
+    email: str = "",
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    retry_after: int | None = None,
 ) -> HTMLResponse:
     ctx = {"next": next_, "email": email, "errors": errors or {}}
-    return login_csrf_page(request, "login.html", ctx, status=status)
+    response = login_csrf_page(request, "login.html", ctx, status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _check_login_csrf(request: Request, sent: str) -> None:
@@ -67,7 +98,9 @@ def session_redirect(request: Request, token: str, target: str) -> RedirectRespo
 async def _signed_in(request: Request, user: User, next_: str) -> Response:
     async with unit_of_work() as session:
         token = await begin_session(session, request, user, ip=client_ip(request))
-    return session_redirect(request, token, safe_next(next_, home_for(user)))
+    response = session_redirect(request, token, safe_next(next_, home_for(user)))
+    remember_device(response, request, user)
+    return response
 
 
 @router.get("/")
@@ -97,7 +130,13 @@ async def login(
     if errors:
         return _login_page(request, next_=next, email=email, errors=errors, status=422)
     async with unit_of_work() as session:
-        attempt = await auth.attempt_login(session, email=email, password=password)
+        attempt = await auth.attempt_login(
+            session,
+            email=email,
+            password=password,
+            network=client_ip(request),
+            device=known_device(request),
+        )
         challenge = None
         if attempt.user is not None and twofactor.required(attempt.user):
             challenge = await twofactor.start(
@@ -109,7 +148,8 @@ async def login(
             next_=next,
             email=email,
             errors={"password": attempt.error or "Wrong email or password."},
-            status=401,
+            status=401 if attempt.retry_after is None else 429,
+            retry_after=attempt.retry_after,
         )
     if challenge is None:
         return await _signed_in(request, attempt.user, next)

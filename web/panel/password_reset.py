@@ -4,7 +4,8 @@ an active account, emails a link; /login/reset/{token} sets a new password (core
 Public, like /login, and protected the same way: the double-submit CSRF cookie (`lp_csrf`) and the
 Origin check. Asking always answers the same page, so it never tells which addresses have accounts.
 After a reset the person signs in again at /login (never automatically: 2FA accounts still need their
-emailed code).
+emailed code); the browser that used the link is a known device of the account from then on (the link
+proved the inbox), so nobody's wrong passwords from its network stop it signing in.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.auth.password_reset import (
 )
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
+from web.panel.auth_routes import known_device, remember_device
 from web.panel.forms import check_new_password
 from web.panel.security import COOKIE, check_login_csrf, client_ip, login_csrf_page
 from web.panel.templating import render
@@ -91,6 +93,7 @@ async def ask(
                 ip=client_ip(request),
                 secret=settings.SECRET_KEY,
                 base_url=settings.base_url,
+                device=known_device(request),
             )
     except InvalidInput as exc:
         return _ask_page(request, email=email, errors={"email": exc.message}, status=422)
@@ -128,11 +131,12 @@ async def reset(
         return _form(request, token, user, errors=errors, status=422)
     try:
         async with unit_of_work() as session:
-            await reset_password(session, token=token, password=password, secret=secret)
+            changed = await reset_password(session, token=token, password=password, secret=secret)
     except ResetLinkInvalid:  # used a moment ago, in another tab
         return _invalid(request)
     except InvalidInput as exc:
         return _form(request, token, user, errors={exc.field: exc.message}, status=422)
     response = RedirectResponse(DONE_URL, status_code=303)
     response.delete_cookie(COOKIE, path="/")  # whatever session this browser had has ended
+    remember_device(response, request, changed)
     return response

@@ -179,7 +179,8 @@ async def _checked(request: Request, viewer: Annotated[Viewer, Depends(_viewer)]
         if not sent:
             form = await request.form()
             sent = str(form.get("csrf_token") or "")
-        if not sent or not hmac.compare_digest(sent, viewer.csrf):
+        # As bytes: compare_digest refuses (TypeError) a str with anything but ASCII in it.
+        if not sent or not hmac.compare_digest(sent.encode(), viewer.csrf.encode()):
             raise CsrfFailed(
                 "This form has expired or did not come from lipapush: reload the page and try again."
             )
@@ -230,7 +231,7 @@ def check_login_csrf(request: Request, sent: str, message: str) -> None:
     `message` is the page's own words for an expired form."""
     check_origin(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
         raise CsrfFailed(message)
 
 

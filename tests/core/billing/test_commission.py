@@ -227,8 +227,12 @@ class TestConcurrentCallbacks:
         await fund_wallet(tenant, start)
         # 200 pending pushes whose callbacks never come on their own (…9999), then 200 success
         # callbacks at once through the real endpoint, each also duplicated.
-        key = await make_api_key(tenant=tenant)
-        created = await asyncio.gather(*(push(client, key, f"072{i:03d}9999", 100 + i) for i in range(200)))
+        # One key may start STK_PUSHES_PER_KEY_PER_MINUTE pushes a minute: enough keys for 200 at once.
+        per_key = server.settings.STK_PUSHES_PER_KEY_PER_MINUTE
+        keys = [await make_api_key(tenant=tenant) for _ in range(-(-200 // per_key))]
+        created = await asyncio.gather(
+            *(push(client, keys[i % len(keys)], f"072{i:03d}9999", 100 + i) for i in range(200))
+        )
         assert all(r.status_code == 201 for r in created), [r.text for r in created if r.status_code != 201][
             :2
         ]
@@ -259,7 +263,7 @@ class TestConcurrentCallbacks:
         statuses = await asyncio.gather(*(deliver(b) for b in bodies + bodies))
         assert statuses == [200] * 400
         for p in created:
-            await wait_for_final(client, key, p.json()["id"])
+            await wait_for_final(client, keys[0], p.json()["id"])
         expected = sum(commission_cents(100 + i, 100) for i in range(200))
         assert await wallet_state(tenant) == (start - expected, 0)
         async with unit_of_work(readonly=True) as session:

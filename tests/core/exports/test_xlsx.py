@@ -389,3 +389,22 @@ class TestExportFilename:
 
     def test_media_type(self) -> None:
         assert XLSX_MEDIA_TYPE == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def test_copied_openpyxl_constants_match_openpyxl() -> None:
+    # core.exports.xlsx keeps its own copies so importing it does not load openpyxl at start-up.
+    from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+
+    from core.exports import xlsx
+
+    assert xlsx.ILLEGAL_CHARACTERS_RE.pattern == ILLEGAL_CHARACTERS_RE.pattern
+    assert xlsx.ERROR_CODES == ERROR_CODES
+
+
+def test_importing_the_app_does_not_load_openpyxl() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, web.app, web.cli; print('openpyxl' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -41,6 +41,16 @@ class TestNormalizeMsisdn:
         with pytest.raises(InvalidInput):
             normalize_msisdn(True)
 
+    @pytest.mark.parametrize(
+        "raw", ["07\u0662\u0662000111", "0722\uff10\uff10\uff10111", "2547\u0967\u0968000111"]
+    )
+    def test_unicode_digits_rejected(self, raw: str) -> None:
+        # Arabic-Indic, fullwidth and Devanagari digits are \d to Python's re, but M-Pesa cannot dial
+        # them and they would be stored as a customer's number.
+        with pytest.raises(InvalidInput) as info:
+            normalize_msisdn(raw)
+        assert "is not a Kenyan mobile number" in info.value.message
+
     def test_mask(self) -> None:
         assert mask_msisdn("254722000111") == "2547****0111"
 
