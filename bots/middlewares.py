@@ -19,6 +19,7 @@ from core.access.actor import Via
 from core.auth.models import Role
 from core.auth.telegram import user_by_telegram
 from core.context import RequestInfo, reset_request, set_request
+from core.db import Scope
 from core.runtime import unit_of_work
 from core.tenants.models import TenantKind, TenantStatus
 from core.tenants.service import tenants
@@ -50,8 +51,12 @@ class Actor:
         )
 
 
+# A Telegram account names no business: whose it is, is what the lookup finds out, asked of all of them.
+WHO_IS_TALKING = Scope.platform("Telegram account lookup")
+
+
 async def load_actor(telegram_user_id: int) -> Actor | None:
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=WHO_IS_TALKING) as session:
         user = await user_by_telegram(session, telegram_user_id)
         if user is None or user.tenant_id is None:
             return None

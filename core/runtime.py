@@ -26,7 +26,7 @@ from core.config import Settings
 from core.crypto import SecretBox
 from core.daraja.client import DarajaClient
 from core.daraja.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
-from core.db import Database, Scope, log_platform_scope, session_scope
+from core.db import Database, Scope, log_platform_scope, scope_log, session_scope
 from core.jobs.broker import JobRunner
 from core.jobs.models import JobOutbox
 from core.jobs.registry import running_job
@@ -171,6 +171,10 @@ def runtime() -> Runtime:
     return _runtime
 
 
+# The packages whose every actor-less unit of work names its scope (tests/core/unit/test_explicit_scopes.py).
+APP_PACKAGES = ("core", "web", "bots", "ussd")
+
+
 def _caller() -> str:
     """module:function of the code that opened an actor-less unit of work without naming its scope."""
     frame = sys._getframe(3)  # _caller ← unit_of_work ← asynccontextmanager.__aenter__ ← the caller
@@ -191,11 +195,20 @@ async def unit_of_work(
 
     `scope` is the tenant data it may touch on Postgres (see core.db.Scope): `Scope.tenant(id)` when
     the business is known, `Scope.platform("why")` for work across businesses or before one is known.
-    Left out, it is a platform scope whose reason is the calling function: the actor-less entry points
-    (sign-in, callbacks, jobs, public flows) not yet narrowed; use cases pass their actor's scope."""
+    Left out, it is a platform scope whose reason is the calling function: for tests and scripts that
+    set up several businesses at once. The application always names it (a check keeps it so), so one
+    left out there is logged as a WARNING: a call the check could not see (an alias, a partial).
+    Use cases pass their actor's scope."""
     rt = runtime()
     if scope is None:
-        scope = Scope.platform(f"unscoped {_caller()}")
+        caller = _caller()
+        scope = Scope.platform(f"unscoped {caller}")
+        if caller.partition(":")[0].split(".")[0] in APP_PACKAGES:
+            scope_log.warning(
+                "unit of work without a scope in %s: it runs in platform scope (every business's rows); "
+                "pass scope=Scope.tenant(id), Scope.platform(why) or Scope.none()",
+                caller,
+            )
     if scope.is_platform and not rt.db.is_sqlite:
         log_platform_scope(scope)
     jobs: list[tuple[int, str, dict[str, Any]]] = []

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from core.auth.pins import user_by_ussd_phone
+from core.db import Scope
 from core.runtime import unit_of_work
 from ussd import merchant, payer, wifi
 from ussd.engine import Ctx, Engine, Tree
@@ -30,8 +31,12 @@ def build_tree() -> Tree:
     return tree
 
 
+# A dial names no business: whose menu the phone opens is asked of all of them.
+WHOSE_PHONE = Scope.platform("USSD dial: the account of the phone")
+
+
 async def root(ctx: Ctx) -> str | End:
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=WHOSE_PHONE) as session:
         user = await user_by_ussd_phone(session, ctx.msisdn)
         if user is not None:
             session.expunge(user)

@@ -20,7 +20,7 @@ from core.auth.pins import (
 from core.auth.use_cases import change_ussd_pin
 from core.auth.ussd_access import check_ussd_pin
 from core.billing.use_cases import request_topup, view_wallet
-from core.db import utcnow
+from core.db import Scope, utcnow
 from core.errors import InvalidInput
 from core.exports.use_cases import email_customer_book_to
 from core.money import format_cents, format_kes, stk_max_amount
@@ -63,7 +63,7 @@ def allowed(permission: Permission) -> Callable[[Ctx], bool]:
 
 async def _user(ctx: Ctx) -> User:
     """The signed-in user, re-read on every use: a removed phone or user ends the session."""
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=Scope.tenant(_tid(ctx))) as session:
         user = await session.get(User, uuid.UUID(ctx.data["uid"]))
         if (
             user is None
@@ -325,7 +325,7 @@ async def signed_in_root(ctx: Ctx, user: User) -> str | End:
         return End("Set a USSD PIN first: in the lipapush Telegram bot, Settings > USSD PIN.")
     if user.tenant_id is None:
         return End("This phone is not registered to a business.")
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=Scope.tenant(user.tenant_id)) as session:
         tenant = await tenants.get(session, user.tenant_id)
     ctx.data.update(
         uid=str(user.id), tid=str(tenant.id), role=user.role.value, tname=tenant.name, temail=tenant.email

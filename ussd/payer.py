@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from core.db import Scope
 from core.errors import LipapushError
 from core.money import format_kes
 from core.notify.texts import local_phone
@@ -35,8 +36,12 @@ def register_payee_flow(kind: TenantKind, node_id: str) -> None:
     PAYEE_FLOWS[kind] = node_id
 
 
+# A payer types a business number, or a till or paybill: which business it is, is asked of all of them.
+FIND_PAYEE = Scope.platform("USSD payer: the business of a number")
+
+
 async def parse_code(ctx: Ctx, value: str) -> None:
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=FIND_PAYEE) as session:
         try:
             tenant = await tenants.find_payee(session, value)
         except LipapushError as exc:

@@ -22,6 +22,7 @@ import core.payments.push  # noqa: F401  - registers the payment jobs before the
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.billing.subscriptions import send_reminders as subscription_reminders
 from core.context import RequestInfo, reset_request, set_request
+from core.db import Scope
 from core.hotspot.provision import sweep as hotspot_sweep
 from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
@@ -183,7 +184,7 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
-        async with unit_of_work(readonly=True) as session:
+        async with unit_of_work(readonly=True, scope=Scope.none()) as session:  # reads no business's rows
             await session.execute(text("SELECT 1"))
         return {"status": "ok"}
 

@@ -15,6 +15,7 @@ from core.auth import use_cases as people
 from core.auth import use_cases_admin as account_admin
 from core.auth.models import ApiKeyMode
 from core.auth.schemas import ApiKeyOut
+from core.db import Scope, narrow_scope
 from core.errors import DarajaUnavailable, LipapushError
 from core.notify.sms import validate_sender_id
 from core.payments.push import send_verification_push
@@ -57,7 +58,7 @@ async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> st
 
     Returns why the channel is not verified when the push was not sent or the payment failed (the
     caller exits non-zero with it), None when it was verified or M-Pesa has not answered yet."""
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=Scope.tenant(tenant_id)) as session:
         channel = await tenants.get_channel(session, tenant_id)
         via_serve = (
             channel is not None
@@ -84,7 +85,7 @@ async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> st
     deadline = asyncio.get_running_loop().time() + wait
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.5)
-        async with unit_of_work(readonly=True) as session:
+        async with unit_of_work(readonly=True, scope=Scope.tenant(tenant_id)) as session:
             tenant = await tenants.get(session, tenant_id)
             channel = await tenants.get_channel(session, tenant_id)
             if channel is None or channel.verification_payment_id != payment.id:
@@ -141,7 +142,8 @@ def tenant_create(
         raise _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
     async def main() -> tuple[str, str | None]:
-        async with unit_of_work() as session:
+        # Its owner's email must be free across every business; then the new business's own rows.
+        async with unit_of_work(scope=Scope.platform("lipapush tenant create")) as session:
             tenant, user = await signup(
                 session,
                 business_name=name,
@@ -150,6 +152,7 @@ def tenant_create(
                 phone=phone,
                 kind=TenantKind.hotspot if hotspot else TenantKind.business,
             )
+            await narrow_scope(session, tenant.id)
             await tenants.save_channel(session, tenant=tenant, data=channel_in, box=rt.secrets, by=user.id)
             tenant_id, slug, trial_until = tenant.id, tenant.slug, tenant.trial_until
         console.print(f"Created business [bold]{name}[/bold] ({slug}), owner {user.email}.")

@@ -8,8 +8,11 @@ from core.access.actor import Actor, Via
 from core.auth.schemas import Principal
 from core.auth.service import auth
 from core.auth.tokens import looks_like_api_key, read_access_token
+from core.db import Scope
 from core.errors import AuthenticationFailed
 from core.runtime import runtime, unit_of_work
+
+API_KEY_LOOKUP = Scope.platform("API key lookup by its hash")
 
 
 async def _principal(request: Request) -> Principal:
@@ -26,10 +29,19 @@ async def _principal(request: Request) -> Principal:
             "This is not a lipapush API key (they start with lp_live_ or lp_test_) nor a login token: "
             "check the key you copied, or create a new one with `lipapush apikey create`."
         )
-    async with unit_of_work() as session:
-        if looks_like_api_key(token):
+    if looks_like_api_key(token):
+        # Whose key it is, is what the lookup by its hash finds out: it is asked of every business.
+        async with unit_of_work(scope=API_KEY_LOOKUP) as session:
             return await auth.principal_from_api_key(session, token)
-        claims = read_access_token(token, secret=runtime().settings.SECRET_KEY)
+    claims = read_access_token(token, secret=runtime().settings.SECRET_KEY)
+    # A login token names its business, signed: its account is read in that business's scope (a
+    # platform admin's, which belongs to none, in the platform's).
+    scope = (
+        Scope.tenant(claims.tenant_id)
+        if claims.tenant_id
+        else Scope.platform("login token of an account of no business")
+    )
+    async with unit_of_work(scope=scope) as session:
         return await auth.principal_from_claims(session, claims)
 
 

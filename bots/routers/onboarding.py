@@ -176,10 +176,10 @@ async def save_and_test(message: Message, state: FSMContext, actor: Actor) -> No
         )
         return
     saved = await business_settings.save_channel(actor.core, channel_in)
-    await _tested(message, saved.verification, saved.error)
+    await _tested(message, actor, saved.verification, saved.error)
 
 
-async def _tested(message: Message, payment: PaymentOut | None, error: str | None) -> None:
+async def _tested(message: Message, actor: Actor, payment: PaymentOut | None, error: str | None) -> None:
     """The live status of the KES 1 test, or why it could not be sent and a button to try again."""
     if payment is None:
         await message.answer(
@@ -187,16 +187,16 @@ async def _tested(message: Message, payment: PaymentOut | None, error: str | Non
             reply_markup=choices(OnbCb, "retry", [("🔁 Retry the test", "")]),
         )
         return
-    await post_status(message, payment)
+    await post_status(message, payment, tenant_id=actor.tenant_id)
 
 
 async def test_channel(message: Message, actor: Actor) -> None:
     try:
         payment = await business_settings.verify_channel(actor.core)
     except LipapushError as exc:
-        await _tested(message, None, exc.message)
+        await _tested(message, actor, None, exc.message)
         return
-    await _tested(message, payment, None)
+    await _tested(message, actor, payment, None)
 
 
 @router.callback_query(OnbCb.filter(F.action == "retry"))

@@ -148,7 +148,7 @@ async def push(
     except LipapushError as exc:
         await message.answer(texts.invalid(exc.message))
         return
-    await post_status(message, payment)
+    await post_status(message, payment, tenant_id=actor.tenant_id)
 
 
 @router.callback_query(PayCb.filter(F.action == "again"))

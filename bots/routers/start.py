@@ -19,6 +19,7 @@ from bots.states import Link, Signup
 from core.auth.passwords import hash_password, validate_password
 from core.auth.service import normalize_email
 from core.auth.telegram import accept_invite, attach_owner, link_chat
+from core.db import Scope
 from core.errors import InvalidInput, LipapushError
 from core.phones import normalize_msisdn
 from core.runtime import unit_of_work
@@ -26,6 +27,11 @@ from core.tenants.onboarding import signup
 from core.tenants.service import validate_business_name
 
 router = Router(name="start")
+
+# A link or invitation code names no business until it is looked up; a sign-up's email, and the Telegram
+# account it attaches, must be free across every business.
+BY_CODE = Scope.platform("Telegram link or invitation code")
+SIGNUP = Scope.platform("bot sign-up: a new business and its owner")
 
 
 async def show_menu(message: Message, actor: Actor, *, edit: bool = False) -> None:
@@ -46,7 +52,7 @@ async def start_with_code(message: Message, command: CommandObject, state: FSMCo
     assert message.from_user is not None
     code = (command.args or "").strip()
     name = message.from_user.full_name
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=BY_CODE) as session:
         try:
             await link_chat(session, code=code, telegram_user_id=message.from_user.id)
         except InvalidInput:
@@ -87,7 +93,7 @@ async def ask_link_code(query: CallbackQuery, state: FSMContext) -> None:
 async def got_link_code(message: Message, state: FSMContext) -> None:
     assert message.from_user is not None and message.text is not None
     try:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=BY_CODE) as session:
             await link_chat(session, code=message.text.strip(), telegram_user_id=message.from_user.id)
     except LipapushError as exc:
         await message.answer(texts.invalid(exc.message), reply_markup=with_cancel())
@@ -161,7 +167,7 @@ async def signup_phone(message: Message, state: FSMContext) -> None:
         return
     data = await state.get_data()
     try:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=SIGNUP) as session:
             tenant, owner = await signup(
                 session,
                 business_name=data["name"],

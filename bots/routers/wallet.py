@@ -196,6 +196,6 @@ async def topup_amount(message: Message, state: FSMContext, actor: Actor | None)
     except LipapushError as exc:
         await message.answer(texts.invalid(exc.message))
         return
-    await post_status(message, payment)
+    await post_status(message, payment, tenant_id=actor.tenant_id)
     see = InlineKeyboardButton(text="👛 Wallet", callback_data=MenuCb(action="wallet").pack())
     await message.answer(TOPUP_SENT, reply_markup=InlineKeyboardMarkup(inline_keyboard=[[see]]))

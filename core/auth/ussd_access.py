@@ -28,7 +28,7 @@ from core.auth.pins import (
     register_ussd,
     user_by_ussd_phone,
 )
-from core.db import utcnow
+from core.db import Scope, utcnow
 from core.errors import Conflict, InvalidInput
 from core.notify.service import notify
 from core.notify.texts import local_phone
@@ -151,7 +151,13 @@ async def check_ussd_pin(*, user: User, pin: str, phone: str) -> PinCheck:
     ok = await pin_matches(pin, user.ussd_pin_hash)
     if ok and not user.ussd_pin_failures:
         return PinCheck(ok=True, remaining=0, locked_until=None, just_locked=False)
-    async with unit_of_work() as session:
+    # The menu is a business's (ussd.merchant ends the dial of a user of none): counted in its scope.
+    scope = (
+        Scope.tenant(user.tenant_id)
+        if user.tenant_id is not None
+        else Scope.platform("USSD PIN of an account of no business")
+    )
+    async with unit_of_work(scope=scope) as session:
         row = await session.get(User, user.id, with_for_update=True)
         assert row is not None
         result = await record_pin_attempt(session, user=row, ok=ok)

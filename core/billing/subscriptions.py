@@ -27,7 +27,7 @@ from core.billing.models import (
 )
 from core.billing.pesapal import PesapalClient
 from core.billing.pesapal_wire import PesapalCredentials
-from core.db import utcnow
+from core.db import Scope, utcnow
 from core.errors import InvalidInput, NotFound
 from core.jobs.registry import job
 from core.ledger.models import AccountKind
@@ -222,7 +222,7 @@ async def start_order(
     """Create the order here, then at Pesapal; the provider pays on Pesapal's page (`redirect_url`).
     With `audit_detail`, a `subscription.order_started` audit row is written with the order."""
     client = pesapal()
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         tenant = await session.get(Tenant, tenant_id)
         if tenant is None:
             raise NotFound("No such provider.")
@@ -243,7 +243,7 @@ async def start_order(
     if ipn_id is None:
         # Registered once per environment and reused (refs §5.3).
         ipn_id = await client.ensure_ipn(ipn_url(), method="GET")
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=Scope.none()) as session:  # a platform setting, no business's row
             await subscriptions.save_ipn_id(session, ipn_id)
     base = runtime().settings.base_url
     created = await client.submit_order(
@@ -257,7 +257,7 @@ async def start_order(
         phone="+" + phone,
         account_number=str(tenant_id),
     )
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         row = await session.get(SubscriptionOrder, order_id)
         assert row is not None
         row.order_tracking_id, row.redirect_url = created.order_tracking_id, created.redirect_url
@@ -267,14 +267,15 @@ async def start_order(
 async def refresh_order(tracking_id: str) -> SubscriptionOrder | None:
     """Ask Pesapal what happened to an order and apply it. The IPN and the browser's return both
     land here: what they claim is never used, only what the status query says."""
-    async with unit_of_work(readonly=True) as session:
-        known = await session.scalar(
-            select(SubscriptionOrder.id).where(SubscriptionOrder.order_tracking_id == tracking_id)
+    # Whose order this is, is what the lookup finds out: it is asked of every provider.
+    async with unit_of_work(readonly=True, scope=Scope.platform("Pesapal order by tracking id")) as session:
+        provider = await session.scalar(
+            select(SubscriptionOrder.tenant_id).where(SubscriptionOrder.order_tracking_id == tracking_id)
         )
-    if known is None:
+    if provider is None:
         return None
     status = await pesapal().status(tracking_id)
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.tenant(provider)) as session:
         order = await subscriptions.by_tracking_id(session, tracking_id)
         if order is None:
             return None
@@ -304,7 +305,7 @@ async def send_reminders() -> None:
     rt = runtime()
     now = utcnow()
     soon = now + timedelta(days=rt.settings.SUBSCRIPTION_REMINDER_DAYS)
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.platform("subscription reminders: every provider")) as session:
         rows = list(
             await session.scalars(
                 select(Tenant)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.auditing import Auditor, recorder
 from core.customers.models import Customer
-from core.db import utcnow
+from core.db import Scope, utcnow
 from core.errors import InvalidInput, NotFound
 from core.exports import books
 from core.exports.links import downloads_dir
@@ -53,6 +53,9 @@ MAX_ACTIVE = 3
 # its worker gone for good): it is shown as failed and no longer holds one of the MAX_ACTIVE places.
 STALE_AFTER = timedelta(minutes=15)
 GAVE_UP = "The export stopped without finishing (the worker gave up on it). Start it again."
+# The build reads every business's rows (an admin asked for them all); its bookkeeping (the export's own
+# row, the job's heartbeat) is on platform tables and sees no business's rows.
+EVERY_BUSINESS = Scope.platform("exports.build_global: every business's rows, for an admin")
 
 TENANT_COLUMNS = [Column("Business", "text", 28), Column("Business number", "text", 10)]
 # The per-business export's columns, with the business first (and the commission, for the platform).
@@ -236,7 +239,7 @@ async def sweep_expired(session: AsyncSession, now: datetime | None = None) -> i
 
 
 async def _progress(export_id: uuid.UUID, done: int) -> None:
-    async with unit_of_work(ends_job=False) as session:
+    async with unit_of_work(ends_job=False, scope=Scope.none()) as session:
         await session.execute(
             update(ExportJob).where(ExportJob.id == export_id).values(rows_done=done, updated_at=utcnow())
         )
@@ -265,7 +268,7 @@ async def _batches(
 async def build_global(*, export_id: str) -> None:
     rt = runtime()
     eid = uuid.UUID(export_id)
-    async with unit_of_work(ends_job=False) as session:
+    async with unit_of_work(ends_job=False, scope=EVERY_BUSINESS) as session:
         row = await session.get(ExportJob, eid)
         # Finished, or given up on and shown as failed (fail_stale): never rebuilt behind the page's back.
         if row is None or row.status in (ExportStatus.done, ExportStatus.failed):
@@ -277,7 +280,7 @@ async def build_global(*, export_id: str) -> None:
         row.status, row.started_at, row.rows_total, row.rows_done = ExportStatus.running, utcnow(), total, 0
         row.updated_at = row.started_at
     try:
-        async with unit_of_work(readonly=True) as session:
+        async with unit_of_work(readonly=True, scope=EVERY_BUSINESS) as session:
             path, count = await build_xlsx(
                 sheet_title="Transactions" if req.kind == "transactions" else "Customers",
                 columns=TRANSACTION_COLUMNS if req.kind == "transactions" else CUSTOMER_COLUMNS,
@@ -285,7 +288,7 @@ async def build_global(*, export_id: str) -> None:
                 directory=rt.settings.EXPORT_DIR,
             )
     except Exception as exc:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=Scope.none()) as session:
             row = await get_export(session, eid)
             row.status, row.error, row.finished_at = ExportStatus.failed, _reason(exc), utcnow()
         return
@@ -294,7 +297,7 @@ async def build_global(*, export_id: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     shutil.move(str(path), final)
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.none()) as session:
         row = await get_export(session, eid)
         row.status, row.rows_done, row.file_name, row.path = ExportStatus.done, count, name, str(final)
         row.finished_at = utcnow()

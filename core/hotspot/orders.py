@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ratelimit
 from core.billing.subscriptions import is_lapsed
+from core.db import Scope
 from core.errors import InvalidInput, NotFound, TenantNotActive, TooManyRequests
 from core.hotspot.models import Plan, Router, VoucherOrder
 from core.hotspot.vouchers import Terms, vouchers
@@ -64,7 +65,7 @@ async def buy(
         raise TooManyRequests(
             "Too many payment requests from this WiFi network. Wait 5 minutes and try again."
         )
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=Scope.tenant(tenant_id)) as session:
         plan = await session.get(Plan, plan_id)
         router = await session.get(Router, router_id)
         if router is None or router.tenant_id != tenant_id:

@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import utcnow
+from core.db import Scope, narrow_scope, utcnow
 from core.hotspot.models import Router, RouterStatus, Voucher, VoucherStatus, profile_name
 from core.hotspot.routeros import ProfileSpec, RouterClient, RouterError, RouterInfo, UserSpec
 from core.hotspot.routers import routers
@@ -37,6 +37,21 @@ log = logging.getLogger(__name__)
 
 COMMENT_PREFIX = "lp:"
 STALE_ISSUED = timedelta(minutes=2)
+# A job carries only a voucher's or a router's id: whose it is, is what its first read finds out, asked
+# of every provider. From there on the job works in that provider's scope.
+FIND_VOUCHER = Scope.platform("hotspot job: the provider of a voucher")
+FIND_ROUTER = Scope.platform("hotspot job: the provider of a router")
+SWEEP = Scope.platform("hotspot.sweep: every provider's vouchers and routers")
+
+
+async def _provider_voucher(
+    session: AsyncSession, voucher_id: uuid.UUID, *, lock: bool = False
+) -> Voucher | None:
+    """The voucher, found in a FIND_VOUCHER transaction that from then on sees only its provider's rows."""
+    voucher = await session.get(Voucher, voucher_id, with_for_update=lock)
+    if voucher is not None:
+        await narrow_scope(session, voucher.tenant_id)
+    return voucher
 
 
 class RouterBusy(Exception):
@@ -118,8 +133,8 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
         if resend
         else (VoucherStatus.issued,)
     )
-    async with unit_of_work(readonly=True) as session:
-        voucher = await session.get(Voucher, vid)
+    async with unit_of_work(readonly=True, scope=FIND_VOUCHER) as session:
+        voucher = await _provider_voucher(session, vid)
         if voucher is None or voucher.status not in wanted:
             return
         router = await session.get(Router, voucher.router_id)
@@ -127,13 +142,14 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
         if routers.breaker_open(router):
             raise RouterBusy(f"router {router.name} is resting after failures; retrying later")
         address, rid = routers.address(router, box=rt.secrets), router.id
+        provider = Scope.tenant(voucher.tenant_id)
         user, profile = user_spec(voucher, router), profile_spec(voucher)
     try:
         # One operation: profile and user on one connection (kept for the next voucher on this router).
         await RouterClient(address).provision(profile, user)
     except RouterError as exc:
         # A failure the job retries does not finish it: its outbox row stays, so `sweep` sees it pending.
-        async with unit_of_work(ends_job=not exc.retry) as session:
+        async with unit_of_work(ends_job=not exc.retry, scope=provider) as session:
             v = await session.get(Voucher, vid)
             r = await session.get(Router, rid)
             if v is not None:
@@ -145,7 +161,7 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
             raise
         log.warning("voucher %s refused by router: %s", vid, exc.message)
         return
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=provider) as session:
         v = await session.get(Voucher, vid, with_for_update=True)
         if v is None:
             return
@@ -172,8 +188,8 @@ async def provision_voucher(voucher_id: str, resend: bool = False) -> None:
 async def remove_voucher(voucher_id: str) -> None:
     """Take an expired or revoked voucher off its router (user and session). Idempotent."""
     rt = runtime()
-    async with unit_of_work(readonly=True) as session:
-        voucher = await session.get(Voucher, uuid.UUID(voucher_id))
+    async with unit_of_work(readonly=True, scope=FIND_VOUCHER) as session:
+        voucher = await _provider_voucher(session, uuid.UUID(voucher_id))
         if voucher is None or voucher.status not in (VoucherStatus.expired, VoucherStatus.revoked):
             return
         router = await session.get(Router, voucher.router_id)
@@ -186,8 +202,8 @@ async def remove_voucher(voucher_id: str) -> None:
 async def expire_voucher(voucher_id: str) -> None:
     """Scheduled for the moment a voucher's validity ends (see reconcile_router): expire it and take
     it off its router. Reconciliation expires any this missed, so a lost timer costs at most a sweep."""
-    async with unit_of_work() as session:
-        v = await session.get(Voucher, uuid.UUID(voucher_id), with_for_update=True)
+    async with unit_of_work(scope=FIND_VOUCHER) as session:
+        v = await _provider_voucher(session, uuid.UUID(voucher_id), lock=True)
         if v is None or v.status is not VoucherStatus.active or v.expires_at is None:
             return
         if v.expires_at > utcnow():
@@ -200,18 +216,18 @@ async def expire_voucher(voucher_id: str) -> None:
 async def reconcile_router(router_id: str) -> None:
     rt = runtime()
     rid = uuid.UUID(router_id)
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=FIND_ROUTER) as session:
         router = await session.get(Router, rid)
         if router is None or routers.breaker_open(router):
             return
-        address = routers.address(router, box=rt.secrets)
+        address, provider = routers.address(router, box=rt.secrets), Scope.tenant(router.tenant_id)
     client = RouterClient(address)
     try:
         info = await client.info()
         users = await client.users(comment_prefix=COMMENT_PREFIX)
         active = await client.active()
     except RouterError as exc:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=provider) as session:
             r = await session.get(Router, rid)
             if r is not None:
                 await router_failed(session, r, exc.message)
@@ -220,7 +236,7 @@ async def reconcile_router(router_id: str) -> None:
     logged_in = {a.user for a in active}
     now = utcnow()
     to_remove: list[str] = []
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=provider) as session:
         r = await session.get(Router, rid)
         if r is None:
             return
@@ -277,7 +293,7 @@ async def pending_provisioning(session: AsyncSession) -> set[str]:
 async def sweep() -> None:
     """Periodic: requeue vouchers stuck in `issued` whose provisioning job is gone (done without
     success, or given up by Dramatiq), reconcile every router whose breaker allows."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SWEEP) as session:
         stale = list(
             await session.scalars(
                 select(Voucher.id).where(
@@ -296,16 +312,17 @@ async def sweep() -> None:
 async def check_router(router_id: uuid.UUID) -> tuple[RouterInfo | None, str | None]:
     """Log in now and record the answer (a provider or operator asked: no breaker, no waiting)."""
     rt = runtime()
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=FIND_ROUTER) as session:
         router = await session.get(Router, router_id)
         if router is None:
             return None, "No such router."
         address = routers.address(router, box=rt.secrets, timeout=5.0)
+        provider = Scope.tenant(router.tenant_id)
     try:
         info, error = await RouterClient(address).info(), None
     except RouterError as exc:
         info, error = None, exc.message
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=provider) as session:
         r = await session.get(Router, router_id)
         if r is not None:
             if info is not None:

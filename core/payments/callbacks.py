@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
@@ -20,6 +21,7 @@ from core.jobs.registry import JobSpec, enqueue
 from core.money import MPESA_MAX_AMOUNT
 from core.payments.models import CallbackInbox, Payment, PaymentStatus
 from core.payments.service import payments
+from core.phones import mask_msisdn
 from core.tenants.service import tenants
 from core.text import has_unstorable, shown, strings_in
 
@@ -29,6 +31,12 @@ MAX_BODY = 64 * 1024
 # A callback can beat our own record of the CheckoutRequestID (Daraja answered the push and called
 # back before we committed). Give the payment this long to appear before calling the callback orphaned.
 ORPHAN_AFTER = timedelta(minutes=2)
+# A success callback whose CheckoutRequestID we never saved is matched to a push made at most this many
+# EXPIRE_AFTER_SECONDS before it came: a pending push is never older than one; the second lets a
+# callback that comes after its push expired still flag it (late_success_after_final).
+ADOPT_WITHIN_EXPIRIES = 2
+# A masked PhoneNumber must show at least this many last digits to pick out a customer.
+MIN_VISIBLE_LAST_DIGITS = 3
 
 
 class CallbackNotYetMatched(Exception):
@@ -80,8 +88,10 @@ class CallbackService:
         payment already final, typically settled by the status query first), duplicate (nothing new),
         conflict (it contradicts a stored fact: nothing applied), late_success_after_final (a success
         for a payment the status query or expiry had already closed unpaid: it stays closed, flagged),
-        rejected (a value that cannot be true: nothing applied), malformed, orphan. Only "not matched
-        yet" raises, to be retried; a callback that cannot be applied is recorded once, never retried."""
+        rejected (a value that cannot be true: nothing applied), malformed, orphan, adopted (a success
+        that named no payment we knew, matched by amount and phone to the one push whose Daraja answer
+        was never saved, and applied to it). Only "not matched yet" raises, to be retried (for
+        ORPHAN_AFTER); a callback that cannot be applied is recorded once, never retried."""
         row = await session.get(CallbackInbox, inbox_id)
         if row is None or row.processed_at is not None:
             return "skipped"
@@ -101,29 +111,80 @@ class CallbackService:
         if problem is not None:
             return self._reject(row, problem)
 
-        payment = await session.scalar(
+        payment = await self._named(session, row, cb)
+        if payment is None:
+            found = await self._unanswered_push(session, row, cb, settings)
+            if isinstance(found, Payment):
+                return await self._adopt(session, row, found, cb, settings)
+            # A concurrent delivery of this callback may have adopted the push while we waited for its
+            # row lock: the push has this CheckoutRequestID now (and this delivery is a duplicate).
+            payment = await self._named(session, row, cb)
+            if payment is None:
+                if utcnow() - row.received_at < ORPHAN_AFTER:
+                    raise CallbackNotYetMatched(cb.checkout_request_id)
+                return self._done(row, "orphan", found)
+        if (taken := await self._receipt_taken(session, row, payment, cb)) is not None:
+            return taken
+        return await self._apply(session, row, payment, cb, settings)
+
+    async def _adopt(
+        self, session: AsyncSession, row: CallbackInbox, push: Payment, cb: StkCallback, settings: Settings
+    ) -> str:
+        """A success for the push whose CheckoutRequestID was never saved: the push takes the callback's
+        id, then the callback applies as any other (finalize: customer book, commission, messages and
+        voucher once), or flags the push if expiry already closed it."""
+        if (taken := await self._receipt_taken(session, row, push, cb)) is not None:
+            return taken
+        if await payments.adopt_checkout_id(
+            session,
+            payment=push,
+            checkout_request_id=cb.checkout_request_id,
+            merchant_request_id=cb.merchant_request_id,
+        ):
+            if push.status.is_final:
+                return await self._late_success(session, row, push, cb, adopted=True)
+            return await self._apply(session, row, push, cb, settings, adopted=True)
+        # Another payment holds this CheckoutRequestID: its own answer from M-Pesa was saved after we
+        # looked, so the callback is that payment's, not this push's.
+        owner = await self._named(session, row, cb)
+        if owner is None:
+            raise CallbackNotYetMatched(cb.checkout_request_id)
+        if (taken := await self._receipt_taken(session, row, owner, cb)) is not None:
+            return taken
+        return await self._apply(session, row, owner, cb, settings)
+
+    async def _named(self, session: AsyncSession, row: CallbackInbox, cb: StkCallback) -> Payment | None:
+        """The payment of this callback's channel that has its CheckoutRequestID."""
+        return await session.scalar(
             select(Payment).where(
                 Payment.checkout_request_id == cb.checkout_request_id, Payment.channel_id == row.channel_id
             )
         )
-        matched = False
-        if payment is None and cb.result_code == "0" and cb.amount is not None and cb.phone:
-            payment = await self._match_unknown_outcome(session, row, amount=cb.amount, phone=cb.phone)
-            matched = payment is not None
-        if payment is None:
-            if utcnow() - row.received_at < ORPHAN_AFTER:
-                raise CallbackNotYetMatched(cb.checkout_request_id)
-            return self._done(row, "orphan", "no payment of this channel has this CheckoutRequestID")
-        if cb.receipt is not None:
-            other = await session.scalar(
-                select(Payment.id).where(Payment.receipt == cb.receipt, Payment.id != payment.id).limit(1)
-            )
-            if other is not None:
-                return self._reject(row, f"receipt {cb.receipt} already belongs to another payment")
-        if matched:
-            payment.checkout_request_id = cb.checkout_request_id
-            payment.merchant_request_id = cb.merchant_request_id
 
+    async def _receipt_taken(
+        self, session: AsyncSession, row: CallbackInbox, payment: Payment, cb: StkCallback
+    ) -> str | None:
+        """Rejects the callback (and says so) when its receipt already belongs to another payment."""
+        if cb.receipt is None:
+            return None
+        other = await session.scalar(
+            select(Payment.id).where(Payment.receipt == cb.receipt, Payment.id != payment.id).limit(1)
+        )
+        if other is None:
+            return None
+        return self._reject(row, f"receipt {cb.receipt} already belongs to another payment")
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        row: CallbackInbox,
+        payment: Payment,
+        cb: StkCallback,
+        settings: Settings,
+        *,
+        adopted: bool = False,
+    ) -> str:
+        """The callback's result on its payment: final once, then only facts added (see `process`)."""
         status, message = classify(cb.result_code)
         flag = None
         final = PaymentStatus(status)
@@ -151,6 +212,16 @@ class CallbackService:
             transaction_date=cb.transaction_date,
             flag=flag,
         )
+        if outcome.applied and adopted:
+            log.warning(
+                "callback %s adopted by payment %s, whose CheckoutRequestID was lost", row.id, payment.id
+            )
+            return self._done(
+                row,
+                "adopted",
+                f"payment {payment.id}: its CheckoutRequestID had not been saved, so this callback was "
+                f"matched to it by amount (KES {payment.amount}) and phone",
+            )
         if outcome.applied:
             return self._done(row, "applied", None)
         if cb.result_code != "0":
@@ -182,7 +253,13 @@ class CallbackService:
         return self._done(row, "enriched", f"added {', '.join(added.added)}")
 
     async def _late_success(
-        self, session: AsyncSession, row: CallbackInbox, payment: Payment, cb: StkCallback
+        self,
+        session: AsyncSession,
+        row: CallbackInbox,
+        payment: Payment,
+        cb: StkCallback,
+        *,
+        adopted: bool = False,
     ) -> str:
         """A success for a payment already closed unpaid. If a callback closed it, this one contradicts
         Daraja's own word: a plain duplicate (a replay or a forgery). If the status query or expiry closed
@@ -213,6 +290,14 @@ class CallbackService:
             payment.id,
             payment.status.value,
         )
+        if adopted:
+            # The callback named no payment we knew: say which one it was matched to.
+            return self._done(
+                row,
+                "late_success_after_final",
+                f"payment {payment.id} (matched by amount and phone: its CheckoutRequestID had not been "
+                f"saved): {note}",
+            )
         return self._done(row, "late_success_after_final", note)
 
     @staticmethod
@@ -238,24 +323,57 @@ class CallbackService:
         log.warning("callback %s contradicts payment %s, not applied: %s", row.id, payment.id, reason)
         return self._done(row, "conflict", reason)
 
-    async def _match_unknown_outcome(
-        self, session: AsyncSession, row: CallbackInbox, *, amount: int, phone: str
-    ) -> Payment | None:
-        """A push whose Daraja answer we never got has no CheckoutRequestID; its success callback is
-        matched to it by channel, phone and amount among recent unresolved pushes (only if unique)."""
-        candidates = list(
+    async def _unanswered_push(
+        self, session: AsyncSession, row: CallbackInbox, cb: StkCallback, settings: Settings
+    ) -> Payment | str:
+        """The push a success callback belongs to when its CheckoutRequestID was never saved (the
+        process died, or Daraja's answer timed out, after Daraja had accepted the push): the one
+        payment of this channel sent to Daraja without an id, for the same amount and phone, made
+        shortly before the callback came. Still pending, it is adopted; already expired (nothing could
+        be queried without the id), it is flagged. Otherwise a sentence saying why there is none.
+
+        The rows are locked in id order, FOR UPDATE: never SKIP LOCKED, because a concurrent delivery
+        of the same callback must wait for the first, then find the push taken (its CheckoutRequestID
+        set) and end a duplicate, instead of skipping to another candidate or calling this one unique."""
+        unmatched = "no payment of this channel has this CheckoutRequestID"
+        if cb.result_code != "0" or cb.amount is None or not cb.phone:
+            return unmatched
+        phone = _phone_matches(cb.phone)
+        if phone is None:
+            return f"{unmatched}, and its phone number {cb.phone[:20]!r} shows too little to match a push"
+        window = timedelta(seconds=settings.EXPIRE_AFTER_SECONDS) * ADOPT_WITHIN_EXPIRIES
+        found = list(
             await session.scalars(
-                select(Payment).where(
+                select(Payment)
+                .where(
                     Payment.channel_id == row.channel_id,
-                    Payment.status == PaymentStatus.pending,
                     Payment.checkout_request_id.is_(None),
-                    Payment.phone == phone,
-                    Payment.amount == amount,
-                    Payment.created_at > row.received_at - timedelta(minutes=10),
+                    # Sent to Daraja (a deferred push whose job never ran prompted nobody), and closed by
+                    # nothing but the clock: a push Daraja refused is `failed` and never calls back.
+                    Payment.pushed_at.is_not(None),
+                    Payment.status.in_((PaymentStatus.pending, PaymentStatus.expired)),
+                    Payment.amount == cb.amount,
+                    phone,
+                    Payment.created_at >= row.received_at - window,
+                    # A push made after the callback came cannot be the one it answers.
+                    Payment.created_at <= row.received_at,
                 )
+                .order_by(Payment.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         )
-        return candidates[0] if len(candidates) == 1 else None
+        if len(found) == 1:
+            return found[0]
+        what = f"KES {cb.amount} from {_shown_phone(cb.phone)}"
+        if not found:
+            return f"{unmatched}, and no push without one matches {what}"
+        statuses = {p.status for p in found}
+        kinds = " or ".join(s.value for s in (PaymentStatus.pending, PaymentStatus.expired) if s in statuses)
+        return (
+            f"ambiguous: {len(found)} {kinds} payments match {what} without a CheckoutRequestID, so none "
+            "was chosen: check them against your M-Pesa statement"
+        )
 
     @staticmethod
     def _done(row: CallbackInbox, outcome: str, error: str | None) -> str:
@@ -263,6 +381,27 @@ class CallbackService:
         row.outcome = outcome
         row.error = error
         return outcome
+
+
+def _phone_matches(phone: str) -> ColumnElement[bool] | None:
+    """Which stored phones a callback's PhoneNumber can be: the same number when it is whole; when
+    Safaricom masks it ("2547 ***** 126", refs/daraja.md §4 and §6.1), those showing the same digits at each
+    end. None when too little shows to tell customers apart (no last digits, a hashed value)."""
+    compact = re.sub(r"[\s-]", "", phone).removeprefix("+")
+    if re.fullmatch(r"[0-9]+", compact):
+        return Payment.phone == _international(compact)
+    masked = re.fullmatch(r"([0-9]*)\*+([0-9]*)", compact)
+    if masked is None or len(masked[2]) < MIN_VISIBLE_LAST_DIGITS:
+        return None
+    return and_(Payment.phone.startswith(_international(masked[1])), Payment.phone.endswith(masked[2]))
+
+
+def _international(digits: str) -> str:
+    return "254" + digits[1:] if digits.startswith("0") else digits
+
+
+def _shown_phone(phone: str) -> str:
+    return mask_msisdn(phone) if re.fullmatch(r"[0-9]+", phone) else phone[:20]
 
 
 def _unstorable_field(data: object) -> str | None:

@@ -24,7 +24,7 @@ from core.audit.service import record
 from core.billing.platform import platform_channel
 from core.daraja.errors import DarajaError, DarajaTransientError
 from core.daraja.schemas import DarajaCredentials, StkPushRequest
-from core.db import Scope, utcnow
+from core.db import Scope, narrow_scope, utcnow
 from core.errors import DarajaRejected, DarajaUnavailable, NotFound
 from core.jobs.registry import enqueue, job
 from core.payments.models import Payment, PaymentSource, PaymentStatus
@@ -37,6 +37,8 @@ from core.tenants.service import tenants
 
 log = logging.getLogger(__name__)
 TOPUP_SCOPE = Scope.platform("wallet top-up through the platform channel")
+# A deferred push's job carries only the payment's id: whose it is, is what its first read finds out.
+FIND_PUSH = Scope.platform("payments.send_push: the business of a deferred push")
 
 UNKNOWN_OUTCOME_RECHECK = timedelta(seconds=30)
 # Busy after Daraja was called: the payment is recorded (pending) and reconciliation settles it.
@@ -50,9 +52,11 @@ SETTLED_LATER = (
 Recorded = tuple[PaymentOut, tuple[DarajaCredentials, StkPushRequest] | None]
 
 
-async def _record_then_send(record: Callable[[], Awaitable[Recorded]], what: str) -> PaymentOut:
+async def _record_then_send(
+    record: Callable[[], Awaitable[Recorded]], what: str, *, scope: Scope
+) -> PaymentOut:
     out, push = await retrying(record, what=what)
-    return out if push is None else await _send(out, *push)
+    return out if push is None else await _send(out, *push, scope=scope)
 
 
 async def request_stk_push(
@@ -112,7 +116,7 @@ async def request_stk_push(
             request = _push_request(payment, channel)
             return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
 
-    return await _record_then_send(record, "record an STK push")
+    return await _record_then_send(record, "record an STK push", scope=Scope.tenant(tenant_id))
 
 
 async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None = None) -> PaymentOut:
@@ -143,7 +147,7 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
         request = _push_request(payment, channel)
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
     try:
-        return await _send(out, creds, request)
+        return await _send(out, creds, request, scope=Scope.tenant(tenant_id))
     except DarajaRejected as exc:
         async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
             channel = await tenants.get_channel(session, tenant_id)
@@ -210,7 +214,7 @@ async def request_wallet_topup(
             request = _push_request(payment, channel)
             return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
 
-    return await _record_then_send(record_topup, "record a wallet top-up push")
+    return await _record_then_send(record_topup, "record a wallet top-up push", scope=TOPUP_SCOPE)
 
 
 @job("payments.send_push", max_retries=0)
@@ -220,10 +224,16 @@ async def send_push(payment_id: str) -> None:
     instead of prompting the customer a second time. Daraja's refusals are recorded on the payment
     (and so reach the merchant) by `_send`."""
     rt = runtime()
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=FIND_PUSH) as session:
         payment = await session.get(Payment, uuid.UUID(payment_id), with_for_update=True)
         if payment is None or payment.status.is_final or payment.pushed_at is not None:
             return
+        if payment.source is PaymentSource.topup:
+            # The business's payment through the platform's channel: another tenant's row.
+            scope = TOPUP_SCOPE
+        else:
+            scope = Scope.tenant(payment.tenant_id)
+            await narrow_scope(session, payment.tenant_id)
         channel = await session.get(MpesaChannel, payment.channel_id)
         assert channel is not None
         payment.pushed_at = utcnow()
@@ -231,7 +241,7 @@ async def send_push(payment_id: str) -> None:
         request = _push_request(payment, channel)
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
     with contextlib.suppress(DarajaRejected, DarajaUnavailable):
-        await _send(out, creds, request)
+        await _send(out, creds, request, scope=scope)
 
 
 def _schedule_first_check(payment: Payment) -> None:
@@ -250,7 +260,11 @@ def _push_request(payment: Payment, channel: MpesaChannel) -> StkPushRequest:
     )
 
 
-async def _send(out: PaymentOut, creds: DarajaCredentials, request: StkPushRequest) -> PaymentOut:
+async def _send(
+    out: PaymentOut, creds: DarajaCredentials, request: StkPushRequest, *, scope: Scope
+) -> PaymentOut:
+    """Call Daraja and record its answer on the payment, in `scope`: the transaction that recorded the
+    payment's (its business's, or the platform's for a top-up through the platform channel)."""
     rt = runtime()
     try:
         accepted = await rt.daraja().stk_push(creds, request)
@@ -258,7 +272,7 @@ async def _send(out: PaymentOut, creds: DarajaCredentials, request: StkPushReque
         unknown = exc.outcome_unknown
 
         async def record_unreachable() -> None:
-            async with unit_of_work() as session:
+            async with unit_of_work(scope=scope) as session:
                 if unknown:
                     await payments.record_outcome_unknown(
                         session, payment_id=out.id, delay=UNKNOWN_OUTCOME_RECHECK
@@ -286,14 +300,14 @@ async def _send(out: PaymentOut, creds: DarajaCredentials, request: StkPushReque
         refused, code = f"M-Pesa refused the request: {exc.message}", exc.error_code
 
         async def record_refusal() -> None:
-            async with unit_of_work() as session:
+            async with unit_of_work(scope=scope) as session:
                 await _fail(session, out.id, refused, code)
 
         await retrying(record_refusal, what="record M-Pesa's refusal of a push", busy_message=SETTLED_LATER)
         raise DarajaRejected(f"M-Pesa refused the request: {exc.message}", payment_id=str(out.id)) from None
 
     async def record_accepted() -> PaymentOut:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=scope) as session:
             await payments.record_accepted(
                 session,
                 payment_id=out.id,

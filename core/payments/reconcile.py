@@ -4,6 +4,11 @@ A payment must never stay pending forever: after EXPIRE_AFTER_SECONDS it becomes
 only ever moves a *pending* payment (payments.finalize), so it can never downgrade a success that a
 callback already confirmed (the sandbox is known to answer FAILED for paid pushes, refs §5). A query
 settles a success without its receipt; the delayed callback adds it later (`payments.add_facts`).
+
+A push whose CheckoutRequestID was never saved (the process died, or Daraja's answer timed out) cannot
+be queried: only its callback can settle it, matched by amount and phone (core.payments.callbacks). It
+keeps the full EXPIRE_AFTER_SECONDS all the same: a success that comes before is adopted and counted,
+one that comes after only flags the expired payment.
 """
 
 from __future__ import annotations
@@ -128,10 +133,28 @@ async def _settle(
                 settings=rt.settings,
                 status=PaymentStatus.expired,
                 result_code=None,
-                result_desc="M-Pesa gave no final answer in time, so this request expired. "
-                "If the customer was charged, the receipt will show in your M-Pesa statement.",
+                result_desc=_expired_because(payment),
             )
             return done.status
         payment.query_attempts = attempts + 1
         payment.next_check_at = min(utcnow() + backoff(attempts), created_at + expire_after)
         return PaymentStatus.pending
+
+
+def _expired_because(payment: Payment) -> str:
+    """What the merchant reads on a payment that expired: why nothing could settle it."""
+    if payment.checkout_request_id is not None:
+        return (
+            "M-Pesa gave no final answer in time, so this request expired. "
+            "If the customer was charged, the receipt will show in your M-Pesa statement."
+        )
+    if payment.pushed_at is None:
+        return "This request was never sent to M-Pesa, so nobody was asked to pay, and it expired."
+    # Pushed, but Daraja's answer (the CheckoutRequestID a status query needs) never reached the
+    # database. Only the callback can still tell, and core.payments.callbacks matches it by amount and
+    # phone: to this payment while pending (adopted), after expiry only as a flag on it.
+    return (
+        "The request to M-Pesa was interrupted before its answer was saved, so its result could not be "
+        "checked and it expired. If the customer was charged, M-Pesa's report will be matched to this "
+        "payment and flagged here; you can also check your M-Pesa statement."
+    )

@@ -303,6 +303,31 @@ class PaymentService:
             )
         )
 
+    async def adopt_checkout_id(
+        self, session: AsyncSession, *, payment: Payment, checkout_request_id: str, merchant_request_id: str
+    ) -> bool:
+        """Give a push whose Daraja answer was never saved the CheckoutRequestID its success callback
+        names (the caller holds the payment's row lock). False, with nothing changed, when another
+        payment holds that id: its own answer was saved after the caller looked, so the callback is
+        that payment's. The unique CheckoutRequestID is what makes a double adoption impossible; the
+        savepoint keeps its violation from failing the caller's transaction."""
+        try:
+            async with session.begin_nested():
+                adopted = await session.scalar(
+                    update(Payment)
+                    .where(Payment.id == payment.id, Payment.checkout_request_id.is_(None))
+                    .values(
+                        checkout_request_id=checkout_request_id,
+                        merchant_request_id=merchant_request_id,
+                        updated_at=utcnow(),
+                    )
+                    .returning(Payment)
+                    .execution_options(synchronize_session=False, populate_existing=True)
+                )
+        except IntegrityError:
+            return False
+        return adopted is not None
+
     async def attach_status_message(
         self, session: AsyncSession, *, payment_id: uuid.UUID, chat_id: int, message_id: int
     ) -> Payment:
@@ -323,13 +348,16 @@ class PaymentService:
     async def record_outcome_unknown(
         self, session: AsyncSession, *, payment_id: uuid.UUID, delay: timedelta
     ) -> None:
-        """Daraja may or may not have sent the prompt. Never resend: reconciliation resolves it."""
+        """Daraja may or may not have sent the prompt. Never resend: a success callback is matched to it
+        by amount and phone (core.payments.callbacks), and reconciliation expires it if none comes."""
         await session.execute(
             update(Payment)
             .where(Payment.id == payment_id, Payment.status == PaymentStatus.pending)
             .values(
                 next_check_at=utcnow() + delay,
-                result_desc="M-Pesa did not answer in time; the result will be checked automatically.",
+                # Without a CheckoutRequestID there is nothing to query: only M-Pesa's callback can tell.
+                result_desc="M-Pesa did not answer in time; the result will be recorded when M-Pesa "
+                "reports it.",
             )
         )
 

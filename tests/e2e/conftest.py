@@ -86,6 +86,7 @@ class Serve:
     cli_env: dict[str, str]
     workdir: Path
     log_path: Path
+    # For the tests' own read-only inspection: the owner's URL, which row-level security does not bind.
     db_url: str
     proc: subprocess.Popen[bytes]
     api_keys: list[str] = field(default_factory=list)
@@ -192,7 +193,7 @@ def serve() -> Iterator[Serve]:
         cli_env=cli_env,
         workdir=workdir,
         log_path=log_path,
-        db_url=db.url,
+        db_url=db.migration_url,
         proc=proc,
         telegram_url=f"http://127.0.0.1:{tg_port}",
     )

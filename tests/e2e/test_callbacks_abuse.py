@@ -210,14 +210,15 @@ async def test_malformed_json_is_stored_and_answered_200_but_changes_nothing(
 async def test_body_with_a_nul_byte_is_stored_and_answered_200(
     settled: tuple[Business, dict[str, Any]], http: httpx.AsyncClient, inbox: Inbox
 ) -> None:
-    """A NUL byte is as malformed as any other garbage: stored, answered 200, changes nothing.
-    (Postgres TEXT cannot hold U+0000, so the raw body must be stored in a form that can.)"""
+    """A NUL byte is text no database can store: the body is kept (U+0000 replaced, so Postgres TEXT
+    can hold it), answered 200, recorded rejected with the reason at ingest, and changes nothing."""
     biz, _ = settled
     before = await books(http, biz)
     r, rid = await post_raw(http, biz.callback_url, b'{"Body": "\x00"}\x00garbage')
     assert (r.status_code, r.json()) == (200, ACCEPTED), r.text
     [row] = await inbox.wait_processed(count=1, request_id=rid)
-    assert row["outcome"] == "malformed", row
+    assert (row["outcome"], row["checkout_request_id"]) == ("rejected", None), row
+    assert "NUL" in row["error"], row
     assert await books(http, biz) == before
 
 

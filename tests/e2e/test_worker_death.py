@@ -66,7 +66,9 @@ def killable() -> Iterator[Serve]:
         env["REDIS_URL"] = services.REDIS_URL
     log_path = workdir / "serve.log"
     proc = spawn_serve(env, workdir=workdir, port=port, log_path=log_path)
-    srv = Serve(url=url, env=env, cli_env=env, workdir=workdir, log_path=log_path, db_url=db.url, proc=proc)
+    srv = Serve(
+        url=url, env=env, cli_env=env, workdir=workdir, log_path=log_path, db_url=db.migration_url, proc=proc
+    )
     try:
         _wait_healthy(srv)
         yield srv

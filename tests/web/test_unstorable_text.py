@@ -40,7 +40,14 @@ def refused(field: str, message: str) -> dict[str, object]:
 
 
 def no_internal_errors(caplog: pytest.LogCaptureFixture) -> None:
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The session's server runs every test's jobs: another test's router job retrying (RouterBusy) is
+    # not this test's error. The only jobs these tests start are payment ones.
+    bad = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        and not (r.name.startswith("dramatiq") and "payments." not in r.getMessage())
+    ]
     assert bad == [], [r.getMessage() for r in bad]
 
 

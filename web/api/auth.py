@@ -13,12 +13,19 @@ from core.auth.schemas import ApiKeyCreated, ApiKeyOut
 from core.auth.service import auth
 from core.auth.tokens import mint_access_token
 from core.auth.use_cases import UssdAccess
+from core.db import Scope
 from core.phones import PHONE_SCHEMA
 from core.runtime import runtime, unit_of_work
 from core.tenants.onboarding import signup as signup_business
 from web.deps import CurrentActor
 
 router = APIRouter(tags=["auth"])
+
+# Before anyone is signed in, the business is not known yet: an email is unique across businesses, and
+# the account it names (or a sign-in code's) may be any business's, or a platform admin's.
+SIGNUP = Scope.platform("API sign-up: a new business and its owner")
+SIGN_IN = Scope.platform("API sign-in by email")
+SIGN_IN_CODE = Scope.platform("API sign-in code: its account")
 
 
 class SignupIn(BaseModel):
@@ -65,7 +72,7 @@ def _token(user_id: uuid.UUID, tenant_id: uuid.UUID | None, role: Role, version:
 @router.post("/signup", status_code=201)
 async def signup(body: SignupIn) -> TokenOut:
     """Create a business and its owner account. Next: POST /api/settings with the M-Pesa channel."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SIGNUP) as session:
         tenant, user = await signup_business(
             session,
             business_name=body.business_name,
@@ -91,7 +98,7 @@ async def login(body: LoginIn, request: Request) -> TokenOut | ChallengeOut:
     Wrong passwords count per email and network (10 in 15 minutes) and per network (50): past either,
     that network gets 429 with Retry-After, whether or not the email has an account, while the account
     still signs in from anywhere else."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SIGN_IN) as session:
         attempt = await auth.attempt_login(
             session,
             email=body.email,
@@ -114,7 +121,7 @@ class VerifyIn(BaseModel):
 @router.post("/2fa/verify")
 async def verify_2fa(body: VerifyIn) -> TokenOut:
     """Second step of a login with 2FA. A code works once; five wrong guesses end the challenge."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SIGN_IN_CODE) as session:
         attempt = await twofactor.verify(
             session, challenge_id=body.challenge_id, code=body.code, secret=runtime().settings.SECRET_KEY
         )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import login_limits, panel_sessions, twofactor
 from core.auth.models import User
 from core.auth.service import auth
+from core.db import Scope
 from core.runtime import runtime, unit_of_work
 from web.panel.security import (
     CHALLENGE_COOKIE,
@@ -31,6 +32,11 @@ from web.panel.security import (
 from web.panel.templating import render
 
 router = APIRouter(include_in_schema=False)
+
+# Before anyone is signed in, the business is not known yet: an email is unique across businesses, and
+# the account it names (or a sign-in code's) may be any business's, or a platform admin's.
+SIGN_IN = Scope.platform("panel sign-in by email")
+SIGN_IN_CODE = Scope.platform("panel sign-in code: its account")
 
 
 DEVICE_COOKIE = "lp_device"
@@ -96,7 +102,7 @@ def session_redirect(request: Request, token: str, target: str) -> RedirectRespo
 
 
 async def _signed_in(request: Request, user: User, next_: str) -> Response:
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.none()) as session:  # panel sessions: no business's rows
         token = await begin_session(session, request, user, ip=client_ip(request))
     response = session_redirect(request, token, safe_next(next_, home_for(user)))
     remember_device(response, request, user)
@@ -129,7 +135,7 @@ async def login(
         errors["password"] = "Enter your password."
     if errors:
         return _login_page(request, next_=next, email=email, errors=errors, status=422)
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SIGN_IN) as session:
         attempt = await auth.attempt_login(
             session,
             email=email,
@@ -188,7 +194,7 @@ async def code(
     found = _challenge(request)
     if found is None:
         return RedirectResponse("/login", status_code=303)
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SIGN_IN_CODE) as session:
         attempt = await twofactor.verify(
             session, challenge_id=found[0], code=code, secret=runtime().settings.SECRET_KEY
         )
@@ -204,7 +210,7 @@ async def code(
 
 @router.post("/logout")
 async def logout(request: Request, viewer: CurrentViewer) -> RedirectResponse:
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=Scope.none()) as session:  # panel sessions: no business's rows
         await panel_sessions.end(session, viewer.token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
@@ -214,7 +220,7 @@ async def logout(request: Request, viewer: CurrentViewer) -> RedirectResponse:
 @router.post("/logout-everywhere")
 async def logout_everywhere(request: Request, viewer: CurrentViewer) -> RedirectResponse:
     """Every panel session and every API login token of this user end now."""
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=viewer.own_account) as session:
         user = await auth.get_user(session, viewer.user_id)
         await panel_sessions.end_all(session, user)
     response = RedirectResponse("/login", status_code=303)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from core import ratelimit
 from core.auth.staff import Invitation, invitation, join
+from core.db import Scope
 from core.errors import InvalidInput
 from core.runtime import unit_of_work
 from web.panel.auth_routes import begin_session, session_redirect
@@ -26,6 +27,8 @@ router = APIRouter(include_in_schema=False)
 
 JOIN_LIMIT = 20
 JOIN_WINDOW = 15 * 60
+# A join code names no business until it is looked up, and the email chosen must be free across all.
+BY_CODE = Scope.platform("staff join link: its invitation")
 
 
 def _ip(request: Request) -> str:
@@ -67,7 +70,7 @@ def _form(
 
 @router.get("/join/{code}", response_class=HTMLResponse)
 async def join_form(request: Request, code: str) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=BY_CODE) as session:
         inv = await invitation(session, code=code)
     if inv is None:
         return _slow_down(request) if await _too_many(request) else _gone(request)
@@ -86,7 +89,7 @@ async def join_submit(
     check_login_csrf(request, csrf_token, "This form has expired: open the link from the email again.")
     if await _too_many(request):
         return _slow_down(request)
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=BY_CODE) as session:
         inv = await invitation(session, code=code)
     if inv is None:
         return _gone(request)
@@ -97,7 +100,7 @@ async def join_submit(
     if errors:
         return _form(request, code, inv, email=email, errors=errors, status=422)
     try:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=BY_CODE) as session:
             user = await join(session, code=code, password=password, email=email)
             token = await begin_session(session, request, user, ip=_ip(request))
     except InvalidInput as exc:

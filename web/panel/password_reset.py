@@ -25,6 +25,7 @@ from core.auth.password_reset import (
     reset_password,
     user_for_token,
 )
+from core.db import Scope
 from core.errors import InvalidInput
 from core.runtime import runtime, unit_of_work
 from web.panel.auth_routes import known_device, remember_device
@@ -36,6 +37,10 @@ log = logging.getLogger("lipapush.panel")
 router = APIRouter(include_in_schema=False)
 
 DONE_URL = "/login?done=password-reset"
+# Before the reset, the business is not known: an email is unique across businesses, and a link names
+# only its account (any business's, or a platform admin's).
+BY_EMAIL = Scope.platform("password reset asked by email")
+BY_LINK = Scope.platform("password reset link: its account")
 
 
 def _check_csrf(request: Request, sent: str) -> None:
@@ -86,7 +91,7 @@ async def ask(
         return _ask_page(request, errors={"email": "Enter the email you sign in with."}, status=422)
     settings = runtime().settings
     try:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=BY_EMAIL) as session:
             outcome = await request_reset(
                 session,
                 email=email,
@@ -104,7 +109,7 @@ async def ask(
 
 @router.get("/login/reset/{token}", response_class=HTMLResponse)
 async def reset_form(request: Request, token: str) -> HTMLResponse:
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=BY_LINK) as session:
         user = await user_for_token(session, token=token, secret=runtime().settings.SECRET_KEY)
     if user is None:
         return _invalid(request)
@@ -121,7 +126,7 @@ async def reset(
 ) -> Response:
     _check_csrf(request, csrf_token)
     secret = runtime().settings.SECRET_KEY
-    async with unit_of_work(readonly=True) as session:
+    async with unit_of_work(readonly=True, scope=BY_LINK) as session:
         user = await user_for_token(session, token=token, secret=secret)
     if user is None:
         return _invalid(request)
@@ -129,8 +134,10 @@ async def reset(
     check_new_password(password, confirm_password, errors, missing="Choose a new password.")
     if errors:
         return _form(request, token, user, errors=errors, status=422)
+    # The link's account is known now: the reset is written in its business's scope.
+    scope = Scope.tenant(user.tenant_id) if user.tenant_id is not None else BY_LINK
     try:
-        async with unit_of_work() as session:
+        async with unit_of_work(scope=scope) as session:
             changed = await reset_password(session, token=token, password=password, secret=secret)
     except ResetLinkInvalid:  # used a moment ago, in another tab
         return _invalid(request)

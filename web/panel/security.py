@@ -27,6 +27,7 @@ from core.access.permissions import Permission
 from core.auth import panel_sessions
 from core.auth.models import Role
 from core.context import current_request
+from core.db import Scope
 from core.errors import LipapushError, PermissionDenied
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant, TenantKind
@@ -36,6 +37,8 @@ COOKIE = "lp_session"
 LOGIN_CSRF_COOKIE = "lp_csrf"
 CHALLENGE_COOKIE = "lp_challenge"
 BUSINESS_ROLES = (Role.owner, Role.manager, Role.cashier)
+# A session cookie names no business: whose session it is, is what its lookup finds out.
+SESSION_LOOKUP = Scope.platform("panel session cookie: its account")
 
 
 class LoginRequired(LipapushError):
@@ -116,6 +119,14 @@ class Viewer:
         return self.tenant_kind is TenantKind.hotspot
 
     @property
+    def own_account(self) -> Scope:
+        """The scope for work on the signed-in user's own account: their business's, or the platform's
+        for a platform admin, whose account belongs to no business."""
+        if self.own_tenant_id is not None:
+            return Scope.tenant(self.own_tenant_id)
+        return Scope.platform("a platform admin's own account")
+
+    @property
     def actor(self) -> Actor:
         """The same actor the API, the bot and USSD build for this user: core decides what it may do."""
         if self.impersonating:
@@ -137,7 +148,7 @@ class Viewer:
 
 async def _viewer(request: Request) -> Viewer:
     token = request.cookies.get(COOKIE, "")
-    async with unit_of_work() as session:
+    async with unit_of_work(scope=SESSION_LOOKUP) as session:
         found = await panel_sessions.load(session, token)
         if found is None:
             raise LoginRequired("Sign in to continue.")

@@ -3,6 +3,7 @@ driven by our client over TCP."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -215,6 +216,27 @@ async def test_reconcile_first_login_expiry_and_drift(server: LiveServer, sim: R
     assert [s for s in sim.active() if str(s["user"]) == a.code] == []
     await reached(b.id, VoucherStatus.provisioned)  # put back by a provisioning job
     assert b.code in {str(u["name"]) for u in sim.users()}
+
+
+async def test_a_job_finds_its_provider_then_works_in_its_scope(
+    server: LiveServer, sim: RouterSim, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job carries only a router's id: finding whose it is looks across providers (platform scope,
+    logged with its reason); the rest is the provider's own work, in its scope (row-level security:
+    Postgres only, where the platform scope is logged)."""
+    if runtime().db.is_sqlite:
+        pytest.skip("scopes are stated and logged on Postgres only")
+    tenant, router, plan = await setup(sim)
+    v = await issue(tenant, router, plan)
+    await reached(v.id, VoucherStatus.provisioned)
+    sim.simulate_login(v.code, password=v.code, address="10.5.50.25", mac_address="AA:BB:CC:DD:EE:03")
+    with caplog.at_level(logging.DEBUG, logger="lipapush.scope"):
+        await reconcile_router(router_id=str(router.id))
+    wide = [r.getMessage() for r in caplog.records if r.name == "lipapush.scope"]
+    assert [line for line in wide if "router" in line] == [
+        "platform scope: hotspot job: the provider of a router"
+    ]
+    assert (await status(v.id)).status is VoucherStatus.active  # written in the provider's scope
 
 
 async def test_batch_codes_are_unique_and_all_provisioned(server: LiveServer, sim: RouterSim) -> None:

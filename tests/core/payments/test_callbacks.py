@@ -173,17 +173,6 @@ class TestMismatchAndOrdering:
             row.checkout_request_id = "ws_CO_early_1"
         assert await process(inbox_id) == "applied"
 
-    async def test_unknown_outcome_push_matched_by_phone_and_amount(self, server: LiveServer) -> None:
-        p = await pending_payment(checkout=None, amount=77, phone="254722000444")
-        inbox_id = await store(
-            p, success_body("ws_CO_lost_reply", amount=77, phone=254722000444, receipt="UKN1LOST01")
-        )
-        assert await process(inbox_id) == "applied"
-        async with unit_of_work(readonly=True) as session:
-            final = await session.get(Payment, p.id)
-            assert final is not None
-            assert (final.status, final.checkout_request_id) == (PaymentStatus.success, "ws_CO_lost_reply")
-
     async def test_orphan_after_grace_is_recorded_not_retried(self, server: LiveServer) -> None:
         p = await pending_payment(checkout="ws_CO_known", amount=5)
         inbox_id = await store(
