@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     # never commission); unless it subscribes by then, new sales stop as for a lapsed subscription.
     # 0: no trial, a new provider subscribes before its first sale.
     HOTSPOT_TRIAL_DAYS: int = Field(default=14, ge=0, le=365)
+    # Outgoing webhooks (core/webhooks). Deliveries go only to public internet addresses; this lets
+    # them reach loopback and private networks (and plain http, any port) for development and tests.
+    # Refused with APP_ENV=production: one merchant's URL must never reach the platform's own network.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
+    # A receiver gets this long to accept the connection, and this long in all to answer.
+    WEBHOOK_CONNECT_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=60)
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
     @classmethod
@@ -227,6 +234,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "AT_CALLBACK_SECRET: required in production (Africa's Talking does not sign its "
                     "callbacks); set 16+ random characters and add ?secret=… to the USSD callback URLs"
+                )
+            if self.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+                raise ValueError(
+                    "WEBHOOK_ALLOW_PRIVATE_TARGETS: development only; in production webhooks go only to "
+                    "public addresses (unset it)"
                 )
         if self.PESAPAL_BASE_URL and not (self.PESAPAL_CONSUMER_KEY and self.PESAPAL_CONSUMER_SECRET):
             raise ValueError(

@@ -11,10 +11,11 @@ from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
 from core.access.actor import Actor, Via
+from core.access.permissions import ApiScope
 from core.auth import use_cases as people
 from core.auth import use_cases_admin as account_admin
 from core.auth.models import ApiKeyMode
-from core.auth.schemas import ApiKeyOut
+from core.auth.schemas import ApiKeyOut, ApiKeyRolled
 from core.db import Scope, narrow_scope
 from core.errors import DarajaUnavailable, LipapushError
 from core.notify.sms import validate_sender_id
@@ -41,6 +42,7 @@ from web.cli import (
 # The operator at the terminal: trusted, every permission; narrowed with `.acting_for(tenant_id)` when
 # a command acts for one business. The same use cases as the admin panel do the work.
 OPERATOR = Actor.system(via=Via.cli)
+SCOPE_NAMES = ", ".join(s.value for s in ApiScope)
 
 
 async def _find_tenant(ref: str) -> Tenant:
@@ -225,12 +227,19 @@ def apikey_create(
     tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
     name: Annotated[str, typer.Option()] = "default",
     mode: Annotated[ApiKeyMode, typer.Option(help="live or test (only a label for now)")] = ApiKeyMode.live,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"What the key may do; repeat for several (default: every scope). One of: {SCOPE_NAMES}"
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it once (it is stored hashed and cannot be shown again)."""
     rt = bootstrap()
 
     async def main() -> str:
-        return (await people.create_api_key(await _acting_for(tenant), name=name, mode=mode)).key
+        actor = await _acting_for(tenant)
+        return (await people.create_api_key(actor, name=name, mode=mode, scopes=scope or None)).key
 
     try:
         key = _run(rt, main())
@@ -239,6 +248,55 @@ def apikey_create(
     err_note = "Store it now: it is shown only once."
     console.print(key, soft_wrap=True, highlight=False)
     typer.echo(err_note, err=True)
+
+
+_OVERLAP_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _overlap_seconds(text: str) -> int:
+    """'0', '90s', '30m', '24h' or '7d' as seconds (a bare number is seconds)."""
+    value = text.strip().lower()
+    unit = _OVERLAP_UNITS.get(value[-1:], 0) if value else 0
+    number = value[:-1] if unit else value
+    if not number.isdigit() or len(number) > 9:
+        raise _fail(f"{text!r} is not an overlap: write e.g. 0 (revoke now), 30m, 24h or 7d.")
+    return int(number) * (unit or 1)
+
+
+@apikey_app.command("roll")
+def apikey_roll(
+    tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `lipapush apikey list`)")],
+    overlap: Annotated[
+        str, typer.Option(help="How long the old key keeps working: 30m, 24h, 7d (at most); 0 revokes it now")
+    ] = "24h",
+) -> None:
+    """Replace an API key with a new one (same name and scopes), printed once. The old key keeps working
+    for the overlap, so systems can move to the new one; roll a leaked key with --overlap 0."""
+    try:
+        key_uuid = uuid.UUID(key_id)
+    except ValueError:
+        raise _fail(f"{key_id!r} is not a key id: copy the id column of `lipapush apikey list`.") from None
+    seconds = _overlap_seconds(overlap)
+    rt = bootstrap()
+
+    async def main() -> ApiKeyRolled:
+        return await people.roll_api_key(await _acting_for(tenant), key_uuid, overlap_seconds=seconds)
+
+    try:
+        rolled = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print(rolled.key, soft_wrap=True, highlight=False)
+    old = rolled.replaces
+    if old.revoked_at is not None:
+        typer.echo(f"Store it now: it is shown only once. The old key {old.prefix}… is revoked.", err=True)
+    else:
+        typer.echo(
+            f"Store it now: it is shown only once. The old key {old.prefix}… works until "
+            f"{old.expires_at:%Y-%m-%d %H:%M} UTC.",
+            err=True,
+        )
 
 
 @apikey_app.command("revoke")
@@ -267,8 +325,8 @@ def apikey_revoke(
 def apikey_list(
     tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
 ) -> None:
-    """A business's API keys: id, name, prefix, when created and last used, and revoked ones. The keys
-    themselves are stored hashed and cannot be shown."""
+    """A business's API keys: id, name, prefix, scopes, when created and last used (and from which
+    network), and revoked or rolled ones. The keys themselves are stored hashed and cannot be shown."""
     rt = bootstrap()
 
     async def main() -> list[ApiKeyOut]:
@@ -278,15 +336,23 @@ def apikey_list(
         keys = _run(rt, main())
     except LipapushError as exc:
         raise _fail(exc.message) from None
-    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    table = Table("id", "name", "prefix", "scopes", "created", "last used", "from", "revoked / expires")
     for k in keys:
+        if k.revoked_at:
+            state = f"revoked {k.revoked_at:%Y-%m-%d}"
+        elif k.expires_at:
+            state = f"expires {k.expires_at:%Y-%m-%d %H:%M}"
+        else:
+            state = ""
         table.add_row(
             str(k.id),
             k.name,
             k.prefix + "…",
+            "all" if set(k.scopes) == {s.value for s in ApiScope} else " ".join(k.scopes),
             f"{k.created_at:%Y-%m-%d %H:%M}",
             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
-            f"{k.revoked_at:%Y-%m-%d}" if k.revoked_at else "",
+            k.last_used_network or "-",
+            state,
         )
     print_table(table)
 

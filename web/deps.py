@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.access.actor import Actor, Via
+from core.access.permissions import ApiScope
 from core.auth.schemas import Principal
 from core.auth.service import auth
 from core.auth.tokens import looks_like_api_key, read_access_token
@@ -50,7 +51,12 @@ CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 def actor_of(who: Principal) -> Actor:
     if who.api_key_id is not None and who.tenant_id is not None:
-        return Actor.for_api_key(api_key_id=who.api_key_id, tenant_id=who.tenant_id, created_by=who.user_id)
+        return Actor.for_api_key(
+            api_key_id=who.api_key_id,
+            tenant_id=who.tenant_id,
+            created_by=who.user_id,
+            scopes=[ApiScope(s) for s in who.scopes if s in {a.value for a in ApiScope}],
+        )
     assert who.user_id is not None  # a login token always names its user
     return Actor.for_user(user_id=who.user_id, tenant_id=who.tenant_id, role=who.role, via=Via.api)
 

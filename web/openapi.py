@@ -46,8 +46,8 @@ RETRY_AFTER = {
 
 # What any /api route may answer besides its own success.
 API_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _error("No valid API key or login token (Authorization: Bearer …)"),
-    403: _error("This key or account may not do this, or the business is not active"),
+    401: _error("No valid API key or login token (Authorization: Bearer …), or a rolled key past its expiry"),
+    403: _error("This account may not do this, the key lacks a scope it needs, or the business is inactive"),
     404: _error("No such thing, or it belongs to another business"),
     409: _error("Conflicts with the current state (already done, not set up yet, reused key)"),
     413: _error("The request body is over this URL's size limit"),

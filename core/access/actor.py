@@ -8,10 +8,20 @@ every role through every front end to keep it so).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from core.access.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, WRITES, Permission, roles_with
+from core.access.permissions import (
+    API_KEY_PERMISSIONS,
+    PERMISSION_SCOPE,
+    ROLE_PERMISSIONS,
+    WRITES,
+    ApiScope,
+    Permission,
+    roles_with,
+    scope_permissions,
+)
 from core.auth.models import Role
 from core.errors import PermissionDenied
 
@@ -86,9 +96,11 @@ class Actor:
         *,
         api_key_id: uuid.UUID,
         tenant_id: uuid.UUID,
+        scopes: Iterable[ApiScope],
         via: Via = Via.api,
         created_by: uuid.UUID | None = None,
     ) -> Actor:
+        """A key holds what its scopes grant, never more than an API key may (no person's account)."""
         return cls(
             ActorKind.mcp if via is Via.mcp else ActorKind.api_key,
             via,
@@ -97,7 +109,7 @@ class Actor:
             user_id=created_by,
             role=Role.owner,
             api_key_id=api_key_id,
-            permissions=API_KEY_PERMISSIONS,
+            permissions=scope_permissions(scopes) & API_KEY_PERMISSIONS,
         )
 
     @classmethod
@@ -175,6 +187,12 @@ class Actor:
                 "“View as this business”, or use a business account."
             )
         allowed = " or ".join(r.value for r in roles_with(permission)) or "nobody"
+        if self.api_key_id is not None and (scope := PERMISSION_SCOPE.get(permission)) is not None:
+            raise PermissionDenied(
+                f"This API key lacks the {scope.value} scope. Create a key with it in the panel "
+                f"(Settings → API keys), with `lipapush apikey create --scope {scope.value}`, or with "
+                f'POST /api/api-keys {{"scopes": ["{scope.value}", …]}}, and use that key.'
+            )
         if self.api_key_id is not None:
             raise PermissionDenied(f"This API key cannot do this: it is for the {allowed} of the business.")
         raise PermissionDenied(f"This is for the {allowed} of {self.tenant_name or 'the business'}.")

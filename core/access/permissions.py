@@ -8,9 +8,11 @@ new role or an API key scope is one row here rather than a hunt through handlers
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from core.auth.models import Role
+from core.errors import InvalidInput
 
 
 class Permission(StrEnum):
@@ -54,6 +56,8 @@ class Permission(StrEnum):
     # one's own account (password, two-step sign-in, sessions, Telegram link, USSD PIN): every person,
     # never an API key, which acts for a business rather than a person
     account_manage = "account:manage"
+    # the business's own system: webhook endpoints (developer platform)
+    webhooks_manage = "webhooks:manage"
 
 
 # Permissions that change something: an impersonating admin in read-only mode holds none of them.
@@ -73,6 +77,7 @@ WRITES: frozenset[Permission] = frozenset(
         Permission.sms_settings,
         Permission.payment_alerts_manage,
         Permission.account_manage,
+        Permission.webhooks_manage,
     }
 )
 
@@ -111,6 +116,7 @@ _OWNER = _MANAGER | {
     Permission.subscription_read,
     Permission.staff_list,
     Permission.payment_alerts_manage,
+    Permission.webhooks_manage,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -120,9 +126,117 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.platform_admin: frozenset({Permission.platform_admin, Permission.account_manage}),
 }
 
-# An API key acts for its business with the owner's rights (the README's promise). Per-key scopes
-# (developer platform) will narrow this set per key; the Actor already carries it as data.
+# An API key acts for its business, never for a person: at most the owner's rights without their own
+# account. Each key holds scopes (below), and its actor holds only what they grant.
 API_KEY_PERMISSIONS: frozenset[Permission] = ROLE_PERMISSIONS[Role.owner] - {Permission.account_manage}
+
+
+class ApiScope(StrEnum):
+    """What one API key may do, chosen when it is created. A scope names a resource an integration
+    works with, not a role, so a key (and later an app's key) gets only what its system needs; a write
+    scope includes its read scope."""
+
+    payments_read = "payments:read"
+    payments_write = "payments:write"  # STK pushes
+    customers_read = "customers:read"
+    exports = "exports"
+    webhooks = "webhooks"
+    dashboard_read = "dashboard:read"
+    wallet_read = "wallet:read"  # balance, statement, invoices
+    wallet_write = "wallet:write"  # top-ups, the low-balance alert
+    hotspot_read = "hotspot:read"  # routers, plans, sales, vouchers, the subscription
+    hotspot_write = "hotspot:write"
+    business_read = "business:read"  # the M-Pesa channel (masked), staff
+    business_write = "business:write"  # the channel, staff, receipt SMS, alerts
+    keys_read = "keys:read"
+    keys_write = "keys:write"  # create, roll and revoke keys (never beyond the key's own scopes)
+
+
+# Where each permission a key can hold lives: exactly one scope each (a test holds every permission in
+# API_KEY_PERMISSIONS to one), and the scope a refusal names.
+PERMISSION_SCOPE: dict[Permission, ApiScope] = {
+    Permission.payments_read: ApiScope.payments_read,
+    Permission.payments_request: ApiScope.payments_write,
+    Permission.customers_read: ApiScope.customers_read,
+    Permission.exports: ApiScope.exports,
+    Permission.webhooks_manage: ApiScope.webhooks,
+    Permission.dashboard_read: ApiScope.dashboard_read,
+    Permission.wallet_read: ApiScope.wallet_read,
+    Permission.invoices_read: ApiScope.wallet_read,
+    Permission.wallet_topup: ApiScope.wallet_write,
+    Permission.wallet_settings: ApiScope.wallet_write,
+    Permission.hotspot_read: ApiScope.hotspot_read,
+    Permission.hotspot_overview: ApiScope.hotspot_read,
+    Permission.vouchers_read: ApiScope.hotspot_read,
+    Permission.subscription_read: ApiScope.hotspot_read,
+    Permission.hotspot_manage: ApiScope.hotspot_write,
+    Permission.routers_add: ApiScope.hotspot_write,
+    Permission.vouchers_issue: ApiScope.hotspot_write,
+    Permission.subscription_manage: ApiScope.hotspot_write,
+    Permission.channel_read: ApiScope.business_read,
+    Permission.staff_read: ApiScope.business_read,
+    Permission.staff_list: ApiScope.business_read,
+    Permission.channel_manage: ApiScope.business_write,
+    Permission.staff_manage: ApiScope.business_write,
+    Permission.sms_settings: ApiScope.business_write,
+    Permission.payment_alerts_manage: ApiScope.business_write,
+    Permission.alerts_manage: ApiScope.business_write,
+    Permission.api_keys_read: ApiScope.keys_read,
+    Permission.api_keys_manage: ApiScope.keys_write,
+}
+
+# A write scope includes its read scope: a system that pushes payments reads their status.
+SCOPE_INCLUDES: dict[ApiScope, ApiScope] = {
+    ApiScope.payments_write: ApiScope.payments_read,
+    ApiScope.wallet_write: ApiScope.wallet_read,
+    ApiScope.hotspot_write: ApiScope.hotspot_read,
+    ApiScope.business_write: ApiScope.business_read,
+    ApiScope.keys_write: ApiScope.keys_read,
+}
+
+ALL_SCOPES: frozenset[ApiScope] = frozenset(ApiScope)
+
+SCOPE_PERMISSIONS: dict[ApiScope, frozenset[Permission]] = {
+    scope: frozenset(
+        p for p, home in PERMISSION_SCOPE.items() if home is scope or SCOPE_INCLUDES.get(scope) is home
+    )
+    for scope in ApiScope
+}
+
+
+def scope_permissions(scopes: Iterable[ApiScope]) -> frozenset[Permission]:
+    """What a key holding `scopes` may do."""
+    return frozenset().union(*(SCOPE_PERMISSIONS[s] for s in scopes))
+
+
+def parse_scopes(values: Iterable[str] | None, *, field: str = "scopes") -> frozenset[ApiScope]:
+    """A key's scopes from what a person or client typed; None (not given) is every scope, so a key
+    made without choosing works as keys always did. Unknown names are refused with the valid ones."""
+    if values is None:
+        return ALL_SCOPES
+    chosen: set[ApiScope] = set()
+    unknown: list[str] = []
+    for value in values:
+        name = value.strip().lower()
+        try:
+            chosen.add(ApiScope(name))
+        except ValueError:
+            unknown.append(value)
+    if unknown:
+        named = ", ".join(repr(u[:40]) for u in unknown[:5])
+        raise InvalidInput(
+            field,
+            f"Unknown scope {named}. Valid scopes: {', '.join(s.value for s in ApiScope)}.",
+        )
+    if not chosen:
+        raise InvalidInput(field, f"Choose at least one scope: {', '.join(s.value for s in ApiScope)}.")
+    return frozenset(chosen)
+
+
+def sorted_scopes(scopes: Iterable[ApiScope | str]) -> list[str]:
+    """In the vocabulary's order, as lists and the API show them."""
+    order = {s.value: i for i, s in enumerate(ApiScope)}
+    return sorted({str(s) for s in scopes}, key=lambda s: order.get(s, len(order)))
 
 
 def roles_with(permission: Permission) -> list[Role]:

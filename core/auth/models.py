@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Uuid
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, str_enum, utcnow
@@ -72,7 +72,15 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client address of that use (the audit log's notion of a network), written with last_used_at.
+    last_used_network: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # core.access.permissions.ApiScope values. The scope is the key's, not its owner's, so a key can
+    # later belong to an app rather than straight to the business.
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Set when the key is rolled: it keeps working until then, so systems can move to the new key.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rolled_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
 
 
 class PhoneVerification(Base):

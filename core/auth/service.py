@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.access.permissions import ALL_SCOPES, ApiScope, sorted_scopes
 from core.audit.models import AuditLog
 from core.audit.service import record
 from core.auth import login_limits
@@ -17,11 +19,16 @@ from core.auth.models import ApiKey, ApiKeyMode, Role, User
 from core.auth.passwords import dummy_hash, hash_password, validate_password, verify_password
 from core.auth.schemas import Principal
 from core.auth.tokens import AccessClaims, hash_api_key, new_api_key
+from core.context import current_request
 from core.db import platform_scope, utcnow
-from core.errors import AuthenticationFailed, EmailTaken, InvalidInput, NotFound
+from core.errors import AuthenticationFailed, Conflict, EmailTaken, InvalidInput, NotFound
 
 # Writing last_used_at on every request would turn every read into a write; a minute is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# Rolling a key: how long the old key keeps working by default, and at most (a leaked key is rolled
+# with no overlap, which revokes it at once).
+DEFAULT_ROLL_OVERLAP = timedelta(hours=24)
+MAX_ROLL_OVERLAP = timedelta(days=7)
 
 
 WRONG = "Wrong email or password."
@@ -148,11 +155,16 @@ class AuthService:
         created_by: uuid.UUID | None,
         name: str = "default",
         mode: ApiKeyMode = ApiKeyMode.live,
+        scopes: Iterable[ApiScope] | None = None,
         audit: Auditor | None = None,
     ) -> tuple[ApiKey, str]:
+        """`scopes` None is every scope: a key made without choosing works as keys always did."""
         name = name.strip()
         if not 1 <= len(name) <= 80:
             raise InvalidInput("name", "Key name must be 1 to 80 characters.")
+        chosen = sorted_scopes(ALL_SCOPES if scopes is None else scopes)
+        if not chosen:
+            raise InvalidInput("scopes", "Choose at least one scope.")
         key, prefix, digest = new_api_key(mode)
         row = ApiKey(
             tenant_id=tenant_id,
@@ -161,12 +173,72 @@ class AuthService:
             mode=mode,
             prefix=prefix,
             key_hash=digest,
+            scopes=chosen,
         )
         session.add(row)
         await session.flush()
         write = audit or recorder(session, tenant_id=tenant_id, user_id=created_by)
-        await write("apikey.created", target=str(row.id), prefix=prefix, name=name, mode=mode.value)
+        await write(
+            "apikey.created", target=str(row.id), prefix=prefix, name=name, mode=mode.value, scopes=chosen
+        )
         return row, key
+
+    async def roll_api_key(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        key_id: uuid.UUID,
+        by: uuid.UUID | None,
+        overlap: timedelta = DEFAULT_ROLL_OVERLAP,
+        audit: Auditor | None = None,
+    ) -> tuple[ApiKey, ApiKey, str]:
+        """Replace a key with a new one of the same name, mode and scopes; the old key keeps working for
+        `overlap` so the systems using it can move over, and none at all (revoked now) for a leaked key.
+        Returns (old, new, the new key's secret)."""
+        if not timedelta(0) <= overlap <= MAX_ROLL_OVERLAP:
+            raise InvalidInput(
+                "overlap_seconds",
+                "The overlap is from 0 (stop the old key now) to 7 days (604800 seconds).",
+            )
+        old = await session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id).with_for_update()
+        )
+        if old is None:
+            raise NotFound("No such API key.")
+        now = utcnow()
+        if old.revoked_at is not None:
+            raise Conflict("This key was revoked and cannot be rolled: create a new key instead.")
+        if old.expires_at is not None:
+            ends = "expired" if old.expires_at <= now else "stops working"
+            raise Conflict(
+                f"This key was already rolled and {ends} at {old.expires_at:%Y-%m-%d %H:%M} UTC: roll the "
+                "key that replaced it, or revoke this one to stop it now."
+            )
+        new, secret = await self.create_api_key(
+            session,
+            tenant_id=tenant_id,
+            created_by=by,
+            name=old.name,
+            mode=old.mode,
+            # a scope retired since the old key was made is not carried over
+            scopes=[ApiScope(s) for s in old.scopes if s in {a.value for a in ApiScope}],
+            audit=audit,
+        )
+        old.expires_at = now + overlap
+        old.rolled_to_id = new.id
+        if not overlap:
+            old.revoked_at = now
+        write = audit or recorder(session, tenant_id=tenant_id, user_id=by)
+        await write(
+            "apikey.rolled",
+            target=str(old.id),
+            prefix=old.prefix,
+            new_key_id=str(new.id),
+            new_prefix=new.prefix,
+            overlap_seconds=int(overlap.total_seconds()),
+        )
+        return old, new, secret
 
     async def revoke_api_key(
         self,
@@ -199,10 +271,24 @@ class AuthService:
         if row is None or row.revoked_at is not None:
             raise AuthenticationFailed("This API key is not valid or was revoked: create a new one.")
         now = utcnow()
+        if row.expires_at is not None and row.expires_at <= now:
+            raise AuthenticationFailed(
+                f"This API key was rolled and expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: use the key "
+                "that replaced it (see GET /api/api-keys), or create a new one."
+            )
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-            await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+            req = current_request()
+            await session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == row.id)
+                .values(last_used_at=now, last_used_network=req.ip if req else None)
+            )
         return Principal(
-            user_id=row.created_by_id, tenant_id=row.tenant_id, role=Role.owner, api_key_id=row.id
+            user_id=row.created_by_id,
+            tenant_id=row.tenant_id,
+            role=Role.owner,
+            api_key_id=row.id,
+            scopes=frozenset(row.scopes),
         )
 
     # -- the signed-in user's own account and the tenant's staff (web panel settings) ---------------

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from core.access.actor import Actor, ActorKind
-from core.access.permissions import Permission
+from core.access.permissions import ApiScope, Permission, parse_scopes, scope_permissions, sorted_scopes
 from core.access.use_case import unit_of_work, use_case
 from core.auth import panel_sessions
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKey, ApiKeyMode, Role, User
 from core.auth.panel_sessions import PanelSession
 from core.auth.pins import hash_pin_async, new_pin_hash, remove_ussd, validate_new_pin
-from core.auth.schemas import ApiKeyCreated, ApiKeyOut
-from core.auth.service import StaffMember, auth
+from core.auth.schemas import ApiKeyCreated, ApiKeyOut, ApiKeyRolled
+from core.auth.service import DEFAULT_ROLL_OVERLAP, MAX_ROLL_OVERLAP, StaffMember, auth
 from core.auth.staff import STAFF_ROLES, give_web_access, invite_by_email, remove_staff
 from core.auth.ussd_access import confirm_phone, request_ussd_access
 from core.db import utcnow
@@ -156,15 +156,32 @@ async def list_api_keys(actor: Actor) -> list[ApiKeyOut]:
         return [ApiKeyOut.model_validate(r) for r in rows]
 
 
+def _may_grant(actor: Actor, scopes: Iterable[ApiScope]) -> None:
+    """A key that manages keys cannot make one that may do more than itself."""
+    beyond = [s.value for s in scopes if not scope_permissions([s]) <= actor.permissions]
+    if beyond:
+        raise PermissionDenied(
+            f"This API key cannot give a key scopes it lacks itself ({', '.join(sorted_scopes(beyond))}): "
+            "create that key in the panel (Settings → API keys) or with a key that has them."
+        )
+
+
 @use_case(Permission.api_keys_manage, audit="apikey.created")
 async def create_api_key(
-    actor: Actor, *, name: str = "default", mode: ApiKeyMode | str = ApiKeyMode.live
+    actor: Actor,
+    *,
+    name: str = "default",
+    mode: ApiKeyMode | str = ApiKeyMode.live,
+    scopes: Iterable[str] | None = None,
 ) -> ApiKeyCreated:
-    """A key for this business, in this answer only: stored hashed, never shown again."""
+    """A key for this business, in this answer only: stored hashed, never shown again. `scopes` None
+    is every scope (what a key could always do); unknown scopes are refused with the valid ones."""
     try:
         key_mode = ApiKeyMode(mode)
     except ValueError:
         raise InvalidInput("mode", "Choose live or test.") from None
+    chosen = parse_scopes(scopes)
+    _may_grant(actor, chosen)
     async with unit_of_work(actor) as uow:
         row, key = await auth.create_api_key(
             uow.session,
@@ -172,9 +189,41 @@ async def create_api_key(
             created_by=actor.audit_user_id,
             name=name,
             mode=key_mode,
+            scopes=chosen,
             audit=uow.audit,
         )
         return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
+
+
+@use_case(Permission.api_keys_manage, audit="apikey.rolled")
+async def roll_api_key(
+    actor: Actor, key_id: uuid.UUID, *, overlap_seconds: int = int(DEFAULT_ROLL_OVERLAP.total_seconds())
+) -> ApiKeyRolled:
+    """A new key with the same name, mode and scopes, shown once; the old one keeps working for the
+    overlap (default 24 hours, at most 7 days) so systems can move over, and 0 stops it at once (a
+    leaked key)."""
+    if not 0 <= overlap_seconds <= MAX_ROLL_OVERLAP.total_seconds():
+        raise InvalidInput(
+            "overlap_seconds", "The overlap is from 0 (stop the old key now) to 7 days (604800 seconds)."
+        )
+    tenant_id = actor.require_tenant()
+    async with unit_of_work(actor) as uow:
+        known = await uow.session.get(ApiKey, key_id)
+        if known is not None and known.tenant_id == tenant_id:
+            _may_grant(actor, parse_scopes([s for s in known.scopes if s in {a.value for a in ApiScope}]))
+        old, new, key = await auth.roll_api_key(
+            uow.session,
+            tenant_id=tenant_id,
+            key_id=key_id,
+            by=actor.audit_user_id,
+            overlap=timedelta(seconds=overlap_seconds),
+            audit=uow.audit,
+        )
+        return ApiKeyRolled(
+            **ApiKeyOut.model_validate(new).model_dump(),
+            key=key,
+            replaces=ApiKeyOut.model_validate(old),
+        )
 
 
 @use_case(Permission.api_keys_manage, audit="apikey.revoked")

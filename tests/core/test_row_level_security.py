@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 import core.models  # noqa: F401  - every table on the metadata
 from core.access.actor import Actor, Via
+from core.access.permissions import ALL_SCOPES
 from core.access.use_case import scope_of
 from core.access.use_case import unit_of_work as use_case_unit
 from core.auth.models import Role, User
@@ -327,7 +328,7 @@ class TestScopeOfActor:
         tid, uid = uuid.uuid4(), uuid.uuid4()
         owner = Actor.for_user(user_id=uid, tenant_id=tid, role=Role.cashier, via=Via.telegram)
         assert scope_of(owner) == Scope.tenant(tid)
-        key = Actor.for_api_key(api_key_id=uuid.uuid4(), tenant_id=tid)
+        key = Actor.for_api_key(api_key_id=uuid.uuid4(), tenant_id=tid, scopes=ALL_SCOPES)
         assert scope_of(key) == Scope.tenant(tid)
         admin = Actor.for_user(user_id=uid, tenant_id=None, role=Role.platform_admin, via=Via.panel)
         assert scope_of(admin).is_platform

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterable
 
 from pydantic import SecretStr
 
+from core.access.permissions import ApiScope
 from core.auth.models import Role, User
 from core.auth.service import auth
 from core.billing.adjustments import adjust_wallet
@@ -79,9 +81,10 @@ async def make_user(*, tenant: Tenant, role: Role, password: str = "secret-pass-
         )
 
 
-async def make_api_key(*, tenant: Tenant) -> str:
+async def make_api_key(*, tenant: Tenant, scopes: Iterable[ApiScope] | None = None) -> str:
+    """A key with `scopes` (None: every scope, as a key made without choosing)."""
     async with unit_of_work() as session:
-        _, key = await auth.create_api_key(session, tenant_id=tenant.id, created_by=None)
+        _, key = await auth.create_api_key(session, tenant_id=tenant.id, created_by=None, scopes=scopes)
     return key
 
 

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.access.permissions import ApiScope
 from core.auth import twofactor
 from core.auth import use_cases as people
 from core.auth.models import ApiKeyMode, Role
-from core.auth.schemas import ApiKeyCreated, ApiKeyOut
-from core.auth.service import auth
+from core.auth.schemas import ApiKeyCreated, ApiKeyOut, ApiKeyRolled
+from core.auth.service import DEFAULT_ROLL_OVERLAP, MAX_ROLL_OVERLAP, auth
 from core.auth.tokens import mint_access_token
 from core.auth.use_cases import UssdAccess
 from core.db import Scope
@@ -129,15 +131,45 @@ async def verify_2fa(body: VerifyIn) -> TokenOut:
     return _token(user.id, user.tenant_id, user.role, user.token_version)
 
 
+# Checked in core (one message, listing the valid scopes, for every front end); the enum documents them.
+ScopeName = Annotated[str, Field(max_length=40, json_schema_extra={"enum": [s.value for s in ApiScope]})]
+
+
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="default", min_length=1, max_length=80)
     mode: ApiKeyMode = ApiKeyMode.live
+    scopes: list[ScopeName] | None = Field(
+        default=None,
+        max_length=len(ApiScope),
+        description="What the key may do; leave out for every scope. A write scope includes its read.",
+    )
+
+
+class ApiKeyRollIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    overlap_seconds: int = Field(
+        default=int(DEFAULT_ROLL_OVERLAP.total_seconds()),
+        ge=0,
+        le=int(MAX_ROLL_OVERLAP.total_seconds()),
+        description="How long the old key keeps working (default 24 hours, at most 7 days); 0 revokes it now",
+    )
 
 
 @router.post("/api-keys", status_code=201)
 async def create_api_key(body: ApiKeyIn, actor: CurrentActor) -> ApiKeyCreated:
-    return await people.create_api_key(actor, name=body.name, mode=body.mode)
+    """A key, shown once in this answer. Unknown scopes are refused (422) with the valid ones."""
+    return await people.create_api_key(actor, name=body.name, mode=body.mode, scopes=body.scopes)
+
+
+@router.post("/api-keys/{key_id}/roll", status_code=201)
+async def roll_api_key(
+    key_id: uuid.UUID, actor: CurrentActor, body: ApiKeyRollIn | None = None
+) -> ApiKeyRolled:
+    """Replace a key with a new one (same name, mode and scopes), shown once in this answer. The old key
+    keeps working for `overlap_seconds`, then answers 401; 0 revokes it at once (a leaked key)."""
+    overlap = body.overlap_seconds if body is not None else int(DEFAULT_ROLL_OVERLAP.total_seconds())
+    return await people.roll_api_key(actor, key_id, overlap_seconds=overlap)
 
 
 @router.get("/api-keys")
