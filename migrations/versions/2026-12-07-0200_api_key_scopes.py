@@ -6,7 +6,7 @@ everywhere it runs, whatever the vocabulary grows to later.
 
 Revision ID: 5e8a4c1f2b7d
 Revises: 7c1e5a0d9b42
-Create Date: 2026-12-08 01:00:00
+Create Date: 2026-12-07 01:30:00
 """
 
 from __future__ import annotations
