@@ -107,14 +107,7 @@ async def request_stk_push(
             payment.notify_phone = notify_phone
             if on_created is not None:
                 await on_created(session, payment)
-            _schedule_first_check(payment)
-            if defer:
-                await enqueue(session, send_push, payment_id=str(payment.id))
-                return PaymentOut.model_validate(payment), None
-            payment.pushed_at = utcnow()
-            out = PaymentOut.model_validate(payment)
-            request = _push_request(payment, channel)
-            return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
+            return await _ready_to_send(session, payment, channel, defer=defer)
 
     return await _record_then_send(record, "record an STK push", scope=Scope.tenant(tenant_id))
 
@@ -205,14 +198,7 @@ async def request_wallet_topup(
                     detail={"amount": amount, **audit_detail},
                 )
             payment.notify_phone = notify_phone
-            _schedule_first_check(payment)
-            if defer:
-                await enqueue(session, send_push, payment_id=str(payment.id))
-                return PaymentOut.model_validate(payment), None
-            payment.pushed_at = utcnow()
-            out = PaymentOut.model_validate(payment)
-            request = _push_request(payment, channel)
-            return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
+            return await _ready_to_send(session, payment, channel, defer=defer)
 
     return await _record_then_send(record_topup, "record a wallet top-up push", scope=TOPUP_SCOPE)
 
@@ -242,6 +228,22 @@ async def send_push(payment_id: str) -> None:
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
     with contextlib.suppress(DarajaRejected, DarajaUnavailable):
         await _send(out, creds, request, scope=scope)
+
+
+async def _ready_to_send(
+    session: AsyncSession, payment: Payment, channel: MpesaChannel, *, defer: bool
+) -> Recorded:
+    """The end of a push's first transaction: its first check is due, and either a job will send it
+    (`defer`) or `pushed_at` is committed with it before this process calls Daraja."""
+    rt = runtime()
+    _schedule_first_check(payment)
+    if defer:
+        await enqueue(session, send_push, payment_id=str(payment.id))
+        return PaymentOut.model_validate(payment), None
+    payment.pushed_at = utcnow()
+    out = PaymentOut.model_validate(payment)
+    request = _push_request(payment, channel)
+    return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
 
 
 def _schedule_first_check(payment: Payment) -> None:

@@ -1,7 +1,7 @@
 """When a failed delivery is tried again, and when an endpoint that keeps failing is switched off.
 
 Pure functions over times, so the outbox job, replay and tests share one definition. The schedule is
-Svix's (refs/platform.md §1.7): eight attempts, each timed from the previous failure, ~27.6 h in all.
+Svix's published one: eight attempts, each timed from the previous failure, ~27.6 h in all.
 """
 
 from __future__ import annotations
