@@ -1,5 +1,6 @@
 """Every domain's models, imported once so Alembic and tests see one metadata."""
 
+from core.apps.models import App
 from core.audit.models import AuditLog
 from core.auth.codes import OneTimeCode
 from core.auth.models import ApiKey, PhoneVerification, User
@@ -20,10 +21,12 @@ from core.ledger.models import Account, Transfer
 from core.notify.models import Notification, SmsDeliveryReport
 from core.payments.models import CallbackInbox, Payment
 from core.tenants.models import MpesaChannel, Tenant
+from core.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 __all__ = [
     "Account",
     "ApiKey",
+    "App",
     "AuditLog",
     "CallbackInbox",
     "Customer",
@@ -49,4 +52,8 @@ __all__ = [
     "User",
     "Voucher",
     "VoucherOrder",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
 ]

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, str_enum, utcnow
+from core.tenants.models import Mode
 
 
 class Role(StrEnum):
@@ -52,9 +53,8 @@ class User(Base):
         return f"<User {self.email} {self.role}>"
 
 
-class ApiKeyMode(StrEnum):
-    live = "live"
-    test = "test"
+# A key's mode is the mode of the objects it may reach (core.tenants.models.Mode).
+ApiKeyMode = Mode
 
 
 class ApiKey(Base):
@@ -65,6 +65,9 @@ class ApiKey(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    # The app the key acts for (its channel, mode and webhooks). Null only for keys of a business that
+    # has no app yet; the first app made adopts them.
+    app_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(80))
     mode: Mapped[ApiKeyMode] = mapped_column(str_enum(ApiKeyMode, "api_key_mode"))

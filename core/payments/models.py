@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
+from core.tenants.models import Mode
 
 
 class PaymentStatus(StrEnum):
@@ -72,6 +73,13 @@ class Payment(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mpesa_channels.id", ondelete="CASCADE"))
+    # The channel's mode when the push was made: test payments are listed, exported and announced
+    # apart from live ones and never earn commission.
+    mode: Mapped[Mode] = mapped_column(str_enum(Mode, "mode"), default=Mode.live)
+    # The app whose key started it (API pushes), and the URL that app asked to be told at, besides
+    # its registered endpoints (a habit from Daraja's own CallBackURL; only hosts the app allows).
+    app_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"))
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
     initiated_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     source: Mapped[PaymentSource] = mapped_column(str_enum(PaymentSource, "payment_source"))
     status: Mapped[PaymentStatus] = mapped_column(

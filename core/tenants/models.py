@@ -88,10 +88,22 @@ class Tenant(Base):
         return f"<Tenant {self.slug} {self.status}>"
 
 
+class Mode(StrEnum):
+    """Test or live, Stripe's word for it. Test objects come only from simulator or sandbox channels
+    and never move real money, earn commission or count toward quotas; live ones only from production."""
+
+    test = "test"
+    live = "live"
+
+
 class Environment(StrEnum):
     simulator = "simulator"
     sandbox = "sandbox"
     production = "production"
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.live if self is Environment.production else Mode.test
 
 
 class ChannelKind(StrEnum):
@@ -122,6 +134,10 @@ class MpesaChannel(Base):
     verification_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def mode(self) -> Mode:
+        return self.environment.mode
 
     def __repr__(self) -> str:  # never the secrets
         return f"<MpesaChannel {self.kind} {self.business_short_code} {self.environment}>"

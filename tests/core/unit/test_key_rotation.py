@@ -35,6 +35,8 @@ KNOWN = {
     ("mpesa_channels", "consumer_secret_enc", "channel secret"),
     ("mpesa_channels", "passkey_enc", "channel secret"),
     ("routers", "password_enc", "router password"),
+    ("webhook_endpoints", "secret_enc", "webhook secret"),
+    ("webhook_endpoints", "previous_secret_enc", "webhook secret"),
 }
 FERNET_PREFIX = "gAAAAA"  # version byte 0x80, then a timestamp whose high bytes are zero
 
@@ -110,11 +112,12 @@ async def test_rotation_covers_channel_secrets_and_router_passwords_so_the_old_k
     done = await _cli(database, f"{new},{old}")
     assert done.returncode == 0, done.stdout + done.stderr
     said = re.fullmatch(
-        r"re-encrypted (\d+) channel secrets and (\d+) router passwords? under the first key",
-        done.stdout.strip(),
+        r"re-encrypted (\d+) channel secrets, (\d+) router passwords? and (\d+) webhook secrets? "
+        r"under the first key",
+        " ".join(done.stdout.split()),  # the console wraps long lines
     )
     assert said, done.stdout
-    counts = {"channel secret": int(said[1]), "router password": int(said[2])}
+    counts = {"channel secret": int(said[1]), "router password": int(said[2]), "webhook secret": int(said[3])}
     assert (
         counts["channel secret"] >= 3 and counts["channel secret"] % 3 == 0 and counts["router password"] >= 1
     )
