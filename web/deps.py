@@ -56,6 +56,8 @@ def actor_of(who: Principal) -> Actor:
             tenant_id=who.tenant_id,
             created_by=who.user_id,
             scopes=[ApiScope(s) for s in who.scopes if s in {a.value for a in ApiScope}],
+            app_id=who.app_id,
+            mode=who.mode,
         )
     assert who.user_id is not None  # a login token always names its user
     return Actor.for_user(user_id=who.user_id, tenant_id=who.tenant_id, role=who.role, via=Via.api)

@@ -24,6 +24,7 @@ from core.access.permissions import (
 )
 from core.auth.models import Role
 from core.errors import PermissionDenied
+from core.tenants.models import Mode
 
 
 class ActorKind(StrEnum):
@@ -60,6 +61,10 @@ class Actor:
     writes: bool = True
     permissions: frozenset[Permission] = field(default_factory=frozenset)
     tenant_name: str | None = None
+    # API keys: the app the key belongs to and its mode (test keys see and make only test objects).
+    # None for people, who see both modes and choose one where it matters.
+    app_id: uuid.UUID | None = None
+    mode: Mode | None = None
 
     # -- constructors, one per kind of caller ----------------------------------------------------
     @classmethod
@@ -99,6 +104,8 @@ class Actor:
         scopes: Iterable[ApiScope],
         via: Via = Via.api,
         created_by: uuid.UUID | None = None,
+        app_id: uuid.UUID | None = None,
+        mode: Mode | None = None,
     ) -> Actor:
         """A key holds what its scopes grant, never more than an API key may (no person's account)."""
         return cls(
@@ -110,6 +117,8 @@ class Actor:
             role=Role.owner,
             api_key_id=api_key_id,
             permissions=scope_permissions(scopes) & API_KEY_PERMISSIONS,
+            app_id=app_id,
+            mode=mode,
         )
 
     @classmethod

@@ -21,6 +21,9 @@ class Principal:
     api_key_id: uuid.UUID | None = None
     # An API key's scopes (core.access.permissions.ApiScope values); empty for a login token.
     scopes: frozenset[str] = frozenset()
+    # An API key's app and mode: what it reaches (its app's channel) and which objects it sees.
+    app_id: uuid.UUID | None = None
+    mode: ApiKeyMode | None = None
 
 
 class ApiKeyOut(BaseModel):

@@ -289,6 +289,8 @@ class AuthService:
             role=Role.owner,
             api_key_id=row.id,
             scopes=frozenset(row.scopes),
+            app_id=row.app_id,
+            mode=row.mode,
         )
 
     # -- the signed-in user's own account and the tenant's staff (web panel settings) ---------------
