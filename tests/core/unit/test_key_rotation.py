@@ -35,6 +35,8 @@ KNOWN = {
     ("mpesa_channels", "consumer_secret_enc", "channel secret"),
     ("mpesa_channels", "passkey_enc", "channel secret"),
     ("routers", "password_enc", "router password"),
+    ("apps", "callback_secret_enc", "webhook secret"),
+    ("apps", "previous_callback_secret_enc", "webhook secret"),
     ("webhook_endpoints", "secret_enc", "webhook secret"),
     ("webhook_endpoints", "previous_secret_enc", "webhook secret"),
 }
