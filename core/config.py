@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # A receiver gets this long to accept the connection, and this long in all to answer.
     WEBHOOK_CONNECT_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0, le=60)
+    # Development and tests only: the retry schedule's waits (5 s, 5 min, 30 min, …) times this, so a
+    # test sees the third attempt in seconds. Refused below 1 with APP_ENV=production.
+    WEBHOOK_RETRY_SCALE: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
     @classmethod
@@ -240,6 +243,8 @@ class Settings(BaseSettings):
                     "WEBHOOK_ALLOW_PRIVATE_TARGETS: development only; in production webhooks go only to "
                     "public addresses (unset it)"
                 )
+            if self.WEBHOOK_RETRY_SCALE != 1.0:
+                raise ValueError("WEBHOOK_RETRY_SCALE: tests only; production keeps the full retry schedule")
         if self.PESAPAL_BASE_URL and not (self.PESAPAL_CONSUMER_KEY and self.PESAPAL_CONSUMER_SECRET):
             raise ValueError(
                 "PESAPAL_CONSUMER_KEY, PESAPAL_CONSUMER_SECRET: required when PESAPAL_BASE_URL is set"

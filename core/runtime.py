@@ -30,6 +30,7 @@ from core.db import Database, Scope, log_platform_scope, scope_log, session_scop
 from core.jobs.broker import JobRunner
 from core.jobs.models import JobOutbox
 from core.jobs.registry import running_job
+from core.webhooks.delivery import WebhookSender
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -63,10 +64,24 @@ class Runtime:
     _redis: PerLoop[Any] = field(init=False)
     _daraja: PerLoop[tuple[DarajaClient, httpx.AsyncClient]] = field(init=False)
     _memory_tokens: MemoryTokenStore = field(init=False, default_factory=MemoryTokenStore)
+    _webhooks: PerLoop[WebhookSender] = field(init=False)
 
     def __post_init__(self) -> None:
         self._redis = PerLoop(self._make_redis)
         self._daraja = PerLoop(self._make_daraja)
+        self._webhooks = PerLoop(self._make_webhook_sender)
+
+    def _make_webhook_sender(self) -> WebhookSender:
+        s = self.settings
+        return WebhookSender(
+            allow_private=s.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+            connect_timeout=s.WEBHOOK_CONNECT_TIMEOUT_SECONDS,
+            timeout=s.WEBHOOK_TIMEOUT_SECONDS,
+        )
+
+    def webhook_sender(self) -> WebhookSender:
+        """The worker's pool of connections to merchants' webhook receivers (core.webhooks.delivery)."""
+        return self._webhooks.get()
 
     def _make_redis(self) -> Any:
         if not self.settings.REDIS_URL:
@@ -108,6 +123,9 @@ class Runtime:
         pair = self._daraja.pop()
         if pair is not None:
             await pair[1].aclose()
+        sender = self._webhooks.pop()
+        if sender is not None:
+            await sender.aclose()
         r = self._redis.pop()
         if r is not None:
             await r.aclose()

@@ -1,7 +1,8 @@
 """Every domain that reacts to another's events, in the order they run for one event.
 
 The order is the order of effects a payment's success had when `payments` called each domain by
-name: the customer book, the money, the merchant's message, the voucher, the channel's verification.
+name: the customer book, the money, the merchant's message, the voucher, the channel's
+verification; then the merchant's webhooks, which describe them.
 Add a module here when its domain subscribes to anything (core/events explains when this is loaded).
 A list of names rather than import lines, so an import sorter can never reorder the effects.
 """
@@ -16,6 +17,8 @@ SUBSCRIBING_MODULES = (
     "core.notify.subscribers",
     "core.hotspot.subscribers",
     "core.tenants.subscribers",
+    # Last: the events it sends describe what the others did (a voucher, a verified channel).
+    "core.webhooks.subscribers",
 )
 
 for _name in SUBSCRIBING_MODULES:

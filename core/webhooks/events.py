@@ -1,0 +1,61 @@
+"""The event types a developer can subscribe to, and what each one carries.
+
+An event's `data` is the object as the API returns it (GET /api/payments/{id}, a voucher as the hotspot
+API lists it), so a receiver needs no second schema; `version` counts that object's events (1, 2, …)
+so a receiver can drop one older than what it already applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.payments.models import Payment, PaymentStatus
+from core.payments.schemas import PaymentOut
+
+PAYMENT_SUCCEEDED = "payment.succeeded"
+PAYMENT_FAILED = "payment.failed"
+PAYMENT_CANCELLED = "payment.cancelled"
+PAYMENT_EXPIRED = "payment.expired"
+PAYMENT_FLAGGED = "payment.flagged"
+VOUCHER_ISSUED = "voucher.issued"
+# Sent only by "send test event", only to the endpoint asked; never subscribed to.
+WEBHOOK_TEST = "webhook.test"
+
+EVENT_TYPES: dict[str, str] = {
+    PAYMENT_SUCCEEDED: "The customer paid: the receipt is in data.receipt.",
+    PAYMENT_FAILED: "M-Pesa refused or could not complete the payment (data.result_code says why; "
+    "a timeout, the customer's phone unreachable, is status 'timeout').",
+    PAYMENT_CANCELLED: "The customer dismissed the prompt or entered a wrong PIN too often.",
+    PAYMENT_EXPIRED: "M-Pesa never told us the outcome and asking it gave none: treat as not paid.",
+    PAYMENT_FLAGGED: "M-Pesa reported something that disagrees with the request (another amount, a "
+    "payment after it was given up): recorded, not trusted; data.flag says what.",
+    VOUCHER_ISSUED: "A WiFi voucher was sold (hotspot providers): data.code is what the buyer types.",
+}
+
+_BY_STATUS = {
+    PaymentStatus.success: PAYMENT_SUCCEEDED,
+    PaymentStatus.failed: PAYMENT_FAILED,
+    PaymentStatus.timeout: PAYMENT_FAILED,
+    PaymentStatus.cancelled: PAYMENT_CANCELLED,
+    PaymentStatus.expired: PAYMENT_EXPIRED,
+}
+
+
+def payment_event_type(status: PaymentStatus) -> str:
+    return _BY_STATUS[status]
+
+
+def payment_data(payment: Payment) -> dict[str, Any]:
+    data = PaymentOut.model_validate(payment).model_dump(mode="json")
+    data.setdefault("mode", payment.mode.value)
+    return data
+
+
+def check_event_types(requested: list[str] | None) -> list[str]:
+    """The subscribed types, sorted and unique; None or [] is every type. Unknown types are a
+    ValueError naming the valid ones."""
+    chosen = sorted(set(requested or []))
+    unknown = [t for t in chosen if t not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"Unknown event type {', '.join(unknown)}; choose from {', '.join(EVENT_TYPES)}.")
+    return chosen

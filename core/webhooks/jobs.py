@@ -1,0 +1,196 @@
+"""The delivery job: one attempt of one delivery, then the next one scheduled or the end recorded.
+
+Read what to send, send it outside any transaction (a slow receiver holds no database connection),
+then record the attempt in one transaction that also ends the job (core.runtime.unit_of_work) and,
+when it failed, queues the next attempt in the job outbox at the schedule's time. A worker that dies
+mid-send leaves the job in the outbox: the relay sends it again and the receiver gets the same
+`webhook-id` twice, which the Standard Webhooks contract tells it to expect.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.apps.models import App
+from core.db import Scope, narrow_scope, utcnow
+from core.jobs.registry import enqueue_at, job
+from core.notify.service import notify
+from core.runtime import runtime, unit_of_work
+from core.tenants.models import Tenant
+from core.webhooks.delivery import DeliveryOutcome, DeliveryResult
+from core.webhooks.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+from core.webhooks.schedule import next_attempt_at, should_disable
+from core.webhooks.service import webhooks
+from core.webhooks.signing import sign
+
+log = logging.getLogger(__name__)
+
+# A job carries only the delivery's id: whose it is, is what its first read finds out.
+FIND_DELIVERY = Scope.platform("webhooks.deliver: the business of a delivery")
+
+
+@dataclass(frozen=True)
+class _Send:
+    tenant_id: uuid.UUID
+    url: str
+    body: bytes
+    msg_id: str
+    secrets: list[str]
+    endpoint_id: uuid.UUID | None
+
+
+async def _prepare(delivery_id: int) -> _Send | str:
+    """What to send, or why nothing is (already done, not due, endpoint switched off)."""
+    box = runtime().secrets
+    async with unit_of_work(scope=FIND_DELIVERY, readonly=True) as session:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return "gone"
+        await narrow_scope(session, delivery.tenant_id)
+        if delivery.status is not DeliveryStatus.pending:
+            return f"already {delivery.status.value}"
+        now = utcnow()
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+            # A stray copy of an earlier attempt's job: the scheduled one comes at its time.
+            return "not due"
+        message = await session.get(WebhookMessage, delivery.message_id)
+        assert message is not None
+        if delivery.endpoint_id is not None:
+            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+            if endpoint is None:
+                return "endpoint deleted"
+            if not endpoint.enabled and message.event_type != "webhook.test":
+                return "endpoint disabled"
+            secrets = webhooks.signing_secrets_of(endpoint, box, now=now)
+        else:
+            app = await session.get(App, message.app_id) if message.app_id else None
+            if app is None or app.callback_secret_enc is None:
+                return "no app secret"
+            secrets = webhooks.callback_signing_secrets(app, box, now=now)
+        return _Send(
+            tenant_id=delivery.tenant_id,
+            url=delivery.url,
+            body=message.body.encode(),
+            msg_id=message.id,
+            secrets=secrets,
+            endpoint_id=delivery.endpoint_id,
+        )
+
+
+async def _close_unsent(delivery_id: int, why: str) -> None:
+    """A delivery that can no longer be sent (its endpoint was switched off or deleted) ends failed,
+    so it shows in the log and "replay failed since" can send it once the endpoint is back."""
+    async with unit_of_work(scope=FIND_DELIVERY) as session:
+        delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
+        if delivery is None or delivery.status is not DeliveryStatus.pending:
+            return
+        await narrow_scope(session, delivery.tenant_id)
+        delivery.status = DeliveryStatus.failed
+        delivery.next_attempt_at = None
+        delivery.last_error = f"not sent: {why}"
+
+
+@job("webhooks.deliver", max_retries=5)
+async def deliver_webhook(*, delivery_id: int, trigger: str = "scheduled") -> None:
+    prepared = await _prepare(delivery_id)
+    if isinstance(prepared, str):
+        if prepared in ("endpoint disabled", "endpoint deleted", "no app secret"):
+            await _close_unsent(delivery_id, prepared)
+        else:
+            log.debug("webhook delivery %s not sent: %s", delivery_id, prepared)
+        return
+    rt = runtime()
+    headers = sign(prepared.body, msg_id=prepared.msg_id, timestamp=utcnow(), secrets=prepared.secrets)
+    result = await rt.webhook_sender().send(prepared.url, prepared.body, headers)
+    await _record(delivery_id, prepared, result, trigger=trigger)
+
+
+async def _record(delivery_id: int, sent: _Send, result: DeliveryResult, *, trigger: str) -> None:
+    now = utcnow()
+    async with unit_of_work(scope=Scope.tenant(sent.tenant_id)) as session:
+        delivery = await session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
+        )
+        if delivery is None:
+            return
+        endpoint = (
+            await session.scalar(
+                select(WebhookEndpoint).where(WebhookEndpoint.id == sent.endpoint_id).with_for_update()
+            )
+            if sent.endpoint_id is not None
+            else None
+        )
+        delivery.attempts += 1
+        session.add(
+            WebhookAttempt(
+                tenant_id=delivery.tenant_id,
+                delivery_id=delivery.id,
+                number=delivery.attempts,
+                trigger=trigger,
+                outcome=result.outcome.value,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                response_excerpt=result.response_excerpt or None,
+                error=result.error,
+                attempted_at=now,
+            )
+        )
+        delivery.last_status_code = result.status_code
+        delivery.last_error = result.error
+        if result.outcome is DeliveryOutcome.delivered:
+            delivery.status = DeliveryStatus.succeeded
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+            if endpoint is not None:
+                endpoint.failing_since = None
+                endpoint.last_success_at = now
+            return
+        if endpoint is not None and endpoint.failing_since is None:
+            endpoint.failing_since = now
+        if result.outcome is DeliveryOutcome.gone:
+            delivery.status = DeliveryStatus.failed
+            delivery.next_attempt_at = None
+            if endpoint is not None:
+                await _disable(session, endpoint, "it answered 410 Gone")
+            return
+        if endpoint is not None and endpoint.enabled and should_disable(endpoint.failing_since, now):
+            delivery.status = DeliveryStatus.failed
+            delivery.next_attempt_at = None
+            await _disable(session, endpoint, "no delivery succeeded for 5 days")
+            return
+        following = next_attempt_at(delivery.attempts, now, result.retry_after)
+        scale = runtime().settings.WEBHOOK_RETRY_SCALE
+        if following is not None and scale != 1.0:
+            following = now + (following - now) * scale
+        if following is None:
+            delivery.status = DeliveryStatus.failed
+            delivery.next_attempt_at = None
+            return
+        delivery.next_attempt_at = following
+        await enqueue_at(session, deliver_webhook, following, delivery_id=delivery.id)
+
+
+async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, why: str) -> None:
+    endpoint.enabled = False
+    endpoint.disabled_reason = why
+    endpoint.updated_at = utcnow()
+    tenant = await session.get(Tenant, endpoint.tenant_id)
+    if tenant is not None:
+        await notify.to_owner(
+            session,
+            tenant=tenant,
+            kind="webhook.disabled",
+            body=f"lipapush stopped sending events to {endpoint.url[:120]}: {why}. Fix the receiver, then "
+            "switch the endpoint back on and replay what failed (panel → Webhooks, or the API).",
+        )

@@ -1,0 +1,59 @@
+"""A payment's final state, a flag on it, and a voucher it bought become events to the merchant's
+own system, in the transaction of the change (the outbox: core.webhooks.service.emit)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import utcnow
+from core.events import subscribe
+from core.hotspot.models import Voucher
+from core.hotspot.schemas import VoucherOut
+from core.payments.events import PaymentFinalised
+from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource
+from core.webhooks.events import PAYMENT_FLAGGED, VOUCHER_ISSUED, payment_data, payment_event_type
+from core.webhooks.service import webhooks
+
+
+async def emit_payment(session: AsyncSession, payment: Payment, event_type: str) -> None:
+    await webhooks.emit(
+        session,
+        tenant_id=payment.tenant_id,
+        mode=payment.mode,
+        event_type=event_type,
+        object_id=str(payment.id),
+        data=payment_data(payment),
+        created_at=payment.updated_at or utcnow(),
+        app_id=payment.app_id,
+        channel_id=payment.channel_id,
+        callback_url=payment.callback_url,
+    )
+
+
+@subscribe(PaymentFinalised)
+async def announce_payment(session: AsyncSession, event: PaymentFinalised) -> None:
+    payment = event.payment
+    if payment.source not in CUSTOMER_SOURCES:
+        return  # onboarding and wallet top-up pushes are the platform's business, not the app's
+    await emit_payment(session, payment, payment_event_type(event.status))
+    if payment.flag:
+        await emit_payment(session, payment, PAYMENT_FLAGGED)
+    if event.succeeded and payment.source in (PaymentSource.portal, PaymentSource.ussd):
+        # core.hotspot.subscribers ran first (core/subscribers.py keeps this module last).
+        voucher = await session.scalar(select(Voucher).where(Voucher.payment_id == payment.id))
+        if voucher is not None:
+            data = VoucherOut.model_validate(voucher).model_dump(mode="json")
+            data["payment_id"] = str(payment.id)
+            data["mode"] = payment.mode.value
+            await webhooks.emit(
+                session,
+                tenant_id=payment.tenant_id,
+                mode=payment.mode,
+                event_type=VOUCHER_ISSUED,
+                object_id=str(voucher.id),
+                data=data,
+                created_at=voucher.issued_at,
+                app_id=payment.app_id,
+                channel_id=payment.channel_id,
+            )

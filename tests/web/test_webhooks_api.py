@@ -1,0 +1,289 @@
+"""Signed webhooks through the real entry points: the API registers an endpoint, a real STK push is
+paid by the Daraja simulator, the callback is applied by the worker, and the delivery job POSTs the
+event to a receiver on loopback, signed per Standard Webhooks (verified here with the package)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from standardwebhooks import Webhook
+
+from core.notify.models import Notification
+from core.runtime import unit_of_work
+from tests.conftest import LiveServer
+from tests.support.factories import make_api_key, make_tenant
+from tests.support.receiver import Received, Receiver, receiving
+from tests.support.waiting import wait_for_final, wait_until
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def verified(secret: str, request: Received) -> dict[str, Any]:
+    payload: dict[str, Any] = Webhook(secret).verify(request.body, request.headers)
+    return payload
+
+
+async def register(client: httpx.AsyncClient, key: str, url: str, **extra: Any) -> dict[str, Any]:
+    r = await client.post("/api/webhook-endpoints", json={"url": url, **extra}, headers=auth(key))
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def pay(
+    client: httpx.AsyncClient, key: str, phone: str = "0722000111", amount: int = 150
+) -> dict[str, Any]:
+    r = await client.post("/api/stk-push", json={"phone": phone, "amount": amount}, headers=auth(key))
+    assert r.status_code == 201, r.text
+    return await wait_for_final(client, key, r.json()["id"])
+
+
+async def arrived(rec: Receiver, path: str, count: int, *, timeout: float = 30.0) -> list[Received]:
+    async def enough() -> bool:
+        return len(rec.to(path)) >= count
+
+    await wait_until(enough, timeout=timeout)
+    return rec.to(path)
+
+
+async def test_a_paid_push_reaches_the_endpoint_signed(server: LiveServer, client: httpx.AsyncClient) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        endpoint = await register(client, key, rec.at("/hooks"), description="Shop backend")
+        assert endpoint["secret"].startswith("whsec_")
+        assert endpoint["enabled"] is True and endpoint["event_types"] == []
+        final = await pay(client, key)
+        assert final["status"] == "success"
+        [request] = await arrived(rec, "/hooks", 1)
+    event = verified(endpoint["secret"], request)
+    assert event["type"] == "payment.succeeded"
+    assert event["version"] == 1
+    assert event["data"]["id"] == final["id"]
+    assert event["data"]["receipt"] == final["receipt"]
+    assert event["data"]["amount"] == 150 and event["data"]["status"] == "success"
+    assert request.headers["webhook-id"].startswith("msg_")
+    assert request.headers["content-type"] == "application/json"
+
+    async def logged() -> bool:
+        r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
+        return bool(r.json()["items"]) and r.json()["items"][0]["status"] == "succeeded"
+
+    await wait_until(logged)
+    r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
+    [delivery] = r.json()["items"]
+    assert delivery["message_id"] == request.headers["webhook-id"]
+    assert (delivery["event_type"], delivery["attempts"], delivery["last_status_code"]) == (
+        "payment.succeeded",
+        1,
+        200,
+    )
+    r = await client.get(f"/api/webhook-deliveries/{delivery['id']}", headers=auth(key))
+    detail = r.json()
+    assert detail["payload"] == request.body.decode()
+    [attempt] = detail["attempt_log"]
+    assert attempt["outcome"] == "delivered" and attempt["status_code"] == 200
+    assert attempt["response_excerpt"] == "answer 200" and attempt["latency_ms"] >= 0
+
+
+async def test_a_receiver_failing_twice_gets_the_third_attempt_with_the_same_id(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        rec.script["/flaky"] = [500, 500]
+        endpoint = await register(client, key, rec.at("/flaky"), event_types=["payment.succeeded"])
+        await pay(client, key)
+        requests = await arrived(rec, "/flaky", 3, timeout=60)
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    assert len({r.body for r in requests}) == 1  # the same bytes every time, signed afresh
+    for request in requests:
+        assert verified(endpoint["secret"], request)["type"] == "payment.succeeded"
+
+    async def settled() -> bool:
+        r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
+        return r.json()["items"][0]["status"] == "succeeded"
+
+    await wait_until(settled)
+    r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
+    [delivery] = r.json()["items"]
+    detail = (await client.get(f"/api/webhook-deliveries/{delivery['id']}", headers=auth(key))).json()
+    assert [(a["number"], a["outcome"], a["status_code"]) for a in detail["attempt_log"]] == [
+        (1, "failed", 500),
+        (2, "failed", 500),
+        (3, "delivered", 200),
+    ]
+    assert detail["attempt_log"][0]["error"] == "HTTP 500"
+    endpoint_now = (await client.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=auth(key))).json()
+    assert endpoint_now["failing_since"] is None and endpoint_now["last_success_at"] is not None
+
+
+async def test_an_endpoint_only_gets_the_types_it_subscribed_to(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        await register(
+            client, key, rec.at("/failed-only"), event_types=["payment.failed", "payment.cancelled"]
+        )
+        everything = await register(client, key, rec.at("/all"))
+        await pay(client, key, phone="0722001032")  # the customer cancels
+        await pay(client, key)  # paid
+        all_requests = await arrived(rec, "/all", 2)
+        [cancelled] = await arrived(rec, "/failed-only", 1)
+    assert json.loads(cancelled.body)["type"] == "payment.cancelled"
+    assert sorted(verified(everything["secret"], r)["type"] for r in all_requests) == [
+        "payment.cancelled",
+        "payment.succeeded",
+    ]
+
+
+async def test_410_gone_switches_the_endpoint_off_and_tells_the_owner(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        rec.script["/gone"] = [410]
+        endpoint = await register(client, key, rec.at("/gone"))
+        await pay(client, key)
+        await arrived(rec, "/gone", 1)
+
+        async def disabled() -> bool:
+            r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=auth(key))
+            return r.json()["enabled"] is False
+
+        await wait_until(disabled)
+        r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}", headers=auth(key))
+        assert r.json()["disabled_reason"] == "it answered 410 Gone"
+        async with unit_of_work() as session:
+            [note] = (
+                await session.scalars(
+                    select(Notification).where(
+                        Notification.tenant_id == tenant.id, Notification.kind == "webhook.disabled"
+                    )
+                )
+            ).all()
+        assert rec.at("/gone") in note.body and "410 Gone" in note.body
+
+        # While it is off, events are recorded as not sent; switched back on, a replay delivers them.
+        await pay(client, key, amount=99)
+
+        # The second payment's event finds no enabled endpoint, so it makes no delivery at all.
+        r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
+        assert [d["status"] for d in r.json()["items"]] == ["failed"]
+        r = await client.patch(
+            f"/api/webhook-endpoints/{endpoint['id']}", json={"enabled": True}, headers=auth(key)
+        )
+        assert r.status_code == 200 and r.json()["enabled"] is True and r.json()["disabled_reason"] is None
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        r = await client.post(
+            f"/api/webhook-endpoints/{endpoint['id']}/replay", json={"since": since}, headers=auth(key)
+        )
+        assert r.status_code == 202 and r.json() == {"replayed": 1}
+        requests = await arrived(rec, "/gone", 2)
+    assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"]
+    assert verified(endpoint["secret"], requests[1])["data"]["amount"] == 150
+
+
+async def test_replay_and_test_event_and_rotation(server: LiveServer, client: httpx.AsyncClient) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        endpoint = await register(client, key, rec.at("/r"))
+        r = await client.post(f"/api/webhook-endpoints/{endpoint['id']}/test", headers=auth(key))
+        assert r.status_code == 202 and r.json()["event_type"] == "webhook.test"
+        [test] = await arrived(rec, "/r", 1)
+        event = verified(endpoint["secret"], test)
+        assert event["type"] == "webhook.test" and event["data"]["endpoint_id"] == endpoint["id"]
+        assert "version" not in event
+
+        await pay(client, key)
+        [_, first] = await arrived(rec, "/r", 2)
+
+        async def delivered() -> list[dict[str, Any]]:
+            r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
+            return [d for d in r.json()["items"] if d["event_type"] == "payment.succeeded"]
+
+        async def one_succeeded() -> bool:
+            return [d["status"] for d in await delivered()] == ["succeeded"]
+
+        await wait_until(one_succeeded)
+        [delivery] = await delivered()
+        r = await client.post(f"/api/webhook-deliveries/{delivery['id']}/replay", headers=auth(key))
+        assert r.status_code == 202, r.text
+        [_, _, again] = await arrived(rec, "/r", 3)
+        assert again.headers["webhook-id"] == first.headers["webhook-id"] and again.body == first.body
+
+        # Rotation: for the overlap, both the new and the old secret sign each delivery.
+        r = await client.post(
+            f"/api/webhook-endpoints/{endpoint['id']}/secret/rotate", json={}, headers=auth(key)
+        )
+        assert r.status_code == 200
+        rotated = r.json()
+        assert rotated["secret"] != endpoint["secret"] and rotated["previous_secret_expires_at"] is not None
+        await client.post(f"/api/webhook-endpoints/{endpoint['id']}/test", headers=auth(key))
+        [*_, signed_twice] = await arrived(rec, "/r", 4)
+        assert len(signed_twice.headers["webhook-signature"].split(" ")) == 2
+        assert verified(rotated["secret"], signed_twice)["type"] == "webhook.test"
+        assert verified(endpoint["secret"], signed_twice)["type"] == "webhook.test"
+        # A leaked secret: overlap 0 stops the old one at once.
+        r = await client.post(
+            f"/api/webhook-endpoints/{endpoint['id']}/secret/rotate",
+            json={"overlap_seconds": 0},
+            headers=auth(key),
+        )
+        latest = r.json()["secret"]
+        assert r.json()["previous_secret_expires_at"] is None
+        await client.post(f"/api/webhook-endpoints/{endpoint['id']}/test", headers=auth(key))
+        [*_, signed_once] = await arrived(rec, "/r", 5)
+    assert len(signed_once.headers["webhook-signature"].split(" ")) == 1
+    assert verified(latest, signed_once)["type"] == "webhook.test"
+    r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/secret", headers=auth(key))
+    assert r.json()["secret"] == latest
+
+
+async def test_bad_input_and_other_businesses(server: LiveServer, client: httpx.AsyncClient) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    other, _ = await make_tenant()
+    other_key = await make_api_key(tenant=other)
+    r = await client.post("/api/webhook-endpoints", json={"url": "ftp://example.com/x"}, headers=auth(key))
+    assert r.status_code == 422 and r.json()["errors"]["url"].startswith("use an https:// URL"), r.text
+    r = await client.post(
+        "/api/webhook-endpoints",
+        json={"url": "https://example.com/x", "event_types": ["payment.paid"]},
+        headers=auth(key),
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"]["event_types"].startswith("Unknown event type payment.paid; choose from")
+    endpoint = await register(client, key, "https://example.com/hooks")
+    for method, path in [
+        ("GET", f"/api/webhook-endpoints/{endpoint['id']}"),
+        ("GET", f"/api/webhook-endpoints/{endpoint['id']}/secret"),
+        ("POST", f"/api/webhook-endpoints/{endpoint['id']}/test"),
+        ("DELETE", f"/api/webhook-endpoints/{endpoint['id']}"),
+    ]:
+        r = await client.request(method, path, headers=auth(other_key))
+        assert r.status_code == 404, (method, path, r.text)
+    assert (await client.get("/api/webhook-endpoints", headers=auth(other_key))).json() == []
+    r = await client.delete(f"/api/webhook-endpoints/{endpoint['id']}", headers=auth(key))
+    assert r.status_code == 204
+    assert (await client.get("/api/webhook-endpoints", headers=auth(key))).json() == []
+    r = await client.get("/api/webhook-event-types", headers=auth(key))
+    assert [t["type"] for t in r.json()] == [
+        "payment.succeeded",
+        "payment.failed",
+        "payment.cancelled",
+        "payment.expired",
+        "payment.flagged",
+        "voucher.issued",
+    ]
