@@ -33,6 +33,8 @@ router = APIRouter(include_in_schema=False)
 SECTIONS = (
     ("/app/settings/channel", "M-Pesa channel", Permission.channel_read),
     ("/app/settings/keys", "API keys", Permission.api_keys_read),
+    ("/app/settings/webhooks", "Webhooks", Permission.webhooks_manage),
+    ("/app/settings/apps", "Apps", Permission.api_keys_read),
     ("/app/settings/staff", "Staff", Permission.staff_list),
     ("/app/settings/account", "Your account", None),
 )
