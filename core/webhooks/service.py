@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -235,6 +236,28 @@ class WebhookService:
         app.callback_secret_enc = box.encrypt(secret)
         await session.flush()
         return secret
+
+    def check_callback_url(self, app: App | None, url: str, *, box: SecretBox, settings: Settings) -> str:
+        """A push's own callback_url, cleaned, if the app allows its host; else InvalidInput saying
+        how to allow it. Makes the app's callback secret if it has none yet (stored by the caller's
+        transaction), so the delivery can be signed."""
+        if app is None:
+            raise InvalidInput(
+                "callback_url",
+                "A callback_url is for pushes made with an app's API key; register a webhook "
+                "endpoint for the business's other payments.",
+            )
+        clean = validate_endpoint_url(url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+        host = (urlsplit(clean).hostname or "").lower()
+        if host not in app.callback_hosts:
+            allowed = ", ".join(app.callback_hosts) or "none yet"
+            raise InvalidInput(
+                "callback_url",
+                f"{host} is not a callback host of the app {app.name} (allowed: {allowed}). Add it with "
+                f'PATCH /api/apps/{app.id} {{"callback_hosts": [...]}}.',
+            )
+        self.callback_secret(app, box)
+        return clean
 
     # -- events ----------------------------------------------------------------------------------
     async def _receivers(

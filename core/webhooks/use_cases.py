@@ -252,3 +252,28 @@ async def replay_failed(actor: Actor, endpoint_id: uuid.UUID, *, since: datetime
         count = await webhooks.replay_failed_since(uow.session, endpoint, since=since)
         await uow.audit("webhook.replayed", target=str(endpoint.id), since=since.isoformat(), count=count)
         return count
+
+
+@use_case(Permission.webhooks_manage, audit="webhook.callback_secret_viewed")
+async def callback_secret(actor: Actor, app_id: uuid.UUID) -> SecretOut:
+    """The secret that signs deliveries to a push's own callback_url (made on first read)."""
+    async with unit_of_work(actor) as uow:
+        app = await _app_for(uow, app_id)
+        secret = webhooks.callback_secret(app, runtime().secrets)
+        await uow.audit("webhook.callback_secret_viewed", target=str(app.id))
+        return SecretOut(secret=secret, previous_secret_expires_at=app.previous_callback_secret_expires_at)
+
+
+@use_case(Permission.webhooks_manage, audit="webhook.callback_secret_rotated")
+async def rotate_callback_secret(
+    actor: Actor, app_id: uuid.UUID, *, overlap_seconds: int = 86400
+) -> SecretOut:
+    async with unit_of_work(actor) as uow:
+        app = await _app_for(uow, app_id)
+        secret = await webhooks.rotate_callback_secret(
+            uow.session, app, box=runtime().secrets, overlap=timedelta(seconds=overlap_seconds)
+        )
+        await uow.audit(
+            "webhook.callback_secret_rotated", target=str(app.id), overlap_seconds=overlap_seconds
+        )
+        return SecretOut(secret=secret, previous_secret_expires_at=app.previous_callback_secret_expires_at)

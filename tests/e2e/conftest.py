@@ -180,6 +180,8 @@ def serve() -> Iterator[Serve]:
         TELEGRAM_API_BASE=f"http://127.0.0.1:{tg_port}",
         # No Africa's Talking credentials: SMS stay in the outbox (the embedded default).
         AT_CALLBACK_SECRET=AT_SECRET,
+        # The developer's webhook receiver in the tests listens on 127.0.0.1.
+        WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
     )
     if services.REDIS_URL:
         env["REDIS_URL"] = services.REDIS_URL

@@ -112,3 +112,18 @@ async def get_delivery(delivery_id: int, actor: CurrentActor) -> DeliveryDetail:
 async def replay_delivery(delivery_id: int, actor: CurrentActor) -> DeliveryOut:
     """Send this delivery again now, with the same webhook-id, signed afresh."""
     return await hooks.replay_delivery(actor, delivery_id)
+
+
+@router.get("/apps/{app_id}/callback-secret")
+async def callback_secret(app_id: uuid.UUID, actor: CurrentActor) -> SecretOut:
+    """The secret that signs deliveries to a push's own `callback_url` (the app's endpoints have
+    their own secrets)."""
+    return await hooks.callback_secret(actor, app_id)
+
+
+@router.post("/apps/{app_id}/callback-secret/rotate")
+async def rotate_callback_secret(
+    app_id: uuid.UUID, actor: CurrentActor, body: RotateIn | None = None
+) -> SecretOut:
+    overlap = body.overlap_seconds if body is not None else RotateIn().overlap_seconds
+    return await hooks.rotate_callback_secret(actor, app_id, overlap_seconds=overlap)
