@@ -11,9 +11,10 @@ deliveries can be built on it and tested against it:
   headers for one attempt (a fresh timestamp each time, the same id).
 - `ssrf`: `validate_endpoint_url()` at registration (InvalidInput(field="url") with what to change);
   `resolve_checked()` at send time (every address public, else BlockedTarget).
-- `delivery`: `WebhookSender.send()` / `deliver()` POST one attempt, connecting only to the address
-  just checked, never following redirects, with short timeouts and a capped read, and return a
-  `DeliveryResult` (outcome delivered/failed/gone, status, latency, excerpt, error, Retry-After).
+- `delivery`: `WebhookSender.send()` / `deliver()` POST one attempt over an aiohttp session whose
+  resolver is `resolve_checked` (each new connection goes only to the addresses just checked), never
+  following redirects, with short timeouts and a capped read, and return a `DeliveryResult` (outcome
+  delivered/failed/gone, status, latency, excerpt, error, Retry-After).
 - `schedule`: Svix's retry schedule (`next_attempt_at`) and the 5-day disable rule (`should_disable`).
 
 Settings: WEBHOOK_ALLOW_PRIVATE_TARGETS (development/tests: private addresses, http, any port),

@@ -1,34 +1,47 @@
 """One webhook POST, guarded against SSRF, with everything the delivery log records about it.
 
-Built on httpcore (httpx's own transport layer) directly rather than an httpx client, because every
-safety property is then a property of the code below, not a default to remember to switch off: there
-is no redirect following, no cookie jar and no proxy taken from the environment.
+Built on an aiohttp `ClientSession` configured so that every safety property is a setting written
+below, not a default: redirects are not followed (`allow_redirects=False`), cookies are neither kept
+nor sent (`DummyCookieJar`), no proxy or netrc is taken from the environment (`trust_env=False`),
+bodies are not decompressed (`auto_decompress=False`, no `Accept-Encoding` offered) and at most
+RESPONSE_READ_LIMIT bytes of an answer are read. (It was built on httpcore until its pool's
+per-request bookkeeping made deliveries 55-80x slower than a bare aiohttp client: bench/README.md.)
 
-**Connecting to the checked address.** httpcore opens connections through a network backend with the
-URL's host name; `_GuardedBackend.connect_tcp` resolves that name once (`ssrf.resolve_checked`, every
-address public) and connects to one of exactly those IP literals, so no second lookup can hand back a
-different (private) address. Everything else still works on the *name*, untouched: the Host header,
-the pool's connection key, and for https the TLS server name (SNI) and the certificate check, which
-httpcore performs with `server_hostname=<the URL's host>` over the already-connected socket. A
-pooled connection is reused only for the same scheme, host and port, and was checked when opened.
+**Connecting to the checked address.** aiohttp asks the connector's resolver for the addresses of
+the URL's host name whenever it opens a connection. `_CheckedResolver` answers with
+`ssrf.resolve_checked` (every address public, else BlockedTarget) and returns exactly those IP
+literals, so aiohttp connects only to what was checked and no second lookup can hand back a different
+(private) address. aiohttp's own DNS cache is off (`use_dns_cache=False`): every *new* connection is
+resolved and checked again, so a name that turns private later (DNS rebinding) is refused at its next
+connection. A pooled keep-alive connection is reused only for the same scheme, host name and port, and
+its address was checked when it was opened. aiohttp skips the resolver for a URL whose host is an IP
+literal, so `send` checks a literal itself before the request (no lookup involved). Everything else
+works on the *name*: the Host header, the pool's key, and for https the TLS server name (SNI) and the
+certificate check.
+
+One sender per event loop (core.runtime keeps one per loop): the session is created by the first
+`send`, inside the running loop, and closed by `aclose`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
+import ipaddress
+import socket
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from types import TracebackType
 
-import httpcore
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from core.webhooks.ssrf import BlockedTarget, UnresolvableTarget, check_url_shape, resolve_checked
 
@@ -40,15 +53,31 @@ EXCERPT_BYTES = 1024
 USER_AGENT = "lipapush-webhooks/1"
 # A Retry-After longer than this is read as this: one receiver cannot park its events for a week.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
+# At most this many connections to one receiver (scheme, host name, port) at a time, of the sender's
+# `max_connections` (100 by default): one slow or stalling merchant ties up at most a fifth of the pool
+# and its deliveries queue for these, while every other merchant's still find a free connection. 20 in
+# flight to one receiver is more than a healthy one needs (an answer takes tens of milliseconds).
+MAX_CONNECTIONS_PER_HOST = 20
+# An idle keep-alive connection is reused only within this many seconds of its last answer, then
+# closed. Servers close idle connections on their own clock (uvicorn, Node.js and Apache after 5 s,
+# gunicorn's async workers after 2 s, nginx after 75 s); reusing one just as the server closes it makes
+# the POST fail with "server disconnected": a spurious failed attempt in the merchant's log (POST is
+# not retried on another connection). Staying under the common 5 s keeps that race away; a busy
+# receiver still reuses its connections.
+KEEPALIVE_SECONDS = 2.0
+
+
+class _ConnectTimeout(Exception):
+    """Resolving the host took longer than the connect timeout (raised through aiohttp untouched)."""
 
 
 _SEND_FAILURES = (
     BlockedTarget,
     UnresolvableTarget,
-    TimeoutError,
-    httpcore.TimeoutException,
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
+    _ConnectTimeout,
+    TimeoutError,  # asyncio.timeout, and aiohttp's ServerTimeoutError family
+    aiohttp.ClientError,
+    OSError,
 )
 
 
@@ -99,58 +128,74 @@ def _excerpt(raw: bytes) -> str:
 @functools.cache
 def _default_ssl_context() -> ssl.SSLContext:
     """httpx's default (system verification rules, certifi's roots), built once: loading the roots
-    costs tens of milliseconds a delivery. Sharing is safe: httpcore only sets the same ALPN on it."""
+    costs tens of milliseconds a delivery. Sharing is safe: aiohttp never changes a context it is given."""
     return httpx.create_ssl_context()
 
 
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves and checks the host at connect time, then connects to a checked IP literal."""
+@functools.lru_cache(maxsize=1024)
+def _target(url: str, allow_private: bool) -> URL | str:
+    """The URL to request, or why it is refused before any lookup (`check_url_shape`). Pure for its
+    two arguments, so remembered: a worker sends to the same endpoints again and again."""
+    try:
+        check_url_shape(url, allow_private=allow_private)
+        # An ASCII URL goes out exactly as registered (no re-quoting of its path and query).
+        return URL(url, encoded=url.isascii())
+    except ValueError as exc:  # InvalidInput, or a URL yarl cannot parse
+        return f"refused: {exc}"
 
-    def __init__(self, *, allow_private: bool) -> None:
+
+def _is_ip_literal(host: str) -> bool:
+    if ":" not in host and not host[-1:].isdigit():
+        return False  # a name (IPv4 literals end in a digit, IPv6 ones have colons): no parse attempt
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _CheckedResolver(AbstractResolver):
+    """aiohttp's resolver for a new connection: the checked addresses of the host, nothing else."""
+
+    def __init__(self, *, allow_private: bool, timeout: float) -> None:
         self._allow_private = allow_private
-        self._inner = httpcore.AnyIOBackend()
+        self._timeout = timeout
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        started = time.monotonic()
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self._timeout):
                 addresses = await resolve_checked(host, port, allow_private=self._allow_private)
         except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} took longer than {timeout} s") from None
-        last: Exception | None = None
+            raise _ConnectTimeout(f"resolving {host} took longer than {self._timeout:g} s") from None
+        except UnicodeError:  # the IDNA codec refusing a label (empty, over 63 characters)
+            raise UnresolvableTarget(f"{host} is not a valid host name") from None
+        results: list[ResolveResult] = []
         for ip in addresses:
-            left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
-            try:
-                return await self._inner.connect_tcp(
-                    str(ip), port, timeout=left, local_address=local_address, socket_options=socket_options
+            ip_family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+            if family in (socket.AF_UNSPEC, ip_family):
+                results.append(
+                    {
+                        "hostname": host,
+                        "host": str(ip),
+                        "port": port,
+                        "family": ip_family,
+                        "proto": socket.IPPROTO_TCP,
+                        "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                    }
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
+        if not results:
+            raise UnresolvableTarget(f"{host} has no address of the family asked for")
+        return results
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise BlockedTarget("webhooks are never sent over a unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
 class WebhookSender:
-    """A connection pool for deliveries; one per worker process, closed on shutdown (`aclose` or
-    `async with`). Safe to share between concurrent deliveries."""
+    """A connection pool for deliveries; one per worker process and event loop, closed on shutdown
+    (`aclose` or `async with`). Safe to share between concurrent deliveries on its loop."""
 
     def __init__(
         self,
@@ -164,14 +209,11 @@ class WebhookSender:
         self.allow_private = allow_private
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or _default_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            retries=0,
-            network_backend=_GuardedBackend(allow_private=allow_private),
-        )
+        self.max_connections = max_connections
+        self._ssl_context = ssl_context
+        # Created by the first send, inside the running loop (this may run outside one).
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> WebhookSender:
         return self
@@ -182,7 +224,38 @@ class WebhookSender:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        session, self._session, self._loop = self._session, None, None
+        if session is not None:
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is not None:
+            if loop is not self._loop:
+                raise RuntimeError("a WebhookSender is used on one event loop only; make one per loop")
+            return self._session
+        connector = aiohttp.TCPConnector(
+            resolver=_CheckedResolver(allow_private=self.allow_private, timeout=self.connect_timeout),
+            # No cache of lookups: each new connection is resolved and checked (module docstring).
+            use_dns_cache=False,
+            ssl=self._ssl_context or _default_ssl_context(),
+            limit=self.max_connections,
+            limit_per_host=MAX_CONNECTIONS_PER_HOST,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.connect_timeout),
+            auto_decompress=False,
+            # The body buffer pauses the socket past twice this: a huge answer is not read ahead of us.
+            read_bufsize=RESPONSE_READ_LIMIT,
+            skip_auto_headers=("Accept", "Accept-Encoding"),
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+        )
+        self._loop = loop
+        return self._session
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
         """POST `body` to `url` once. Never raises for anything the receiver or network does."""
@@ -192,32 +265,29 @@ class WebhookSender:
             latency = round((time.perf_counter() - started) * 1000)
             return DeliveryResult(DeliveryOutcome.failed, status, latency, excerpt, error)
 
-        try:
-            check_url_shape(url, allow_private=self.allow_private)
-        except ValueError as exc:  # InvalidInput
-            return failed(f"refused: {exc}")
-        request_headers = [
-            (b"Content-Type", b"application/json"),
-            (b"User-Agent", USER_AGENT.encode()),
-            (b"Content-Length", str(len(body)).encode()),
-        ] + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        limits = {"connect": self.connect_timeout, "read": self.timeout, "write": self.timeout}
-        limits["pool"] = self.timeout
-        response: httpcore.Response | None = None
+        target = _target(url, self.allow_private)
+        if isinstance(target, str):
+            return failed(target)
+        session = self._client()
+        response: aiohttp.ClientResponse | None = None
         raw = bytearray()
         latency = 0
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._pool.stream(
-                    "POST", url, headers=request_headers, content=body, extensions={"timeout": limits}
+                host = target.raw_host or ""
+                if _is_ip_literal(host):  # aiohttp does not ask the resolver about a literal
+                    await resolve_checked(host, target.port or 0, allow_private=self.allow_private)
+                async with session.post(
+                    target, data=body, headers=headers, allow_redirects=False, proxy=None
                 ) as response:
                     latency = round((time.perf_counter() - started) * 1000)
-                    # An async generator, typed as a plain iterator; closed here, not whenever GC runs.
-                    async with contextlib.aclosing(response.aiter_stream()) as chunks:  # type: ignore[type-var]
-                        async for chunk in chunks:
-                            raw += chunk
-                            if len(raw) >= RESPONSE_READ_LIMIT:
-                                break  # leaving the block closes the connection mid-body
+                    while len(raw) < RESPONSE_READ_LIMIT:
+                        chunk = await response.content.read(RESPONSE_READ_LIMIT - len(raw))
+                        if not chunk:
+                            break
+                        raw += chunk
+                    if not response.content.is_eof():
+                        response.close()  # cut mid-body: the connection is closed, not pooled
         except _SEND_FAILURES as exc:
             if response is None:
                 return failed(self._describe(exc))
@@ -225,7 +295,6 @@ class WebhookSender:
 
         assert response is not None
         status = response.status
-        answer = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
         excerpt = _excerpt(bytes(raw))
         if 200 <= status < 300:
             return DeliveryResult(DeliveryOutcome.delivered, status, latency, excerpt, None)
@@ -234,10 +303,12 @@ class WebhookSender:
                 DeliveryOutcome.gone, status, latency, excerpt, "HTTP 410 Gone: the receiver asked to stop"
             )
         if 300 <= status < 400:
-            location = answer.get("location", "")[:300] or "(no Location)"
+            location = response.headers.get("location", "")[:300] or "(no Location)"
             error = f"HTTP {status} to {location}: redirects are not followed, register the final URL"
             return DeliveryResult(DeliveryOutcome.failed, status, latency, excerpt, error)
-        retry_after = parse_retry_after(answer.get("retry-after")) if status == 429 or status >= 500 else None
+        retry_after = (
+            parse_retry_after(response.headers.get("retry-after")) if status == 429 or status >= 500 else None
+        )
         return DeliveryResult(DeliveryOutcome.failed, status, latency, excerpt, f"HTTP {status}", retry_after)
 
     def _describe(self, exc: BaseException) -> str:
@@ -245,12 +316,16 @@ class WebhookSender:
             return f"refused: {exc}"
         if isinstance(exc, UnresolvableTarget):
             return str(exc)
-        if isinstance(exc, httpcore.ConnectTimeout):
+        if isinstance(exc, aiohttp.InvalidURL):  # e.g. 127.1: aiohttp takes no legacy IPv4 forms
+            return f"refused: {exc}"
+        if isinstance(exc, _ConnectTimeout | aiohttp.ConnectionTimeoutError):
             return f"could not connect within {self.connect_timeout:g} s"
-        if isinstance(exc, TimeoutError | httpcore.TimeoutException):
+        if isinstance(exc, TimeoutError):
             return f"no answer within {self.timeout:g} s"
-        if isinstance(exc, httpcore.ConnectError):
-            return f"could not connect: {exc or type(exc).__name__}"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            # The OS's or TLS's own words ("Connect call failed…", "[SSL: CERTIFICATE_VERIFY_FAILED]…"),
+            # not aiohttp's wrapper, which prints the SSL context object.
+            return f"could not connect: {exc.os_error or type(exc.os_error).__name__}"
         return f"the connection failed: {exc or type(exc).__name__}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import socket
 import ssl
@@ -22,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from core.webhooks.delivery import EXCERPT_BYTES, RESPONSE_READ_LIMIT, DeliveryOutcome, deliver
+from core.webhooks.delivery import EXCERPT_BYTES, RESPONSE_READ_LIMIT, DeliveryOutcome, WebhookSender, deliver
 from core.webhooks.signing import event_body, new_message_id, new_secret, sign
+from core.webhooks.ssrf import validate_endpoint_url
 from tests.support.servers import bound_socket, serving
 
 HUGE_BYTES = 64 * 1024 * 1024
@@ -216,6 +218,98 @@ async def test_the_connect_time_guard_refuses_a_name_resolving_to_loopback() -> 
     assert literal.error == f"refused: 127.0.0.1 is a loopback address; {PUBLIC_ONLY}"
     assert (allowed.outcome, allowed.status_code) == (DeliveryOutcome.failed, None)
     assert allowed.error is not None and allowed.error.startswith("the connection failed")
+
+
+class FakeDns:
+    """Scripted answers for the names in `answers`, one list of addresses per lookup, through the running
+    loop's getaddrinfo: the resolver `resolve_checked` calls, so its real address check runs on them.
+    Other names resolve as usual."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, answers: dict[str, list[list[str]]]) -> None:
+        self.answers, self.lookups = answers, list[str]()
+        self._real = loop.getaddrinfo
+
+    async def __call__(self, host: Any, port: Any, **kwargs: Any) -> list[Any]:
+        if host not in self.answers:
+            return await self._real(host, port, **kwargs)
+        self.lookups.append(host)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))
+            for ip in self.answers[host].pop(0)
+        ]
+
+
+async def test_a_name_rebound_to_a_private_address_after_registration_is_refused_at_send_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: the name is public when registered and at the first delivery, then answers with
+    loopback. Each new connection resolves and checks again (no DNS cache), so the second delivery of
+    the same sender is refused before any connection; the first went to exactly the checked address."""
+    loop = asyncio.get_running_loop()
+    public = "93.184.215.14"
+    dns = FakeDns(loop, {"rebind.example": [[public], ["127.0.0.1"]]})
+    connects: list[tuple[Any, ...]] = []
+
+    async def sock_connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        connects.append(address)
+        # Nothing leaves the machine: the "public" server refuses, as a closed port would.
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {address}")
+
+    monkeypatch.setattr(loop, "getaddrinfo", dns)
+    monkeypatch.setattr(loop, "sock_connect", sock_connect)
+    url = validate_endpoint_url("https://rebind.example/hooks", allow_private=False)  # registration
+    body, headers = _signed([new_secret()])
+    async with WebhookSender(allow_private=False, connect_timeout=2, timeout=5) as sender:
+        first = await sender.send(url, body, headers)
+        second = await sender.send(url, body, headers)
+    assert dns.lookups == ["rebind.example", "rebind.example"]
+    assert connects == [(public, 443)]
+    refused = f"[Errno {errno.ECONNREFUSED}] Connect call failed ('{public}', 443)"
+    assert (first.outcome, first.status_code, first.error) == (
+        DeliveryOutcome.failed, None, f"could not connect: {refused}"
+    )
+    assert (second.outcome, second.status_code) == (DeliveryOutcome.failed, None)
+    assert second.error == (
+        f"refused: rebind.example resolves to 127.0.0.1, which is a loopback address; {PUBLIC_ONLY}"
+    )
+
+
+async def test_a_kept_alive_connection_is_reused_without_a_new_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The address of a pooled connection was checked when it was opened: the next deliveries to the
+    same receiver reuse it, with no lookup and no new connection."""
+    loop = asyncio.get_running_loop()
+    real_connect = loop.sock_connect
+    connects: list[tuple[Any, ...]] = []
+
+    async def sock_connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        connects.append(address)
+        await real_connect(sock, address)
+
+    async with receiver() as (app, url):
+        port = url.rpartition(":")[2]
+        dns = FakeDns(loop, {"merchant.example": [["127.0.0.1"], ["127.0.0.1"]]})
+        monkeypatch.setattr(loop, "getaddrinfo", dns)
+        monkeypatch.setattr(loop, "sock_connect", sock_connect)
+        body, headers = _signed([app.secret])
+        target = f"http://merchant.example:{port}/ok"
+        async with WebhookSender(allow_private=True) as sender:
+            results = [await sender.send(target, body, headers) for _ in range(3)]
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert dns.lookups == ["merchant.example"]
+    assert connects == [("127.0.0.1", int(port))]
+    assert app.requests[0][1]["host"] == f"merchant.example:{port}"
+
+
+async def test_address_literals_are_checked_although_no_lookup_is_made() -> None:
+    body, headers = _signed([new_secret()])
+    async with counting_listener() as (port, accepted):
+        mapped = await deliver(f"https://[::ffff:127.0.0.1]:{port}/hooks", body, headers, allow_private=False)
+        legacy = await deliver(f"https://127.1:{port}/hooks", body, headers, allow_private=False)
+        assert accepted == []
+    assert mapped.error == f"refused: ::ffff:127.0.0.1 is a loopback address; {PUBLIC_ONLY}"
+    assert legacy.error is not None and legacy.error.startswith("refused: 127.1 ")
 
 
 async def test_the_body_is_sent_byte_for_byte() -> None:
