@@ -16,6 +16,7 @@ from aiogram.types import BotCommand
 from bots.errors import register_errors
 from bots.middlewares import ActorMiddleware, CommandsLeaveFlows
 from bots.routers import (
+    apps,
     common,
     customers,
     home,
@@ -38,6 +39,7 @@ COMMANDS = [
     BotCommand(command="customers", description="Customer book"),
     BotCommand(command="wallet", description="Wallet and commission"),
     BotCommand(command="settings", description="M-Pesa settings"),
+    BotCommand(command="apps", description="Apps (owner): list, create"),
     BotCommand(command="ussd", description="USSD PIN for a feature phone"),
     BotCommand(command="wifi", description="WiFi hotspot: sales, routers, vouchers"),
     BotCommand(command="help", description="What I can do"),
@@ -92,6 +94,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         customers.router,
         wallet.router,
         settings_tab.router,
+        apps.router,
         ussd_pin.router,
         wifi.router,
         common.fallback,

@@ -112,3 +112,19 @@ class BillingHold(LipapushError):
 class TooManyRequests(LipapushError):
     code = "too_many_requests"
     status = 429
+
+
+class ModeMismatch(LipapushError):
+    """A test key asked to reach a production channel, or a live key a simulator or sandbox one (or a
+    key of one mode was asked for on an app of the other). Test keys never reach real money; live keys
+    never reach a stand-in."""
+
+    code = "mode_mismatch"
+    status = 409
+
+
+class LiveModeNotReady(LipapushError):
+    """A live key (or a push with one) before the business has a verified production channel."""
+
+    code = "live_mode_not_ready"
+    status = 409

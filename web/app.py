@@ -18,7 +18,8 @@ import core.exports.global_exports
 import core.exports.jobs
 import core.notify.jobs
 import core.payments.jobs
-import core.payments.push  # noqa: F401  - registers the payment jobs before the broker declares actors
+import core.payments.push
+import core.webhooks.jobs  # noqa: F401  - every job module registers its jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.billing.subscriptions import send_reminders as subscription_reminders
 from core.context import RequestInfo, reset_request, set_request
@@ -30,6 +31,7 @@ from core.runtime import Runtime, unit_of_work
 from ussd.router import ussd_router
 from web.api import (
     admin_hotspot,
+    apps,
     auth,
     customers,
     dashboard,
@@ -38,6 +40,7 @@ from web.api import (
     settings,
     subscriptions,
     wallet,
+    webhooks,
 )
 from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
@@ -168,6 +171,8 @@ def create_app(
         hotspot,
         subscriptions,
         admin_hotspot,
+        apps,
+        webhooks,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -226,7 +226,13 @@ def tenant_list() -> None:
 def apikey_create(
     tenant: Annotated[str, typer.Option(help="Owner email, slug or id of the business")],
     name: Annotated[str, typer.Option()] = "default",
-    mode: Annotated[ApiKeyMode, typer.Option(help="live or test (only a label for now)")] = ApiKeyMode.live,
+    mode: Annotated[
+        ApiKeyMode | None,
+        typer.Option(
+            help="test or live (default: the business's mode: test on a simulator or sandbox channel, "
+            "live on a verified production one)"
+        ),
+    ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(

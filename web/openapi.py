@@ -61,4 +61,10 @@ API_ERRORS: dict[int | str, dict[str, Any]] = {
 PUSH_ERRORS: dict[int | str, dict[str, Any]] = {
     402: _error("The wallet balance cannot cover this payment's commission: top it up"),
     502: _error("M-Pesa (Daraja) refused the request: the payment is recorded as failed"),
+    409: _error(
+        "Conflicts with the current state: the channel is not set up or verified, the Idempotency-Key was "
+        "used for another payment, or the key's mode does not fit its app's channel (`mode_mismatch`: a "
+        "test key on a production channel; `live_mode_not_ready`: a live key without a verified "
+        "production channel). Nothing was recorded"
+    ),
 }

@@ -58,6 +58,7 @@ class Permission(StrEnum):
     account_manage = "account:manage"
     # the business's own system: webhook endpoints (developer platform)
     webhooks_manage = "webhooks:manage"
+    apps_manage = "apps:manage"  # create, rename, archive apps and set their callback hosts (owner)
 
 
 # Permissions that change something: an impersonating admin in read-only mode holds none of them.
@@ -78,6 +79,7 @@ WRITES: frozenset[Permission] = frozenset(
         Permission.payment_alerts_manage,
         Permission.account_manage,
         Permission.webhooks_manage,
+        Permission.apps_manage,
     }
 )
 
@@ -117,6 +119,7 @@ _OWNER = _MANAGER | {
     Permission.staff_list,
     Permission.payment_alerts_manage,
     Permission.webhooks_manage,
+    Permission.apps_manage,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -183,6 +186,7 @@ PERMISSION_SCOPE: dict[Permission, ApiScope] = {
     Permission.alerts_manage: ApiScope.business_write,
     Permission.api_keys_read: ApiScope.keys_read,
     Permission.api_keys_manage: ApiScope.keys_write,
+    Permission.apps_manage: ApiScope.keys_write,
 }
 
 # A write scope includes its read scope: a system that pushes payments reads their status.

@@ -1,15 +1,23 @@
-"""Finding a business's apps and the channel (and mode) each one uses."""
+"""Finding a business's apps and the channel (and mode) each one uses; making, renaming and archiving
+them. No commit here and no permission: the use cases (core/apps/use_cases.py) hold those."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.apps.models import App
-from core.errors import NotFound
-from core.tenants.models import Mode, MpesaChannel
+from core.apps.schemas import NAME_MAX, AppChannelOut, AppOut
+from core.auth.models import ApiKey
+from core.db import utcnow
+from core.errors import Conflict, NotFound
+from core.tenants.models import ChannelKind, Mode, MpesaChannel
+from core.webhooks.models import WebhookEndpoint
 
 DEFAULT_APP_NAME = "Default app"
 
@@ -50,6 +58,170 @@ class AppService:
         production. An app without a channel yet is a test app: it can reach no money."""
         channel = await self.channel_of(session, app)
         return channel.mode if channel is not None else Mode.test
+
+    # -- listing ------------------------------------------------------------------------------------
+    async def active(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> list[App]:
+        """The business's apps that are not archived, oldest first (the first is its default app)."""
+        rows = await session.scalars(
+            select(App)
+            .where(App.tenant_id == tenant_id, App.archived_at.is_(None))
+            .order_by(App.created_at, App.id)
+        )
+        return list(rows)
+
+    async def views(self, session: AsyncSession, rows: Sequence[App]) -> list[AppOut]:
+        """Apps as the API shows them: mode, channel, working keys and webhook endpoints counted."""
+        if not rows:
+            return []
+        ids = [a.id for a in rows]
+        now = utcnow()
+        key_counts = dict(
+            (
+                await session.execute(
+                    select(ApiKey.app_id, func.count(ApiKey.id))
+                    .where(
+                        ApiKey.app_id.in_(ids),
+                        ApiKey.revoked_at.is_(None),
+                        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+                    )
+                    .group_by(ApiKey.app_id)
+                )
+            ).all()
+        )
+        endpoint_counts = dict(
+            (
+                await session.execute(
+                    select(WebhookEndpoint.app_id, func.count(WebhookEndpoint.id))
+                    .where(WebhookEndpoint.app_id.in_(ids))
+                    .group_by(WebhookEndpoint.app_id)
+                )
+            ).all()
+        )
+        out: list[AppOut] = []
+        for app in rows:
+            channel = await self.channel_of(session, app)
+            out.append(
+                AppOut(
+                    id=app.id,
+                    name=app.name,
+                    mode=channel.mode if channel is not None else Mode.test,
+                    channel=channel_summary(channel) if channel is not None else None,
+                    callback_hosts=list(app.callback_hosts or []),
+                    key_count=int(key_counts.get(app.id, 0)),
+                    webhook_endpoint_count=int(endpoint_counts.get(app.id, 0)),
+                    created_at=app.created_at,
+                    archived_at=app.archived_at,
+                )
+            )
+        return out
+
+    # -- changes --------------------------------------------------------------------------------------
+    async def _name_free(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, name: str, other_than: uuid.UUID | None = None
+    ) -> None:
+        """Names are unique in a business, whatever their case ("Shop" and "shop" would confuse)."""
+        query = select(App.id).where(App.tenant_id == tenant_id, func.lower(App.name) == name.lower())
+        if other_than is not None:
+            query = query.where(App.id != other_than)
+        if await session.scalar(query.limit(1)) is not None:
+            raise Conflict(name_taken(name), field="name")
+
+    async def _flush_name(self, session: AsyncSession, name: str) -> None:
+        """Flush; two requests that chose the same name at once: the second is told, not a 500."""
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise Conflict(name_taken(name), field="name") from None
+
+    async def create(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        name: str,
+        callback_hosts: list[str],
+        created_by: uuid.UUID | None,
+    ) -> tuple[App, int]:
+        """A new app on the business's channel. The business's first app adopts its keys that belong
+        to no app yet (made before apps existed). Returns the app and how many keys it adopted."""
+        await self._name_free(session, tenant_id=tenant_id, name=name)
+        first = await session.scalar(select(App.id).where(App.tenant_id == tenant_id).limit(1)) is None
+        channel_id = await session.scalar(select(MpesaChannel.id).where(MpesaChannel.tenant_id == tenant_id))
+        app = App(
+            tenant_id=tenant_id,
+            name=name,
+            channel_id=channel_id,
+            callback_hosts=callback_hosts,
+            created_by_id=created_by,
+        )
+        session.add(app)
+        await self._flush_name(session, name)
+        adopted = 0
+        if first:
+            result = await session.execute(
+                update(ApiKey)
+                .where(ApiKey.tenant_id == tenant_id, ApiKey.app_id.is_(None))
+                .values(app_id=app.id)
+                .execution_options(synchronize_session=False)
+            )
+            adopted = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return app, adopted
+
+    async def rename(self, session: AsyncSession, app: App, *, name: str) -> str:
+        """Returns the old name."""
+        await self._name_free(session, tenant_id=app.tenant_id, name=name, other_than=app.id)
+        old, app.name = app.name, name
+        await self._flush_name(session, name)
+        return old
+
+    async def working_keys(self, session: AsyncSession, app: App) -> list[ApiKey]:
+        """The app's keys not revoked (a rolled key still in its overlap among them)."""
+        rows = await session.scalars(
+            select(ApiKey)
+            .where(ApiKey.app_id == app.id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at)
+        )
+        return list(rows)
+
+    async def others_active(self, session: AsyncSession, app: App) -> int:
+        """How many other apps of the business are not archived."""
+        count = await session.scalar(
+            select(func.count(App.id)).where(
+                and_(App.tenant_id == app.tenant_id, App.archived_at.is_(None), App.id != app.id)
+            )
+        )
+        return int(count or 0)
+
+    async def mark_archived(self, session: AsyncSession, app: App, *, at: datetime) -> str:
+        """Archive the app and free its name for a new app (an archived app is never shown: its old
+        name is on its audit row). Returns the old name."""
+        old = app.name
+        suffix = f" (archived {str(app.id)[:8]})"
+        app.name = old[: NAME_MAX - len(suffix)] + suffix
+        app.archived_at = at
+        await session.flush()
+        return old
+
+
+def channel_summary(channel: MpesaChannel) -> AppChannelOut:
+    """A channel as people read it: "Paybill 174379 (simulator)", "Till 5123456 (production)"."""
+    if channel.kind is ChannelKind.till:
+        kind, number = "Till", channel.till_number or channel.business_short_code
+    else:
+        kind, number = "Paybill", channel.business_short_code
+    return AppChannelOut(
+        id=channel.id,
+        kind=channel.kind,
+        number=number,
+        environment=channel.environment,
+        verified=channel.verified_at is not None,
+        label=f"{kind} {number} ({channel.environment.value})",
+    )
+
+
+def name_taken(name: str) -> str:
+    return f"This business already has an app named “{name}”: choose another name, or rename that app."
 
 
 apps = AppService()

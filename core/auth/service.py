@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.access.permissions import ALL_SCOPES, ApiScope, sorted_scopes
+from core.apps.service import apps
 from core.audit.models import AuditLog
 from core.audit.service import record
 from core.auth import login_limits
@@ -22,6 +23,7 @@ from core.auth.tokens import AccessClaims, hash_api_key, new_api_key
 from core.context import current_request
 from core.db import platform_scope, utcnow
 from core.errors import AuthenticationFailed, Conflict, EmailTaken, InvalidInput, NotFound
+from core.tenants import modes
 
 # Writing last_used_at on every request would turn every read into a write; a minute is precise enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -154,20 +156,40 @@ class AuthService:
         tenant_id: uuid.UUID,
         created_by: uuid.UUID | None,
         name: str = "default",
-        mode: ApiKeyMode = ApiKeyMode.live,
+        mode: ApiKeyMode | None = None,
         scopes: Iterable[ApiScope] | None = None,
         audit: Auditor | None = None,
+        app_id: uuid.UUID | None = None,
     ) -> tuple[ApiKey, str]:
-        """`scopes` None is every scope: a key made without choosing works as keys always did."""
+        """A key of an app (`app_id` None: the business's default app). `scopes` None is every scope:
+        a key made without choosing works as keys always did.
+
+        An app uses one channel and its mode is the channel's, so `mode` None is the app's mode (a
+        business on the simulator or the sandbox gets an lp_test_ key). A test key reaches only a
+        simulator or sandbox channel and a live key only a verified production one: asking for a live
+        key on a test app or an unverified production channel is refused (LiveModeNotReady), and a test
+        key on a production app too (ModeMismatch), each with what to do instead. With one channel
+        per business today, a business on production cannot hold test keys until it can add a sandbox
+        channel next to it."""
         name = name.strip()
         if not 1 <= len(name) <= 80:
             raise InvalidInput("name", "Key name must be 1 to 80 characters.")
         chosen = sorted_scopes(ALL_SCOPES if scopes is None else scopes)
         if not chosen:
             raise InvalidInput("scopes", "Choose at least one scope.")
+        app = (
+            await apps.default_app(session, tenant_id=tenant_id)
+            if app_id is None
+            else await apps.get(session, tenant_id=tenant_id, app_id=app_id)
+        )
+        channel = await apps.channel_of(session, app)
+        if mode is None:
+            mode = await apps.mode_of(session, app)
+        modes.ensure_key_mode(channel, mode)
         key, prefix, digest = new_api_key(mode)
         row = ApiKey(
             tenant_id=tenant_id,
+            app_id=app.id,
             created_by_id=created_by,
             name=name,
             mode=mode,
@@ -179,7 +201,13 @@ class AuthService:
         await session.flush()
         write = audit or recorder(session, tenant_id=tenant_id, user_id=created_by)
         await write(
-            "apikey.created", target=str(row.id), prefix=prefix, name=name, mode=mode.value, scopes=chosen
+            "apikey.created",
+            target=str(row.id),
+            prefix=prefix,
+            name=name,
+            mode=mode.value,
+            scopes=chosen,
+            app_id=str(app.id),
         )
         return row, key
 
@@ -193,7 +221,9 @@ class AuthService:
         overlap: timedelta = DEFAULT_ROLL_OVERLAP,
         audit: Auditor | None = None,
     ) -> tuple[ApiKey, ApiKey, str]:
-        """Replace a key with a new one of the same name, mode and scopes; the old key keeps working for
+        """Replace a key with a new one of the same app, name, mode and scopes (the mode rule of
+        `create_api_key` holds: a key whose app changed mode since cannot be rolled, only replaced by a
+        key of the new mode); the old key keeps working for
         `overlap` so the systems using it can move over, and none at all (revoked now) for a leaked key.
         Returns (old, new, the new key's secret)."""
         if not timedelta(0) <= overlap <= MAX_ROLL_OVERLAP:
@@ -221,6 +251,7 @@ class AuthService:
             created_by=by,
             name=old.name,
             mode=old.mode,
+            app_id=old.app_id,
             # a scope retired since the old key was made is not carried over
             scopes=[ApiScope(s) for s in old.scopes if s in {a.value for a in ApiScope}],
             audit=audit,

@@ -171,15 +171,19 @@ async def create_api_key(
     actor: Actor,
     *,
     name: str = "default",
-    mode: ApiKeyMode | str = ApiKeyMode.live,
+    mode: ApiKeyMode | str | None = None,
     scopes: Iterable[str] | None = None,
+    app_id: uuid.UUID | None = None,
 ) -> ApiKeyCreated:
-    """A key for this business, in this answer only: stored hashed, never shown again. `scopes` None
-    is every scope (what a key could always do); unknown scopes are refused with the valid ones."""
+    """A key for one of this business's apps (None: its default app), in this answer only: stored
+    hashed, never shown again. `scopes` None is every scope (what a key could always do); unknown
+    scopes are refused with the valid ones. `mode` None is the app's mode (its channel's: test on the
+    simulator or the sandbox, live on production); a mode the app's channel cannot serve is refused
+    with what to do (core.tenants.modes)."""
     try:
-        key_mode = ApiKeyMode(mode)
+        key_mode = ApiKeyMode(mode) if mode not in (None, "") else None
     except ValueError:
-        raise InvalidInput("mode", "Choose live or test.") from None
+        raise InvalidInput("mode", "Choose live or test (or leave it out for the app's mode).") from None
     chosen = parse_scopes(scopes)
     _may_grant(actor, chosen)
     async with unit_of_work(actor) as uow:
@@ -191,6 +195,7 @@ async def create_api_key(
             mode=key_mode,
             scopes=chosen,
             audit=uow.audit,
+            app_id=app_id,
         )
         return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
 

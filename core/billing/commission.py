@@ -14,6 +14,10 @@ Money flow per billing mode:
 - hybrid: whatever part the wallet can cover is reserved; the rest accrues to the receivable.
 - invoice: everything accrues to the receivable (receivable → revenue), billed by invoices.
 - subscription: no commission (hotspot providers pay a subscription instead).
+
+Test mode (a payment through a simulator or sandbox channel, `Payment.mode`) never touches money,
+whatever the billing mode: no commission, nothing reserved, never refused for a low wallet or a billing
+hold, so nothing posted to the ledger and no invoice line. Live behaviour is the above.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from core.ledger.service import ledger
 from core.money import format_cents
 from core.notify.service import notify
 from core.payments.models import Payment
-from core.tenants.models import BillingMode, Tenant
+from core.tenants.models import BillingMode, Mode, Tenant
 
 DEFAULT_RATE_KEY = "commission_default_bps"
 MAX_BPS = 10_000
@@ -114,7 +118,13 @@ class CommissionService:
         self, session: AsyncSession, *, tenant: Tenant, payment: Payment, settings: Settings
     ) -> None:
         """Price the push and reserve what the wallet must cover. Raises (and so rolls back the
-        pending payment) when a wallet-mode business cannot cover the commission."""
+        pending payment) when a wallet-mode business cannot cover the commission. A test payment is
+        priced at nothing and holds nothing (`payment.mode` is set before this is called)."""
+        if payment.mode is Mode.test:
+            payment.commission_bps = None
+            payment.commission_cents = 0
+            payment.reserved_cents = 0
+            return
         if tenant.billing_hold:
             raise BillingHold(tenant.billing_hold)
         bps = await self.rate_for(session, tenant=tenant, settings=settings)
@@ -148,9 +158,10 @@ class CommissionService:
     async def settle_success(
         self, session: AsyncSession, *, payment: Payment, tenant: Tenant, settings: Settings
     ) -> None:
-        """Post the commission of a payment that just succeeded (called once, by payments.finalize)."""
+        """Post the commission of a payment that just succeeded (called once, by payments.finalize).
+        A test payment posts nothing (it was priced at nothing; checked again here all the same)."""
         cents, held = payment.commission_cents, payment.reserved_cents
-        if cents <= 0:
+        if cents <= 0 or payment.mode is Mode.test:
             return
         revenue = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.revenue)
         if held and cents - held > 0:
@@ -193,7 +204,7 @@ class CommissionService:
 
     async def release(self, session: AsyncSession, *, payment: Payment) -> None:
         """A failed payment earns nothing: give back what its push held on the wallet."""
-        if payment.reserved_cents:
+        if payment.reserved_cents and payment.mode is not Mode.test:
             wallet = await ledger.account(session, tenant_id=payment.tenant_id, kind=AccountKind.wallet)
             await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=-payment.reserved_cents)
 

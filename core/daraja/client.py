@@ -22,6 +22,7 @@ from core.daraja.errors import (
     DarajaAuthError,
     DarajaBusinessError,
     DarajaError,
+    DarajaModeError,
     DarajaThrottleError,
     DarajaTransientError,
     DarajaValidationError,
@@ -76,6 +77,32 @@ def token_cache_key(creds: DarajaCredentials) -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    u = httpx.URL(url)
+    return u.scheme, u.host.lower(), u.port or (443 if u.scheme == "https" else 80)
+
+
+def check_mode(creds: DarajaCredentials) -> None:
+    """Test mode never reaches the production host; live mode reaches nothing else. Checked before any
+    request (the token's included) whenever the credentials say their mode and where production is.
+    The base URL was chosen from the channel's environment already: this catches a bug or a setting
+    that points a test environment at production (or production at a stand-in)."""
+    if creds.mode is None or creds.production_url is None:
+        return
+    target, production = _origin(creds.base_url), _origin(creds.production_url)
+    if creds.mode == "test" and target == production:
+        raise DarajaModeError(
+            f"Refused to send a test-mode request to the production M-Pesa host ({target[1]}): test mode "
+            "reaches only the simulator or the sandbox. Check that DARAJA_SANDBOX_URL and "
+            "DARAJA_SIMULATOR_URL do not point at production."
+        )
+    if creds.mode == "live" and target != production:
+        raise DarajaModeError(
+            f"Refused to send a live request to {target[1]}, which is not the production M-Pesa host "
+            f"({production[1]}, DARAJA_PRODUCTION_URL): live mode never reaches a simulator or the sandbox."
+        )
 
 
 class DarajaClient:
@@ -196,6 +223,7 @@ class DarajaClient:
         op: Operation,
         transient_retries: int,
     ) -> dict[str, Any]:
+        check_mode(creds)
         key = token_cache_key(creds)
         refreshed = False
         attempt = 0

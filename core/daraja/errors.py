@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal, TypedDict
 
-ErrorKind = Literal["auth", "validation", "business", "throttle", "transient"]
+ErrorKind = Literal["auth", "validation", "business", "throttle", "transient", "mode"]
 
 # Daraja reports an expired, revoked or wrong-product token under three codes depending on the API; all of
 # them mean the request was refused before processing, so a fresh token and one retry are safe even for an
@@ -69,6 +69,13 @@ class DarajaValidationError(DarajaError):
 
 class DarajaBusinessError(DarajaError):
     kind: ClassVar[ErrorKind] = "business"
+
+
+class DarajaModeError(DarajaError):
+    """Refused before anything was sent: a test-mode request bound for the production host, or a live
+    one bound for a simulator or the sandbox. A configuration fault, never a customer's."""
+
+    kind: ClassVar[ErrorKind] = "mode"
 
 
 class DarajaThrottleError(DarajaError):

@@ -37,6 +37,11 @@ class DarajaCredentials(BaseModel):
     business_short_code: ShortCode
     party_b: ShortCode
     transaction_type: TransactionType
+    # Test or live (the channel's mode) and where production is. With both set the client refuses, on
+    # every call, a test request bound for the production host and a live one bound anywhere else: the
+    # base URL is chosen from the channel's environment, and this is the wall behind that choice.
+    mode: Literal["test", "live"] | None = None
+    production_url: str | None = None
 
     @field_validator("base_url")
     @classmethod

@@ -23,3 +23,13 @@ class PaymentFinalised(DomainEvent):
     @property
     def succeeded(self) -> bool:
         return self.status is PaymentStatus.success
+
+
+@dataclass(frozen=True)
+class PaymentFlagged(DomainEvent):
+    """A final payment got a flag after the fact (M-Pesa reported something that disagrees with it,
+    e.g. a success for a push already given up): nothing about its money changed."""
+
+    payment: Payment
+    flag: str
+    name = "payment.flagged"

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.apps.service import apps
 from core.audit.service import record
 from core.billing.platform import platform_channel
 from core.daraja.errors import DarajaError, DarajaTransientError
@@ -32,8 +33,10 @@ from core.payments.schemas import PaymentOut
 from core.payments.service import payments
 from core.retry import retrying
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import MpesaChannel, TenantStatus
+from core.tenants import modes
+from core.tenants.models import Mode, MpesaChannel, TenantStatus
 from core.tenants.service import tenants
+from core.webhooks.service import webhooks
 
 log = logging.getLogger(__name__)
 TOPUP_SCOPE = Scope.platform("wallet top-up through the platform channel")
@@ -73,6 +76,9 @@ async def request_stk_push(
     notify_phone: str | None = None,
     defer: bool = False,
     on_created: Callable[[AsyncSession, Payment], Awaitable[None]] | None = None,
+    app_id: uuid.UUID | None = None,
+    key_mode: Mode | None = None,
+    callback_url: str | None = None,
 ) -> PaymentOut:
     """Validate, record, push. `phone` and `amount` must already be normalised (core.phones,
     core.money). Raises DarajaRejected (payment recorded as failed) or DarajaUnavailable (payment
@@ -81,13 +87,30 @@ async def request_stk_push(
     `defer` hands the Daraja call to a job and returns the pending payment at once: USSD must answer
     within seconds whatever M-Pesa is doing. `notify_phone` gets the result by SMS. `on_created` runs
     in the transaction that records the payment (a hotspot order is written with it), and again if
-    Postgres aborts that transaction as a deadlock victim: it should only write to the database."""
+    Postgres aborts that transaction as a deadlock victim: it should only write to the database.
+
+    `app_id` and `key_mode` come with an API key: the push goes through the app's channel, and a key
+    whose mode is not the channel's (or a live key on an unverified channel) is refused before anything
+    is written. The payment takes the channel's mode either way. `callback_url` (an app's key only)
+    must be on a host the app allows; the payment's events go there too (core.webhooks)."""
     rt = runtime()
 
     async def record() -> Recorded:
         async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
             tenant = await tenants.get(session, tenant_id)
-            channel = tenants.ensure_can_collect(tenant, await tenants.get_channel(session, tenant_id))
+            app = await apps.get(session, tenant_id=tenant_id, app_id=app_id) if app_id is not None else None
+            if app is not None:
+                found = await apps.channel_of(session, app)
+            else:
+                found = await tenants.get_channel(session, tenant_id)
+            hook_url = (
+                webhooks.check_callback_url(app, callback_url, box=rt.secrets, settings=rt.settings)
+                if callback_url
+                else None
+            )
+            if key_mode is not None and tenant.status is not TenantStatus.suspended:
+                modes.ensure_push_mode(found, key_mode)
+            channel = tenants.ensure_can_collect(tenant, found)
             payment, created = await payments.create_pending(
                 session,
                 settings=rt.settings,
@@ -101,10 +124,12 @@ async def request_stk_push(
                 description=description,
                 initiated_by=initiated_by,
                 idempotency_key=idempotency_key,
+                app_id=app_id,
             )
             if not created:
                 return PaymentOut.model_validate(payment), None
             payment.notify_phone = notify_phone
+            payment.callback_url = hook_url
             if on_created is not None:
                 await on_created(session, payment)
             return await _ready_to_send(session, payment, channel, defer=defer)

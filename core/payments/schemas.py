@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from core.money import amount_schema, parse_shillings
 from core.payments.models import PaymentSource, PaymentStatus
 from core.phones import PHONE_SCHEMA, normalize_msisdn
+from core.tenants.models import Mode
 
 # Daraja shows AccountReference in the customer's prompt and rejects odd characters silently
 # (refs §14.8), so keep it to letters, digits, spaces and a few separators.
@@ -66,6 +67,12 @@ class StkPushIn(BaseModel):
         json_schema_extra={"maxLength": 13, **_REFERENCE_SCHEMA},
     )
 
+    callback_url: str | None = Field(
+        default=None,
+        description="Also send this payment's events here (https, a host the app allows in callback_hosts)",
+        json_schema_extra={"maxLength": 2048},
+    )
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
@@ -93,6 +100,10 @@ class PaymentOut(BaseModel):
     account_reference: str
     description: str
     source: PaymentSource
+    mode: Mode = Field(
+        default=Mode.live,
+        description="test: through a simulator or sandbox channel, never real money; live: production",
+    )
     checkout_request_id: str | None
     merchant_request_id: str | None
     receipt: str | None

@@ -19,10 +19,10 @@ from core.customers.service import customers
 from core.db import utcnow
 from core.errors import IdempotencyKeyReused, InvalidInput, NotFound
 from core.events import publish
-from core.payments.events import PaymentFinalised
+from core.payments.events import PaymentFinalised, PaymentFlagged
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut, PaymentPage
-from core.tenants.models import MpesaChannel, Tenant
+from core.tenants.models import Mode, MpesaChannel, Tenant
 from core.tenants.service import tenants
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -78,6 +78,9 @@ class TransactionFilter:
     customer_only: bool = False  # leave out onboarding tests and wallet top-ups
     # Any of several statuses ("not paid" is four of them); combined with `status` when both are set.
     statuses: tuple[PaymentStatus, ...] = ()
+    # Test or live payments only. An API key's own mode is forced here (core.payments.use_cases._scoped):
+    # a key sees only its mode's payments; people see both unless they pick one.
+    mode: Mode | None = None
 
 
 def encode_cursor(p: Payment) -> str:
@@ -107,8 +110,13 @@ class PaymentService:
         description: str | None = None,
         initiated_by: uuid.UUID | None = None,
         idempotency_key: str | None = None,
+        app_id: uuid.UUID | None = None,
     ) -> tuple[Payment, bool]:
         """Insert the pending payment and count the request in the customer book.
+
+        The payment takes the channel's mode: a test payment (simulator or sandbox channel) is priced at
+        nothing and holds nothing on the wallet (core.billing.commission). `app_id`: the app whose key
+        asked for it.
 
         With an Idempotency-Key, a repeat of the same request returns the first payment (created=False)
         instead of sending a second prompt; the same key with different content is refused.
@@ -124,6 +132,8 @@ class PaymentService:
         payment = Payment(
             tenant_id=tenant.id,
             channel_id=channel.id,
+            mode=channel.mode,
+            app_id=app_id,
             initiated_by_id=initiated_by,
             source=source,
             status=PaymentStatus.pending,
@@ -180,11 +190,15 @@ class PaymentService:
         tenant_id: uuid.UUID,
         payment_id: uuid.UUID,
         initiated_by: uuid.UUID | None = None,
+        mode: Mode | None = None,
     ) -> Payment:
-        """One payment of this tenant (and of this user, for a cashier); anything else is 404."""
+        """One payment of this tenant (and of this user, for a cashier; of this mode, for an API key);
+        anything else is 404."""
         stmt = select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id)
         if initiated_by is not None:
             stmt = stmt.where(Payment.initiated_by_id == initiated_by)
+        if mode is not None:
+            stmt = stmt.where(Payment.mode == mode)
         payment = await session.scalar(stmt)
         if payment is None:
             raise NotFound("No such transaction.")
@@ -213,6 +227,8 @@ class PaymentService:
             conds.append(Payment.created_at < f.created_to)
         if f.initiated_by is not None:
             conds.append(Payment.initiated_by_id == f.initiated_by)
+        if f.mode is not None:
+            conds.append(Payment.mode == f.mode)
         return conds
 
     async def list_page(
@@ -466,6 +482,8 @@ class PaymentService:
                 setattr(locked, name, new)
             locked.updated_at = utcnow()
             await session.flush()
+            if "flag" in values:
+                await publish(session, PaymentFlagged(payment=locked, flag=values["flag"]))
         return FactsAdded(added=tuple(values))
 
     async def summary(

@@ -101,9 +101,15 @@ async def _within_flood_limits(actor: Actor, payment: Payment) -> None:
 
 
 def _scoped(actor: Actor, filters: TransactionFilter) -> TransactionFilter:
-    """The filter a front end asked for, narrowed to what this actor may see."""
+    """The filter a front end asked for, narrowed to what this actor may see: a cashier their own
+    payments, an API key the payments of its mode (a test key never sees a live payment, nor a live
+    key a test one; people see both and may filter by mode)."""
     own = actor.own_payments_only
-    return dataclasses.replace(filters, initiated_by=own) if own is not None else filters
+    if own is not None:
+        filters = dataclasses.replace(filters, initiated_by=own)
+    if actor.mode is not None:
+        filters = dataclasses.replace(filters, mode=actor.mode)
+    return filters
 
 
 @use_case(
@@ -122,9 +128,14 @@ async def request_payment(
     notify_phone: str | None = None,
     defer: bool = False,
     on_created: Callable[[AsyncSession, Payment], Awaitable[None]] | None = None,
+    callback_url: str | None = None,
 ) -> PaymentOut:
     """An STK push to a customer. `phone` must be normalised (core.phones); the amount is checked
-    against the one push limit (`STK_MAX_AMOUNT`) here whatever the front end checked before."""
+    against the one push limit (`STK_MAX_AMOUNT`) here whatever the front end checked before.
+
+    An API key pushes through its app's channel, and only in its own mode: a test key through a
+    simulator or sandbox channel, a live key through a verified production one (refused otherwise,
+    before anything is written). The payment records the app and the channel's mode."""
     amount = parse_shillings(amount)
     await _within_person_limit(actor)
 
@@ -146,6 +157,9 @@ async def request_payment(
         notify_phone=notify_phone,
         defer=defer,
         on_created=created,
+        app_id=actor.app_id,
+        key_mode=actor.mode,
+        callback_url=callback_url,
     )
 
 
@@ -188,6 +202,7 @@ async def get_payment(actor: Actor, payment_id: uuid.UUID) -> PaymentOut:
             tenant_id=actor.require_tenant(),
             payment_id=payment_id,
             initiated_by=actor.own_payments_only,
+            mode=actor.mode,
         )
         return PaymentOut.model_validate(payment)
 
@@ -208,6 +223,7 @@ async def get_payment_detail(actor: Actor, payment_id: uuid.UUID) -> PaymentDeta
             tenant_id=actor.require_tenant(),
             payment_id=payment_id,
             initiated_by=actor.own_payments_only,
+            mode=actor.mode,
         )
         return PaymentDetail(PaymentOut.model_validate(p), p.commission_cents, p.commission_bps)
 

@@ -16,13 +16,27 @@ from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE, Settings
 from core.crypto import SecretBox, mask_secret
 from core.daraja.schemas import DarajaCredentials
 from core.db import ENCRYPTED, encrypted_columns, utcnow
-from core.errors import ChannelNotConfigured, ChannelNotVerified, InvalidInput, NotFound, TenantNotActive
+from core.errors import (
+    ChannelNotConfigured,
+    ChannelNotVerified,
+    InvalidInput,
+    NotFound,
+    TenantNotActive,
+)
 from core.phones import Msisdn
-from core.tenants.models import ChannelKind, Environment, MpesaChannel, Tenant, TenantKind, TenantStatus
+from core.tenants.models import (
+    ChannelKind,
+    Environment,
+    MpesaChannel,
+    Tenant,
+    TenantKind,
+    TenantStatus,
+)
 from core.tenants.schemas import ChannelIn, ChannelOut
 
 # Rows per batch when `rotate_secrets` walks a table.
 ROTATE_BATCH = 500
+
 
 
 def slugify(name: str) -> str:
@@ -170,6 +184,9 @@ class TenantService:
         return channel
 
     def credentials(self, channel: MpesaChannel, *, box: SecretBox, settings: Settings) -> DarajaCredentials:
+        """The channel's Daraja app at its environment's base URL. The credentials carry the channel's
+        mode and the production URL, so the Daraja client itself refuses a test request bound for
+        production or a live one bound anywhere else (core.daraja.client, defence in depth)."""
         base = {
             Environment.simulator: settings.simulator_url,
             Environment.sandbox: settings.DARAJA_SANDBOX_URL,
@@ -178,6 +195,8 @@ class TenantService:
         paybill = channel.kind is ChannelKind.paybill
         return DarajaCredentials(
             base_url=base,
+            mode=channel.mode.value,
+            production_url=settings.DARAJA_PRODUCTION_URL,
             consumer_key=box.decrypt(channel.consumer_key_enc),
             consumer_secret=box.decrypt(channel.consumer_secret_enc),  # type: ignore[arg-type]
             passkey=box.decrypt(channel.passkey_enc),  # type: ignore[arg-type]

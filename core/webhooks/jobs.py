@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.apps.models import App
@@ -23,6 +24,8 @@ from core.notify.service import notify
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import Tenant
 from core.webhooks.delivery import DeliveryOutcome, DeliveryResult
+from core.webhooks.events import WEBHOOK_TEST
+from core.webhooks.keys import callback_signing_secrets, endpoint_signing_secrets
 from core.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -31,13 +34,17 @@ from core.webhooks.models import (
     WebhookMessage,
 )
 from core.webhooks.schedule import next_attempt_at, should_disable
-from core.webhooks.service import webhooks
 from core.webhooks.signing import sign
 
 log = logging.getLogger(__name__)
 
 # A job carries only the delivery's id: whose it is, is what its first read finds out.
 FIND_DELIVERY = Scope.platform("webhooks.deliver: the business of a delivery")
+
+
+# How stale `last_success_at` may get: writing it on every success would make every delivery to one
+# endpoint queue on that endpoint's row (bench/webhook_latency.py measured it).
+SUCCESS_STAMP_EVERY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -48,36 +55,44 @@ class _Send:
     msg_id: str
     secrets: list[str]
     endpoint_id: uuid.UUID | None
+    # The endpoint's health as read: a success needs no write (nor lock) when nothing changes.
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
 
 
-async def _prepare(delivery_id: int) -> _Send | str:
-    """What to send, or why nothing is (already done, not due, endpoint switched off)."""
+async def _prepare(delivery_id: int, tenant_id: str | None) -> _Send | str:
+    """What to send, or why nothing is (already done, not due, endpoint switched off): one query."""
     box = runtime().secrets
-    async with unit_of_work(scope=FIND_DELIVERY, readonly=True) as session:
-        delivery = await session.get(WebhookDelivery, delivery_id)
-        if delivery is None:
+    scope = Scope.tenant(uuid.UUID(tenant_id)) if tenant_id else FIND_DELIVERY
+    async with unit_of_work(scope=scope, readonly=True) as session:
+        row = (
+            await session.execute(
+                select(WebhookDelivery, WebhookMessage, WebhookEndpoint, App)
+                .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .outerjoin(App, App.id == WebhookMessage.app_id)
+                .where(WebhookDelivery.id == delivery_id)
+            )
+        ).first()
+        if row is None:
             return "gone"
-        await narrow_scope(session, delivery.tenant_id)
+        delivery, message, endpoint, app = row
         if delivery.status is not DeliveryStatus.pending:
             return f"already {delivery.status.value}"
         now = utcnow()
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
             # A stray copy of an earlier attempt's job: the scheduled one comes at its time.
             return "not due"
-        message = await session.get(WebhookMessage, delivery.message_id)
-        assert message is not None
         if delivery.endpoint_id is not None:
-            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
             if endpoint is None:
                 return "endpoint deleted"
-            if not endpoint.enabled and message.event_type != "webhook.test":
+            if not endpoint.enabled and message.event_type != WEBHOOK_TEST:
                 return "endpoint disabled"
-            secrets = webhooks.signing_secrets_of(endpoint, box, now=now)
+            secrets = endpoint_signing_secrets(endpoint, box, now=now)
         else:
-            app = await session.get(App, message.app_id) if message.app_id else None
             if app is None or app.callback_secret_enc is None:
                 return "no app secret"
-            secrets = webhooks.callback_signing_secrets(app, box, now=now)
+            secrets = callback_signing_secrets(app, box, now=now)
         return _Send(
             tenant_id=delivery.tenant_id,
             url=delivery.url,
@@ -85,6 +100,8 @@ async def _prepare(delivery_id: int) -> _Send | str:
             msg_id=message.id,
             secrets=secrets,
             endpoint_id=delivery.endpoint_id,
+            failing_since=endpoint.failing_since if endpoint is not None else None,
+            last_success_at=endpoint.last_success_at if endpoint is not None else None,
         )
 
 
@@ -101,9 +118,12 @@ async def _close_unsent(delivery_id: int, why: str) -> None:
         delivery.last_error = f"not sent: {why}"
 
 
-@job("webhooks.deliver", max_retries=5)
-async def deliver_webhook(*, delivery_id: int, trigger: str = "scheduled") -> None:
-    prepared = await _prepare(delivery_id)
+# Its own queue: deliveries never wait behind a backlog of callbacks to apply, nor hold them up.
+@job("webhooks.deliver", max_retries=5, queue="webhooks")
+async def deliver_webhook(
+    *, delivery_id: int, trigger: str = "scheduled", tenant_id: str | None = None
+) -> None:
+    prepared = await _prepare(delivery_id, tenant_id)
     if isinstance(prepared, str):
         if prepared in ("endpoint disabled", "endpoint deleted", "no app secret"):
             await _close_unsent(delivery_id, prepared)
@@ -119,18 +139,12 @@ async def deliver_webhook(*, delivery_id: int, trigger: str = "scheduled") -> No
 async def _record(delivery_id: int, sent: _Send, result: DeliveryResult, *, trigger: str) -> None:
     now = utcnow()
     async with unit_of_work(scope=Scope.tenant(sent.tenant_id)) as session:
+        # FOR NO KEY UPDATE: never blocks the foreign-key checks of a callback adding deliveries.
         delivery = await session.scalar(
-            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()
+            select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update(key_share=True)
         )
         if delivery is None:
             return
-        endpoint = (
-            await session.scalar(
-                select(WebhookEndpoint).where(WebhookEndpoint.id == sent.endpoint_id).with_for_update()
-            )
-            if sent.endpoint_id is not None
-            else None
-        )
         delivery.attempts += 1
         session.add(
             WebhookAttempt(
@@ -152,10 +166,23 @@ async def _record(delivery_id: int, sent: _Send, result: DeliveryResult, *, trig
             delivery.status = DeliveryStatus.succeeded
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-            if endpoint is not None:
-                endpoint.failing_since = None
-                endpoint.last_success_at = now
+            stale = sent.last_success_at is None or now - sent.last_success_at >= SUCCESS_STAMP_EVERY
+            if sent.endpoint_id is not None and (sent.failing_since is not None or stale):
+                await session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id == sent.endpoint_id)
+                    .values(failing_since=None, last_success_at=now)
+                )
             return
+        endpoint = (
+            await session.scalar(
+                select(WebhookEndpoint)
+                .where(WebhookEndpoint.id == sent.endpoint_id)
+                .with_for_update(key_share=True)
+            )
+            if sent.endpoint_id is not None
+            else None
+        )
         if endpoint is not None and endpoint.failing_since is None:
             endpoint.failing_since = now
         if result.outcome is DeliveryOutcome.gone:
@@ -178,7 +205,9 @@ async def _record(delivery_id: int, sent: _Send, result: DeliveryResult, *, trig
             delivery.next_attempt_at = None
             return
         delivery.next_attempt_at = following
-        await enqueue_at(session, deliver_webhook, following, delivery_id=delivery.id)
+        await enqueue_at(
+            session, deliver_webhook, following, delivery_id=delivery.id, tenant_id=str(delivery.tenant_id)
+        )
 
 
 async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, why: str) -> None:

@@ -26,6 +26,8 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.jobs.registry import enqueue
 from core.tenants.models import Mode
 from core.webhooks.events import WEBHOOK_TEST, check_event_types
+from core.webhooks.jobs import deliver_webhook
+from core.webhooks.keys import app_callback_secret
 from core.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -33,7 +35,7 @@ from core.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from core.webhooks.signing import RetiredSecret, event_body, new_message_id, new_secret, signing_secrets
+from core.webhooks.signing import event_body, new_message_id, new_secret
 from core.webhooks.ssrf import validate_endpoint_url
 
 # A business's endpoints per app and mode: enough for a primary, a backup and a few tools.
@@ -192,31 +194,9 @@ class WebhookService:
         await session.flush()
         return secret
 
-    def signing_secrets_of(self, endpoint: WebhookEndpoint, box: SecretBox, *, now: datetime) -> list[str]:
-        retired = []
-        if endpoint.previous_secret_enc and endpoint.previous_secret_expires_at:
-            retired.append(
-                RetiredSecret(box.decrypt(endpoint.previous_secret_enc), endpoint.previous_secret_expires_at)
-            )
-        return signing_secrets(box.decrypt(endpoint.secret_enc), retired, now=now)
-
     # -- the app's callback secret (deliveries to a push's own callback_url) ----------------------
     def callback_secret(self, app: App, box: SecretBox) -> str:
-        """The app's callback secret, made on first use (the caller's transaction stores it)."""
-        if app.callback_secret_enc is None:
-            app.callback_secret_enc = box.encrypt(new_secret())
-        return box.decrypt(app.callback_secret_enc)
-
-    def callback_signing_secrets(self, app: App, box: SecretBox, *, now: datetime) -> list[str]:
-        current = self.callback_secret(app, box)
-        retired = []
-        if app.previous_callback_secret_enc and app.previous_callback_secret_expires_at:
-            retired.append(
-                RetiredSecret(
-                    box.decrypt(app.previous_callback_secret_enc), app.previous_callback_secret_expires_at
-                )
-            )
-        return signing_secrets(current, retired, now=now)
+        return app_callback_secret(app, box)
 
     async def rotate_callback_secret(
         self, session: AsyncSession, app: App, *, box: SecretBox, overlap: timedelta
@@ -356,8 +336,6 @@ class WebhookService:
     async def _queue(
         self, session: AsyncSession, deliveries: Iterable[WebhookDelivery], *, now: datetime
     ) -> None:
-        from core.webhooks.jobs import deliver_webhook  # the job module imports this one
-
         rows = list(deliveries)
         for d in rows:
             d.status = DeliveryStatus.pending
@@ -366,7 +344,7 @@ class WebhookService:
             session.add(d)
         await session.flush()
         for d in rows:
-            await enqueue(session, deliver_webhook, delivery_id=d.id)
+            await enqueue(session, deliver_webhook, delivery_id=d.id, tenant_id=str(d.tenant_id))
 
     async def send_test(self, session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookDelivery:
         """A `webhook.test` event to this endpoint only, whatever it subscribes to and even when it
@@ -453,9 +431,13 @@ class WebhookService:
         delivery.status = DeliveryStatus.pending
         delivery.next_attempt_at = utcnow()
         await session.flush()
-        from core.webhooks.jobs import deliver_webhook
-
-        await enqueue(session, deliver_webhook, delivery_id=delivery.id, trigger="replay")
+        await enqueue(
+            session,
+            deliver_webhook,
+            delivery_id=delivery.id,
+            trigger="replay",
+            tenant_id=str(delivery.tenant_id),
+        )
         return delivery
 
     async def replay_failed_since(
@@ -463,8 +445,6 @@ class WebhookService:
     ) -> int:
         """Every delivery to this endpoint that failed for good since `since`, sent again (at most
         MAX_REPLAY per call, oldest first). Returns how many."""
-        from core.webhooks.jobs import deliver_webhook
-
         ids = (
             await session.scalars(
                 select(WebhookDelivery.id)
@@ -486,7 +466,13 @@ class WebhookService:
             .execution_options(synchronize_session=False)
         )
         for delivery_id in ids:
-            await enqueue(session, deliver_webhook, delivery_id=delivery_id, trigger="replay")
+            await enqueue(
+                session,
+                deliver_webhook,
+                delivery_id=delivery_id,
+                trigger="replay",
+                tenant_id=str(endpoint.tenant_id),
+            )
         return len(ids)
 
 

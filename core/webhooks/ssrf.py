@@ -144,9 +144,7 @@ def validate_endpoint_url(url: str, *, allow_private: bool) -> str:
                 "url", f"{host} is a local name; use a public host name that reaches your server"
             )
     elif not allow_private and (problem := address_problem(literal)):
-        raise InvalidInput(
-            "url", f"{host} is {problem}; webhooks go only to public internet addresses"
-        )
+        raise InvalidInput("url", f"{host} is {problem}; webhooks go only to public internet addresses")
     netloc = f"[{host}]" if isinstance(literal, ipaddress.IPv6Address) else host
     if port is not None:
         netloc += f":{port}"

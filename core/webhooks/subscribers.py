@@ -10,7 +10,7 @@ from core.db import utcnow
 from core.events import subscribe
 from core.hotspot.models import Voucher
 from core.hotspot.schemas import VoucherOut
-from core.payments.events import PaymentFinalised
+from core.payments.events import PaymentFinalised, PaymentFlagged
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource
 from core.webhooks.events import PAYMENT_FLAGGED, VOUCHER_ISSUED, payment_data, payment_event_type
 from core.webhooks.service import webhooks
@@ -57,3 +57,9 @@ async def announce_payment(session: AsyncSession, event: PaymentFinalised) -> No
                 app_id=payment.app_id,
                 channel_id=payment.channel_id,
             )
+
+
+@subscribe(PaymentFlagged)
+async def announce_flag(session: AsyncSession, event: PaymentFlagged) -> None:
+    if event.payment.source in CUSTOMER_SOURCES:
+        await emit_payment(session, event.payment, PAYMENT_FLAGGED)

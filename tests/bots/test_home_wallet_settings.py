@@ -20,7 +20,7 @@ from core.billing.invoices import EAT, invoices
 from core.billing.wallet import wallets
 from core.notify.service import notify
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import BillingMode, InvoicePeriod, Tenant
+from core.tenants.models import BillingMode, Environment, InvoicePeriod, Tenant
 from core.tenants.service import tenants
 from sim.telegram.client import SimMessage, TelegramSimClient
 from tests.conftest import LiveServer
@@ -286,7 +286,7 @@ class TestSettings:
     async def test_view_alert_level_and_replacing_credentials(
         self, server: LiveServer, tg: TelegramSimClient
     ) -> None:
-        tenant, _ = await linked_owner(tg, name="Settings Shop")
+        tenant, _ = await linked_owner(tg, name="Settings Shop", environment=Environment.simulator)
         view = await tg.ask("/settings", has("Settings"), timeout=T)
         assert view.content == (
             "⚙️ Settings\nPaybill 174379 · simulator\n"

@@ -178,6 +178,9 @@ def serve() -> Iterator[Serve]:
         COLUMNS="500",  # rich must not wrap the CLI's lines (an API key is printed on one line)
         TELEGRAM_BOT_TOKEN=E2E_BOT_TOKEN,
         TELEGRAM_API_BASE=f"http://127.0.0.1:{tg_port}",
+        # Production is serve's own simulator under another host name: a live business's pushes stay on
+        # this machine, and the Daraja client's mode check still tells production from the simulator.
+        DARAJA_PRODUCTION_URL=f"http://localhost:{port}/sim/daraja",
         # No Africa's Talking credentials: SMS stay in the outbox (the embedded default).
         AT_CALLBACK_SECRET=AT_SECRET,
         # The developer's webhook receiver in the tests listens on 127.0.0.1.
@@ -344,7 +347,7 @@ class Business:
     email: str
     password: str
     phone: str  # the owner's MSISDN (254…)
-    key: str  # an API key (lp_live_…)
+    key: str  # an API key (lp_test_… on the simulator, lp_live_… for a live business)
     slug: str
     tenant_id: str
     callback_url: str
@@ -397,13 +400,25 @@ async def login(http: httpx.AsyncClient, email: str, password: str) -> str:
 
 NewBusiness = Callable[..., Awaitable[Business]]
 
+# `tenant create` arguments for a production channel: the public sandbox passkey, which the simulator
+# behind DARAJA_PRODUCTION_URL expects.
+LIVE_CHANNEL_ARGS = (
+    "--environment", "production",
+    "--short-code", "174379",
+    "--consumer-key", "e2e-key",
+    "--consumer-secret", "e2e-secret",
+    "--passkey", "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+)  # fmt: skip
+
 
 @pytest.fixture(scope="session")
 def new_business(serve: Serve) -> NewBusiness:
     """Create a business the way the README does: `lipapush tenant create … --environment simulator`
-    (which sends the KES 1 test push and waits for it) and `lipapush apikey create --tenant <email>`."""
+    (which sends the KES 1 test push and waits for it) and `lipapush apikey create --tenant <email>`,
+    which prints a test key. `live=True`: a production channel instead (on serve's simulator behind
+    DARAJA_PRODUCTION_URL), whose key is a live one and whose payments earn commission."""
 
-    async def create(*, name: str = "Mama Mboga", phone: str | None = None) -> Business:
+    async def create(*, name: str = "Mama Mboga", phone: str | None = None, live: bool = False) -> Business:
         email = unique_email()
         password = f"pass-{secrets.token_hex(6)}"
         owner_phone = phone or unique_phone("5678")
@@ -414,7 +429,7 @@ def new_business(serve: Serve) -> NewBusiness:
             "--email", email,
             "--password", password,
             "--phone", owner_phone,
-            "--environment", "simulator",
+            *(LIVE_CHANNEL_ARGS if live else ("--environment", "simulator")),
         )  # fmt: skip
         assert made.returncode == 0, made.output
         assert f"Created business {name}" in made.stdout, made.output
@@ -423,7 +438,7 @@ def new_business(serve: Serve) -> NewBusiness:
         keyed = await run_cli(serve, "apikey", "create", "--tenant", email)
         assert keyed.returncode == 0, keyed.output
         key = keyed.stdout.strip()
-        assert re.fullmatch(r"lp_live_[A-Za-z0-9_\-]{43}", key), keyed.output
+        assert re.fullmatch(rf"lp_{'live' if live else 'test'}_[A-Za-z0-9_\-]{{43}}", key), keyed.output
         assert "shown only once" in keyed.stderr
         serve.api_keys.append(key)
 

@@ -252,6 +252,9 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
         REDIS_NAMESPACE=services.redis_namespace(),
         PUBLIC_BASE_URL=web_url,
         DARAJA_SIMULATOR_URL=sim_url,
+        # The businesses are live (production channels: their payments earn commission), and production
+        # is the same simulator under another host name, which the client's mode check tells apart.
+        DARAJA_PRODUCTION_URL=f"http://localhost:{sim_port}",
         SIM_CALLBACK_DELAY="1",
         RECONCILE_AFTER_SECONDS="4",  # a lost callback is looked up 4 s after its push
         EXPIRE_AFTER_SECONDS="60",  # the minimum: a push nobody can look up expires after a minute
@@ -330,7 +333,7 @@ async def _business(
         )
         assert r.status_code == 201, r.text
         jwt = bearer(r.json()["access_token"])
-        r = await c.post("/api/settings", json={"environment": "simulator"}, headers=jwt)
+        r = await c.post("/api/settings", json=LIVE_CHANNEL, headers=jwt)
         assert r.status_code == 200, r.text
 
         async def verified() -> bool:
@@ -360,6 +363,16 @@ async def _business(
             )
     mode = "wallet" if wallet_mode else ("split" if credit else "receivable")
     return Biz(label=label, email=email, tenant_id=tenant_id, key=key, mode=mode)
+
+
+# A production channel (live payments, commission), on the simulator behind DARAJA_PRODUCTION_URL.
+LIVE_CHANNEL = {
+    "environment": "production",
+    "business_short_code": "174379",
+    "consumer_key": "chaos-key",
+    "consumer_secret": "chaos-secret",
+    "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+}
 
 
 # -- the pushes ------------------------------------------------------------------------------------------

@@ -98,11 +98,12 @@ class TestReadmeWalkthrough:
         assert re.search(r"Test push sent \(CheckoutRequestID ws_CO_\d+\)", made.stdout), made.output
         assert "Channel verified: Mama Mboga is active." in made.stdout, made.output
 
-        # 2. lipapush apikey create --tenant <email>: the key on stdout, once.
+        # 2. lipapush apikey create --tenant <email>: the key on stdout, once; a test key, since the
+        #    business's channel is the simulator (test mode: its payments never touch money).
         keyed = await run_cli(serve, "apikey", "create", "--tenant", email)
         assert keyed.returncode == 0, keyed.output
         key = keyed.stdout.strip()
-        assert re.fullmatch(r"lp_live_[A-Za-z0-9_\-]{43}", key), keyed.output
+        assert re.fullmatch(r"lp_test_[A-Za-z0-9_\-]{43}", key), keyed.output
         assert "Store it now: it is shown only once." in keyed.stderr
         serve.api_keys.append(key)
 

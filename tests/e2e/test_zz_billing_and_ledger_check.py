@@ -11,7 +11,7 @@ from tests.e2e.conftest import NewBusiness, Serve, push, run_cli, unique_phone, 
 async def test_commission_via_cli_and_api(
     serve: Serve, http: httpx.AsyncClient, new_business: NewBusiness
 ) -> None:
-    biz = await new_business(name="Wallet Traders")
+    biz = await new_business(name="Wallet Traders", live=True)  # only live payments earn commission
     r = await run_cli(serve, "commission", "set", "--tenant", biz.email, "--percent", "2")
     assert r.returncode == 0, r.output
     assert "Wallet Traders now pays 2% commission" in r.stdout

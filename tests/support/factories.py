@@ -12,6 +12,7 @@ from core.access.permissions import ApiScope
 from core.auth.models import Role, User
 from core.auth.service import auth
 from core.billing.adjustments import adjust_wallet
+from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE
 from core.ledger.models import AccountKind
 from core.ledger.service import ledger
 from core.runtime import runtime, unit_of_work
@@ -20,6 +21,7 @@ from core.tenants.models import (
     ChannelKind,
     Environment,
     InvoicePeriod,
+    Mode,
     Tenant,
     TenantKind,
     TenantStatus,
@@ -45,10 +47,16 @@ async def make_tenant(
     verified: bool = True,
     with_channel: bool = True,
     tenant_kind: TenantKind = TenantKind.business,
+    environment: Environment = Environment.production,
 ) -> tuple[Tenant, User]:
-    """A business with a simulator channel. verified=True marks it verified directly (the onboarding
-    push itself is tested separately) so payment tests start from an active business.
-    tenant_kind=hotspot: a WiFi provider as signing up makes one (on its free trial)."""
+    """A business with a channel in `environment`. verified=True marks it verified directly (the
+    onboarding push itself is tested separately) so payment tests start from an active business.
+    tenant_kind=hotspot: a WiFi provider as signing up makes one (on its free trial).
+
+    Production by default, so its payments are live and earn commission, reserve on the wallet and
+    post to the ledger as real ones do: the test server points DARAJA_PRODUCTION_URL at a simulator
+    of its own (tests/conftest.py), so nothing leaves the machine. Pass Environment.simulator (or
+    sandbox) for a test-mode business: its keys are lp_test_ keys and its payments never touch money."""
     rt = runtime()
     async with unit_of_work() as session:
         tenant, owner = await signup(
@@ -63,7 +71,7 @@ async def make_tenant(
             channel = await tenants.save_channel(
                 session,
                 tenant=tenant,
-                data=ChannelIn(environment=Environment.simulator, kind=kind),
+                data=_channel_for(environment, kind),
                 box=rt.secrets,
                 by=owner.id,
             )
@@ -74,6 +82,21 @@ async def make_tenant(
     return tenant, owner
 
 
+def _channel_for(environment: Environment, kind: ChannelKind) -> ChannelIn:
+    if environment is Environment.simulator:
+        return ChannelIn(environment=environment, kind=kind)
+    # the stand-ins behind the sandbox and production URLs accept any app and the sandbox passkey
+    return ChannelIn(
+        environment=environment,
+        kind=kind,
+        business_short_code=SANDBOX_SHORT_CODE,
+        till_number=SANDBOX_SHORT_CODE if kind is ChannelKind.till else None,
+        consumer_key=SecretStr("test-consumer-key"),
+        consumer_secret=SecretStr("test-consumer-secret"),
+        passkey=SecretStr(SANDBOX_PASSKEY),
+    )
+
+
 async def make_user(*, tenant: Tenant, role: Role, password: str = "secret-pass-1") -> User:
     async with unit_of_work() as session:
         return await auth.create_user(
@@ -81,10 +104,15 @@ async def make_user(*, tenant: Tenant, role: Role, password: str = "secret-pass-
         )
 
 
-async def make_api_key(*, tenant: Tenant, scopes: Iterable[ApiScope] | None = None) -> str:
-    """A key with `scopes` (None: every scope, as a key made without choosing)."""
+async def make_api_key(
+    *, tenant: Tenant, scopes: Iterable[ApiScope] | None = None, mode: Mode | None = None
+) -> str:
+    """A key with `scopes` (None: every scope, as a key made without choosing), of the business's
+    default app, in `mode` (None: the app's, its channel's mode)."""
     async with unit_of_work() as session:
-        _, key = await auth.create_api_key(session, tenant_id=tenant.id, created_by=None, scopes=scopes)
+        _, key = await auth.create_api_key(
+            session, tenant_id=tenant.id, created_by=None, scopes=scopes, mode=mode
+        )
     return key
 
 
@@ -174,5 +202,5 @@ async def emailed_code(email: str) -> str:
 
 
 async def make_provider(name: str = "Kangemi WiFi") -> tuple[Tenant, User]:
-    """A hotspot provider, active, with a simulator channel, on its free trial (subscription billing)."""
+    """A hotspot provider, active, with a (production) channel, on its free trial (subscription billing)."""
     return await make_tenant(name=name, tenant_kind=TenantKind.hotspot)

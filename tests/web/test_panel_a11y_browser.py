@@ -29,6 +29,8 @@ OWNER_PAGES = [
     "/app/settings",
     "/app/settings/channel",
     "/app/settings/keys",
+    "/app/settings/apps",
+    "/app/settings/webhooks",
     "/app/settings/staff",
     "/app/settings/account",
 ]

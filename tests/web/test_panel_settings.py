@@ -198,7 +198,7 @@ class TestChannel:
         assert (await channel_of(tenant)).verification_payment_id is not None
 
     async def test_invalid_input_is_shown_by_the_field_and_changes_nothing(self, server: LiveServer) -> None:
-        tenant, owner = await make_tenant(name="Typo Duka")
+        tenant, owner = await make_tenant(name="Typo Duka", environment=Environment.simulator)
         before = await channel_of(tenant)
         typed_secret = "typed-but-refused-" + uuid.uuid4().hex
         async with signed_in(server, owner) as panel:
@@ -621,7 +621,7 @@ class TestInChromium:
         server: LiveServer,
         browser: Browser,  # noqa: F811
     ) -> None:
-        tenant, owner = await make_tenant(name="Chromium Settings Duka")
+        tenant, owner = await make_tenant(name="Chromium Settings Duka", environment=Environment.simulator)
         page = await browser.new_page(viewport={"width": 360, "height": 740})
         questions: list[str] = []
 

@@ -5,6 +5,7 @@ event to a receiver on loopback, signed per Standard Webhooks (verified here wit
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -287,3 +288,63 @@ async def test_bad_input_and_other_businesses(server: LiveServer, client: httpx.
         "payment.flagged",
         "voucher.issued",
     ]
+
+
+async def test_a_push_with_its_own_callback_url(server: LiveServer, client: httpx.AsyncClient) -> None:
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    [app] = (await client.get("/api/apps", headers=auth(key))).json()
+    async with receiving() as rec:
+        own_url = rec.at("/own").replace("127.0.0.1", "localhost")
+        # Not an allowed host yet: refused by the field, and no payment is made.
+        r = await client.post(
+            "/api/stk-push",
+            json={"phone": "0722000111", "amount": 60, "callback_url": own_url},
+            headers=auth(key),
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"]["callback_url"].startswith("localhost is not a callback host of the app")
+        assert (await client.get("/api/transactions", headers=auth(key))).json()["items"] == []
+
+        r = await client.patch(
+            f"/api/apps/{app['id']}", json={"callback_hosts": ["localhost"]}, headers=auth(key)
+        )
+        assert r.status_code == 200, r.text
+        secret = (await client.get(f"/api/apps/{app['id']}/callback-secret", headers=auth(key))).json()[
+            "secret"
+        ]
+        r = await client.post(
+            "/api/stk-push",
+            json={"phone": "0722000111", "amount": 60, "callback_url": own_url},
+            headers=auth(key),
+        )
+        assert r.status_code == 201, r.text
+        final = await wait_for_final(client, key, r.json()["id"])
+        [request] = await arrived(rec, "/own", 1)
+    event = verified(secret, request)
+    assert (event["type"], event["data"]["id"], event["data"]["amount"]) == (
+        "payment.succeeded",
+        final["id"],
+        60,
+    )
+
+
+async def test_a_flag_added_after_the_fact_is_an_event(server: LiveServer, client: httpx.AsyncClient) -> None:
+    from core.payments.models import Payment
+    from core.payments.service import payments
+
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        endpoint = await register(client, key, rec.at("/flags"))
+        final = await pay(client, key)
+        await arrived(rec, "/flags", 1)
+        async with unit_of_work() as session:
+            payment = await session.get(Payment, uuid.UUID(final["id"]))
+            assert payment is not None
+            added = await payments.add_facts(session, payment=payment, flag="M-Pesa reported KES 151 for 150")
+        assert added.added == ("flag",)
+        [_, request] = await arrived(rec, "/flags", 2)
+    event = verified(endpoint["secret"], request)
+    assert event["type"] == "payment.flagged" and event["version"] == 2
+    assert event["data"]["flag"] == "M-Pesa reported KES 151 for 150" and event["data"]["status"] == "success"

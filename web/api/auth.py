@@ -138,7 +138,14 @@ ScopeName = Annotated[str, Field(max_length=40, json_schema_extra={"enum": [s.va
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="default", min_length=1, max_length=80)
-    mode: ApiKeyMode = ApiKeyMode.live
+    mode: ApiKeyMode | None = Field(
+        default=None,
+        description="test or live; leave out for the app's mode (its channel's: test on the simulator or "
+        "the sandbox, live on a verified production channel). Another mode is refused (409) with what to do.",
+    )
+    app_id: uuid.UUID | None = Field(
+        default=None, description="The app the key acts for (GET /api/apps); leave out for the default app"
+    )
     scopes: list[ScopeName] | None = Field(
         default=None,
         max_length=len(ApiScope),
@@ -158,8 +165,12 @@ class ApiKeyRollIn(BaseModel):
 
 @router.post("/api-keys", status_code=201)
 async def create_api_key(body: ApiKeyIn, actor: CurrentActor) -> ApiKeyCreated:
-    """A key, shown once in this answer. Unknown scopes are refused (422) with the valid ones."""
-    return await people.create_api_key(actor, name=body.name, mode=body.mode, scopes=body.scopes)
+    """A key, shown once in this answer. Unknown scopes are refused (422) with the valid ones. Test keys
+    (lp_test_) push only through a simulator or sandbox channel and see only test payments; live keys
+    (lp_live_) only through a verified production channel."""
+    return await people.create_api_key(
+        actor, name=body.name, mode=body.mode, scopes=body.scopes, app_id=body.app_id
+    )
 
 
 @router.post("/api-keys/{key_id}/roll", status_code=201)

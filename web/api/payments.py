@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -12,6 +13,7 @@ from core.payments import use_cases
 from core.payments.models import PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut, PaymentPage, StkPushIn
 from core.payments.service import TransactionFilter
+from core.tenants.models import Mode
 from web.deps import CurrentActor
 from web.exports import xlsx_response
 from web.openapi import PUSH_ERRORS
@@ -36,7 +38,10 @@ async def stk_push(
     Limits (429 with Retry-After, the body's `limit` naming which): an API key may start
     `STK_PUSHES_PER_KEY_PER_MINUTE` pushes a minute (default 120), and one business may prompt one phone
     `STK_PUSHES_PER_PHONE_PER_MINUTE` times a minute (default 5). A replay with the same Idempotency-Key
-    sends no prompt and counts against neither."""
+    sends no prompt and counts against neither.
+
+    `callback_url` (optional, an app's API key only): this payment's events also go there, signed with
+    the app's callback secret; its host must be one of the app's `callback_hosts`."""
     return await use_cases.request_payment(
         actor,
         phone=body.phone,
@@ -45,6 +50,7 @@ async def stk_push(
         reference=body.reference,
         description=body.description,
         idempotency_key=idempotency_key,
+        callback_url=body.callback_url,
     )
 
 
@@ -70,10 +76,14 @@ async def list_transactions(
     created_to: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    mode: Annotated[
+        Mode | None,
+        Query(description="test or live only; an API key always sees its own mode's payments alone"),
+    ] = None,
 ) -> PaymentPage:
     return await use_cases.list_payments(
         actor,
-        filters=_filters(status, source, phone, created_from, created_to),
+        filters=dataclasses.replace(_filters(status, source, phone, created_from, created_to), mode=mode),
         cursor=cursor,
         limit=limit,
     )

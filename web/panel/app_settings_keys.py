@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from core.access.permissions import ApiScope, Permission
 from core.auth import use_cases as people
 from core.auth.models import ApiKeyMode
-from core.errors import InvalidInput
+from core.errors import InvalidInput, LiveModeNotReady, ModeMismatch
 from web.panel.app_settings import settings_page
 from web.panel.security import CurrentViewer, Viewer
 
@@ -61,7 +61,8 @@ async def _keys_page(
         {
             "keys": keys,
             "errors": errors or {},
-            "values": values or {"name": "", "mode": ApiKeyMode.live.value},
+            # "" is the app's own mode (its channel's): test on the simulator or sandbox, live on production
+            "values": values or {"name": "", "mode": ""},
             "modes": [m.value for m in ApiKeyMode],
             # new keys start with every scope ticked, as keys made elsewhere without choosing
             "chosen_scopes": (values or {}).get("scopes", [s.value for s in ApiScope]),
@@ -85,19 +86,24 @@ async def create_key(
     request: Request,
     viewer: CurrentViewer,
     name: Annotated[str, Form(max_length=200)] = "",
-    mode: Annotated[str, Form(max_length=20)] = "live",
+    mode: Annotated[str, Form(max_length=20)] = "",
     scope: Annotated[list[str] | None, Form(max_length=40)] = None,
     scopes_shown: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
-    """The key is on this response only (never stored in clear, never shown again). Its scopes are the
-    boxes ticked; none ticked is refused (a key that may do nothing). A form without the boxes (one
-    posted before they existed) makes a key with every scope, as elsewhere."""
+    """The key is on this response only (never stored in clear, never shown again). Its mode is the
+    business's (its channel's) unless another is chosen, which is refused when the channel cannot
+    serve it (a live key needs a verified production channel; a test key never reaches one). Its
+    scopes are the boxes ticked; none ticked is refused (a key that may do nothing). A form without
+    the boxes (one posted before they existed) makes a key with every scope, as elsewhere."""
     chosen = scope or ([] if scopes_shown else None)
     values: dict[str, Any] = {"name": name, "mode": mode, "scopes": scope or []}
     try:
         row = await people.create_api_key(viewer.actor, name=name, mode=mode, scopes=chosen)
     except InvalidInput as exc:
         return await _keys_page(request, viewer, errors={exc.field: exc.message}, values=values, status=422)
+    except (ModeMismatch, LiveModeNotReady) as exc:
+        # the app's channel cannot serve that mode: said next to the mode, with what to do
+        return await _keys_page(request, viewer, errors={"mode": exc.message}, values=values, status=409)
     created = {
         "key": row.key,
         "name": row.name,
