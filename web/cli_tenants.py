@@ -12,12 +12,13 @@ from rich.table import Table
 
 from core.access.actor import Actor, Via
 from core.access.permissions import ApiScope
+from core.apps import use_cases as app_cases
 from core.auth import use_cases as people
 from core.auth import use_cases_admin as account_admin
 from core.auth.models import ApiKeyMode
 from core.auth.schemas import ApiKeyOut, ApiKeyRolled
 from core.db import Scope, narrow_scope
-from core.errors import DarajaUnavailable, LipapushError
+from core.errors import DarajaUnavailable, LipapushError, NotFound
 from core.notify.sms import validate_sender_id
 from core.payments.push import send_verification_push
 from core.runtime import Runtime, runtime, unit_of_work
@@ -239,13 +240,19 @@ def apikey_create(
             help=f"What the key may do; repeat for several (default: every scope). One of: {SCOPE_NAMES}"
         ),
     ] = None,
+    app: Annotated[
+        str | None, typer.Option(help="The app's name or id (default: the business's first app)")
+    ] = None,
 ) -> None:
     """Create an API key and print it once (it is stored hashed and cannot be shown again)."""
     rt = bootstrap()
 
     async def main() -> str:
         actor = await _acting_for(tenant)
-        return (await people.create_api_key(actor, name=name, mode=mode, scopes=scope or None)).key
+        app_id = await _app_id(actor, app) if app else None
+        return (
+            await people.create_api_key(actor, name=name, mode=mode, scopes=scope or None, app_id=app_id)
+        ).key
 
     try:
         key = _run(rt, main())
@@ -254,6 +261,16 @@ def apikey_create(
     err_note = "Store it now: it is shown only once."
     console.print(key, soft_wrap=True, highlight=False)
     typer.echo(err_note, err=True)
+
+
+async def _app_id(actor: Actor, wanted: str) -> uuid.UUID:
+    """An app of the business by id or by name (any case); NotFound lists the names there are."""
+    found = await app_cases.list_apps(actor)
+    for a in found:
+        if str(a.id) == wanted or a.name.lower() == wanted.strip().lower():
+            return a.id
+    names = ", ".join(a.name for a in found) or "none"
+    raise NotFound(f"No app {wanted!r} in this business (its apps: {names}). `lipapush app list` shows them.")
 
 
 _OVERLAP_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -67,3 +67,32 @@ async def test_create_list_rename_hosts_archive(
         1,
         "'not-an-id' is not an app id: copy the id column of `lipapush app list`.\n",
     )
+
+
+async def test_a_key_for_a_named_app(server: LiveServer, database: TestDatabase, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from core.apps.models import App
+    from core.auth.models import ApiKey
+    from core.runtime import unit_of_work
+
+    tenant, owner = await make_tenant(environment=Environment.simulator)
+    env = clean_env(tmp_path / "home", **database.env(), COLUMNS="250")
+
+    async def cli(*args: str) -> Run:
+        return await asyncio.to_thread(lipapush, *args, env=env, cwd=tmp_path)
+
+    assert (await cli("app", "create", "--tenant", owner.email, "--name", "POS")).returncode == 0
+    made = await cli("apikey", "create", "--tenant", owner.email, "--app", "pos", "--name", "till 2")
+    assert made.returncode == 0, made
+    key = made.stdout.strip()
+    assert key.startswith("lp_test_")
+    async with unit_of_work() as session:
+        app = await session.scalar(select(App).where(App.tenant_id == tenant.id, App.name == "POS"))
+        row = await session.scalar(
+            select(ApiKey).where(ApiKey.tenant_id == tenant.id, ApiKey.name == "till 2")
+        )
+    assert app is not None and row is not None and row.app_id == app.id
+    missing = await cli("apikey", "create", "--tenant", owner.email, "--app", "Kiosk")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "No app 'Kiosk' in this business (its apps: POS)." in " ".join(missing.stderr.split())
