@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentStatus
+from core.tenants.models import Mode
 
 EAT = ZoneInfo("Africa/Nairobi")
 MAX_DAYS = 92
@@ -29,13 +30,17 @@ class DayTotal:
 
 
 class PaymentReports:
-    def _conds(self, tenant_id: uuid.UUID, initiated_by: uuid.UUID | None) -> list[ColumnElement[bool]]:
+    def _conds(
+        self, tenant_id: uuid.UUID, initiated_by: uuid.UUID | None, mode: Mode | None = None
+    ) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [
             Payment.tenant_id == tenant_id,
             Payment.source.in_(list(CUSTOMER_SOURCES)),
         ]
         if initiated_by is not None:
             conds.append(Payment.initiated_by_id == initiated_by)
+        if mode is not None:
+            conds.append(Payment.mode == mode)
         return conds
 
     async def daily_totals(
@@ -46,6 +51,7 @@ class PaymentReports:
         days: int = 30,
         now: datetime | None = None,
         initiated_by: uuid.UUID | None = None,
+        mode: Mode | None = None,
     ) -> list[DayTotal]:
         """One entry per EAT day of the last `days` (today included, oldest first), customer payments
         only, bucketed by the Nairobi day they were requested on. The read is a narrow select bounded
@@ -56,7 +62,7 @@ class PaymentReports:
         since = datetime(first.year, first.month, first.day, tzinfo=EAT)
         rows = await session.execute(
             select(Payment.created_at, Payment.status, Payment.amount).where(
-                *self._conds(tenant_id, initiated_by), Payment.created_at >= since
+                *self._conds(tenant_id, initiated_by, mode), Payment.created_at >= since
             )
         )
         paid_kes = [0] * days

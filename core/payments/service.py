@@ -493,10 +493,14 @@ class PaymentService:
         tenant_id: uuid.UUID,
         since: datetime | None = None,
         initiated_by: uuid.UUID | None = None,
+        mode: Mode | None = None,
     ) -> PaymentSummary:
         """Customer payments only (no onboarding or top-up pushes), all time or requested since; only
-        those one staff member started when `initiated_by` is given (a cashier's own figures)."""
+        those one staff member started when `initiated_by` is given (a cashier's own figures); of one
+        mode when given (test figures never add to live ones)."""
         conds = [Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES))]
+        if mode is not None:
+            conds.append(Payment.mode == mode)
         if since is not None:
             conds.append(Payment.created_at >= since)
         if initiated_by is not None:

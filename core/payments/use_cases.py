@@ -31,7 +31,7 @@ from core.payments.schemas import PaymentOut, PaymentPage
 from core.payments.service import PaymentSummary, TransactionFilter, payments
 from core.phones import mask_msisdn
 from core.runtime import runtime
-from core.tenants.models import Tenant
+from core.tenants.models import Mode, Tenant
 from core.tenants.service import tenants
 
 # Where a payment came from, by entry point. The panel has no source of its own yet: a push
@@ -228,6 +228,16 @@ async def get_payment_detail(actor: Actor, payment_id: uuid.UUID) -> PaymentDeta
         return PaymentDetail(PaymentOut.model_validate(p), p.commission_cents, p.commission_bps)
 
 
+async def figures_mode(session: AsyncSession, actor: Actor) -> Mode | None:
+    """Whose figures a dashboard adds up: an API key's own mode; for a person, the mode of the
+    business's channel now (a business that tried the simulator, then went live, sees live figures),
+    none before it has a channel."""
+    if actor.mode is not None:
+        return actor.mode
+    channel = await tenants.get_channel(session, actor.require_tenant())
+    return channel.mode if channel is not None else None
+
+
 @use_case(Permission.payments_read, query=True)
 async def payment_summary(actor: Actor, *, since: datetime | None = None) -> PaymentSummary:
     async with unit_of_work(actor, readonly=True) as uow:
@@ -236,6 +246,7 @@ async def payment_summary(actor: Actor, *, since: datetime | None = None) -> Pay
             tenant_id=actor.require_tenant(),
             since=since,
             initiated_by=actor.own_payments_only,
+            mode=await figures_mode(uow.session, actor),
         )
 
 
@@ -265,14 +276,17 @@ async def _home(actor: Actor, *, chart_days: int, recent: int) -> HomeView:
         session = uow.session
         tenant = await tenants.get(session, actor.require_tenant())
         manages = actor.can(Permission.wallet_read)
+        mode = await figures_mode(session, actor)
         days = (
-            await reports.daily_totals(session, tenant_id=tenant.id, days=chart_days, initiated_by=own)
+            await reports.daily_totals(
+                session, tenant_id=tenant.id, days=chart_days, initiated_by=own, mode=mode
+            )
             if chart_days
             else []
         )
         return HomeView(
             tenant=tenant,
-            summary=await payments.summary(session, tenant_id=tenant.id, initiated_by=own),
+            summary=await payments.summary(session, tenant_id=tenant.id, initiated_by=own, mode=mode),
             days=days,
             commission=await commissions.split_for(session, tenant_id=tenant.id) if manages else None,
             wallet=await wallets.view(session, tenant=tenant, settings=runtime().settings)
@@ -356,5 +370,9 @@ async def payment_days(actor: Actor, *, days: int = 30) -> list[DayTotal]:
     a cashier."""
     async with unit_of_work(actor, readonly=True) as uow:
         return await reports.daily_totals(
-            uow.session, tenant_id=actor.require_tenant(), days=days, initiated_by=actor.own_payments_only
+            uow.session,
+            tenant_id=actor.require_tenant(),
+            days=days,
+            initiated_by=actor.own_payments_only,
+            mode=await figures_mode(uow.session, actor),
         )
