@@ -57,7 +57,8 @@ CUSTOMER_SOURCES = frozenset(
 class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key"),
+        # An Idempotency-Key is per mode: test and live payments never answer for each other.
+        UniqueConstraint("tenant_id", "mode", "idempotency_key"),
         Index("ix_payments_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_payments_tenant_phone", "tenant_id", "phone"),
         Index("ix_payments_status_next_check", "status", "next_check_at"),

@@ -125,7 +125,9 @@ class PaymentService:
             idempotency_key = idempotency_key.strip()
             if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
                 raise InvalidInput("Idempotency-Key", "Idempotency-Key must be 1 to 255 characters.")
-            existing = await self._by_idempotency_key(session, tenant.id, idempotency_key, phone, amount)
+            existing = await self._by_idempotency_key(
+                session, tenant.id, channel.mode, idempotency_key, phone, amount
+            )
             if existing is not None:
                 return existing, False
         now = utcnow()
@@ -164,17 +166,23 @@ class PaymentService:
         except IntegrityError:
             if idempotency_key is None:
                 raise
-            existing = await self._by_idempotency_key(session, tenant.id, idempotency_key, phone, amount)
+            existing = await self._by_idempotency_key(
+                session, tenant.id, channel.mode, idempotency_key, phone, amount
+            )
             if existing is None:
                 raise
             return existing, False
         return payment, True
 
     async def _by_idempotency_key(
-        self, session: AsyncSession, tenant_id: uuid.UUID, key: str, phone: str, amount: int
+        self, session: AsyncSession, tenant_id: uuid.UUID, mode: Mode, key: str, phone: str, amount: int
     ) -> Payment | None:
+        # Per mode, as Stripe does: an order number reused in live mode after the test phase is a new
+        # payment, never the test one (which was never paid for real).
         existing = await session.scalar(
-            select(Payment).where(Payment.tenant_id == tenant_id, Payment.idempotency_key == key)
+            select(Payment).where(
+                Payment.tenant_id == tenant_id, Payment.mode == mode, Payment.idempotency_key == key
+            )
         )
         if existing is not None and (existing.phone, existing.amount) != (phone, amount):
             raise IdempotencyKeyReused(

@@ -13,8 +13,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.apps.models import App
@@ -70,7 +71,8 @@ async def _prepare(delivery_id: int, tenant_id: str | None) -> _Send | str:
                 select(WebhookDelivery, WebhookMessage, WebhookEndpoint, App)
                 .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
                 .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .outerjoin(App, App.id == WebhookMessage.app_id)
+                # the endpoint's app, or for a push's own callback_url the app that made the push
+                .outerjoin(App, App.id == func.coalesce(WebhookEndpoint.app_id, WebhookMessage.app_id))
                 .where(WebhookDelivery.id == delivery_id)
             )
         ).first()
@@ -83,19 +85,26 @@ async def _prepare(delivery_id: int, tenant_id: str | None) -> _Send | str:
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
             # A stray copy of an earlier attempt's job: the scheduled one comes at its time.
             return "not due"
+        if app is None or app.archived_at is not None:
+            return "app archived"
         if delivery.endpoint_id is not None:
             if endpoint is None:
                 return "endpoint deleted"
             if not endpoint.enabled and message.event_type != WEBHOOK_TEST:
                 return "endpoint disabled"
             secrets = endpoint_signing_secrets(endpoint, box, now=now)
+            # Where the endpoint is now: a URL the business replaced gets no more retries or replays.
+            url = endpoint.url
         else:
-            if app is None or app.callback_secret_enc is None:
+            if app.callback_secret_enc is None:
                 return "no app secret"
+            url = delivery.url
+            if (urlsplit(url).hostname or "").lower() not in app.callback_hosts:
+                return "callback host no longer allowed"
             secrets = callback_signing_secrets(app, box, now=now)
         return _Send(
             tenant_id=delivery.tenant_id,
-            url=delivery.url,
+            url=url,
             body=message.body.encode(),
             msg_id=message.id,
             secrets=secrets,
@@ -118,6 +127,15 @@ async def _close_unsent(delivery_id: int, why: str) -> None:
         delivery.last_error = f"not sent: {why}"
 
 
+UNSENDABLE = {
+    "endpoint disabled": "the endpoint was switched off",
+    "endpoint deleted": "the endpoint was deleted",
+    "no app secret": "the app has no callback secret",
+    "app archived": "the app was archived",
+    "callback host no longer allowed": "the app no longer allows this callback host",
+}
+
+
 # Its own queue: deliveries never wait behind a backlog of callbacks to apply, nor hold them up.
 @job("webhooks.deliver", max_retries=5, queue="webhooks")
 async def deliver_webhook(
@@ -125,8 +143,8 @@ async def deliver_webhook(
 ) -> None:
     prepared = await _prepare(delivery_id, tenant_id)
     if isinstance(prepared, str):
-        if prepared in ("endpoint disabled", "endpoint deleted", "no app secret"):
-            await _close_unsent(delivery_id, prepared)
+        if prepared in UNSENDABLE:
+            await _close_unsent(delivery_id, UNSENDABLE[prepared])
         else:
             log.debug("webhook delivery %s not sent: %s", delivery_id, prepared)
         return
@@ -143,8 +161,11 @@ async def _record(delivery_id: int, sent: _Send, result: DeliveryResult, *, trig
         delivery = await session.scalar(
             select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update(key_share=True)
         )
-        if delivery is None:
+        if delivery is None or delivery.status is not DeliveryStatus.pending:
+            # Another copy of this job finished it meanwhile (the relay re-sent a slow one): its
+            # outcome stands; this attempt is not logged over it.
             return
+        delivery.url = sent.url
         delivery.attempts += 1
         session.add(
             WebhookAttempt(

@@ -250,16 +250,15 @@ class WebhookService:
         app_id: uuid.UUID | None,
         channel_id: uuid.UUID | None,
     ) -> list[WebhookEndpoint]:
-        """Enabled endpoints of `mode` subscribed to `event_type`: of the app that made the object, or,
-        for an object no app made (a push from the bot, USSD or the panel, a portal sale), of every app
-        on the object's channel."""
+        """Endpoints of `mode` subscribed to `event_type`, switched on or off: of the app that made the
+        object, or, for an object no app made (a push from the bot, USSD or the panel, a portal sale),
+        of every app on the object's channel."""
         stmt = (
             select(WebhookEndpoint)
             .join(App, App.id == WebhookEndpoint.app_id)
             .where(
                 WebhookEndpoint.tenant_id == tenant_id,
                 WebhookEndpoint.mode == mode,
-                WebhookEndpoint.enabled.is_(True),
                 App.archived_at.is_(None),
             )
         )
@@ -320,9 +319,25 @@ class WebhookService:
         )
         session.add(message)
         await session.flush()  # no relationship() orders the inserts: the message goes in first
+        # An endpoint switched off gets its delivery recorded as not sent: it is in the log, and
+        # "replay failed since" sends it once the endpoint is back on.
+        for e in endpoints:
+            if not e.enabled:
+                session.add(
+                    WebhookDelivery(
+                        tenant_id=tenant_id,
+                        message_id=message.id,
+                        endpoint_id=e.id,
+                        url=e.url,
+                        status=DeliveryStatus.failed,
+                        attempts=0,
+                        last_error="not sent: the endpoint was switched off",
+                    )
+                )
         deliveries = [
             WebhookDelivery(tenant_id=tenant_id, message_id=message.id, endpoint_id=e.id, url=e.url)
             for e in endpoints
+            if e.enabled
         ]
         if callback_url and app_id:
             deliveries.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 
@@ -34,6 +35,12 @@ from core.webhooks.schemas import (
     SecretOut,
 )
 from core.webhooks.service import webhooks
+
+
+def audit_url(url: str) -> str:
+    """A URL as the audit log keeps it: without its query string, where receivers often put a token."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="…" if parts.query else "", fragment=""))
 
 
 def event_types() -> list[EventTypeOut]:
@@ -101,7 +108,7 @@ async def create_endpoint(actor: Actor, data: EndpointIn) -> EndpointCreated:
         await uow.audit(
             "webhook.endpoint_created",
             target=str(endpoint.id),
-            url=endpoint.url,
+            url=audit_url(endpoint.url),
             mode=mode.value,
             event_types=endpoint.event_types,
         )
@@ -136,9 +143,10 @@ async def update_endpoint(actor: Actor, endpoint_id: uuid.UUID, patch: EndpointP
             description=patch.description,
             enabled=patch.enabled,
         )
-        await uow.audit(
-            "webhook.endpoint_changed", target=str(endpoint.id), **patch.model_dump(exclude_none=True)
-        )
+        changed = patch.model_dump(exclude_none=True)
+        if "url" in changed:
+            changed["url"] = audit_url(endpoint.url)
+        await uow.audit("webhook.endpoint_changed", target=str(endpoint.id), **changed)
         return EndpointOut.model_validate(endpoint)
 
 
@@ -147,7 +155,7 @@ async def delete_endpoint(actor: Actor, endpoint_id: uuid.UUID) -> None:
     """Delete it and its delivery log; deliveries still queued for it are not sent."""
     async with unit_of_work(actor) as uow:
         endpoint = await _endpoint(uow, endpoint_id)
-        await uow.audit("webhook.endpoint_deleted", target=str(endpoint.id), url=endpoint.url)
+        await uow.audit("webhook.endpoint_deleted", target=str(endpoint.id), url=audit_url(endpoint.url))
         await uow.session.delete(endpoint)
 
 

@@ -2,7 +2,10 @@
 
 - `apps`: every business or hotspot provider that has a channel or a key gets a "Default app" on its
   channel, and its keys move into it, so nothing an integration does changes.
-- `payments.mode`: test for pushes made on a simulator or sandbox channel, live for production.
+- `payments.mode`: test for pushes made on a simulator or sandbox channel, live for production; a
+  test push still pending gives its wallet hold back (it will never settle commission); an
+  Idempotency-Key is unique per mode.
+- a key takes its business's channel's mode, so every key keeps working as before.
 - `webhook_endpoints`, `webhook_messages` (the outbox of events), `webhook_deliveries` (one message to
   one URL) and `webhook_attempts` (the delivery log), all under row-level security on Postgres.
 
@@ -25,7 +28,10 @@ down_revision: str | None = "5e8a4c1f2b7d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-MODE = sa.Enum("test", "live", name="mode", native_enum=False, create_constraint=True, length=32)
+def mode_type() -> sa.Enum:
+    # A new type per column: one Enum shared by several columns ties its CHECK to the wrong table in
+    # SQLite's batch copies.
+    return sa.Enum("test", "live", name="mode", native_enum=False, create_constraint=True, length=32)
 NEW_TENANT_TABLES = (
     "apps",
     "webhook_endpoints",
@@ -44,6 +50,23 @@ def _adopt_existing() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT set_config('app.scope', 'platform', true)"))
+    # A push still pending on a simulator or sandbox channel holds its commission on the wallet; as a
+    # test payment it will never settle it, so the hold is given back now and the payment priced at 0.
+    conn.execute(
+        sa.text(
+            "UPDATE ledger_accounts SET reserved_cents = reserved_cents - COALESCE(("
+            "SELECT SUM(p.reserved_cents) FROM payments p WHERE p.tenant_id = ledger_accounts.tenant_id "
+            "AND p.status = 'pending' AND p.channel_id IN "
+            "(SELECT id FROM mpesa_channels WHERE environment <> 'production')), 0) WHERE kind = 'wallet'"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE payments SET mode = 'test', reserved_cents = 0, commission_cents = 0 "
+            "WHERE status = 'pending' AND channel_id IN "
+            "(SELECT id FROM mpesa_channels WHERE environment <> 'production')"
+        )
+    )
     conn.execute(
         sa.text(
             "UPDATE payments SET mode = 'test' WHERE channel_id IN "
@@ -52,7 +75,8 @@ def _adopt_existing() -> None:
     )
     rows = conn.execute(
         sa.text(
-            "SELECT t.id, c.id FROM tenants t LEFT JOIN mpesa_channels c ON c.tenant_id = t.id "
+            "SELECT t.id, c.id, c.environment FROM tenants t "
+            "LEFT JOIN mpesa_channels c ON c.tenant_id = t.id "
             "WHERE t.kind <> 'platform' AND (c.id IS NOT NULL "
             "OR EXISTS (SELECT 1 FROM api_keys k WHERE k.tenant_id = t.id))"
         )
@@ -66,9 +90,17 @@ def _adopt_existing() -> None:
         sa.column("callback_hosts", sa.JSON()),
         sa.column("created_at", sa.DateTime(timezone=True)),
     )
-    keys = sa.table("api_keys", sa.column("tenant_id", sa.Uuid()), sa.column("app_id", sa.Uuid()))
+    keys = sa.table(
+        "api_keys",
+        sa.column("tenant_id", sa.Uuid()),
+        sa.column("app_id", sa.Uuid()),
+        sa.column("mode", sa.String()),
+    )
     now = datetime.now(UTC)
-    for tenant_id, channel_id in rows:
+    for raw_tenant, raw_channel, environment in rows:
+        # Raw SQL gives ids as the driver stores them (32 hex digits on SQLite): typed from here on.
+        tenant_id = uuid.UUID(str(raw_tenant))
+        channel_id = uuid.UUID(str(raw_channel)) if raw_channel is not None else None
         app_id = uuid.uuid4()
         conn.execute(
             sa.insert(apps).values(
@@ -80,7 +112,13 @@ def _adopt_existing() -> None:
                 created_at=now,
             )
         )
-        conn.execute(sa.update(keys).where(keys.c.tenant_id == tenant_id).values(app_id=app_id))
+        values: dict[str, object] = {"app_id": app_id}
+        if environment is not None:
+            # Before this revision a key's mode was a label: every key kept working on its business's
+            # channel. It takes that channel's mode now, so it keeps working (its lp_… prefix is only
+            # how it was shown when made).
+            values["mode"] = "live" if environment == "production" else "test"
+        conn.execute(sa.update(keys).where(keys.c.tenant_id == tenant_id).values(**values))
 
 
 def _enable_rls() -> None:
@@ -129,7 +167,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("app_id", sa.Uuid(), nullable=False),
-        sa.Column("mode", MODE, nullable=False),
+        sa.Column("mode", mode_type(), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("description", sa.String(length=200), nullable=True),
         sa.Column("event_types", sa.JSON(), nullable=False),
@@ -162,7 +200,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("app_id", sa.Uuid(), nullable=True),
-        sa.Column("mode", MODE, nullable=False),
+        sa.Column("mode", mode_type(), nullable=False),
         sa.Column("event_type", sa.String(length=40), nullable=False),
         sa.Column("object_id", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -282,11 +320,18 @@ def upgrade() -> None:
         )
 
     with op.batch_alter_table("payments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("mode", MODE, nullable=False, server_default="live"))
+        batch_op.add_column(sa.Column("mode", mode_type(), nullable=False, server_default="live"))
         batch_op.add_column(sa.Column("app_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("callback_url", sa.String(length=2048), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_payments_app_id_apps"), "apps", ["app_id"], ["id"], ondelete="SET NULL"
+        )
+
+    # A batch of its own: SQLite copies the table to change it, and `mode` must exist by then.
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_payments_tenant_id_idempotency_key", type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_payments_tenant_id_mode_idempotency_key"), ["tenant_id", "mode", "idempotency_key"]
         )
 
     _adopt_existing()
@@ -295,9 +340,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_payments_tenant_id_mode_idempotency_key"), type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_payments_tenant_id_idempotency_key"), ["tenant_id", "idempotency_key"]
+        )
+    with op.batch_alter_table("payments", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_payments_app_id_apps"), type_="foreignkey")
         batch_op.drop_column("callback_url")
         batch_op.drop_column("app_id")
+        # SQLite's copy would keep the CHECK on a column it no longer has
+        batch_op.drop_constraint(batch_op.f("ck_payments_mode"), type_="check")
         batch_op.drop_column("mode")
 
     with op.batch_alter_table("api_keys", schema=None) as batch_op:

@@ -178,9 +178,12 @@ async def test_410_gone_switches_the_endpoint_off_and_tells_the_owner(
         # While it is off, events are recorded as not sent; switched back on, a replay delivers them.
         await pay(client, key, amount=99)
 
-        # The second payment's event finds no enabled endpoint, so it makes no delivery at all.
+        # The second payment's delivery is recorded as not sent while the endpoint is off.
         r = await client.get(f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=auth(key))
-        assert [d["status"] for d in r.json()["items"]] == ["failed"]
+        assert [(d["status"], d["attempts"], d["last_error"]) for d in r.json()["items"]] == [
+            ("failed", 0, "not sent: the endpoint was switched off"),
+            ("failed", 1, "HTTP 410 Gone: the receiver asked to stop"),
+        ]
         r = await client.patch(
             f"/api/webhook-endpoints/{endpoint['id']}", json={"enabled": True}, headers=auth(key)
         )
@@ -189,10 +192,11 @@ async def test_410_gone_switches_the_endpoint_off_and_tells_the_owner(
         r = await client.post(
             f"/api/webhook-endpoints/{endpoint['id']}/replay", json={"since": since}, headers=auth(key)
         )
-        assert r.status_code == 202 and r.json() == {"replayed": 1}
-        requests = await arrived(rec, "/gone", 2)
-    assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"]
-    assert verified(endpoint["secret"], requests[1])["data"]["amount"] == 150
+        assert r.status_code == 202 and r.json() == {"replayed": 2}
+        requests = await arrived(rec, "/gone", 3)
+    # oldest first: the 410'd event again with its own id, then the one made while the endpoint was off
+    assert requests[1].headers["webhook-id"] == requests[0].headers["webhook-id"]
+    assert [verified(endpoint["secret"], r)["data"]["amount"] for r in requests] == [150, 150, 99]
 
 
 async def test_replay_and_test_event_and_rotation(server: LiveServer, client: httpx.AsyncClient) -> None:
@@ -348,3 +352,36 @@ async def test_a_flag_added_after_the_fact_is_an_event(server: LiveServer, clien
     event = verified(endpoint["secret"], request)
     assert event["type"] == "payment.flagged" and event["version"] == 2
     assert event["data"]["flag"] == "M-Pesa reported KES 151 for 150" and event["data"]["status"] == "success"
+
+
+async def test_a_replaced_url_gets_the_retries_and_the_audit_log_keeps_no_token(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    from core.audit.models import AuditLog
+
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    async with receiving() as rec:
+        rec.script["/old"] = [500] * 8
+        endpoint = await register(client, key, rec.at("/old") + "?token=s3cret")
+        await pay(client, key)
+        [first, *_] = await arrived(rec, "/old", 1)
+        r = await client.patch(
+            f"/api/webhook-endpoints/{endpoint['id']}", json={"url": rec.at("/new")}, headers=auth(key)
+        )
+        assert r.status_code == 200, r.text
+        [moved] = await arrived(rec, "/new", 1, timeout=60)
+        sent_to_old = len(rec.to("/old"))
+        assert moved.headers["webhook-id"] == first.headers["webhook-id"]
+        assert verified(endpoint["secret"], moved)["type"] == "payment.succeeded"
+    assert sent_to_old <= 2  # at most one retry raced the change
+    async with unit_of_work() as session:
+        rows = (
+            await session.scalars(
+                select(AuditLog.detail).where(
+                    AuditLog.tenant_id == tenant.id, AuditLog.action.like("webhook.endpoint_%")
+                )
+            )
+        ).all()
+    urls = sorted(str(d["url"]) for d in rows)
+    assert urls == [rec.at("/new"), rec.at("/old") + "?…"]
