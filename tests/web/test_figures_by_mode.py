@@ -53,3 +53,38 @@ async def test_the_dashboard_counts_the_current_mode_only(
     token = (await client.post("/api/login", json={"email": owner.email, "password": "secret-pass-1"})).json()
     r = await client.get("/api/dashboard", headers=auth(token["access_token"]))
     assert r.json()["total_processed"] == 50  # a person sees the business's current mode
+
+
+async def test_an_idempotency_key_of_the_test_phase_is_new_in_live_mode(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    tenant, owner = await make_tenant(environment=Environment.simulator)
+    test_key = await make_api_key(tenant=tenant)
+    order = {"Idempotency-Key": "order-1001"}
+    r = await client.post(
+        "/api/stk-push", json={"phone": "0722000111", "amount": 75}, headers=auth(test_key) | order
+    )
+    assert r.status_code == 201, r.text
+    test_payment = await wait_for_final(client, test_key, r.json()["id"])
+    async with unit_of_work() as session:
+        row = await tenants.get(session, tenant.id)
+        channel = await tenants.save_channel(
+            session,
+            tenant=row,
+            data=_channel_for(Environment.production, ChannelKind.paybill),
+            box=runtime().secrets,
+            by=owner.id,
+        )
+        await tenants.mark_verified(session, channel=channel)
+    live_key = await make_api_key(tenant=tenant)
+    r = await client.post(
+        "/api/stk-push", json={"phone": "0722000111", "amount": 75}, headers=auth(live_key) | order
+    )
+    assert r.status_code == 201, r.text
+    live = r.json()
+    assert live["id"] != test_payment["id"] and live["mode"] == "live" and live["status"] == "pending"
+    # the same key again in live mode is the live payment, as always
+    again = await client.post(
+        "/api/stk-push", json={"phone": "0722000111", "amount": 75}, headers=auth(live_key) | order
+    )
+    assert again.status_code == 201 and again.json()["id"] == live["id"]
