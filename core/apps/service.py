@@ -20,6 +20,7 @@ from core.tenants.models import ChannelKind, Mode, MpesaChannel
 from core.webhooks.models import WebhookEndpoint
 
 DEFAULT_APP_NAME = "Default app"
+NO_SUCH_APP = "No such app. List this business's apps with GET /api/apps."
 
 
 class AppService:
@@ -27,18 +28,32 @@ class AppService:
         """The business's app, or 404 (another business's app id is as unknown as a made-up one)."""
         app = await session.get(App, app_id)
         if app is None or app.tenant_id != tenant_id or app.archived_at is not None:
-            raise NotFound("No such app. List this business's apps with GET /api/apps.")
+            raise NotFound(NO_SUCH_APP)
         return app
 
-    async def default_app(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> App:
-        """The business's first app, made ("Default app", on its channel) when it has none: keys and
-        webhook endpoints made without naming an app belong to it."""
-        app = await session.scalar(
+    async def first(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> App | None:
+        """The business's first app that is not archived (its default app), None when it has none."""
+        return await session.scalar(
             select(App)
             .where(App.tenant_id == tenant_id, App.archived_at.is_(None))
             .order_by(App.created_at, App.id)
             .limit(1)
         )
+
+    async def key_app_id(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, app_id: uuid.UUID | None
+    ) -> uuid.UUID | None:
+        """The app a key of `app_id` belongs to: that one, or for a key made before apps (in none yet)
+        the business's default app, where it goes (None: the business has no app yet)."""
+        if app_id is not None:
+            return app_id
+        first = await self.first(session, tenant_id=tenant_id)
+        return first.id if first is not None else None
+
+    async def default_app(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> App:
+        """The business's first app, made ("Default app", on its channel) when it has none: keys and
+        webhook endpoints made without naming an app belong to it."""
+        app = await self.first(session, tenant_id=tenant_id)
         if app is not None:
             return app
         channel_id = await session.scalar(select(MpesaChannel.id).where(MpesaChannel.tenant_id == tenant_id))

@@ -5,11 +5,14 @@ Who may:
 - read (list, one app): whoever may read the API keys (`api_keys_read`: owner and manager; a key with
   keys:read), every app of the business, not only a key's own: a system that manages keys needs to
   see the apps it makes them for;
-- change: the owner (`apps_manage`; a key with keys:write, the scope that already makes keys).
+- create: the owner (`apps_manage`) signed in; never an API key, whatever its scopes;
+- change (rename, callback hosts, archive): the owner; a key with keys:write (the scope that already
+  makes keys), its own app only: an app's key must not reach into another app of the business.
 
 Archiving an app revokes its keys (each with its own `apikey.revoked` row) and frees its name; it is
 refused for the business's last app (keys and webhook endpoints made without naming an app need one)
-and for the app of the very key asking (it would lock itself out mid-request)."""
+and for the app of the very key asking (it would lock itself out mid-request), so a key never archives
+an app."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.access.actor import Actor
 from core.access.permissions import Permission
@@ -26,7 +30,24 @@ from core.apps.schemas import AppOut, clean_app_name, clean_callback_hosts
 from core.apps.service import apps
 from core.auth.service import auth
 from core.db import utcnow
-from core.errors import Conflict
+from core.errors import Conflict, PermissionDenied
+
+KEY_CANNOT_CREATE = (
+    "Apps are created by the owner: panel Settings → Apps, `lipapush app create`, or with a login token "
+    "(POST /api/login), not with an API key."
+)
+
+
+async def _own_only(actor: Actor, session: AsyncSession, app: App, doing: str) -> None:
+    """An API key changes its own app only (`doing` it to another is refused, saying who can)."""
+    if actor.api_key_id is None:
+        return
+    own = await apps.key_app_id(session, tenant_id=app.tenant_id, app_id=actor.app_id)
+    if own != app.id:
+        raise PermissionDenied(
+            f"An API key changes only its own app, and “{app.name}” is another app of this business: "
+            f"{doing} it in the panel (Settings → Apps), with `lipapush app`, or with a login token."
+        )
 
 
 class _Unchanged(Exception):
@@ -58,7 +79,10 @@ async def get_app(actor: Actor, app_id: uuid.UUID) -> AppOut:
 @use_case(Permission.apps_manage, audit="app.created")
 async def create_app(actor: Actor, *, name: str, callback_hosts: Iterable[str] | None = None) -> AppOut:
     """A new app on the business's M-Pesa channel (its mode is that channel's: test for the simulator
-    or sandbox, live for production). Its name is unique in the business (409 otherwise)."""
+    or sandbox, live for production). Its name is unique in the business (409 otherwise). Not with an
+    API key: a key acts for its own app, and a new app is the owner's to make."""
+    if actor.api_key_id is not None:
+        raise PermissionDenied(KEY_CANNOT_CREATE)
     clean_name = clean_app_name(name)
     hosts = clean_callback_hosts(callback_hosts)
     tenant_id = actor.require_tenant()
@@ -86,6 +110,7 @@ async def rename_app(actor: Actor, app_id: uuid.UUID, *, name: str) -> AppOut:
     try:
         async with unit_of_work(actor) as uow:
             app = await apps.get(uow.session, tenant_id=tenant_id, app_id=app_id)
+            await _own_only(actor, uow.session, app, "rename")
             if app.name == clean_name:
                 [view] = await apps.views(uow.session, [app])
                 raise _Unchanged(view)
@@ -106,6 +131,7 @@ async def set_callback_hosts(actor: Actor, app_id: uuid.UUID, *, hosts: Iterable
     try:
         async with unit_of_work(actor) as uow:
             app = await apps.get(uow.session, tenant_id=tenant_id, app_id=app_id)
+            await _own_only(actor, uow.session, app, "change the callback hosts of")
             before = list(app.callback_hosts or [])
             if before == wanted:
                 [view] = await apps.views(uow.session, [app])
@@ -122,7 +148,8 @@ async def set_callback_hosts(actor: Actor, app_id: uuid.UUID, *, hosts: Iterable
 @use_case(Permission.apps_manage, audit="app.archived")
 async def archive_app(actor: Actor, app_id: uuid.UUID) -> AppOut:
     """Archive an app: its keys are revoked now (a request with one answers 401), its name is free
-    again, and it is no longer listed. Not the business's last app, nor the app of the key asking."""
+    again, and it is no longer listed. Not the business's last app; never with an API key (another
+    app is not its to change, its own would revoke the key asking)."""
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor) as uow:
         # Lock the business's apps: two archives at once cannot leave it with none.
@@ -130,11 +157,12 @@ async def archive_app(actor: Actor, app_id: uuid.UUID) -> AppOut:
             select(App.id).where(App.tenant_id == tenant_id, App.archived_at.is_(None)).with_for_update()
         )
         app = await apps.get(uow.session, tenant_id=tenant_id, app_id=app_id)
-        if actor.app_id == app.id:
+        await _own_only(actor, uow.session, app, "archive")
+        if actor.api_key_id is not None:
             raise Conflict(
                 f"This API key belongs to the app “{app.name}”: archiving it would revoke this very key. "
-                "Archive it in the panel (Settings → Apps), with `lipapush app archive`, or with a key of "
-                "another app."
+                "Archive it in the panel (Settings → Apps), with `lipapush app archive`, or with a login "
+                "token."
             )
         if await apps.others_active(uow.session, app) == 0:
             raise Conflict(

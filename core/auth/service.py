@@ -291,10 +291,14 @@ class AuthService:
             await write("apikey.revoked", target=str(row.id), prefix=row.prefix)
         return row
 
-    async def list_api_keys(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> list[ApiKey]:
-        rows = await session.scalars(
-            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at.desc())
-        )
+    async def list_api_keys(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: ApiKeyMode | None = None
+    ) -> list[ApiKey]:
+        """Newest first; `mode`: that mode's keys only (what an API key is shown)."""
+        stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
+        if mode is not None:
+            stmt = stmt.where(ApiKey.mode == mode)
+        rows = await session.scalars(stmt.order_by(ApiKey.created_at.desc()))
         return list(rows)
 
     async def principal_from_api_key(self, session: AsyncSession, key: str) -> Principal:

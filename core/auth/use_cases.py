@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.access.actor import Actor, ActorKind
 from core.access.permissions import ApiScope, Permission, parse_scopes, scope_permissions, sorted_scopes
 from core.access.use_case import unit_of_work, use_case
+from core.apps.service import NO_SUCH_APP, apps
 from core.auth import panel_sessions
 from core.auth.codes import CodePurpose, issue_code
 from core.auth.models import ApiKey, ApiKeyMode, Role, User
@@ -31,6 +34,7 @@ from core.errors import InvalidInput, LipapushError, NotFound, PermissionDenied
 from core.phones import Msisdn, normalize_msisdn
 from core.ratelimit import hit
 from core.runtime import runtime
+from core.tenants.models import Mode
 from core.tenants.service import tenants
 
 R = TypeVar("R")
@@ -148,11 +152,47 @@ async def give_member_web_access(actor: Actor, *, user_id: uuid.UUID, email: str
 
 
 # -- API keys ---------------------------------------------------------------------------------------
+# What an API key may do to keys (a person's login may do all of it):
+# - its own mode's only: a test key lists, creates, rolls and revokes test keys; a key made in a test
+#   phase (every scope, keys:write included) must not mint or hold live keys once the business is live;
+# - in its own app only: a key creates keys in its app (`app_id` None is its app, another is "not
+#   found" like an unknown one) and rolls or revokes its app's keys, else an app's key could make a key
+#   in another app and read that app's secrets. It lists every app's keys of its mode, as it lists
+#   every app (core.apps.use_cases).
+def _key_mode_only(actor: Actor, mode: Mode, doing: str) -> None:
+    """`doing` keys of `mode` ("create", "roll or revoke"): an API key only does it to keys of its own
+    mode, and is told who can do the rest."""
+    own = actor.mode
+    if own is None or mode is own:
+        return
+    prefix = "lp_test_" if own is Mode.test else "lp_live_"
+    raise PermissionDenied(
+        f"This is a {own.value} key ({prefix}…), and a {own.value} key manages {own.value} keys only: "
+        f"{doing} {mode.value} keys signed in as the owner (panel: Settings → API keys; CLI: "
+        f"`lipapush apikey`) or with a {mode.value} key."
+    )
+
+
+async def _key_app_only(actor: Actor, session: AsyncSession, key: ApiKey) -> None:
+    """Rolling or revoking `key` with an API key: only a key of the same app."""
+    if actor.api_key_id is None:
+        return
+    tenant_id = actor.require_tenant()
+    own = await apps.key_app_id(session, tenant_id=tenant_id, app_id=actor.app_id)
+    theirs = await apps.key_app_id(session, tenant_id=tenant_id, app_id=key.app_id)
+    if own != theirs:
+        raise PermissionDenied(
+            "This key belongs to another app, and an API key manages the keys of its own app only: roll "
+            "or revoke it signed in as the owner (panel: Settings → API keys; CLI: `lipapush apikey`) or "
+            "with a key of its app."
+        )
+
+
 @use_case(Permission.api_keys_read, query=True)
 async def list_api_keys(actor: Actor) -> list[ApiKeyOut]:
-    """Newest first; never the key itself."""
+    """Newest first; never the key itself. An API key sees its own mode's keys only (of every app)."""
     async with unit_of_work(actor, readonly=True) as uow:
-        rows = await auth.list_api_keys(uow.session, tenant_id=actor.require_tenant())
+        rows = await auth.list_api_keys(uow.session, tenant_id=actor.require_tenant(), mode=actor.mode)
         return [ApiKeyOut.model_validate(r) for r in rows]
 
 
@@ -179,17 +219,35 @@ async def create_api_key(
     hashed, never shown again. `scopes` None is every scope (what a key could always do); unknown
     scopes are refused with the valid ones. `mode` None is the app's mode (its channel's: test on the
     simulator or the sandbox, live on production); a mode the app's channel cannot serve is refused
-    with what to do (core.tenants.modes)."""
+    with what to do (core.tenants.modes).
+
+    With an API key: only in its own app (`app_id` None is the key's app; another app is "not found"),
+    and only a key of its own mode (a test key made before the business went live cannot make a live
+    key, even with `mode` left out)."""
     try:
         key_mode = ApiKeyMode(mode) if mode not in (None, "") else None
     except ValueError:
         raise InvalidInput("mode", "Choose live or test (or leave it out for the app's mode).") from None
     chosen = parse_scopes(scopes)
     _may_grant(actor, chosen)
+    tenant_id = actor.require_tenant()
     async with unit_of_work(actor) as uow:
+        if actor.api_key_id is not None:
+            own = await apps.key_app_id(uow.session, tenant_id=tenant_id, app_id=actor.app_id)
+            if app_id is not None and app_id != own:
+                raise NotFound(NO_SUCH_APP)  # as unknown as a made-up id: a key stays in its app
+            app = (
+                await apps.get(uow.session, tenant_id=tenant_id, app_id=own)
+                if own is not None
+                else await apps.default_app(uow.session, tenant_id=tenant_id)
+            )
+            app_id = app.id
+            if actor.mode is not None:
+                key_mode = key_mode or await apps.mode_of(uow.session, app)
+                _key_mode_only(actor, key_mode, "create")
         row, key = await auth.create_api_key(
             uow.session,
-            tenant_id=actor.require_tenant(),
+            tenant_id=tenant_id,
             created_by=actor.audit_user_id,
             name=name,
             mode=key_mode,
@@ -206,7 +264,7 @@ async def roll_api_key(
 ) -> ApiKeyRolled:
     """A new key with the same name, mode and scopes, shown once; the old one keeps working for the
     overlap (default 24 hours, at most 7 days) so systems can move over, and 0 stops it at once (a
-    leaked key)."""
+    leaked key). With an API key: only a key of its own mode and app."""
     if not 0 <= overlap_seconds <= MAX_ROLL_OVERLAP.total_seconds():
         raise InvalidInput(
             "overlap_seconds", "The overlap is from 0 (stop the old key now) to 7 days (604800 seconds)."
@@ -215,6 +273,8 @@ async def roll_api_key(
     async with unit_of_work(actor) as uow:
         known = await uow.session.get(ApiKey, key_id)
         if known is not None and known.tenant_id == tenant_id:
+            _key_mode_only(actor, known.mode, "roll or revoke")
+            await _key_app_only(actor, uow.session, known)
             _may_grant(actor, parse_scopes([s for s in known.scopes if s in {a.value for a in ApiScope}]))
         old, new, key = await auth.roll_api_key(
             uow.session,
@@ -234,13 +294,16 @@ async def roll_api_key(
 @use_case(Permission.api_keys_manage, audit="apikey.revoked")
 async def revoke_api_key(actor: Actor, key_id: uuid.UUID) -> ApiKeyOut:
     """Requests with the key are refused from now on. Another business's key is "not found"; revoking
-    a key again changes nothing."""
+    a key again changes nothing. With an API key: only a key of its own mode and app."""
     tenant_id = actor.require_tenant()
     try:
         async with unit_of_work(actor) as uow:
             known = await uow.session.get(ApiKey, key_id)
-            if known is not None and known.tenant_id == tenant_id and known.revoked_at is not None:
-                raise _Unchanged(ApiKeyOut.model_validate(known))
+            if known is not None and known.tenant_id == tenant_id:
+                _key_mode_only(actor, known.mode, "roll or revoke")
+                await _key_app_only(actor, uow.session, known)
+                if known.revoked_at is not None:
+                    raise _Unchanged(ApiKeyOut.model_validate(known))
             row = await auth.revoke_api_key(
                 uow.session, tenant_id=tenant_id, key_id=key_id, by=actor.audit_user_id, audit=uow.audit
             )

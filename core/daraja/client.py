@@ -79,29 +79,35 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+def _endpoint(url: str) -> tuple[str, int | None]:
+    """Where a URL's requests go, for telling the production host from others: the host lower-cased
+    without a trailing dot (``api.safaricom.co.ke.`` is the same name in DNS), and its port unless it
+    is a default one (80 or 443, or none given). The scheme is ignored: plain HTTP to the production
+    host still reaches production."""
     u = httpx.URL(url)
-    return u.scheme, u.host.lower(), u.port or (443 if u.scheme == "https" else 80)
+    port = None if u.port in (None, 80, 443) else u.port
+    return u.host.lower().rstrip("."), port
 
 
 def check_mode(creds: DarajaCredentials) -> None:
     """Test mode never reaches the production host; live mode reaches nothing else. Checked before any
     request (the token's included) whenever the credentials say their mode and where production is.
-    The base URL was chosen from the channel's environment already: this catches a bug or a setting
+    The base URL was chosen from the channel's environment and the mode is the payment's (or the
+    channel's): this catches a channel that changed mode after a payment was recorded, and a setting
     that points a test environment at production (or production at a stand-in)."""
     if creds.mode is None or creds.production_url is None:
         return
-    target, production = _origin(creds.base_url), _origin(creds.production_url)
+    target, production = _endpoint(creds.base_url), _endpoint(creds.production_url)
     if creds.mode == "test" and target == production:
         raise DarajaModeError(
-            f"Refused to send a test-mode request to the production M-Pesa host ({target[1]}): test mode "
+            f"Refused to send a test-mode request to the production M-Pesa host ({target[0]}): test mode "
             "reaches only the simulator or the sandbox. Check that DARAJA_SANDBOX_URL and "
             "DARAJA_SIMULATOR_URL do not point at production."
         )
     if creds.mode == "live" and target != production:
         raise DarajaModeError(
-            f"Refused to send a live request to {target[1]}, which is not the production M-Pesa host "
-            f"({production[1]}, DARAJA_PRODUCTION_URL): live mode never reaches a simulator or the sandbox."
+            f"Refused to send a live request to {target[0]}, which is not the production M-Pesa host "
+            f"({production[0]}, DARAJA_PRODUCTION_URL): live mode never reaches a simulator or the sandbox."
         )
 
 

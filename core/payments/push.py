@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.apps.service import apps
 from core.audit.service import record
 from core.billing.platform import platform_channel
-from core.daraja.errors import DarajaError, DarajaTransientError
+from core.daraja.errors import DarajaError, DarajaModeError, DarajaTransientError
 from core.daraja.schemas import DarajaCredentials, StkPushRequest
 from core.db import Scope, narrow_scope, utcnow
 from core.errors import DarajaRejected, DarajaUnavailable, NotFound
@@ -163,7 +163,7 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
         payment.pushed_at = utcnow()
         out = PaymentOut.model_validate(payment)
         request = _push_request(payment, channel)
-        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings, mode=payment.mode)
     try:
         return await _send(out, creds, request, scope=Scope.tenant(tenant_id))
     except DarajaRejected as exc:
@@ -250,9 +250,13 @@ async def send_push(payment_id: str) -> None:
         payment.pushed_at = utcnow()
         out = PaymentOut.model_validate(payment)
         request = _push_request(payment, channel)
-        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+        # The payment's own mode, not the channel's as it is now: if the owner switched the channel
+        # between test and live since this push was recorded, the Daraja client refuses to send it
+        # (a test payment never becomes a real prompt, nor a live one a sandbox prompt).
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings, mode=payment.mode)
+        moved = channel_changed(payment.mode) if channel.mode is not payment.mode else None
     with contextlib.suppress(DarajaRejected, DarajaUnavailable):
-        await _send(out, creds, request, scope=scope)
+        await _send(out, creds, request, scope=scope, mode_refusal=moved)
 
 
 async def _ready_to_send(
@@ -268,7 +272,8 @@ async def _ready_to_send(
     payment.pushed_at = utcnow()
     out = PaymentOut.model_validate(payment)
     request = _push_request(payment, channel)
-    return out, (tenants.credentials(channel, box=rt.secrets, settings=rt.settings), request)
+    creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings, mode=payment.mode)
+    return out, (creds, request)
 
 
 def _schedule_first_check(payment: Payment) -> None:
@@ -287,11 +292,33 @@ def _push_request(payment: Payment, channel: MpesaChannel) -> StkPushRequest:
     )
 
 
+def channel_changed(mode: Mode) -> str:
+    """Why a deferred push of a `mode` payment was not sent: its channel is of the other mode now."""
+    if mode is Mode.test:
+        return (
+            "Not sent: this business's M-Pesa channel changed from test to live after this push was "
+            "recorded, and a test payment never reaches real money. Send it again: it goes through the "
+            "live channel as a live payment."
+        )
+    return (
+        "Not sent: this business's M-Pesa channel changed from live to test after this push was "
+        "recorded, and a live payment never goes to a simulator or the sandbox. Send it again once "
+        "the production channel is back, or as a test payment."
+    )
+
+
 async def _send(
-    out: PaymentOut, creds: DarajaCredentials, request: StkPushRequest, *, scope: Scope
+    out: PaymentOut,
+    creds: DarajaCredentials,
+    request: StkPushRequest,
+    *,
+    scope: Scope,
+    mode_refusal: str | None = None,
 ) -> PaymentOut:
     """Call Daraja and record its answer on the payment, in `scope`: the transaction that recorded the
-    payment's (its business's, or the platform's for a top-up through the platform channel)."""
+    payment's (its business's, or the platform's for a top-up through the platform channel).
+    `mode_refusal`: what the payment says if the client refuses the call for its mode (a channel that
+    changed mode since the push was recorded); nothing was sent, so it is failed, not left pending."""
     rt = runtime()
     try:
         accepted = await rt.daraja().stk_push(creds, request)
@@ -325,13 +352,15 @@ async def _send(
     except DarajaError as exc:
         log.info("daraja refused push %s: %s %s", out.id, exc.kind, exc.error_code)
         refused, code = f"M-Pesa refused the request: {exc.message}", exc.error_code
+        if isinstance(exc, DarajaModeError):  # refused here, before anything reached M-Pesa
+            refused = mode_refusal or f"Not sent to M-Pesa: {exc.message}"
 
         async def record_refusal() -> None:
             async with unit_of_work(scope=scope) as session:
                 await _fail(session, out.id, refused, code)
 
         await retrying(record_refusal, what="record M-Pesa's refusal of a push", busy_message=SETTLED_LATER)
-        raise DarajaRejected(f"M-Pesa refused the request: {exc.message}", payment_id=str(out.id)) from None
+        raise DarajaRejected(refused, payment_id=str(out.id)) from None
 
     async def record_accepted() -> PaymentOut:
         async with unit_of_work(scope=scope) as session:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from core.daraja.errors import DarajaBusinessError, DarajaError
+from core.daraja.errors import DarajaBusinessError, DarajaError, DarajaModeError
 from core.daraja.result_codes import classify
 from core.daraja.schemas import StkQueryResult
 from core.db import Scope, utcnow
@@ -28,7 +28,7 @@ from core.payments.models import Payment, PaymentStatus
 from core.payments.service import payments
 from core.retry import retrying
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import MpesaChannel
+from core.tenants.models import Mode, MpesaChannel
 from core.tenants.service import tenants
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,10 @@ async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
             return payment.status if payment else None
         channel = await session.get(MpesaChannel, payment.channel_id)
         assert channel is not None
-        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings)
+        # The payment's own mode: if the channel switched between test and live since, the client
+        # refuses the query (a test payment's never reaches production, a live one's never the
+        # sandbox) and the payment waits for its callback or expires, on the usual backoff.
+        creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings, mode=payment.mode)
         checkout_id, attempts, created_at = (
             payment.checkout_request_id,
             payment.query_attempts,
@@ -92,6 +95,8 @@ async def resolve_payment(payment_id: uuid.UUID) -> PaymentStatus | None:
             result = await rt.daraja().stk_query(creds, checkout_id)
         except DarajaBusinessError as exc:
             log.info("stk query for %s refused: %s", payment_id, exc.message)
+        except DarajaModeError as exc:
+            log.info("stk query for %s not sent (the channel changed mode?): %s", payment_id, exc.message)
         except DarajaError as exc:
             log.warning("stk query for %s failed (%s); will retry", payment_id, exc.kind)
 
@@ -127,13 +132,15 @@ async def _settle(
             )
             return done.status
         if utcnow() - created_at >= expire_after:
+            channel = await session.get(MpesaChannel, payment.channel_id)
+            moved = channel is not None and channel.mode is not payment.mode
             done = await payments.finalize(
                 session,
                 payment=payment,
                 settings=rt.settings,
                 status=PaymentStatus.expired,
                 result_code=None,
-                result_desc=_expired_because(payment),
+                result_desc=_expired_because(payment, channel_moved=moved),
             )
             return done.status
         payment.query_attempts = attempts + 1
@@ -141,8 +148,21 @@ async def _settle(
         return PaymentStatus.pending
 
 
-def _expired_because(payment: Payment) -> str:
-    """What the merchant reads on a payment that expired: why nothing could settle it."""
+def _expired_because(payment: Payment, *, channel_moved: bool = False) -> str:
+    """What the merchant reads on a payment that expired: why nothing could settle it.
+    `channel_moved`: the channel is of the other mode now, so its status could not be queried."""
+    if payment.checkout_request_id is not None and channel_moved:
+        now = "live" if payment.mode is Mode.test else "test"
+        tail = (
+            "If the customer was charged, the receipt will show in your M-Pesa statement."
+            if payment.mode is Mode.live
+            else "It was a test payment: no money moved."
+        )
+        return (
+            f"This business's M-Pesa channel changed from {payment.mode.value} to {now} after this "
+            f"{payment.mode.value} payment was sent, so its status could not be checked with M-Pesa, "
+            f"and no final answer came in time: it expired. {tail}"
+        )
     if payment.checkout_request_id is not None:
         return (
             "M-Pesa gave no final answer in time, so this request expired. "

@@ -27,6 +27,7 @@ from core.phones import Msisdn
 from core.tenants.models import (
     ChannelKind,
     Environment,
+    Mode,
     MpesaChannel,
     Tenant,
     TenantKind,
@@ -36,7 +37,6 @@ from core.tenants.schemas import ChannelIn, ChannelOut
 
 # Rows per batch when `rotate_secrets` walks a table.
 ROTATE_BATCH = 500
-
 
 
 def slugify(name: str) -> str:
@@ -183,10 +183,17 @@ class TenantService:
         )
         return channel
 
-    def credentials(self, channel: MpesaChannel, *, box: SecretBox, settings: Settings) -> DarajaCredentials:
-        """The channel's Daraja app at its environment's base URL. The credentials carry the channel's
-        mode and the production URL, so the Daraja client itself refuses a test request bound for
-        production or a live one bound anywhere else (core.daraja.client, defence in depth)."""
+    def credentials(
+        self, channel: MpesaChannel, *, box: SecretBox, settings: Settings, mode: Mode | None = None
+    ) -> DarajaCredentials:
+        """The channel's Daraja app at its environment's base URL. The credentials carry a mode and the
+        production URL, so the Daraja client itself refuses a test request bound for production or a
+        live one bound anywhere else (core.daraja.client, defence in depth).
+
+        `mode`: acting for a payment, the payment's own (what it was recorded as). The channel is read
+        as it is now, and the owner may have switched it between test and live since: a test payment's
+        push or status query then never reaches production, nor a live one's the sandbox (the client
+        raises DarajaModeError). None: the channel's mode (the channel's own checks and new pushes)."""
         base = {
             Environment.simulator: settings.simulator_url,
             Environment.sandbox: settings.DARAJA_SANDBOX_URL,
@@ -195,7 +202,7 @@ class TenantService:
         paybill = channel.kind is ChannelKind.paybill
         return DarajaCredentials(
             base_url=base,
-            mode=channel.mode.value,
+            mode=(mode or channel.mode).value,
             production_url=settings.DARAJA_PRODUCTION_URL,
             consumer_key=box.decrypt(channel.consumer_key_enc),
             consumer_secret=box.decrypt(channel.consumer_secret_enc),  # type: ignore[arg-type]

@@ -62,11 +62,14 @@ class TestApps:
         r = await client.get(f"/api/apps/{made['id']}", headers=auth)
         assert (r.status_code, r.json()["name"]) == (200, "Shop website")
 
-        # the key of the Default app cannot archive its own app, but archives another
+        # the key of the Default app can archive neither its own app nor another; the owner can
         r = await client.delete(f"/api/apps/{default_id}", headers=bearer(key))
         assert r.status_code == 409
         assert r.json()["detail"].startswith("This API key belongs to the app “Default app”")
         r = await client.delete(f"/api/apps/{made['id']}", headers=bearer(key))
+        assert r.status_code == 403
+        assert r.json()["detail"].startswith("An API key changes only its own app")
+        r = await client.delete(f"/api/apps/{made['id']}", headers=auth)
         assert r.status_code == 200, r.text
         assert r.json()["name"] == "Shop website" and r.json()["archived_at"] is not None
         r = await client.get(f"/api/apps/{made['id']}", headers=auth)

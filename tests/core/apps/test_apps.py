@@ -288,7 +288,9 @@ class TestArchive:
         as_key = key_actor(tenant, key, [ApiScope.keys_write])
         with pytest.raises(Conflict, match=r"^This API key belongs to the app “Mine”"):
             await use_cases.archive_app(as_key, mine.id)
-        assert (await use_cases.archive_app(as_key, other.id)).name == "Other"
+        with pytest.raises(PermissionDenied, match=r"^An API key changes only its own app"):
+            await use_cases.archive_app(as_key, other.id)
+        assert (await use_cases.archive_app(actor, other.id)).name == "Other"
 
 
 class TestWhoMay:
@@ -339,7 +341,7 @@ class TestWhoMay:
             "Theirs too",
         ]
 
-    async def test_keys_read_lists_every_app_keys_write_changes(self, server: LiveServer) -> None:
+    async def test_keys_read_lists_every_app_keys_write_changes_its_own(self, server: LiveServer) -> None:
         tenant, owner = await make_tenant()
         actor = owner_of(tenant, owner)
         mine = await use_cases.create_app(actor, name="Mine")
@@ -352,7 +354,7 @@ class TestWhoMay:
         with pytest.raises(PermissionDenied, match="lacks the keys:read scope"):
             await use_cases.list_apps(key_actor(tenant, key, [ApiScope.payments_write]))
         writer = key_actor(tenant, key, [ApiScope.keys_write])
-        made = await use_cases.create_app(writer, name="Third")
-        assert made.name == "Third"
-        [(_, _, detail)] = [r for r in await actions(tenant) if r[1] == str(made.id)]
+        renamed = await use_cases.rename_app(writer, mine.id, name="Mine too")  # its own app
+        assert renamed.name == "Mine too"
+        [(_, _, detail)] = [r for r in await actions(tenant) if r[0] == "app.renamed"]
         assert detail["api_key_id"] == str(key.id)
