@@ -144,7 +144,9 @@ class ApiKeyIn(BaseModel):
         "the sandbox, live on a verified production channel). Another mode is refused (409) with what to do.",
     )
     app_id: uuid.UUID | None = Field(
-        default=None, description="The app the key acts for (GET /api/apps); leave out for the default app"
+        default=None,
+        description="The app the key acts for (GET /api/apps); leave out for the default app (with an API "
+        "key: the key's own app, the only one it may make keys in)",
     )
     scopes: list[ScopeName] | None = Field(
         default=None,
