@@ -46,7 +46,7 @@ from core.errors import PermissionDenied
 from core.payments.models import Payment
 from core.phones import Msisdn, normalize_msisdn
 from core.runtime import unit_of_work
-from core.tenants.models import Tenant
+from core.tenants.models import Mode, Tenant
 from sim.africastalking import UssdGateway
 from sim.telegram.client import SimMessage, TelegramSimClient
 from tests.conftest import BOT_TOKEN, LiveServer
@@ -136,6 +136,7 @@ async def open_business(role: Role) -> Business:
         await customers.record_request(
             session,
             tenant_id=tenant.id,
+            mode=Mode.live,
             phone=normalize_msisdn(BOOK_PHONE),
             name="Wanjiru",
             amount=100,

@@ -336,6 +336,7 @@ async def export_customers(query: CallbackQuery, callback_data: CuCb, actor: Act
             chat_id=note.chat.id,
             message_id=note.message_id,
             query=book_query,
+            mode=counted.mode,
             label=label,
         )
         return

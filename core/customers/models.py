@@ -6,18 +6,22 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, BigIntId, UTCDateTime, utcnow
+from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
+from core.tenants.models import Mode
 
 
 class Customer(Base):
-    """The customer book: one row per tenant and phone, cumulative and updated with each payment."""
+    """The customer book: one row per tenant, mode and phone, cumulative and updated with each payment.
+
+    A business keeps two books: test (pushes on a simulator or sandbox channel) and live (production).
+    A test payment never counts in the live book, nor a live one in the test book."""
 
     __tablename__ = "customers"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "phone"),
-        Index("ix_customers_tenant_paid_total", "tenant_id", "paid_total"),
-        Index("ix_customers_tenant_last_seen", "tenant_id", "last_seen_at"),
-        Index("ix_customers_tenant_name", "tenant_id", "name"),
+        UniqueConstraint("tenant_id", "mode", "phone"),
+        Index("ix_customers_tenant_mode_paid_total", "tenant_id", "mode", "paid_total"),
+        Index("ix_customers_tenant_mode_last_seen", "tenant_id", "mode", "last_seen_at"),
+        Index("ix_customers_tenant_mode_name", "tenant_id", "mode", "name"),
         CheckConstraint(
             "paid_count >= 0 AND paid_total >= 0 AND paid_count <= requested_count", name="totals_consistent"
         ),
@@ -25,6 +29,8 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The mode of the payments it counts (core.tenants.models.Mode): every read picks one book.
+    mode: Mapped[Mode] = mapped_column(str_enum(Mode, "mode"))
     phone: Mapped[str] = mapped_column(String(12))
     name: Mapped[str | None] = mapped_column(String(100))
     requested_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,6 +5,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.tenants.models import Mode
+
 
 class CustomerSort(StrEnum):
     name = "name"
@@ -67,3 +69,7 @@ class CustomerPage(BaseModel):
     page: int
     per_page: int
     total: int
+    mode: Mode = Field(
+        description="The book these customers are from: test (simulator or sandbox payments) or live "
+        "(production). An API key reads its own mode's book; a person the business's current mode's."
+    )

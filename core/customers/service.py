@@ -1,4 +1,9 @@
-"""The customer book: one row per business and phone, counting requests and payments.
+"""The customer book: one row per business, mode and phone, counting requests and payments.
+
+Two books per business: test (pushes on a simulator or sandbox channel) and live (production). Every
+writer names the payment's mode and every reader the book it reads; which book an actor reads is decided
+once, in core.payments.use_cases.book_mode (an API key its own mode's, a person the business's current
+one).
 
 Lock order (the whole of it is in core/ledger/service.py): payment row → customer row → ledger
 accounts → tenant row. Both writers here lock the customer row: `record_request` (a push) runs before
@@ -19,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.customers.models import Customer
 from core.customers.schemas import CustomerOut, CustomerPage, CustomerQuery
+from core.tenants.models import Mode
 from core.upsert import insert_for
 
 
@@ -32,6 +38,7 @@ class CustomerService:
         session: AsyncSession,
         *,
         tenant_id: uuid.UUID,
+        mode: Mode,
         phone: str,
         name: str | None,
         amount: int,
@@ -43,6 +50,7 @@ class CustomerService:
         table = Customer.__table__
         stmt = insert_for(session, table).values(
             tenant_id=tenant_id,
+            mode=mode,
             phone=phone,
             name=name,
             requested_count=1,
@@ -54,7 +62,7 @@ class CustomerService:
         )
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.tenant_id, table.c.phone],
+            index_elements=[table.c.tenant_id, table.c.mode, table.c.phone],
             set_={
                 "requested_count": table.c.requested_count + 1,
                 "requested_total": table.c.requested_total + excluded.requested_total,
@@ -66,12 +74,20 @@ class CustomerService:
         await session.execute(stmt)
 
     async def record_paid(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, phone: str, amount: int, at: datetime
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        mode: Mode,
+        phone: str,
+        amount: int,
+        at: datetime,
     ) -> None:
-        """Count a payment received; locks the customer row after the payment's, before the ledger."""
+        """Count a payment received in its mode's book; locks the customer row after the payment's,
+        before the ledger."""
         await session.execute(
             update(Customer)
-            .where(Customer.tenant_id == tenant_id, Customer.phone == phone)
+            .where(Customer.tenant_id == tenant_id, Customer.mode == mode, Customer.phone == phone)
             .values(
                 paid_count=Customer.paid_count + 1,
                 paid_total=Customer.paid_total + amount,
@@ -80,13 +96,17 @@ class CustomerService:
             .execution_options(synchronize_session=False)
         )
 
-    async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID, phone: str) -> Customer | None:
+    async def get(
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode, phone: str
+    ) -> Customer | None:
         return await session.scalar(
-            select(Customer).where(Customer.tenant_id == tenant_id, Customer.phone == phone)
+            select(Customer).where(
+                Customer.tenant_id == tenant_id, Customer.mode == mode, Customer.phone == phone
+            )
         )
 
-    def _filtered(self, tenant_id: uuid.UUID, q: CustomerQuery) -> Select[Any]:
-        conds: list[ColumnElement[bool]] = [Customer.tenant_id == tenant_id]
+    def _filtered(self, tenant_id: uuid.UUID, mode: Mode, q: CustomerQuery) -> Select[Any]:
+        conds: list[ColumnElement[bool]] = [Customer.tenant_id == tenant_id, Customer.mode == mode]
         if q.q:
             pattern = f"%{_like_escape(q.q)}%"
             digits = "".join(ch for ch in q.q if ch.isdigit())
@@ -116,9 +136,9 @@ class CustomerService:
         return select(Customer).where(*conds).order_by(order, tiebreak)
 
     async def search(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, query: CustomerQuery
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode, query: CustomerQuery
     ) -> CustomerPage:
-        stmt = self._filtered(tenant_id, query)
+        stmt = self._filtered(tenant_id, mode, query)
         total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
         rows = await session.scalars(stmt.limit(query.per_page).offset((query.page - 1) * query.per_page))
         return CustomerPage(
@@ -126,24 +146,31 @@ class CustomerService:
             page=query.page,
             per_page=query.per_page,
             total=total,
+            mode=mode,
         )
 
     async def recent(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, limit: int = 5
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode, limit: int = 5
     ) -> list[CustomerOut]:
         rows = await session.scalars(
             select(Customer)
-            .where(Customer.tenant_id == tenant_id)
+            .where(Customer.tenant_id == tenant_id, Customer.mode == mode)
             .order_by(Customer.last_seen_at.desc(), Customer.id.desc())
             .limit(limit)
         )
         return [CustomerOut.model_validate(r) for r in rows]
 
     async def export_batches(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, query: CustomerQuery, batch: int = 2000
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        mode: Mode,
+        query: CustomerQuery,
+        batch: int = 2000,
     ) -> AsyncIterator[Sequence[Sequence[object]]]:
-        """Rows for the customer book export, streamed from the database in batches."""
-        stmt = self._filtered(tenant_id, query).with_only_columns(
+        """Rows of one book (test or live) for its export, streamed from the database in batches."""
+        stmt = self._filtered(tenant_id, mode, query).with_only_columns(
             Customer.name,
             Customer.phone,
             Customer.requested_count,

@@ -1,4 +1,5 @@
-"""The customer book follows payments: a success adds to the customer's paid totals."""
+"""The customer book follows payments: a success adds to the customer's paid totals, in the book of
+the payment's mode (test or live)."""
 
 from __future__ import annotations
 
@@ -16,5 +17,10 @@ async def count_paid(session: AsyncSession, event: PaymentFinalised) -> None:
     p = event.payment
     if event.succeeded and p.source in CUSTOMER_SOURCES:
         await customers.record_paid(
-            session, tenant_id=p.tenant_id, phone=p.phone, amount=p.amount, at=p.completed_at or utcnow()
+            session,
+            tenant_id=p.tenant_id,
+            mode=p.mode,
+            phone=p.phone,
+            amount=p.amount,
+            at=p.completed_at or utcnow(),
         )

@@ -14,6 +14,7 @@ from core.customers.schemas import CustomerQuery
 from core.customers.service import customers
 from core.exports.xlsx import Column, build_xlsx
 from core.payments.service import TransactionFilter, payments
+from core.tenants.models import Mode
 
 CUSTOMER_COLUMNS = [
     Column("Name", "text", 28),
@@ -40,12 +41,18 @@ TRANSACTION_COLUMNS = [
 
 
 async def customer_book(
-    session: AsyncSession, *, tenant_id: uuid.UUID, query: CustomerQuery, directory: str | None = None
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    mode: Mode,
+    query: CustomerQuery,
+    directory: str | None = None,
 ) -> tuple[Path, int]:
+    """One book of the business (test or live: core.payments.use_cases.book_mode picks which)."""
     return await build_xlsx(
         sheet_title="Customers",
         columns=CUSTOMER_COLUMNS,
-        batches=customers.export_batches(session, tenant_id=tenant_id, query=query),
+        batches=customers.export_batches(session, tenant_id=tenant_id, mode=mode, query=query),
         directory=directory,
     )
 

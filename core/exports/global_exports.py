@@ -60,7 +60,8 @@ EVERY_BUSINESS = Scope.platform("exports.build_global: every business's rows, fo
 TENANT_COLUMNS = [Column("Business", "text", 28), Column("Business number", "text", 10)]
 # The per-business export's columns, with the business first (and the commission, for the platform).
 TRANSACTION_COLUMNS = [*TENANT_COLUMNS, *books.TRANSACTION_COLUMNS, Column("Commission (KES)", "money", 12)]
-CUSTOMER_COLUMNS = [*TENANT_COLUMNS, *books.CUSTOMER_COLUMNS]
+# Every business's two books (test and live) in one sheet, told apart by the last column.
+CUSTOMER_COLUMNS = [*TENANT_COLUMNS, *books.CUSTOMER_COLUMNS, Column("Mode", "text", 6)]
 
 
 class ExportRequest(BaseModel):
@@ -114,6 +115,7 @@ def _statement(req: ExportRequest) -> Select[*tuple[Any, ...]]:
                 Customer.paid_total,
                 Customer.first_seen_at,
                 Customer.last_seen_at,
+                Customer.mode,
             )
             .join(Tenant, Tenant.id == Customer.tenant_id)
             .order_by(Customer.id)

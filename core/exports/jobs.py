@@ -11,6 +11,8 @@ import uuid
 from html import escape
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.audit.service import record
 from core.customers.schemas import CustomerQuery
 from core.db import Scope
@@ -23,6 +25,7 @@ from core.notify.models import Notification, NotifyChannel
 from core.notify.service import notify
 from core.notify.telegram import TelegramSender, TelegramUndeliverable
 from core.runtime import runtime, unit_of_work
+from core.tenants.models import Mode
 from core.tenants.service import tenants
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,16 @@ def failed_text(reason: str) -> str:
     return f"❌ The customer book could not be sent: {escape(reason)}"
 
 
+async def _book(session: AsyncSession, tenant_id: uuid.UUID, mode: str | None) -> Mode:
+    """The book a job builds: the one its caller chose (core.payments.use_cases.book_mode). A job
+    queued before books had modes carries none; it was asked for by a person in a chat or on USSD,
+    whose book is the business's current mode's."""
+    if mode is not None:
+        return Mode(mode)
+    channel = await tenants.get_channel(session, tenant_id)
+    return channel.mode if channel is not None else Mode.test
+
+
 async def queue_customer_book(
     *,
     tenant_id: uuid.UUID,
@@ -56,9 +69,11 @@ async def queue_customer_book(
     chat_id: int,
     message_id: int,
     query: CustomerQuery,
+    mode: Mode,
     label: str = "",
 ) -> None:
-    """Hand a customer book export to the worker; `message_id` is the "preparing" message to edit."""
+    """Hand a customer book export to the worker; `message_id` is the "preparing" message to edit.
+    `mode`: the book the person was shown and counted (`CustomerPage.mode`), built as it is."""
     async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         await enqueue(
             session,
@@ -68,6 +83,7 @@ async def queue_customer_book(
             chat_id=chat_id,
             message_id=message_id,
             query=query.model_dump(mode="json", exclude_defaults=True),
+            mode=mode.value,
             label=label,
         )
 
@@ -81,6 +97,7 @@ async def send_customer_book(
     message_id: int,
     query: dict[str, Any],
     label: str = "",
+    mode: str | None = None,
 ) -> None:
     """Build the customer book (read-only), send it to the chat, then report on the preparing message.
 
@@ -98,6 +115,7 @@ async def send_customer_book(
             path, count = await customer_book(
                 session,
                 tenant_id=tid,
+                mode=await _book(session, tid, mode),
                 query=CustomerQuery.model_validate(query),
                 directory=rt.settings.EXPORT_DIR,
             )
@@ -157,7 +175,9 @@ async def _finish(
 
 
 @job("exports.email_customer_book", max_retries=3, min_backoff_ms=5_000, max_backoff_ms=60_000)
-async def email_customer_book(*, tenant_id: str, user_id: str | None, phone: str) -> None:
+async def email_customer_book(
+    *, tenant_id: str, user_id: str | None, phone: str, mode: str | None = None
+) -> None:
     """The customer book for someone on a feature phone: the file is emailed to the business email,
     and an SMS to `phone` carries a signed link to download it (valid DOWNLOAD_LINK_MINUTES)."""
     rt = runtime()
@@ -167,7 +187,11 @@ async def email_customer_book(*, tenant_id: str, user_id: str | None, phone: str
         async with unit_of_work(readonly=True, scope=Scope.tenant(tid)) as session:
             tenant = await tenants.get(session, tid)
             built, count = await customer_book(
-                session, tenant_id=tid, query=CustomerQuery(), directory=s.EXPORT_DIR
+                session,
+                tenant_id=tid,
+                mode=await _book(session, tid, mode),
+                query=CustomerQuery(),
+                directory=s.EXPORT_DIR,
             )
     except NotFound:
         return

@@ -18,7 +18,7 @@ from core.exports.books import customer_book, invoice_lines, transaction_list
 from core.exports.jobs import email_customer_book
 from core.jobs.registry import enqueue
 from core.payments.service import TransactionFilter
-from core.payments.use_cases import scoped_filter
+from core.payments.use_cases import book_mode, scoped_filter
 from core.runtime import runtime
 from core.tenants.service import tenants
 
@@ -52,7 +52,11 @@ async def export_customers(actor: Actor, *, query: CustomerQuery) -> BuiltExport
     async with unit_of_work(actor, readonly=True) as uow:
         tenant = await tenants.get(uow.session, tenant_id)
         path, count = await customer_book(
-            uow.session, tenant_id=tenant_id, query=query, directory=runtime().settings.EXPORT_DIR
+            uow.session,
+            tenant_id=tenant_id,
+            mode=await book_mode(uow.session, actor),
+            query=query,
+            directory=runtime().settings.EXPORT_DIR,
         )
     async with unit_of_work(actor) as uow:
         await uow.audit("export.customers", rows=count)
@@ -77,7 +81,8 @@ async def export_invoice(actor: Actor, invoice_id: uuid.UUID) -> BuiltExport:
 )
 async def email_customer_book_to(actor: Actor, *, phone: str) -> None:
     """The customer book for someone on a feature phone: emailed to the business, with a download
-    link by SMS to `phone` (core.exports.jobs.email_customer_book)."""
+    link by SMS to `phone` (core.exports.jobs.email_customer_book). The book of `book_mode`, decided
+    now: the job builds the book the person asked for."""
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor) as uow:
         await enqueue(
@@ -86,4 +91,5 @@ async def email_customer_book_to(actor: Actor, *, phone: str) -> None:
             tenant_id=str(tenant_id),
             user_id=str(actor.user_id) if actor.user_id else None,
             phone=phone,
+            mode=(await book_mode(uow.session, actor)).value,
         )

@@ -156,7 +156,13 @@ class PaymentService:
                     # The customer row before the wallet: the lock order a success callback takes too
                     # (payment, customer, ledger; core/ledger/service.py), so the two cannot deadlock.
                     await customers.record_request(
-                        session, tenant_id=tenant.id, phone=phone, name=name, amount=amount, at=now
+                        session,
+                        tenant_id=tenant.id,
+                        mode=payment.mode,
+                        phone=phone,
+                        name=name,
+                        amount=amount,
+                        at=now,
                     )
                     await commissions.hold_for_push(
                         session, tenant=tenant, payment=payment, settings=settings

@@ -238,6 +238,14 @@ async def figures_mode(session: AsyncSession, actor: Actor) -> Mode | None:
     return channel.mode if channel is not None else None
 
 
+async def book_mode(session: AsyncSession, actor: Actor) -> Mode:
+    """Which customer book (test or live) an actor reads, the one rule for every front end: the mode
+    `figures_mode` adds up (an API key's own; a person, the business's current channel's, so a
+    business that tried the simulator and went live sees its live book only). A business with no
+    channel yet has only its test book, which is empty: nothing is pushed without a channel."""
+    return await figures_mode(session, actor) or Mode.test
+
+
 @use_case(Permission.payments_read, query=True)
 async def payment_summary(actor: Actor, *, since: datetime | None = None) -> PaymentSummary:
     async with unit_of_work(actor, readonly=True) as uow:
@@ -293,7 +301,9 @@ async def _home(actor: Actor, *, chart_days: int, recent: int) -> HomeView:
             if manages
             else None,
             recent_customers=(
-                await customers.recent(session, tenant_id=tenant.id, limit=recent)
+                await customers.recent(
+                    session, tenant_id=tenant.id, mode=await book_mode(session, actor), limit=recent
+                )
                 if actor.can(Permission.customers_read)
                 else None
             ),
@@ -329,15 +339,19 @@ class PayeeSuggestion:
 @use_case(Permission.payments_read, query=True)
 async def payee_suggestions(actor: Actor, *, limit: int = 5) -> list[PayeeSuggestion]:
     """People to request a payment from, one tap away: the customer book's most recent for those who
-    may read the book; for a cashier, the people of their own recent requests (the book is not theirs)."""
+    may read the book; for a cashier, the people of their own recent requests (the book is not theirs).
+    Both from the mode of `book_mode` only: a business gone live is not offered its simulator payees."""
     async with unit_of_work(actor, readonly=True) as uow:
+        mode = await book_mode(uow.session, actor)
         if actor.can(Permission.customers_read):
-            recent = await customers.recent(uow.session, tenant_id=actor.require_tenant(), limit=limit)
+            recent = await customers.recent(
+                uow.session, tenant_id=actor.require_tenant(), mode=mode, limit=limit
+            )
             return [PayeeSuggestion(c.phone, c.name) for c in recent]
         page = await payments.list_page(
             uow.session,
             tenant_id=actor.require_tenant(),
-            filters=_scoped(actor, TransactionFilter(customer_only=True)),
+            filters=_scoped(actor, TransactionFilter(customer_only=True, mode=mode)),
             limit=limit * 4,
         )
     seen: dict[str, str | None] = {}
@@ -349,16 +363,18 @@ async def payee_suggestions(actor: Actor, *, limit: int = 5) -> list[PayeeSugges
 @use_case(Permission.payments_read, query=True)
 async def payee_name(actor: Actor, phone: str) -> str | None:
     """The name a payer is known by, to fill in when their number is typed again: from the customer
-    book for those who may read it, else from the actor's own earlier requests."""
+    book for those who may read it, else from the actor's own earlier requests; in the mode of
+    `book_mode` either way."""
     async with unit_of_work(actor, readonly=True) as uow:
         tenant_id = actor.require_tenant()
+        mode = await book_mode(uow.session, actor)
         if actor.can(Permission.customers_read):
-            known = await customers.get(uow.session, tenant_id=tenant_id, phone=phone)
+            known = await customers.get(uow.session, tenant_id=tenant_id, mode=mode, phone=phone)
             return known.name if known else None
         page = await payments.list_page(
             uow.session,
             tenant_id=tenant_id,
-            filters=_scoped(actor, TransactionFilter(customer_only=True, phone=phone)),
+            filters=_scoped(actor, TransactionFilter(customer_only=True, phone=phone, mode=mode)),
             limit=5,
         )
     return next((p.customer_name for p in page.items if p.phone == phone and p.customer_name), None)

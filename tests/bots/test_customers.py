@@ -21,7 +21,7 @@ from core.customers.schemas import CustomerOut, CustomerQuery
 from core.customers.service import customers
 from core.exports.xlsx import EAT
 from core.runtime import unit_of_work
-from core.tenants.models import Tenant
+from core.tenants.models import Mode, Tenant
 from sim.telegram.client import TelegramSimClient
 from tests.bots.test_transactions import (
     T,
@@ -113,11 +113,15 @@ async def book(server: LiveServer) -> AsyncIterator[Book]:
     await api_pushes(server, tenant, [{"phone": p, "amount": a, "name": n} for p, a, n in people])
     async with unit_of_work() as session:
         for phone, days in (("254722000204", 20), ("254722000205", 60)):
-            row = await customers.get(session, tenant_id=tenant.id, phone=phone)
+            row = await customers.get(session, tenant_id=tenant.id, mode=Mode.live, phone=phone)
             assert row is not None
             row.last_seen_at -= timedelta(days=days)
     async with unit_of_work(readonly=True) as session:
-        rows = (await customers.search(session, tenant_id=tenant.id, query=CustomerQuery(per_page=100))).items
+        rows = (
+            await customers.search(
+                session, tenant_id=tenant.id, mode=Mode.live, query=CustomerQuery(per_page=100)
+            )
+        ).items
     yield Book(tenant, owner.id, {c.name or "–": c for c in rows})
 
 

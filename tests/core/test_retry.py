@@ -23,6 +23,7 @@ from core.db import utcnow
 from core.errors import Busy
 from core.retry import DEADLOCK_DETECTED, conflict_sqlstate, retrying
 from core.runtime import unit_of_work
+from core.tenants.models import Mode
 from tests.conftest import LiveServer
 from tests.support import services
 from tests.support.factories import make_tenant
@@ -39,7 +40,7 @@ async def _two_customers() -> uuid.UUID:
     async with unit_of_work() as session:
         for phone in (FIRST, SECOND, FIRST, SECOND):  # two requests each, for the two payments below
             await customers.record_request(
-                session, tenant_id=tenant.id, phone=phone, name=None, amount=10, at=utcnow()
+                session, tenant_id=tenant.id, mode=Mode.live, phone=phone, name=None, amount=10, at=utcnow()
             )
     return tenant.id
 
@@ -57,10 +58,14 @@ def _crossed(tenant_id: uuid.UUID) -> tuple[Work, Work, list[str]]:
         async def run() -> str:
             attempts.append(first)
             async with unit_of_work() as session:
-                await customers.record_paid(session, tenant_id=tenant_id, phone=first, amount=5, at=utcnow())
+                await customers.record_paid(
+                    session, tenant_id=tenant_id, mode=Mode.live, phone=first, amount=5, at=utcnow()
+                )
                 holding[first].set()
                 await holding[then].wait()
-                await customers.record_paid(session, tenant_id=tenant_id, phone=then, amount=5, at=utcnow())
+                await customers.record_paid(
+                    session, tenant_id=tenant_id, mode=Mode.live, phone=then, amount=5, at=utcnow()
+                )
             return first
 
         return run

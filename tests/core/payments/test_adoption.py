@@ -131,7 +131,7 @@ async def reload(payment: Payment) -> Payment:
 
 async def paid_totals(payment: Payment) -> tuple[int, int, int]:
     async with unit_of_work(readonly=True, scope=Scope.tenant(payment.tenant_id)) as session:
-        c = await customers.get(session, tenant_id=payment.tenant_id, phone=payment.phone)
+        c = await customers.get(session, tenant_id=payment.tenant_id, mode=payment.mode, phone=payment.phone)
         assert c is not None
         return c.paid_count, c.paid_total, c.requested_count
 

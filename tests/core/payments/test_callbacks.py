@@ -83,7 +83,7 @@ class TestDuplicateCallbacks:
         outcomes = await asyncio.gather(*(process(i) for i in ids))
         assert sorted(outcomes) == ["applied", "duplicate", "duplicate", "duplicate", "duplicate"]
         async with unit_of_work(readonly=True) as session:
-            c = await customers.get(session, tenant_id=p.tenant_id, phone=p.phone)
+            c = await customers.get(session, tenant_id=p.tenant_id, mode=p.mode, phone=p.phone)
             assert c is not None
             assert (c.paid_count, c.paid_total, c.requested_count) == (1, 150, 1)
             final = await session.get(Payment, p.id)
@@ -134,7 +134,7 @@ class TestDuplicateCallbacks:
             final = await session.get(Payment, p.id)
             assert final is not None
             assert (final.status, final.receipt, final.flag) == (PaymentStatus.success, "UKN1FIRST1", None)
-            c = await customers.get(session, tenant_id=p.tenant_id, phone=p.phone)
+            c = await customers.get(session, tenant_id=p.tenant_id, mode=p.mode, phone=p.phone)
             assert c is not None and (c.paid_count, c.paid_total) == (1, 25)
         # The same conflicting callback again is again a conflict, recorded on its own row.
         assert await process(await store(p, second)) == "conflict"
@@ -157,7 +157,7 @@ class TestMismatchAndOrdering:
             assert final.status is PaymentStatus.failed
             assert final.flag == "callback amount KES 5 differs from requested KES 500"
             assert final.receipt is None
-            c = await customers.get(session, tenant_id=p.tenant_id, phone=p.phone)
+            c = await customers.get(session, tenant_id=p.tenant_id, mode=p.mode, phone=p.phone)
             assert c is not None and (c.paid_count, c.paid_total) == (0, 0)
 
     async def test_callback_before_checkout_id_is_recorded_is_retried(self, server: LiveServer) -> None:

@@ -101,7 +101,7 @@ class TestDelayedCallbackAfterQuery:
             assert p.transaction_date is not None
             assert p.transaction_date.strftime("%Y%m%d") == "20261123"
             assert p.result_desc == settled["result_desc"] and p.completed_at is not None
-            c = await customers.get(session, tenant_id=tenant.id, phone="254722009999")
+            c = await customers.get(session, tenant_id=tenant.id, mode=p.mode, phone="254722009999")
             assert c is not None and (c.paid_count, c.paid_total, c.requested_count) == (1, 40, 1)
         assert await commission_postings(pid) == 1
 
@@ -161,7 +161,9 @@ class TestImpossibleCallbacks:
             p = await session.get(Payment, payment.id)
             assert p is not None
             assert (p.status, p.receipt, p.paid_amount, p.flag) == (PaymentStatus.pending, None, None, None)
-            c = await customers.get(session, tenant_id=payment.tenant_id, phone=payment.phone)
+            c = await customers.get(
+                session, tenant_id=payment.tenant_id, mode=payment.mode, phone=payment.phone
+            )
             assert c is not None and (c.paid_count, c.paid_total) == (0, 0)
             o = await session.get(Payment, owner.id)
             assert o is not None and (o.status, o.receipt) == (PaymentStatus.success, taken)

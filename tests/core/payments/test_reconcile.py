@@ -85,7 +85,7 @@ class TestReconciliation:
             assert row.flag is not None and "UKN1LATEX1" in row.flag and "expired" in row.flag
             inbox = await session.get(CallbackInbox, inbox_id)
             assert inbox is not None and inbox.error == row.flag
-            c = await customers.get(session, tenant_id=p.tenant_id, phone=p.phone)
+            c = await customers.get(session, tenant_id=p.tenant_id, mode=p.mode, phone=p.phone)
             assert c is not None and (c.paid_count, c.paid_total) == (0, 0)
         # A replay of the same late callback adds nothing more.
         assert await process(await store(p, late)) == "late_success_after_final"
