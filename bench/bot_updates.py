@@ -4,9 +4,10 @@
     .venv/bin/python bench/bot_updates.py --chats 50 --rounds 20 --postgres   # fresh Postgres database
 
 Setup (untimed): a fresh database, migrated; ``--chats`` active businesses made through the real
-services (``tests.support.factories.make_tenant``: sign-up, verified simulator channel), each owner's
+services (``tests.support.factories.make_tenant``: sign-up, verified production channel), each owner's
 account linked to its own fake Telegram user (``attach_owner``), and ``--history`` payments per business
-with the customer book they imply (bulk rows, for the /home and /pay queries to read something).
+with the customer book they imply (bulk rows in the channel's mode, live, the book and figures /home
+and /pay read).
 
 Ours: the product's Dispatcher, ``bots.app.build_dispatcher(settings)`` (ActorMiddleware, every router,
 the error handlers, MemoryStorage FSM as without ``REDIS_URL``), and the product's Bot,
@@ -376,6 +377,7 @@ async def seed(n_chats: int, history: int) -> list[Chat]:
     from core.auth.telegram import attach_owner
     from core.customers.models import Customer
     from core.payments.models import Payment, PaymentSource, PaymentStatus
+    from core.tenants.models import Environment
     from core.tenants.service import tenants
     from tests.support.factories import make_tenant
 
@@ -390,7 +392,9 @@ async def seed(n_chats: int, history: int) -> list[Chat]:
     now = utcnow()
     for i in range(n_chats):
         name = f"Duka la Mama {i + 1}"
-        tenant, owner = await make_tenant(name=name, phone=f"07{20_000_000 + i:08d}")
+        tenant, owner = await make_tenant(
+            name=name, phone=f"07{20_000_000 + i:08d}", environment=Environment.production
+        )
         tg_id = FIRST_TG_ID + i
         async with unit_of_work() as session:
             user = await session.get(User, owner.id)
@@ -413,6 +417,7 @@ async def seed(n_chats: int, history: int) -> list[Chat]:
                             "id": uuid.uuid4(),
                             "tenant_id": tenant.id,
                             "channel_id": channel.id,
+                            "mode": channel.mode,
                             "initiated_by_id": owner.id,
                             "source": PaymentSource.telegram,
                             "status": status,
@@ -433,6 +438,7 @@ async def seed(n_chats: int, history: int) -> list[Chat]:
                         phone,
                         {
                             "tenant_id": tenant.id,
+                            "mode": channel.mode,
                             "phone": phone,
                             "name": f"Customer {phone[-4:]}" if rnd.random() < 0.7 else None,
                             "requested_count": 0,

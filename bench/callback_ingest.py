@@ -5,11 +5,13 @@
 
 What happens:
 
-1. A fresh Postgres database is created and migrated. One active business with a simulator channel
-   and its first pending payment are made through the real services (signup, save_channel,
-   mark_verified, payments.create_pending, payments.record_accepted); the other N-1 pending payments
-   (distinct CheckoutRequestIDs, phones, amounts) and their customers are bulk copies of the rows the
-   services wrote, so they carry everything a push sets (commission rate and amount, ...).
+1. A fresh Postgres database is created and migrated. One active business with a production channel
+   (so its payments are live and earn commission; ``DARAJA_PRODUCTION_URL`` points at the app's own
+   simulator path, though nothing here calls Daraja) and its first pending payment are made through
+   the real services (signup, save_channel, mark_verified, payments.create_pending,
+   payments.record_accepted); the other N-1 pending payments (distinct CheckoutRequestIDs, phones,
+   amounts) and their customers are bulk copies of the rows the services wrote, so they carry
+   everything a push sets (mode, commission rate and amount, ...).
 2. The product runs as real processes: ``lipapush web`` (uvicorn, 1 process) and ``lipapush worker``
    (Dramatiq on Redis, ``--worker-threads``), under a unique REDIS_NAMESPACE.
 3. An aiohttp load generator (``--concurrency`` connections) POSTs one valid success callback per
@@ -74,11 +76,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 import psutil
+from pydantic import SecretStr
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from core.billing.commission import commission_cents
-from core.config import load_settings
+from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE, load_settings
 from core.customers.models import Customer
 from core.db import utcnow
 from core.migrate import upgrade
@@ -122,14 +125,32 @@ def _receipt(i: int) -> str:
     return "TK" + out
 
 
-async def seed(database_url: str, count: int) -> Seeded:
-    """One active business with a simulator channel, and `count` pending payments as a push leaves them.
+def _channel_in(environment: Environment) -> ChannelIn:
+    """A paybill channel in `environment`: production is live mode (commission posted on success),
+    simulator test mode (nothing posted). Production takes the values the stand-ins accept."""
+    if environment is Environment.simulator:
+        return ChannelIn(environment=environment, kind=ChannelKind.paybill)
+    return ChannelIn(
+        environment=environment,
+        kind=ChannelKind.paybill,
+        business_short_code=SANDBOX_SHORT_CODE,
+        consumer_key=SecretStr("bench-consumer-key"),
+        consumer_secret=SecretStr("bench-consumer-secret"),
+        passkey=SecretStr(SANDBOX_PASSKEY),
+    )
+
+
+async def seed(database_url: str, count: int, environment: Environment = Environment.simulator) -> Seeded:
+    """One active business with a channel in `environment` (simulator: test-mode payments, no
+    commission; production: live ones, commission posted on success), and `count` pending payments as a
+    push leaves them.
 
     The business, its channel and the first payment go through the real services (signup,
     save_channel, mark_verified, payments.create_pending, payments.record_accepted), so every column
     a push fills in (commission rate and amount, wallet hold, ...) is filled in by the product. The
     other payments are bulk copies of that first row with their own id, phone, amount, commission and
-    Daraja ids, and their customers are bulk copies of the customer row create_pending wrote."""
+    Daraja ids, and their customers are bulk copies of the customer row create_pending wrote (so they
+    carry the payments' mode, the channel's)."""
     rt = configure(load_settings(DATABASE_URL=database_url, REDIS_URL=None))
     now = utcnow()
     stamp = now.strftime("%Y%m%d%H%M%S")
@@ -149,7 +170,7 @@ async def seed(database_url: str, count: int) -> Seeded:
             channel = await tenants.save_channel(
                 session,
                 tenant=tenant,
-                data=ChannelIn(environment=Environment.simulator, kind=ChannelKind.paybill),
+                data=_channel_in(environment),
                 box=rt.secrets,
                 by=owner.id,
             )
@@ -663,6 +684,8 @@ async def verify(engine: AsyncEngine, seeded: Seeded, expected: int, accepted: i
         ).one()
         if tuple(owed) != tuple(posted):
             problems.append(f"commission (postings, cents) = {tuple(posted)}, expected {tuple(owed)}")
+        if int(owed[0]) != expected:
+            problems.append(f"{owed[0]} of {expected} payments carry a commission: are they live?")
         if tuple(inbox) != (accepted, accepted, expected):
             problems.append(
                 f"callback_inbox (rows, processed, applied) = {tuple(inbox)}, expected "
@@ -971,7 +994,8 @@ def main(argv: list[str] | None = None) -> int:
             database_url, db_name = create_pg_database(args.pg_admin_url, "cb")
         t = time.perf_counter()
         upgrade(database_url)
-        seeded = asyncio.run(seed(database_url, total))
+        # Production: live payments, which earn the commission the run posts and checks.
+        seeded = asyncio.run(seed(database_url, total, Environment.production))
         print(
             f"seeded {total} pending payments in {time.perf_counter() - t:.1f}s "
             f"({'SQLite' if args.sqlite else 'Postgres ' + (db_name or '')})",
@@ -982,6 +1006,9 @@ def main(argv: list[str] | None = None) -> int:
         env.update(
             DATABASE_URL=database_url,
             PUBLIC_BASE_URL=base_url,
+            # The channel is production: were a live request ever made, the app's own simulator path
+            # (DARAJA_SIMULATOR_URL's default) is its production host, so nothing leaves the machine.
+            DARAJA_PRODUCTION_URL=f"{base_url}/sim/daraja",
             LOG_LEVEL=args.log_level,
             PYTHONUNBUFFERED="1",
         )
@@ -999,7 +1026,11 @@ def main(argv: list[str] | None = None) -> int:
             wait_log_line(procs[1], "worker running")
         asyncio.run(wait_healthy(base_url, procs))
 
-        named = {p.name: [p.popen.pid] for p in procs}
+        # `lipapush web` serves from a forked child (web/supervisor.py): count each process's tree.
+        named = {
+            p.name: [p.popen.pid, *(c.pid for c in psutil.Process(p.popen.pid).children(recursive=True))]
+            for p in procs
+        }
         named["bench (aiohttp)"] = [os.getpid()]
         by_name: dict[str, str] = {}
         if not args.sqlite:

@@ -45,7 +45,8 @@ async def admin(server: str, sql: str) -> None:
 
 
 async def seed(n_payments: int, n_tenants: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Tenants in wallet mode with funded wallets, and pending payments holding their commission."""
+    """Tenants in wallet mode with funded wallets on production channels, and live payments holding
+    their commission (test-mode payments, a simulator or sandbox channel's, earn none)."""
     pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
     async with unit_of_work() as session:
         tenant_ids = []
@@ -63,7 +64,7 @@ async def seed(n_payments: int, n_tenants: int) -> list[tuple[uuid.UUID, uuid.UU
             await session.flush()
             channel = MpesaChannel(
                 tenant_id=tenant.id,
-                environment=Environment.simulator,
+                environment=Environment.production,
                 kind=ChannelKind.paybill,
                 business_short_code="174379",
                 consumer_key_enc="x",
@@ -100,6 +101,7 @@ async def seed(n_payments: int, n_tenants: int) -> list[tuple[uuid.UUID, uuid.UU
                     "id": pid,
                     "tenant_id": tid,
                     "channel_id": cid,
+                    "mode": Environment.production.mode,
                     "source": PaymentSource.api,
                     "status": PaymentStatus.success,
                     "amount": amount,
@@ -122,6 +124,7 @@ async def seed(n_payments: int, n_tenants: int) -> list[tuple[uuid.UUID, uuid.UU
             [
                 {
                     "tenant_id": r["tenant_id"],
+                    "mode": r["mode"],
                     "phone": r["phone"],
                     "requested_count": 1,
                     "requested_total": r["amount"],

@@ -9,8 +9,9 @@ by an earlier variant. Variants:
 * ``build_xlsx``: ``core.exports.xlsx.build_xlsx`` with customer-book columns, fed batches of 1000
   from an async generator, as the web endpoint feeds it from the database.
 * ``customer_book``: the real export path end to end: ``core.exports.books.customer_book`` reading the
-  same rows from a seeded database (SQLite by default, ``--postgres URL`` for a Postgres server) and
-  writing the customer-book workbook. Seeding happens in the parent, outside the measurement.
+  same rows (the business's live book) from a seeded database (SQLite by default, ``--postgres URL``
+  for a Postgres server) and writing the customer-book workbook. Seeding happens in the parent,
+  outside the measurement.
 
 To add a variant (e.g. rows read from the database), write ``def run_x(rows: int) -> Outcome`` and
 register it in ``VARIANTS``; the table and the ratios pick it up.
@@ -43,8 +44,11 @@ from core.customers.schemas import CustomerQuery, CustomerSort
 from core.exports.books import customer_book
 from core.exports.xlsx import Column, build_xlsx
 from core.runtime import configure, unit_of_work
+from core.tenants.models import Mode
 
 BATCH_ROWS = 1000
+# The book seeded and exported: a business's live book (each business keeps one per mode).
+BOOK_MODE = Mode.live
 CUSTOMER_COLUMNS = [
     Column("Name", "text", 28),
     Column("Phone", "text", 15),
@@ -151,6 +155,7 @@ def run_customer_book(rows: int) -> Outcome:
                 return await customer_book(
                     session,
                     tenant_id=tenant_id,
+                    mode=BOOK_MODE,
                     query=CustomerQuery(sort=CustomerSort.first_seen_at, desc=False),
                 )
         finally:
@@ -218,6 +223,7 @@ def seed_database(rows: int, postgres: str | None) -> tuple[str, str, Callable[[
                     batch.append(
                         {
                             "tenant_id": tenant_id,
+                            "mode": BOOK_MODE,
                             "name": name,
                             "phone": phone,
                             "requested_count": count,

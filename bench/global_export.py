@@ -6,8 +6,9 @@ what does it cost on top of bare asyncpg + bare openpyxl? Run by hand:
 
 1. Creates a fresh database `bench_gx_<pid>` on `--pg-server`, migrates it with `lipapush db upgrade` and
    loads `--rows` payments across `--tenants` businesses with bench/transactions_page.py's loader (30 days
-   in creation order). The customer book is one INSERT … SELECT … GROUP BY (tenant, phone) over those
-   payments. A platform admin is made through `auth.create_user`.
+   in creation order; live, as their businesses' channels are production). The customer books are one
+   INSERT … SELECT … GROUP BY (tenant, mode, phone) over those payments. A platform admin is made
+   through `auth.create_user`.
 2. Each measured export runs in a fresh child process, configured as the product configures itself
    (`core.runtime.configure(load_settings(DATABASE_URL=…))`, no Redis: the in-process broker, which
    without a worker sends nothing). The child creates the ExportJob with `global_exports.request_export`
@@ -78,7 +79,7 @@ TX_ORDER = " ORDER BY p.created_at, p.id"
 TX_DATETIMES = (2, 11)
 CU_SELECT = (
     "SELECT t.name, t.business_number, c.name, c.phone, c.requested_count, c.paid_count, c.paid_total, "
-    "c.first_seen_at, c.last_seen_at FROM customers c JOIN tenants t ON t.id = c.tenant_id"
+    "c.first_seen_at, c.last_seen_at, c.mode FROM customers c JOIN tenants t ON t.id = c.tenant_id"
 )
 CU_ORDER = " ORDER BY c.id"
 CU_DATETIMES = (7, 8)
@@ -388,11 +389,13 @@ def discard(path: str) -> None:
 
 # -- loading ---------------------------------------------------------------------------------------
 def customers_sql() -> str:
-    """The customer book derived from the payments: one row per (tenant, phone), in first-seen order."""
+    """The customer books derived from the payments: one row per (tenant, mode, phone), each in its
+    payments' mode, in first-seen order."""
     first = "ARRAY[" + ",".join(f"'{n}'" for n in FIRST_NAMES) + "]"
     last = "ARRAY[" + ",".join(f"'{n}'" for n in LAST_NAMES) + "]"
     values = {
         "tenant_id": "tenant_id",
+        "mode": "mode",
         "phone": "phone",
         "name": f"({first})[1 + substr(phone, 12, 1)::int] || ' ' || ({last})[1 + substr(phone, 11, 1)::int]",
         "requested_count": "count(*)",
@@ -412,7 +415,7 @@ def customers_sql() -> str:
     cols = list(values)
     return (
         f"INSERT INTO customers ({', '.join(cols)}) SELECT {', '.join(values[c] for c in cols)} "
-        "FROM payments GROUP BY tenant_id, phone ORDER BY min(created_at)"
+        "FROM payments GROUP BY tenant_id, mode, phone ORDER BY min(created_at)"
     )
 
 
@@ -438,7 +441,7 @@ async def load(db_url: str, dsn: str, *, rows: int, tenants: int) -> str:
         await conn.execute(customers_sql())
         await conn.execute("VACUUM ANALYZE customers")
         n = await conn.fetchval("SELECT count(*) FROM customers")
-        print(f"loaded {n} customers (one per business and phone) in {time.perf_counter() - t0:.0f}s")
+        print(f"loaded {n} customers (one per business, mode and phone) in {time.perf_counter() - t0:.0f}s")
     finally:
         await conn.close()
     return admin_id

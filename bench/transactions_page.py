@@ -6,10 +6,11 @@ query it needs run straight on asyncpg. Run by hand:
 
 1. Creates a fresh database `bench_tx_<pid>` on `--pg-server` (postgresql://postgres@127.0.0.1:5432) and
    migrates it with `lipapush db upgrade`. One business is made through the real services (signup,
-   save_channel, mark_verified); the other `--tenants` - 1 are SQL copies of its rows. The payments are
-   one INSERT … SELECT generate_series: 30 days in creation order, a few big businesses and many small
-   ones, ~86 % success and ~11 % failed/cancelled/timeout, every source, ~200 000 repeat customers'
-   phones (2547…, some 2541…). Then ANALYZE.
+   save_channel on production, mark_verified); the other `--tenants` - 1 are SQL copies of its rows.
+   The payments are one INSERT … SELECT generate_series, live (their production channels' mode, with
+   commission): 30 days in creation order, a few big businesses and many small ones, ~86 % success and
+   ~11 % failed/cancelled/timeout, every source, ~200 000 repeat customers' phones (2547…, some 2541…).
+   Then ANALYZE.
 2. A platform admin and a panel session are made through core services (auth.create_user,
    panel_sessions.start); `lipapush web` runs as a real process with that session's cookie.
 3. aiohttp asks for each case `--requests` times at concurrency 1 and 4 (after a warm-up): the first
@@ -47,15 +48,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 import asyncpg
+from pydantic import SecretStr
 
 from core.auth import panel_sessions
 from core.auth.models import Role
 from core.auth.service import auth
-from core.config import load_settings
+from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE, load_settings
 from core.payments.models import Payment
 from core.payments.search import PhoneMatchKind, decode_cursor, eat_day_start, phone_match
 from core.runtime import Runtime, configure, unit_of_work
-from core.tenants.models import ChannelKind, Environment, MpesaChannel, Tenant
+from core.tenants.models import ChannelKind, Environment, Mode, MpesaChannel, Tenant
 from core.tenants.onboarding import signup
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
@@ -74,12 +76,14 @@ def _copy_sql(table: Any, overrides: dict[str, str], source: str) -> str:
     return f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {source}"
 
 
-def payments_sql(n: int) -> str:
-    """Every NOT NULL column of payments is given here, so a new column without a default fails loudly."""
+def payments_sql(n: int, mode: Mode) -> str:
+    """Every NOT NULL column of payments is given here, so a new column without a default fails loudly.
+    `mode`: the channels' (all copies of one), which a payment takes."""
     values = {
         "id": "gen_random_uuid()",
         "tenant_id": "bt.tenant_id",
         "channel_id": "bt.channel_id",
+        "mode": f"'{mode.value}'",
         "source": "(ARRAY['api','api','api','api','telegram','telegram','telegram','ussd','ussd',"
         "'portal','portal','onboarding','topup'])[1 + (g * 7) % 13]",
         "status": "CASE WHEN r.s < 0.86 THEN 'success' WHEN r.s < 0.93 THEN 'failed' "
@@ -102,6 +106,8 @@ def payments_sql(n: int) -> str:
         "completed_at": f"now() - interval '30 days' * (1 - g::float8 / {n}) + interval '20 seconds'",
         "query_attempts": "0",
     }
+    if mode is Mode.test:  # a test payment is priced at nothing (core.billing.commission)
+        values.update(commission_bps="NULL", commission_cents="0")
     missing = [c.name for c in Payment.__table__.columns if not c.nullable and c.name not in values]
     assert not missing, f"bench does not fill payments.{missing}"
     cols = list(values)
@@ -130,12 +136,20 @@ async def seed(rt: Runtime, dsn: str, *, n_tenants: int, n_payments: int) -> Non
         channel = await tenants.save_channel(
             session,
             tenant=tenant,
-            data=ChannelIn(environment=Environment.simulator, kind=ChannelKind.paybill),
+            # Production (the stand-ins' values; nothing calls Daraja): live payments, with commission.
+            data=ChannelIn(
+                environment=Environment.production,
+                kind=ChannelKind.paybill,
+                business_short_code=SANDBOX_SHORT_CODE,
+                consumer_key=SecretStr("bench-consumer-key"),
+                consumer_secret=SecretStr("bench-consumer-secret"),
+                passkey=SecretStr(SANDBOX_PASSKEY),
+            ),
             box=rt.secrets,
             by=None,
         )
         await tenants.mark_verified(session, channel=channel)
-        template = tenant.id
+        template, mode = tenant.id, channel.mode
     conn = await asyncpg.connect(dsn)
     try:
         t0 = time.perf_counter()
@@ -170,7 +184,7 @@ async def seed(rt: Runtime, dsn: str, *, n_tenants: int, n_payments: int) -> Non
             "t.id AS tenant_id, c.id AS channel_id FROM tenants t JOIN mpesa_channels c ON c.tenant_id = t.id"
         )
         await conn.execute("CREATE UNIQUE INDEX ON bench_tenants (idx)")
-        await conn.execute(payments_sql(n_payments))
+        await conn.execute(payments_sql(n_payments, mode))
         await conn.execute("DROP TABLE bench_tenants")
         await conn.execute("VACUUM ANALYZE")
         count = await conn.fetchval("SELECT count(*) FROM payments")

@@ -7,7 +7,8 @@ Setup (untimed): a fresh database (a SQLite file in a temp dir, or with ``--post
 database on ``--pg-server``), migrated by ``lipapush db upgrade``; ``--sessions`` active businesses made
 through the real services (``signup``, ``save_channel``, ``mark_verified``), each owner registered for
 USSD on its own phone with PIN 4826 (``core.auth.pins.register_ussd``), and ``--history`` payments per
-business (bulk rows spread over the last ~2 days, so "Last 5 payments" and "Today" read something).
+business (bulk rows spread over the last ~2 days, so "Last 5 payments" and "Today" read something; in
+the simulator channel's mode, test, so priced at nothing, as the product records them).
 Then the app runs as a real process: ``lipapush serve`` on SQLite (embedded mode: in-process broker,
 worker and scheduler), ``lipapush web`` with ``--postgres`` (``REDIS_URL`` and a unique
 ``REDIS_NAMESPACE``, so the USSD session state lives in Redis), on a free port; the bench waits for
@@ -253,6 +254,7 @@ async def seed(database_url: str, n: int, history: int) -> list[Caller]:
                             "id": uuid.uuid4(),
                             "tenant_id": tenant.id,
                             "channel_id": channel.id,
+                            "mode": channel.mode,
                             "initiated_by_id": owner.id,
                             "source": PaymentSource.ussd,
                             "status": status,
@@ -260,8 +262,8 @@ async def seed(database_url: str, n: int, history: int) -> list[Caller]:
                             "phone": f"25479{i:03d}{rnd.randrange(10_000):04d}",
                             "account_reference": "BENCH",
                             "description": "Bench",
-                            "commission_bps": 100,
-                            "commission_cents": amount,
+                            "commission_bps": None,  # test mode: no commission
+                            "commission_cents": 0,
                             "reserved_cents": 0,
                             "created_at": at,
                             "updated_at": at,

@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     # Development and tests only: the retry schedule's waits (5 s, 5 min, 30 min, …) times this, so a
     # test sees the third attempt in seconds. Refused below 1 with APP_ENV=production.
     WEBHOOK_RETRY_SCALE: float = Field(default=1.0, gt=0, le=1)
+    # Webhook messages, their deliveries and attempt logs are kept this long, then deleted daily.
+    WEBHOOK_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
     @classmethod

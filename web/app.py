@@ -28,6 +28,7 @@ from core.hotspot.provision import sweep as hotspot_sweep
 from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
 from core.runtime import Runtime, unit_of_work
+from core.webhooks.jobs import prune_webhooks
 from ussd.router import ussd_router
 from web.api import (
     admin_hotspot,
@@ -62,6 +63,7 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         # Hotspot vouchers: stuck provisioning retried, routers reconciled, expiries applied.
         Periodic(hotspot_sweep, every=60),
         Periodic(subscription_reminders, every=3600),
+        Periodic(prune_webhooks, every=24 * 3600),
     ]
 
 

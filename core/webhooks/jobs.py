@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.apps.models import App
@@ -244,3 +244,34 @@ async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, why: str) -
             body=f"lipapush stopped sending events to {endpoint.url[:120]}: {why}. Fix the receiver, then "
             "switch the endpoint back on and replay what failed (panel → Webhooks, or the API).",
         )
+
+
+PRUNE = Scope.platform("webhooks.prune: every business's old webhook messages")
+PRUNE_BATCH = 2000
+
+
+@job("webhooks.prune", max_retries=3)
+async def prune_webhooks() -> None:
+    """Delete messages older than WEBHOOK_RETENTION_DAYS with no delivery still being tried, with their
+    deliveries and attempt logs, in batches (each its own transaction, so the tables stay available)."""
+    cutoff = utcnow() - timedelta(days=runtime().settings.WEBHOOK_RETENTION_DAYS)
+    while True:
+        async with unit_of_work(scope=PRUNE) as session:
+            pending = select(WebhookDelivery.message_id).where(
+                WebhookDelivery.status == DeliveryStatus.pending
+            )
+            ids = (
+                await session.scalars(
+                    select(WebhookMessage.id)
+                    .where(WebhookMessage.created_at < cutoff, WebhookMessage.id.not_in(pending))
+                    .limit(PRUNE_BATCH)
+                )
+            ).all()
+            if not ids:
+                return
+            deliveries = select(WebhookDelivery.id).where(WebhookDelivery.message_id.in_(ids))
+            await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(deliveries)))
+            await session.execute(delete(WebhookDelivery).where(WebhookDelivery.message_id.in_(ids)))
+            await session.execute(delete(WebhookMessage).where(WebhookMessage.id.in_(ids)))
+        if len(ids) < PRUNE_BATCH:
+            return

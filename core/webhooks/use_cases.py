@@ -13,12 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 
+from core import ratelimit
 from core.access.actor import Actor
 from core.access.permissions import Permission
 from core.access.use_case import UnitOfWork, unit_of_work, use_case
 from core.apps.models import App
 from core.apps.service import apps
-from core.errors import NotFound
+from core.errors import NotFound, TooManyRequests
 from core.runtime import runtime
 from core.webhooks.events import EVENT_TYPES
 from core.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -35,6 +36,10 @@ from core.webhooks.schemas import (
     SecretOut,
 )
 from core.webhooks.service import webhooks
+
+# "Send test event" makes a row and an outgoing request each time: enough to debug a receiver, not
+# enough to use lipapush as a load generator against someone's server.
+TEST_EVENTS = ratelimit.Limit("webhook_test_events", 10, 60)
 
 
 def audit_url(url: str) -> str:
@@ -188,6 +193,15 @@ async def send_test_event(actor: Actor, endpoint_id: uuid.UUID) -> DeliveryOut:
     """A `webhook.test` event to this endpoint now; its delivery shows in the log like any other."""
     async with unit_of_work(actor) as uow:
         endpoint = await _endpoint(uow, endpoint_id)
+        if (wait := await ratelimit.acquire(TEST_EVENTS, str(endpoint.id))) is not None:
+            raise TooManyRequests(
+                f"This endpoint was sent {TEST_EVENTS.amount} test events in the last minute, the most "
+                f"it may be. Try again in {wait} second{'s' if wait != 1 else ''}.",
+                limit=TEST_EVENTS.name,
+                allowed=TEST_EVENTS.amount,
+                window_seconds=TEST_EVENTS.window,
+                retry_after=wait,
+            )
         delivery = await webhooks.send_test(uow.session, endpoint)
         await uow.audit("webhook.test_sent", target=str(endpoint.id))
         message = await uow.session.get(WebhookMessage, delivery.message_id)

@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 
 from core.notify.models import Notification
 from core.runtime import unit_of_work
+from core.webhooks.models import DeliveryStatus
 from tests.conftest import LiveServer
 from tests.support.factories import make_api_key, make_tenant
 from tests.support.receiver import Received, Receiver, receiving
@@ -385,3 +386,70 @@ async def test_a_replaced_url_gets_the_retries_and_the_audit_log_keeps_no_token(
         ).all()
     urls = sorted(str(d["url"]) for d in rows)
     assert urls == [rec.at("/new"), rec.at("/old") + "?…"]
+
+
+async def test_test_events_are_limited_and_old_messages_are_pruned(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    from core.webhooks.jobs import prune_webhooks
+    from core.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
+
+    tenant, _ = await make_tenant()
+    key = await make_api_key(tenant=tenant)
+    endpoint = await register(client, key, "https://example.com/hooks")
+    answers = [
+        (await client.post(f"/api/webhook-endpoints/{endpoint['id']}/test", headers=auth(key))).status_code
+        for _ in range(11)
+    ]
+    assert answers == [202] * 10 + [429]
+    r = await client.post(f"/api/webhook-endpoints/{endpoint['id']}/test", headers=auth(key))
+    assert r.json()["limit"] == "webhook_test_events" and int(r.headers["retry-after"]) >= 1
+
+    # Ten test deliveries to example.com (not reachable here: they fail and wait for a retry). Age
+    # all but one message past the retention; settle all but one of the aged ones.
+    async with unit_of_work() as session:
+        messages = (
+            await session.scalars(
+                select(WebhookMessage)
+                .where(WebhookMessage.tenant_id == tenant.id)
+                .order_by(WebhookMessage.id)
+            )
+        ).all()
+        assert len(messages) == 10
+        old = datetime.now(UTC) - timedelta(days=31)
+        for m in messages[:9]:
+            m.created_at = old
+        deliveries = {
+            d.message_id: d
+            for d in (
+                await session.scalars(select(WebhookDelivery).where(WebhookDelivery.tenant_id == tenant.id))
+            ).all()
+        }
+        for m in messages[:8]:
+            deliveries[m.id].status = DeliveryStatus.failed
+            deliveries[m.id].next_attempt_at = None
+        deliveries[messages[8].id].status = DeliveryStatus.pending
+        kept = {messages[8].id, messages[9].id}
+    await prune_webhooks()
+    async with unit_of_work() as session:
+        left = set(
+            (
+                await session.scalars(select(WebhookMessage.id).where(WebhookMessage.tenant_id == tenant.id))
+            ).all()
+        )
+        kept_deliveries = (
+            await session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.tenant_id == tenant.id))
+        ).all()
+    assert left == kept  # the old one still being tried stays, as does the recent one
+    assert len(kept_deliveries) == 2
+    kept_ids = {deliveries[m].id for m in kept}
+    assert set(kept_deliveries) == kept_ids
+    async with unit_of_work() as session:
+        stray = (
+            await session.scalars(
+                select(WebhookAttempt.id).where(
+                    WebhookAttempt.tenant_id == tenant.id, WebhookAttempt.delivery_id.not_in(kept_ids)
+                )
+            )
+        ).all()
+    assert stray == []  # the pruned deliveries' attempt logs went with them
