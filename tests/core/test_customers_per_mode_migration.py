@@ -7,6 +7,7 @@ phone's two rows back into one."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +18,7 @@ from sqlalchemy import insert, select
 from core.customers.models import Customer
 from core.migrate import alembic_config
 from core.payments.models import Payment
-from tests.core.test_apps_modes_migration import channel, old, run, tenant
-from tests.support import services
+from tests.support.migrations import channel, old, run, scratch_database, tenant
 
 BEFORE = "9d3f6b2a8c15"  # apps, modes and webhooks: payments have their mode, customers not yet
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -26,15 +26,8 @@ WANJIKU, OTIENO, ONBOARDING, KEPT = "254722000111", "254722000222", "25472200033
 
 
 @pytest.fixture
-def database_url() -> Any:
-    try:
-        db = services.create_database("customers")
-    except OSError as exc:
-        if services.REQUIRE:
-            raise
-        pytest.skip(f"TEST_DATABASE_URL is set but Postgres is unreachable: {exc}")
-    yield db.migration_url
-    services.drop_database(db)
+def database_url() -> Iterator[str]:
+    yield from scratch_database("customers")
 
 
 def at(hours: int) -> datetime:
