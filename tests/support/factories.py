@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import secrets
+import string
 import uuid
 from collections.abc import Iterable
 
@@ -31,6 +33,13 @@ from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
 
 _seq = itertools.count(1)
+
+
+def letters_token(length: int = 8) -> str:
+    """A random search term of letters only: the admin's business search also matches the digits of a
+    query against phone numbers ("0712 345" finds 254712345…), so a token with digits in it can match
+    other tests' businesses by phone (26^8: no two tests share one)."""
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(length))
 
 
 def unique_email(prefix: str = "owner") -> str:

@@ -28,7 +28,14 @@ from core.tenants.admin import tenant_admin
 from core.tenants.models import BillingMode, Tenant, TenantKind, TenantStatus
 from core.tenants.service import tenants
 from tests.conftest import LiveServer
-from tests.support.factories import channel_in, fund_wallet, make_api_key, make_tenant, make_user
+from tests.support.factories import (
+    channel_in,
+    fund_wallet,
+    letters_token,
+    make_api_key,
+    make_tenant,
+    make_user,
+)
 from tests.support.panel import admin_client, business_client, csrf_of, form_post
 from tests.support.waiting import wait_for_final
 
@@ -43,8 +50,7 @@ async def admin(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def token() -> str:
-    # a letter first: an all-digit token would also match phones and till numbers of other businesses
-    return "q" + secrets.token_hex(3)
+    return letters_token()
 
 
 def phone() -> str:

@@ -3,15 +3,13 @@ the confirmation), see the tag, reactivate it."""
 
 from __future__ import annotations
 
-import secrets
-
 from playwright.async_api import Browser, Dialog
 
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant, TenantStatus
 from tests.conftest import LiveServer
 from tests.support.browser import browser, browser_sign_in, shot  # noqa: F401  - the fixture
-from tests.support.factories import make_admin, make_tenant
+from tests.support.factories import letters_token, make_admin, make_tenant
 
 
 async def status_of(tenant: Tenant) -> tuple[TenantStatus, str | None]:
@@ -22,8 +20,7 @@ async def status_of(tenant: Tenant) -> tuple[TenantStatus, str | None]:
 
 
 async def test_find_suspend_and_reactivate_a_business(server: LiveServer, browser: Browser) -> None:  # noqa: F811
-    # a letter first: an all-digit token would also match phones and till numbers of other tests' businesses
-    tok = "q" + secrets.token_hex(3)
+    tok = letters_token()
     tenant, _ = await make_tenant(name=f"Kibanda {tok}")
     email, password = await make_admin()
     page = await browser.new_page(viewport={"width": 360, "height": 740})
