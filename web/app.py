@@ -18,8 +18,7 @@ import core.exports.global_exports
 import core.exports.jobs
 import core.notify.jobs
 import core.payments.jobs
-import core.payments.push
-import core.webhooks.jobs  # noqa: F401  - every job module registers its jobs before the broker declares actors
+import core.payments.push  # noqa: F401  - every job module registers its jobs before the broker declares actors
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.billing.subscriptions import send_reminders as subscription_reminders
 from core.context import RequestInfo, reset_request, set_request

@@ -61,6 +61,14 @@ def _clean_description(value: str | None) -> str | None:
     return value or None
 
 
+def _check_overlap(overlap: timedelta) -> None:
+    """How long a rotated-out secret keeps signing: from 0 (it leaked) to MAX_SECRET_OVERLAP."""
+    if not timedelta(0) <= overlap <= MAX_SECRET_OVERLAP:
+        raise InvalidInput(
+            "overlap_seconds", "The overlap is from 0 (stop the old secret now) to 7 days (604800 seconds)."
+        )
+
+
 def _event_types(requested: list[str] | None) -> list[str]:
     try:
         return check_event_types(requested)
@@ -177,11 +185,7 @@ class WebhookService:
         """A new secret; the old one keeps signing beside it for `overlap` (0: stops at once, for a
         leaked secret), so receivers can switch without losing an event. A secret retired earlier
         and still inside its overlap is dropped: only the last one overlaps."""
-        if not timedelta(0) <= overlap <= MAX_SECRET_OVERLAP:
-            raise InvalidInput(
-                "overlap_seconds",
-                "The overlap is from 0 (stop the old secret now) to 7 days (604800 seconds).",
-            )
+        _check_overlap(overlap)
         secret = new_secret()
         if overlap > timedelta(0):
             endpoint.previous_secret_enc = endpoint.secret_enc
@@ -201,11 +205,7 @@ class WebhookService:
     async def rotate_callback_secret(
         self, session: AsyncSession, app: App, *, box: SecretBox, overlap: timedelta
     ) -> str:
-        if not timedelta(0) <= overlap <= MAX_SECRET_OVERLAP:
-            raise InvalidInput(
-                "overlap_seconds",
-                "The overlap is from 0 (stop the old secret now) to 7 days (604800 seconds).",
-            )
+        _check_overlap(overlap)
         secret = new_secret()
         if overlap > timedelta(0) and app.callback_secret_enc is not None:
             app.previous_callback_secret_enc = app.callback_secret_enc
