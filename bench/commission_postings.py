@@ -72,6 +72,8 @@ async def seed(n_payments: int, n_tenants: int) -> list[tuple[uuid.UUID, uuid.UU
                 passkey_enc="x",
                 callback_token=uuid.uuid4().hex,
                 verified_at=utcnow(),
+                name="Main",
+                is_primary=True,
             )
             session.add(channel)
             await session.flush()

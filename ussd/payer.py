@@ -43,12 +43,15 @@ FIND_PAYEE = Scope.platform("USSD payer: the business of a number")
 async def parse_code(ctx: Ctx, value: str) -> None:
     async with unit_of_work(readonly=True, scope=FIND_PAYEE) as session:
         try:
-            tenant = await tenants.find_payee(session, value)
+            payee = await tenants.find_payee(session, value)
         except LipapushError as exc:
             raise Invalid(exc.message) from None
+    tenant = payee.tenant
     if tenant.kind not in PAYEE_FLOWS:
         raise Invalid(f"{short(tenant.name, 30)} does not take payments here.")
     ctx.data.update(payee=str(tenant.id), payee_name=tenant.name, payee_kind=tenant.kind.value)
+    # The till the payer typed, when it was one of the business's: the money lands there.
+    ctx.data["payee_channel"] = str(payee.channel_id) if payee.channel_id else None
 
 
 def after_code(ctx: Ctx) -> str:
@@ -81,6 +84,7 @@ async def send_payment(ctx: Ctx) -> End:
         source=PaymentSource.ussd,
         idempotency_key=f"ussd:{ctx.session_id}",
         defer=True,
+        channel_id=uuid.UUID(ctx.data["payee_channel"]) if ctx.data.get("payee_channel") else None,
     )
     return End(
         f"Check your phone: enter your M-Pesa PIN to pay {format_kes(p.amount)} to "

@@ -29,6 +29,14 @@ def _app_id(value: str) -> uuid.UUID:
         raise _fail(f"{value!r} is not an app id: copy the id column of `lipapush app list`.") from None
 
 
+def _channel_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        hint = "copy the id column of `lipapush channel list`"
+        raise _fail(f"{value!r} is not a channel id: {hint}.") from None
+
+
 def _table(rows: list[AppOut]) -> Table:
     table = Table("id", "name", "mode", "channel", "keys", "webhooks", "callback hosts", "created")
     for a in rows:
@@ -53,12 +61,18 @@ def app_create(
         list[str] | None,
         typer.Option(help="A host a push's own callback_url may point at; repeat for several (at most 20)"),
     ] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="The channel's id (`lipapush channel list`); default: the primary one")
+    ] = None,
 ) -> None:
-    """Create an app on the business's M-Pesa channel and print it."""
+    """Create an app on one of the business's M-Pesa channels and print it."""
+    channel_id = _channel_id(channel) if channel else None
     rt = bootstrap()
 
     async def main() -> AppOut:
-        return await use_cases.create_app(await _acting_for(tenant), name=name, callback_hosts=callback_host)
+        return await use_cases.create_app(
+            await _acting_for(tenant), name=name, callback_hosts=callback_host, channel_id=channel_id
+        )
 
     try:
         made = _run(rt, main())
@@ -127,6 +141,28 @@ def app_hosts(
     except LipapushError as exc:
         raise _fail(exc.message) from None
     console.print(f"callback hosts: {' '.join(done.callback_hosts) or 'none'}", highlight=False)
+
+
+@app_app.command("channel")
+def app_channel(
+    tenant: TenantOption,
+    app_id: Annotated[str, typer.Argument(help="The app's id (see `lipapush app list`)")],
+    channel: Annotated[str, typer.Option(help="The channel's id (see `lipapush channel list`)")],
+) -> None:
+    """Send an app's pushes through another of the business's channels (one of the other mode only
+    while the app has no working keys)."""
+    wanted = _app_id(app_id)
+    channel_id = _channel_id(channel)
+    rt = bootstrap()
+
+    async def main() -> AppOut:
+        return await use_cases.set_app_channel(await _acting_for(tenant), wanted, channel_id=channel_id)
+
+    try:
+        done = _run(rt, main())
+    except LipapushError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"channel: {done.channel.label if done.channel else '-'}", highlight=False)
 
 
 @app_app.command("archive")

@@ -56,13 +56,16 @@ async def _acting_for(ref: str) -> Actor:
     return OPERATOR.acting_for((await _find_tenant(ref)).id)
 
 
-async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> str | None:
-    """Send the KES 1 test push and wait up to `wait` seconds for its result.
+async def _verify_and_wait(
+    rt: Runtime, tenant_id: uuid.UUID, wait: float, channel_id: uuid.UUID | None = None
+) -> str | None:
+    """Send the KES 1 test push (through `channel_id`, default the primary channel) and wait up to
+    `wait` seconds for its result.
 
     Returns why the channel is not verified when the push was not sent or the payment failed (the
     caller exits non-zero with it), None when it was verified or M-Pesa has not answered yet."""
     async with unit_of_work(readonly=True, scope=Scope.tenant(tenant_id)) as session:
-        channel = await tenants.get_channel(session, tenant_id)
+        channel = await tenants.channel_or_primary(session, tenant_id, channel_id)
         via_serve = (
             channel is not None
             and channel.environment is Environment.simulator
@@ -70,7 +73,7 @@ async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> st
         )
     console.print("Sending the KES 1 test push to the owner's phone…")
     try:
-        payment = await send_verification_push(tenant_id=tenant_id)
+        payment = await send_verification_push(tenant_id=tenant_id, channel_id=channel_id)
     except DarajaUnavailable as exc:
         if via_serve:
             # A simulator channel pushes to the simulator inside `serve`: "M-Pesa" is that server.
@@ -90,11 +93,12 @@ async def _verify_and_wait(rt: Runtime, tenant_id: uuid.UUID, wait: float) -> st
         await asyncio.sleep(0.5)
         async with unit_of_work(readonly=True, scope=Scope.tenant(tenant_id)) as session:
             tenant = await tenants.get(session, tenant_id)
-            channel = await tenants.get_channel(session, tenant_id)
+            channel = await tenants.channel_or_primary(session, tenant_id, channel_id)
             if channel is None or channel.verification_payment_id != payment.id:
                 break
             if channel.verified_at is not None:
-                console.print(f"[green]Channel verified: {tenant.name} is {tenant.status.value}.[/green]")
+                done = "Channel verified" if channel.is_primary else f"Channel “{channel.name}” verified"
+                console.print(f"[green]{done}: {tenant.name} is {tenant.status.value}.[/green]")
                 return None
             if channel.verification_error:
                 return f"Test payment failed: {channel.verification_error}"

@@ -97,6 +97,11 @@ def split_hosts(text: str) -> list[str]:
 class AppIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, description="1 to 80 characters, unique in the business")
+    channel_id: uuid.UUID | None = Field(
+        default=None,
+        description="The business's M-Pesa channel the app's pushes go through (GET /api/channels); "
+        "default: its primary channel. The app's mode, and so its keys', is that channel's.",
+    )
     callback_hosts: list[str] = Field(
         default_factory=list,
         max_length=100,
@@ -120,6 +125,11 @@ class AppPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200, description="The new name")
+    channel_id: uuid.UUID | None = Field(
+        default=None,
+        description="Move the app to another of the business's channels (owner only; a channel of the "
+        "other mode only while the app has no working keys)",
+    )
     callback_hosts: list[str] | None = Field(
         default=None, max_length=100, description="Replaces the list; [] allows no callback_url"
     )
@@ -139,11 +149,13 @@ class AppChannelOut(BaseModel):
     """The M-Pesa channel an app's pushes go through (no secrets)."""
 
     id: uuid.UUID
+    name: str = Field(description="The business's name for the channel, e.g. Main, Westlands till")
+    primary: bool
     kind: ChannelKind
     number: str = Field(description="The paybill number, or the till number for a till")
     environment: Environment
     verified: bool
-    label: str = Field(description='For people, e.g. "Paybill 174379 (simulator)"')
+    label: str = Field(description='For people, e.g. "Main: Paybill 174379 (simulator)"')
 
 
 class AppOut(BaseModel):

@@ -56,17 +56,24 @@ class AppService:
         app = await self.first(session, tenant_id=tenant_id)
         if app is not None:
             return app
-        channel_id = await session.scalar(select(MpesaChannel.id).where(MpesaChannel.tenant_id == tenant_id))
-        app = App(tenant_id=tenant_id, name=DEFAULT_APP_NAME, channel_id=channel_id, callback_hosts=[])
+        app = App(
+            tenant_id=tenant_id,
+            name=DEFAULT_APP_NAME,
+            channel_id=await _primary_id(session, tenant_id),
+            callback_hosts=[],
+        )
         session.add(app)
         await session.flush()
         return app
 
     async def channel_of(self, session: AsyncSession, app: App) -> MpesaChannel | None:
-        """The channel the app's pushes go through (None until the business has one)."""
+        """The channel the app's pushes go through: its own, or (an app made before the business had a
+        channel) the business's primary one; None until the business has one."""
         if app.channel_id is not None:
             return await session.get(MpesaChannel, app.channel_id)
-        return await session.scalar(select(MpesaChannel).where(MpesaChannel.tenant_id == app.tenant_id))
+        return await session.scalar(
+            select(MpesaChannel).where(MpesaChannel.tenant_id == app.tenant_id, MpesaChannel.is_primary)
+        )
 
     async def mode_of(self, session: AsyncSession, app: App) -> Mode:
         """An app's mode is its channel's: test for a simulator or sandbox channel, live for
@@ -157,12 +164,15 @@ class AppService:
         name: str,
         callback_hosts: list[str],
         created_by: uuid.UUID | None,
+        channel_id: uuid.UUID | None = None,
     ) -> tuple[App, int]:
-        """A new app on the business's channel. The business's first app adopts its keys that belong
-        to no app yet (made before apps existed). Returns the app and how many keys it adopted."""
+        """A new app on `channel_id` (checked by the caller to be the business's), by default the
+        business's primary channel. The business's first app adopts its keys that belong to no app yet
+        (made before apps existed). Returns the app and how many keys it adopted."""
         await self._name_free(session, tenant_id=tenant_id, name=name)
         first = await session.scalar(select(App.id).where(App.tenant_id == tenant_id).limit(1)) is None
-        channel_id = await session.scalar(select(MpesaChannel.id).where(MpesaChannel.tenant_id == tenant_id))
+        if channel_id is None:
+            channel_id = await _primary_id(session, tenant_id)
         app = App(
             tenant_id=tenant_id,
             name=name,
@@ -219,19 +229,28 @@ class AppService:
         return old
 
 
+async def _primary_id(session: AsyncSession, tenant_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(
+        select(MpesaChannel.id).where(MpesaChannel.tenant_id == tenant_id, MpesaChannel.is_primary)
+    )
+
+
 def channel_summary(channel: MpesaChannel) -> AppChannelOut:
-    """A channel as people read it: "Paybill 174379 (simulator)", "Till 5123456 (production)"."""
+    """A channel as people read it: "Main: Paybill 174379 (simulator)", "Westlands: Till 5123456
+    (production)"."""
     if channel.kind is ChannelKind.till:
         kind, number = "Till", channel.till_number or channel.business_short_code
     else:
         kind, number = "Paybill", channel.business_short_code
     return AppChannelOut(
         id=channel.id,
+        name=channel.name,
+        primary=channel.is_primary,
         kind=channel.kind,
         number=number,
         environment=channel.environment,
         verified=channel.verified_at is not None,
-        label=f"{kind} {number} ({channel.environment.value})",
+        label=f"{channel.name}: {kind} {number} ({channel.environment.value})",
     )
 
 

@@ -31,6 +31,8 @@ from core.apps.service import apps
 from core.auth.service import auth
 from core.db import utcnow
 from core.errors import Conflict, PermissionDenied
+from core.tenants.channels import channels
+from core.tenants.models import Mode
 
 KEY_CANNOT_CREATE = (
     "Apps are created by the owner: panel Settings → Apps, `lipapush app create`, or with a login token "
@@ -77,24 +79,38 @@ async def get_app(actor: Actor, app_id: uuid.UUID) -> AppOut:
 
 
 @use_case(Permission.apps_manage, audit="app.created")
-async def create_app(actor: Actor, *, name: str, callback_hosts: Iterable[str] | None = None) -> AppOut:
-    """A new app on the business's M-Pesa channel (its mode is that channel's: test for the simulator
-    or sandbox, live for production). Its name is unique in the business (409 otherwise). Not with an
-    API key: a key acts for its own app, and a new app is the owner's to make."""
+async def create_app(
+    actor: Actor,
+    *,
+    name: str,
+    callback_hosts: Iterable[str] | None = None,
+    channel_id: uuid.UUID | None = None,
+) -> AppOut:
+    """A new app on one of the business's M-Pesa channels (`channel_id`, by default its primary one);
+    its mode is that channel's: test for the simulator or sandbox, live for production. Its name is
+    unique in the business (409 otherwise). Not with an API key: a key acts for its own app, and a new
+    app is the owner's to make."""
     if actor.api_key_id is not None:
         raise PermissionDenied(KEY_CANNOT_CREATE)
     clean_name = clean_app_name(name)
     hosts = clean_callback_hosts(callback_hosts)
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor) as uow:
+        if channel_id is not None:
+            await channels.get(uow.session, tenant_id=tenant_id, channel_id=channel_id)
         app, adopted = await apps.create(
             uow.session,
             tenant_id=tenant_id,
             name=clean_name,
             callback_hosts=hosts,
             created_by=actor.audit_user_id,
+            channel_id=channel_id,
         )
-        detail: dict[str, object] = {"name": app.name, "callback_hosts": hosts}
+        detail: dict[str, object] = {
+            "name": app.name,
+            "callback_hosts": hosts,
+            "channel_id": str(app.channel_id),
+        }
         if adopted:
             detail["keys_adopted"] = adopted
         await uow.audit("app.created", target=str(app.id), **detail)
@@ -139,6 +155,50 @@ async def set_callback_hosts(actor: Actor, app_id: uuid.UUID, *, hosts: Iterable
             app.callback_hosts = wanted
             await uow.session.flush()
             await uow.audit("app.callback_hosts", target=str(app.id), old=before, hosts=wanted)
+            [view] = await apps.views(uow.session, [app])
+            return view
+    except _Unchanged as same:
+        return same.value
+
+
+@use_case(Permission.apps_manage, audit="app.channel_changed")
+async def set_app_channel(actor: Actor, app_id: uuid.UUID, *, channel_id: uuid.UUID) -> AppOut:
+    """Send the app's pushes through another of the business's channels (a till per branch). The
+    owner's, never an API key's: it decides where the money lands. A key's mode never changes, so a
+    channel of the other mode (sandbox for a live app, production for a test one) is refused while
+    the app has working keys. The same channel again changes nothing."""
+    if actor.api_key_id is not None:
+        raise PermissionDenied(
+            "An app's M-Pesa channel decides where its payments land, so the owner chooses it: panel "
+            "Settings → Apps, `lipapush app channel`, or with a login token, not with an API key."
+        )
+    tenant_id = actor.require_tenant()
+    try:
+        async with unit_of_work(actor) as uow:
+            app = await apps.get(uow.session, tenant_id=tenant_id, app_id=app_id)
+            target = await channels.get(uow.session, tenant_id=tenant_id, channel_id=channel_id)
+            current = await apps.channel_of(uow.session, app)
+            if current is not None and current.id == target.id:
+                [view] = await apps.views(uow.session, [app])
+                raise _Unchanged(view)
+            mode = current.mode if current is not None else Mode.test
+            keys = await apps.working_keys(uow.session, app)
+            if target.mode is not mode and keys:
+                raise Conflict(
+                    f"“{app.name}” is a {mode.value} app with {len(keys)} working API key(s), and "
+                    f"“{target.name}” is a {target.environment.value} channel ({target.mode.value} mode): a "
+                    "key's mode never changes. Create a new app on that channel (its keys will be "
+                    f"{target.mode.value} keys), or revoke this app's keys first."
+                )
+            app.channel_id = target.id
+            await uow.session.flush()
+            await uow.audit(
+                "app.channel_changed",
+                target=str(app.id),
+                old=str(current.id) if current is not None else None,
+                channel_id=str(target.id),
+                channel=target.name,
+            )
             [view] = await apps.views(uow.session, [app])
             return view
     except _Unchanged as same:

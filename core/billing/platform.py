@@ -48,7 +48,11 @@ async def platform_channel(session: AsyncSession, *, settings: Settings, box: Se
     passkey = settings.PLATFORM_PASSKEY or SANDBOX_PASSKEY
     if channel is None:
         channel = MpesaChannel(
-            tenant_id=tenant.id, callback_token=secrets.token_hex(24), verified_at=utcnow()
+            tenant_id=tenant.id,
+            callback_token=secrets.token_hex(24),
+            verified_at=utcnow(),
+            name="Platform",
+            is_primary=True,
         )
         session.add(channel)
     elif (

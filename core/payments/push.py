@@ -79,6 +79,7 @@ async def request_stk_push(
     app_id: uuid.UUID | None = None,
     key_mode: Mode | None = None,
     callback_url: str | None = None,
+    channel_id: uuid.UUID | None = None,
 ) -> PaymentOut:
     """Validate, record, push. `phone` and `amount` must already be normalised (core.phones,
     core.money). Raises DarajaRejected (payment recorded as failed) or DarajaUnavailable (payment
@@ -92,7 +93,9 @@ async def request_stk_push(
     `app_id` and `key_mode` come with an API key: the push goes through the app's channel, and a key
     whose mode is not the channel's (or a live key on an unverified channel) is refused before anything
     is written. The payment takes the channel's mode either way. `callback_url` (an app's key only)
-    must be on a host the app allows; the payment's events go there too (core.webhooks)."""
+    must be on a host the app allows; the payment's events go there too (core.webhooks).
+    `channel_id` (a payer who named one of the business's tills): that channel rather than the primary
+    one; without an app or a channel, the business's primary channel."""
     rt = runtime()
 
     async def record() -> Recorded:
@@ -102,7 +105,7 @@ async def request_stk_push(
             if app is not None:
                 found = await apps.channel_of(session, app)
             else:
-                found = await tenants.get_channel(session, tenant_id)
+                found = await tenants.channel_or_primary(session, tenant_id, channel_id)
             hook_url = (
                 webhooks.check_callback_url(app, callback_url, box=rt.secrets, settings=rt.settings)
                 if callback_url
@@ -137,13 +140,16 @@ async def request_stk_push(
     return await _record_then_send(record, "record an STK push", scope=Scope.tenant(tenant_id))
 
 
-async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None = None) -> PaymentOut:
-    """The onboarding test: KES 1 to the owner's phone through the tenant's new channel. Its success
-    callback verifies the channel and activates the business (see payments.finalize)."""
+async def send_verification_push(
+    *, tenant_id: uuid.UUID, by: uuid.UUID | None = None, channel_id: uuid.UUID | None = None
+) -> PaymentOut:
+    """The channel's test: KES 1 to the owner's phone through the channel (`channel_id`, default the
+    primary one). Its success callback verifies the channel, and the primary channel's activates the
+    business (core.tenants.subscribers)."""
     rt = runtime()
     async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         tenant = await tenants.get(session, tenant_id)
-        channel = await tenants.get_channel(session, tenant_id)
+        channel = await tenants.channel_or_primary(session, tenant_id, channel_id)
         if channel is None:
             raise NotFound("This business has no M-Pesa channel yet.")
         payment, _ = await payments.create_pending(
@@ -168,7 +174,7 @@ async def send_verification_push(*, tenant_id: uuid.UUID, by: uuid.UUID | None =
         return await _send(out, creds, request, scope=Scope.tenant(tenant_id))
     except DarajaRejected as exc:
         async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
-            channel = await tenants.get_channel(session, tenant_id)
+            channel = await tenants.channel_or_primary(session, tenant_id, channel_id)
             if channel is not None and channel.verification_payment_id == out.id:
                 await tenants.mark_verification_failed(session, channel=channel, reason=exc.message)
         raise

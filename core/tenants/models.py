@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime, encrypted, str_enum, utcnow
@@ -112,12 +112,30 @@ class ChannelKind(StrEnum):
 
 
 class MpesaChannel(Base):
-    """A tenant's Daraja app and the Till or Paybill it collects into. Secrets are Fernet tokens."""
+    """A Daraja app of a business and the Till or Paybill it collects into. Secrets are Fernet tokens.
+
+    A business may hold several (a till per branch, a paybill and a till, a sandbox channel next to
+    the production one for test keys), each verified by its own KES 1 push. Exactly one is its
+    *primary* channel: the one the bot, USSD and the panel's "Request payment" push through, whose
+    verification activates the business. An app chooses any of them (core.apps)."""
 
     __tablename__ = "mpesa_channels"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index(
+            "uq_mpesa_channels_primary",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("is_primary"),
+            sqlite_where=text("is_primary"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    # How the business tells its channels apart ("Main", "Westlands till"); unique in the business.
+    name: Mapped[str] = mapped_column(String(60), default="Main")
+    is_primary: Mapped[bool] = mapped_column(default=False)
     environment: Mapped[Environment] = mapped_column(str_enum(Environment, "environment"))
     kind: Mapped[ChannelKind] = mapped_column(str_enum(ChannelKind, "channel_kind"))
     # Paybill: the paybill number. Till: the Head Office/Store number Daraja calls BusinessShortCode.

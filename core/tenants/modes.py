@@ -1,8 +1,9 @@
 """Test and live: which channel a key of each mode may reach.
 
 Stripe's model (docs: stripe.com/docs/keys): every key and every object is in test or live mode, and the
-two never mix. Here an app uses one channel and its mode is that channel's (core.apps.service): a test key
-reaches only a simulator or sandbox channel, a live key only a *verified* production channel. The rule
+two never mix. Here a business holds one or more channels, an app uses one and its mode is that
+channel's (core.apps.service): a test key reaches only a simulator or sandbox channel, a live key only a
+*verified* production channel. The rule
 lives here once; key creation (core.auth.service) and the push (core.payments.push) each word its
 refusal for what the caller was doing, and the Daraja client checks the host again (core.daraja.client).
 """
@@ -16,9 +17,9 @@ from core.tenants.models import Mode, MpesaChannel
 
 # What a key of one mode may reach (see mode_problem).
 ModeProblem = Literal["live_on_test_channel", "live_unverified", "test_on_production"]
-ONE_CHANNEL_NOW = (
-    "A business has one M-Pesa channel for now; a sandbox channel next to the production one, for test "
-    "keys, comes with several channels per business."
+SANDBOX_FOR_TESTS = (
+    "To test without real money, add a sandbox or simulator channel (POST /api/channels, or Settings → "
+    "Channels) and an app on it (POST /api/apps with its channel_id): that app's keys are test keys."
 )
 
 
@@ -40,18 +41,16 @@ def ensure_key_mode(channel: MpesaChannel | None, mode: Mode) -> None:
     if problem == "test_on_production":
         raise ModeMismatch(
             "Test keys never reach production, and this app's M-Pesa channel is a production one: its "
-            f"keys are live keys. Create a live key (mode live) instead. {ONE_CHANNEL_NOW} Until then, "
-            "try things on a separate business whose channel is the simulator or the sandbox."
+            f"keys are live keys. Create a live key (mode live) instead. {SANDBOX_FOR_TESTS}"
         )
     if problem == "live_on_test_channel":
         where = f"a {channel.environment.value} one" if channel is not None else "not set up yet"
         raise LiveModeNotReady(
             "Live keys push only through a verified production M-Pesa channel, and this app's channel "
             f"is {where}, so its keys are test keys: create a test key (mode test) to try payments now. "
-            "To go live, save your production Daraja credentials (environment production: "
-            "POST /api/settings, or Settings → M-Pesa), approve the KES 1 verification payment, then "
-            "create a live key. "
-            f"{ONE_CHANNEL_NOW}"
+            "To go live, add your production channel (environment production: POST /api/channels, or "
+            "Settings → Channels), approve its KES 1 verification payment, and create an app on it: its "
+            "keys are live keys."
         )
     if problem == "live_unverified":
         raise LiveModeNotReady(
@@ -67,15 +66,16 @@ def ensure_push_mode(channel: MpesaChannel | None, mode: Mode) -> None:
     if problem == "test_on_production":
         raise ModeMismatch(
             "This is a test key (lp_test_…) and its app's M-Pesa channel is a production one: test keys "
-            "never reach real money. Use a live key (lp_live_…) for real payments."
+            "never reach real money. Use a live key (lp_live_…) for real payments, or an app on a sandbox "
+            "or simulator channel for tests."
         )
     if problem == "live_on_test_channel":
         where = f"a {channel.environment.value} one" if channel is not None else "not set up yet"
         raise LiveModeNotReady(
             f"This is a live key (lp_live_…) and its app's M-Pesa channel is {where}: live keys push "
             "only through a verified production channel. Use a test key (lp_test_…) to try payments, "
-            "or save your production Daraja credentials (POST /api/settings, environment production) and "
-            "approve the KES 1 verification payment."
+            "or add your production channel (POST /api/channels, environment production), approve its KES "
+            "1 verification payment and use a key of an app on it."
         )
     if problem == "live_unverified":
         raise LiveModeNotReady(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from core.tenants.models import ChannelKind, Environment, TenantStatus
+from core.tenants.models import ChannelKind, Environment, Mode, TenantStatus
 
 _SHORT_CODE = re.compile(r"^\d{5,7}$")
 
@@ -60,6 +60,10 @@ class ChannelIn(BaseModel):
 
 
 class ChannelOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    primary: bool = Field(description="the channel the bot, USSD and the panel push through")
+    mode: Mode = Field(description="test (simulator, sandbox) or live (production): its apps' keys' mode")
     environment: Environment
     kind: ChannelKind
     business_short_code: str

@@ -4,6 +4,7 @@ import re
 import secrets
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Table, select, update
@@ -37,6 +38,16 @@ from core.tenants.schemas import ChannelIn, ChannelOut
 
 # Rows per batch when `rotate_secrets` walks a table.
 ROTATE_BATCH = 500
+PRIMARY_CHANNEL_NAME = "Main"
+
+
+@dataclass(frozen=True)
+class Payee:
+    """Who a payer's number names: the business, and the channel when the number was one of its
+    tills or paybills (None: its business number, so its primary channel)."""
+
+    tenant: Tenant
+    channel_id: uuid.UUID | None
 
 
 def slugify(name: str) -> str:
@@ -87,38 +98,44 @@ class TenantService:
             if not await session.scalar(select(Tenant.id).where(Tenant.business_number == number)):
                 return number
 
-    async def find_payee(self, session: AsyncSession, code: str) -> Tenant:
+    async def find_payee(self, session: AsyncSession, code: str) -> Payee:
         """The business a payer means by `code`: its lipapush business number, or the Till or Paybill
-        number it collects into. Only businesses that can take payments are found."""
+        number one of its verified channels collects into, and then that channel, so the money lands
+        in the till the payer named (a branch's, not the head office's). Only businesses that can take
+        payments are found."""
         code = code.strip()
         if not code.isdigit() or not 4 <= len(code) <= 8:
             raise InvalidInput("code", "Enter the business number: 4 to 8 digits.")
         tenant = await session.scalar(select(Tenant).where(Tenant.business_number == code))
+        channel_id: uuid.UUID | None = None
         if tenant is None:
-            matches = list(
-                await session.scalars(
-                    select(Tenant)
+            rows = (
+                await session.execute(
+                    select(Tenant, MpesaChannel.id)
                     .join(MpesaChannel, MpesaChannel.tenant_id == Tenant.id)
                     .where(
+                        MpesaChannel.verified_at.is_not(None),
                         (MpesaChannel.till_number == code)
                         | (
                             (MpesaChannel.kind == ChannelKind.paybill)
                             & (MpesaChannel.business_short_code == code)
-                        )
+                        ),
                     )
-                    .limit(2)
+                    .order_by(MpesaChannel.is_primary.desc(), MpesaChannel.created_at)
+                    .limit(10)
                 )
-            )
-            if len(matches) > 1:
+            ).all()
+            if len({t.id for t, _ in rows}) > 1:
                 raise InvalidInput(
                     "code", f"Several businesses use {code}. Ask for their lipapush business number."
                 )
-            tenant = matches[0] if matches else None
+            if rows:
+                tenant, channel_id = rows[0]
         if tenant is None or tenant.kind is TenantKind.platform:
             raise NotFound(f"No business has the number {code}. Check the number and try again.")
         if tenant.status is not TenantStatus.active or tenant.billing_hold:
             raise TenantNotActive(f"{tenant.name} cannot take payments right now. Pay them another way.")
-        return tenant
+        return Payee(tenant, channel_id)
 
     async def get(self, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
         tenant = await session.get(Tenant, tenant_id)
@@ -127,7 +144,20 @@ class TenantService:
         return tenant
 
     async def get_channel(self, session: AsyncSession, tenant_id: uuid.UUID) -> MpesaChannel | None:
-        return await session.scalar(select(MpesaChannel).where(MpesaChannel.tenant_id == tenant_id))
+        """The business's primary channel (the bot's, USSD's and the panel's; None until it has one)."""
+        return await session.scalar(
+            select(MpesaChannel).where(MpesaChannel.tenant_id == tenant_id, MpesaChannel.is_primary)
+        )
+
+    async def channel_or_primary(
+        self, session: AsyncSession, tenant_id: uuid.UUID, channel_id: uuid.UUID | None
+    ) -> MpesaChannel | None:
+        """The business's channel `channel_id` (None if it is not the business's), or with None its
+        primary channel."""
+        if channel_id is None:
+            return await self.get_channel(session, tenant_id)
+        channel = await session.get(MpesaChannel, channel_id)
+        return channel if channel is not None and channel.tenant_id == tenant_id else None
 
     async def get_channel_by_token(self, session: AsyncSession, token: str) -> MpesaChannel | None:
         return await session.scalar(select(MpesaChannel).where(MpesaChannel.callback_token == token))
@@ -141,10 +171,16 @@ class TenantService:
         box: SecretBox,
         by: uuid.UUID | None,
         audit: Auditor | None = None,
+        channel: MpesaChannel | None = None,
+        name: str | None = None,
+        action: str = "channel.credentials_changed",
     ) -> MpesaChannel:
-        """Create or replace the tenant's channel. New credentials are unverified until the onboarding
-        push succeeds; the callback token is kept so pushes in flight still find their way back.
-        `audit`: the use case's writer of the `channel.credentials_changed` row (a plain row without)."""
+        """Replace `channel`'s credentials (default: the primary channel, created when the business has
+        none; `name` names a new channel, "Main" by default). New credentials are unverified until their
+        KES 1 push succeeds; the callback token is kept so pushes in flight still find their way back.
+        Replacing the primary channel's sends the business back to onboarding until then; another
+        channel's only stops that channel. `audit`: the use case's writer of the
+        `action` row, `channel.credentials_changed` by default (a plain row without)."""
         sim = data.environment is Environment.simulator
         short_code = data.business_short_code or SANDBOX_SHORT_CODE
         till = data.till_number
@@ -154,11 +190,17 @@ class TenantService:
         secret = data.consumer_secret.get_secret_value() if data.consumer_secret else "simulator-secret"
         passkey = data.passkey.get_secret_value() if data.passkey else SANDBOX_PASSKEY
 
-        channel = await self.get_channel(session, tenant.id)
+        if channel is None:
+            channel = await self.get_channel(session, tenant.id)
         if channel is None:
             # Hex, because Daraja refuses callback URLs containing words like "exe" or "sql" (refs §11.7)
             # and a base64 token would contain one about once in 250 channels.
-            channel = MpesaChannel(tenant_id=tenant.id, callback_token=secrets.token_hex(24))
+            channel = MpesaChannel(
+                tenant_id=tenant.id,
+                callback_token=secrets.token_hex(24),
+                name=name or PRIMARY_CHANNEL_NAME,
+                is_primary=True,
+            )
             session.add(channel)
         channel.environment = data.environment
         channel.kind = data.kind
@@ -170,13 +212,15 @@ class TenantService:
         channel.verified_at = None
         channel.verification_error = None
         channel.verification_payment_id = None
-        if tenant.status is TenantStatus.active:
+        session.add(channel)  # a new one made by the caller (core.tenants.channels.add)
+        if channel.is_primary and tenant.status is TenantStatus.active:
             tenant.status = TenantStatus.onboarding
         await session.flush()
         write = audit or recorder(session, tenant_id=tenant.id, user_id=by)
         await write(
-            "channel.credentials_changed",
+            action,
             target=str(channel.id),
+            channel=channel.name,
             environment=data.environment.value,
             kind=data.kind.value,
             short_code=short_code,
@@ -217,6 +261,10 @@ class TenantService:
 
     def channel_out(self, channel: MpesaChannel, *, box: SecretBox, settings: Settings) -> ChannelOut:
         return ChannelOut(
+            id=channel.id,
+            name=channel.name,
+            primary=channel.is_primary,
+            mode=channel.mode,
             environment=channel.environment,
             kind=channel.kind,
             business_short_code=channel.business_short_code,
@@ -235,7 +283,7 @@ class TenantService:
         channel.verified_at = utcnow()
         channel.verification_error = None
         tenant = await self.get(session, channel.tenant_id)
-        if tenant.status is TenantStatus.onboarding:
+        if channel.is_primary and tenant.status is TenantStatus.onboarding:
             tenant.status = TenantStatus.active
             tenant.status_reason = None
         await record(session, action="channel.verified", tenant_id=tenant.id, target=str(channel.id))
@@ -320,6 +368,12 @@ class TenantService:
             )
         if channel.verified_at is None:
             why = f" The last test failed: {channel.verification_error}" if channel.verification_error else ""
+            if not channel.is_primary:
+                raise ChannelNotVerified(
+                    f"The M-Pesa channel “{channel.name}” is not verified yet: approve the KES 1 test "
+                    "payment sent to the owner's phone, or resend it (POST /api/channels/"
+                    f"{channel.id}/verify, or Settings → Channels).{why}"
+                )
             raise ChannelNotVerified(
                 "Your M-Pesa channel is not verified yet: approve the KES 1 test payment sent to the "
                 f"owner's phone, or save the settings again to resend it.{why}"

@@ -52,7 +52,8 @@ class ChannelSaved:
     error: str | None = None  # why it did not (Daraja refused or was unreachable)
 
 
-async def _verification(session: AsyncSession, tenant_id: uuid.UUID, view: ChannelOut) -> Verification:
+async def verification_of(session: AsyncSession, tenant_id: uuid.UUID, view: ChannelOut) -> Verification:
+    """Where a channel's KES 1 test stands, from the channel and its last verification payment."""
     payment = None
     if view.verification_payment_id is not None:
         try:
@@ -93,7 +94,7 @@ async def _settings(
     return BusinessSettings(
         business=TenantOut.model_validate(tenant),
         channel=view,
-        verification=await _verification(session, tenant_id, view) if view else None,
+        verification=await verification_of(session, tenant_id, view) if view else None,
         payment_alerts=tenant.notify_owner_on_payments,
         own_commission_rate=tenant.commission_bps is not None,
         wallet=await wallets.view(session, tenant=tenant, settings=rt.settings) if with_wallet else None,
@@ -117,7 +118,7 @@ async def channel_verification(actor: Actor) -> Verification:
             raise NotFound("This business has no M-Pesa channel yet.")
         rt = runtime()
         view = tenants.channel_out(row, box=rt.secrets, settings=rt.settings)
-        return await _verification(uow.session, tenant_id, view)
+        return await verification_of(uow.session, tenant_id, view)
 
 
 @use_case(Permission.channel_manage, audit="channel.credentials_changed")

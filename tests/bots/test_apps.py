@@ -46,7 +46,7 @@ async def test_owner_lists_and_creates_an_app(server: LiveServer, tg: TelegramSi
         "Try again, or /cancel."
     )
     made = await tg.ask("Shop website", has("✅"), timeout=T)
-    assert made.content.startswith("✅ App created.\n• Shop website · test · Paybill ")
+    assert made.content.startswith("✅ App created.\n• Shop website · test · Main: Paybill ")
     assert made.content.endswith(
         "(simulator) · 0 keys\nMake its API keys in the web panel: Settings → API keys."
     )

@@ -40,7 +40,7 @@ class TestApps:
         assert made["name"] == "Shop" and made["mode"] == "test"
         assert made["callback_hosts"] == ["shop.example.com"]
         assert (made["key_count"], made["webhook_endpoint_count"], made["archived_at"]) == (0, 0, None)
-        assert made["channel"]["label"] == f"Paybill {made['channel']['number']} (simulator)"
+        assert made["channel"]["label"] == f"Main: Paybill {made['channel']['number']} (simulator)"
         assert made["channel"]["environment"] == "simulator" and made["channel"]["kind"] == "paybill"
 
         r = await client.post("/api/apps", json={"name": "shop"}, headers=auth)

@@ -150,7 +150,8 @@ async def test_a_key_of_the_other_mode_is_refused_with_what_to_do(
     assert r.json()["detail"].startswith(
         "Live keys push only through a verified production M-Pesa channel, and this app's channel is a "
         "simulator one, so its keys are test keys: create a test key (mode test) to try payments now. "
-        "To go live, save your production Daraja credentials"
+        "To go live, add your production channel (environment production: POST /api/channels, or "
+        "Settings → Channels), approve its KES 1 verification payment, and create an app on it"
     )
 
     _live_tenant, live_owner = await make_tenant()
@@ -195,8 +196,8 @@ async def test_pushes_with_a_key_of_the_wrong_mode_write_nothing(
         "error": "live_mode_not_ready",
         "detail": "This is a live key (lp_live_…) and its app's M-Pesa channel is a simulator one: live keys "
         "push only through a verified production channel. Use a test key (lp_test_…) to try payments, or "
-        "save your production Daraja credentials (POST /api/settings, environment production) and approve "
-        "the KES 1 verification payment.",
+        "add your production channel (POST /api/channels, environment production), approve its KES 1 "
+        "verification payment and use a key of an app on it.",
     }
 
     test_key = await make_api_key(tenant=tenant)
@@ -206,7 +207,8 @@ async def test_pushes_with_a_key_of_the_wrong_mode_write_nothing(
     assert (r.status_code, r.json()["error"]) == (409, "mode_mismatch")
     assert r.json()["detail"] == (
         "This is a test key (lp_test_…) and its app's M-Pesa channel is a production one: test keys never "
-        "reach real money. Use a live key (lp_live_…) for real payments."
+        "reach real money. Use a live key (lp_live_…) for real payments, or an app on a sandbox or simulator "
+        "channel for tests."
     )
     # the live key again, now on a production channel that is not verified
     r = await client.post("/api/stk-push", json={"phone": phone, "amount": 40}, headers=bearer(live_key))

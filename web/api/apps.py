@@ -15,10 +15,12 @@ router = APIRouter(tags=["apps"])
 
 @router.post("/apps", status_code=201)
 async def create_app(body: AppIn, actor: CurrentActor) -> AppOut:
-    """A new app on the business's M-Pesa channel; its mode is the channel's (test for the simulator or
-    sandbox, live for production). A name the business already uses is refused (409). Owner; an API
-    key needs keys:write."""
-    return await use_cases.create_app(actor, name=body.name, callback_hosts=body.callback_hosts)
+    """A new app on one of the business's M-Pesa channels (`channel_id`, default its primary one); its
+    mode is the channel's (test for the simulator or sandbox, live for production). A name the
+    business already uses is refused (409). Owner; an API key needs keys:write."""
+    return await use_cases.create_app(
+        actor, name=body.name, callback_hosts=body.callback_hosts, channel_id=body.channel_id
+    )
 
 
 @router.get("/apps")
@@ -35,11 +37,14 @@ async def get_app(app_id: uuid.UUID, actor: CurrentActor) -> AppOut:
 
 @router.patch("/apps/{app_id}")
 async def update_app(app_id: uuid.UUID, body: AppPatch, actor: CurrentActor) -> AppOut:
-    """Rename the app and/or replace its callback hosts (the hosts a push's own callback_url may point
-    at; [] allows none). What is not given stays as it is."""
-    if body.name is None and body.callback_hosts is None:
+    """Rename the app, replace its callback hosts (the hosts a push's own callback_url may point at; []
+    allows none) and/or move it to another of the business's channels (owner only; to a channel of
+    the other mode only while it has no working keys). What is not given stays as it is."""
+    if body.name is None and body.callback_hosts is None and body.channel_id is None:
         return await use_cases.get_app(actor, app_id)
     out: AppOut | None = None
+    if body.channel_id is not None:
+        out = await use_cases.set_app_channel(actor, app_id, channel_id=body.channel_id)
     if body.name is not None:
         out = await use_cases.rename_app(actor, app_id, name=body.name)
     if body.callback_hosts is not None:

@@ -66,7 +66,7 @@ class TestCreateAndList:
         assert made.name == "Shop website"
         assert made.mode is Mode.test
         assert made.channel is not None
-        assert made.channel.label == f"Paybill {made.channel.number} (simulator)"
+        assert made.channel.label == f"Main: Paybill {made.channel.number} (simulator)"
         assert made.channel.verified is True
         assert made.callback_hosts == ["shop.example.com"]
         assert (made.key_count, made.webhook_endpoint_count, made.archived_at) == (0, 0, None)
@@ -84,9 +84,18 @@ class TestCreateAndList:
             (
                 "app.created",
                 str(made.id),
-                {"via": "api", "name": "Shop website", "callback_hosts": ["shop.example.com"]},
+                {
+                    "via": "api",
+                    "name": "Shop website",
+                    "callback_hosts": ["shop.example.com"],
+                    "channel_id": str(channel_id),
+                },
             ),
-            ("app.created", str(second.id), {"via": "api", "name": "POS", "callback_hosts": []}),
+            (
+                "app.created",
+                str(second.id),
+                {"via": "api", "name": "POS", "callback_hosts": [], "channel_id": str(channel_id)},
+            ),
         ]
 
     async def test_the_first_app_adopts_keys_made_before_apps(self, server: LiveServer) -> None:
@@ -123,7 +132,7 @@ class TestCreateAndList:
         made = await use_cases.create_app(owner_of(tenant, owner), name="Live site")
         assert made.mode is Mode.live
         assert made.channel is not None
-        assert made.channel.label == f"Till {SANDBOX_SHORT_CODE} (production)"
+        assert made.channel.label == f"Main: Till {SANDBOX_SHORT_CODE} (production)"
 
     async def test_a_business_without_a_channel_gets_a_test_app_without_one(self, server: LiveServer) -> None:
         tenant, owner = await make_tenant(with_channel=False)
