@@ -38,6 +38,7 @@ from core.billing.use_cases import change_wallet_settings
 from core.errors import InvalidInput
 from core.money import format_cents
 from core.tenants import use_cases as business_settings
+from core.tenants.use_cases_channels import list_channels
 
 router = Router(name="settings")
 
@@ -79,6 +80,15 @@ async def settings_view(actor: Actor) -> tuple[str, InlineKeyboardMarkup]:
             f"secret {escape(view.consumer_secret or '–')} · passkey {escape(view.passkey or '–')}\n"
             + ("✅ Verified" if view.verified else "❌ Not verified")
         )
+        several = await list_channels(actor.core)
+        if len(several) > 1:
+            names = " · ".join(
+                escape(v.channel.name)
+                + (" (primary)" if v.channel.primary else "")
+                + (" ✅" if v.channel.verified else " ❌")
+                for v in several
+            )
+            text += f"\n📡 Channels: {names}\nAdd or change them in the web panel: Settings → Channels."
     text += (
         f"\n\n💳 Billing: {w.billing_mode.value} · commission {w.commission_percent}"
         + (" (your rate)" if own_rate else " (platform rate)")

@@ -20,7 +20,9 @@ from core.billing.invoices import EAT, invoices
 from core.billing.wallet import wallets
 from core.notify.service import notify
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import BillingMode, Environment, InvoicePeriod, Tenant
+from core.tenants.channels import channels
+from core.tenants.models import BillingMode, ChannelKind, Environment, InvoicePeriod, Tenant
+from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
 from sim.telegram.client import SimMessage, TelegramSimClient
 from tests.conftest import LiveServer
@@ -343,6 +345,30 @@ class TestSettings:
         assert replaced.content.startswith(
             "⚙️ Settings\nTill 174379 · till 174379 · simulator\n"
             "Consumer key ****-key · secret ****cret · passkey ****c919\n✅ Verified\n\n"
+        )
+
+    async def test_several_channels_are_listed(self, server: LiveServer, tg: TelegramSimClient) -> None:
+        tenant, owner = await linked_owner(tg, name="Branches Shop", environment=Environment.simulator)
+        async with unit_of_work() as session:
+            row = await tenants.get(session, tenant.id)
+            branch = await channels.add(
+                session,
+                tenant=row,
+                name="Westlands <till>",
+                data=ChannelIn(environment=Environment.simulator, kind=ChannelKind.till),
+                box=runtime().secrets,
+                by=owner.id,
+            )
+            assert not branch.is_primary
+        view = await tg.ask("/settings", has("Settings"), timeout=T)
+        assert view.content == (
+            "⚙️ Settings\nPaybill 174379 · simulator\n"
+            "Consumer key ****-key · secret ****cret · passkey ****c919\n✅ Verified\n"
+            "📡 Channels: Main (primary) ✅ · Westlands <till> ❌\n"
+            "Add or change them in the web panel: Settings → Channels.\n\n"
+            "💳 Billing: hybrid · commission 1% (your rate)\n"
+            "🔔 Low-balance alert below KES 500.00\n"
+            "📣 Results of API/USSD payments: sent to this chat"
         )
 
     async def test_payment_alerts_toggle(
