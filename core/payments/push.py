@@ -170,14 +170,9 @@ async def send_verification_push(
         out = PaymentOut.model_validate(payment)
         request = _push_request(payment, channel)
         creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings, mode=payment.mode)
-    try:
-        return await _send(out, creds, request, scope=Scope.tenant(tenant_id))
-    except DarajaRejected as exc:
-        async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
-            channel = await tenants.channel_or_primary(session, tenant_id, channel_id)
-            if channel is not None and channel.verification_payment_id == out.id:
-                await tenants.mark_verification_failed(session, channel=channel, reason=exc.message)
-        raise
+    # A refusal fails the payment, and its PaymentFinalised marks the channel's test failed with the
+    # reason (core.tenants.subscribers): nothing more to record here.
+    return await _send(out, creds, request, scope=Scope.tenant(tenant_id))
 
 
 async def request_wallet_topup(

@@ -28,6 +28,7 @@ OWNER_PAGES = [
     "/app/invoices",
     "/app/settings",
     "/app/settings/channel",
+    "/app/settings/channels",
     "/app/settings/keys",
     "/app/settings/apps",
     "/app/settings/webhooks",

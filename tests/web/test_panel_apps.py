@@ -41,7 +41,9 @@ async def test_owner_creates_renames_sets_hosts_and_archives(server: LiveServer)
         assert page.status_code == 200
         csrf = csrf_of(page.text)
         [default_id] = app_ids(page.text)
-        assert text_of(page.text, f"app-{default_id}").startswith("Default app test Paybill")
+        assert text_of(page.text, f"app-{default_id}").startswith(
+            "Default app test Main: Paybill 174379 (simulator)"
+        )
 
         bad = await panel.post(
             "/app/settings/apps",
@@ -66,7 +68,10 @@ async def test_owner_creates_renames_sets_hosts_and_archives(server: LiveServer)
         assert text_of(made.text, "done") == "App created. Make its API keys in Settings → API keys."
         shop_id = next(i for i in app_ids(made.text) if i != default_id)
         row = text_of(made.text, f"app-{shop_id}")
-        assert row.startswith("Shop test Paybill") and "0 0 shop.example.com api.example.com" in row
+        assert (
+            row.startswith("Shop test Main: Paybill 174379 (simulator)")
+            and "0 0 shop.example.com api.example.com" in row
+        )
 
         one = await panel.get(f"/app/settings/apps/{shop_id}")
         assert text_of(one.text, "app-title") == "Shop"

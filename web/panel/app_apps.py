@@ -1,6 +1,8 @@
 """Settings → Apps (/app/settings/apps): a business's apps, each with its channel, mode, keys and
-webhook endpoints counted. The owner creates, renames, sets callback hosts and archives (after a
-confirmation: archiving revokes the app's keys); managers see the list (core.apps.use_cases decides)."""
+webhook endpoints counted. The owner creates one on any of the business's M-Pesa channels (the
+primary one unless another is chosen), renames it, moves it to another channel, sets its callback
+hosts and archives it (after a confirmation: archiving revokes the app's keys); managers see the list
+(core.apps.use_cases decides)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ from core.access.permissions import Permission
 from core.apps import use_cases
 from core.apps.schemas import split_hosts
 from core.errors import Conflict, InvalidInput
+from core.tenants import use_cases_channels as channel_cases
 from web.panel.app_settings import settings_page
+from web.panel.app_settings_channels import channel_label
+from web.panel.forms import parse_uuid
 from web.panel.security import CurrentViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -23,12 +28,28 @@ DONE = {
     "created": "App created. Make its API keys in Settings → API keys.",
     "renamed": "App renamed.",
     "hosts": "Callback hosts saved.",
+    "channel": "Channel changed: this app's payments go through it from now on.",
     "archived": "App archived: its API keys are revoked and it is no longer listed.",
 }
 
 
+CHOOSE_CHANNEL = "Choose a channel from the list."
+
+
 def _done(request: Request) -> str | None:
     return DONE.get(request.query_params.get("done", ""))
+
+
+async def _channel_choices(viewer: Viewer) -> list[tuple[str, str, bool]]:
+    """(id, label, primary) of each of the business's channels, the primary first, for the owner's
+    forms; none for whoever cannot change apps (the forms are not shown)."""
+    actor = viewer.actor
+    if not (actor.shows(Permission.apps_manage) and actor.can(Permission.channel_read)):
+        return []
+    return [
+        (str(v.channel.id), channel_label(v.channel), v.channel.primary)
+        for v in await channel_cases.list_channels(actor)
+    ]
 
 
 async def _list_page(
@@ -39,14 +60,17 @@ async def _list_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    channels = await _channel_choices(viewer)
+    primary = next((id_ for id_, _, is_primary in channels if is_primary), "")
     return settings_page(
         request,
         viewer,
         "app/settings_apps.html",
         {
             "apps": await use_cases.list_apps(viewer.actor),
+            "channels": channels,
             "errors": errors or {},
-            "values": values or {"name": "", "callback_hosts": ""},
+            "values": values or {"name": "", "callback_hosts": "", "channel_id": primary},
             "is_owner": viewer.actor.shows(Permission.apps_manage),
             "done": _done(request),
         },
@@ -64,13 +88,18 @@ async def _app_page(
     status: int = 200,
 ) -> HTMLResponse:
     app = await use_cases.get_app(viewer.actor, app_id)
-    shown = {"name": app.name, "callback_hosts": "\n".join(app.callback_hosts)}
+    shown = {
+        "name": app.name,
+        "callback_hosts": "\n".join(app.callback_hosts),
+        "channel_id": str(app.channel.id) if app.channel else "",
+    }
     return settings_page(
         request,
         viewer,
         "app/settings_app.html",
         {
             "app": app,
+            "channels": await _channel_choices(viewer),
             "errors": errors or {},
             "values": {**shown, **(values or {})},
             "is_owner": viewer.actor.shows(Permission.apps_manage),
@@ -96,12 +125,20 @@ async def create_app(
     viewer: CurrentViewer,
     name: Annotated[str, Form(max_length=200)] = "",
     callback_hosts: Annotated[str, Form(max_length=6000)] = "",
+    channel_id: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    """Hosts are typed one per line (or comma-separated)."""
+    """Hosts are typed one per line (or comma-separated). No channel chosen: the primary one."""
+    viewer.actor.require(Permission.apps_manage)  # before the form's own errors
+    values: dict[str, Any] = {"name": name, "callback_hosts": callback_hosts, "channel_id": channel_id}
+    errors: dict[str, str] = {}
+    chosen = parse_uuid(channel_id, "channel_id", errors, CHOOSE_CHANNEL)
+    if errors:
+        return await _list_page(request, viewer, errors=errors, values=values, status=422)
     try:
-        await use_cases.create_app(viewer.actor, name=name, callback_hosts=split_hosts(callback_hosts))
+        await use_cases.create_app(
+            viewer.actor, name=name, callback_hosts=split_hosts(callback_hosts), channel_id=chosen
+        )
     except (InvalidInput, Conflict) as exc:
-        values: dict[str, Any] = {"name": name, "callback_hosts": callback_hosts}
         status = 422 if isinstance(exc, InvalidInput) else 409
         return await _list_page(request, viewer, errors=_field_error(exc), values=values, status=status)
     return RedirectResponse("/app/settings/apps?done=created", status_code=303)
@@ -148,6 +185,41 @@ async def set_hosts(
             status=422,
         )
     return RedirectResponse(f"/app/settings/apps/{app_id}?done=hosts", status_code=303)
+
+
+@router.post("/app/settings/apps/{app_id}/channel", response_model=None)
+async def move_app(
+    request: Request,
+    app_id: uuid.UUID,
+    viewer: CurrentViewer,
+    channel_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """A channel of the other mode is refused while the app has working keys (a key's mode never
+    changes): the reason, with what to do, is shown beside the choice."""
+    viewer.actor.require(Permission.apps_manage)  # before the form's own errors
+    errors: dict[str, str] = {}
+    chosen = parse_uuid(channel_id, "channel_id", errors, CHOOSE_CHANNEL)
+    if chosen is None:
+        return await _app_page(
+            request,
+            viewer,
+            app_id,
+            errors=errors or {"channel_id": CHOOSE_CHANNEL},
+            values={"channel_id": channel_id},
+            status=422,
+        )
+    try:
+        await use_cases.set_app_channel(viewer.actor, app_id, channel_id=chosen)
+    except Conflict as exc:
+        return await _app_page(
+            request,
+            viewer,
+            app_id,
+            errors={"channel_id": exc.message},
+            values={"channel_id": channel_id},
+            status=409,
+        )
+    return RedirectResponse(f"/app/settings/apps/{app_id}?done=channel", status_code=303)
 
 
 @router.post("/app/settings/apps/{app_id}/archive", response_model=None)
