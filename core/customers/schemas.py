@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 
@@ -20,7 +21,10 @@ class CustomerSort(StrEnum):
 
 
 class CustomerQuery(BaseModel):
-    """Search, sort, filter and page the customer book."""
+    """Search, sort, filter and page the customer book.
+
+    `channel_id` picks whom to show, never what they count: the book is one per business (and mode),
+    so a customer of two tills shows their whole book's figures under either till."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +36,12 @@ class CustomerQuery(BaseModel):
     seen_from: datetime | None = None
     seen_to: datetime | None = None
     has_paid: bool | None = None
+    channel_id: uuid.UUID | None = Field(
+        default=None,
+        description="Only customers with at least one payment request (any outcome) through this channel "
+        "of the business (GET /api/channels), in the book's mode. Their figures stay the whole book's: "
+        "one customer book per business, the channel only picks whom to show.",
+    )
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=500)
 

@@ -3,7 +3,8 @@
 Two books per business: test (pushes on a simulator or sandbox channel) and live (production). Every
 writer names the payment's mode and every reader the book it reads; which book an actor reads is decided
 once, in core.payments.use_cases.book_mode (an API key its own mode's, a person the business's current
-one).
+one). A business that collects through several channels (a till per branch) still keeps one book per
+mode: a read may show only the customers of one channel (`through_channel`), with their whole figures.
 
 Lock order (the whole of it is in core/ledger/service.py): payment row → customer row → ledger
 accounts → tenant row. Both writers here lock the customer row: `record_request` (a push) runs before
@@ -19,17 +20,34 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.customers.models import Customer
 from core.customers.schemas import CustomerOut, CustomerPage, CustomerQuery
+from core.payments.models import CUSTOMER_SOURCES, Payment
 from core.tenants.models import Mode
 from core.upsert import insert_for
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def through_channel(channel_id: uuid.UUID) -> ColumnElement[bool]:
+    """The customer was asked to pay at least once (any outcome) through this channel, in the book's
+    mode: the channel filter of the book. It picks whom to show; their figures stay the whole book's,
+    since a business keeps one book, however many tills it collects through. The caller checks the
+    channel is the business's (core.tenants.channels). Answered from ix_payments_tenant_phone."""
+    return exists().where(
+        Payment.tenant_id == Customer.tenant_id,
+        Payment.phone == Customer.phone,
+        Payment.mode == Customer.mode,
+        Payment.channel_id == channel_id,
+        # The book counts only these (core.payments.service.create_pending): a channel's KES 1 test
+        # to the owner's phone does not make the owner one of its customers.
+        Payment.source.in_(list(CUSTOMER_SOURCES)),
+    )
 
 
 class CustomerService:
@@ -127,6 +145,8 @@ class CustomerService:
             conds.append(Customer.paid_count > 0)
         elif q.has_paid is False:
             conds.append(Customer.paid_count == 0)
+        if q.channel_id is not None:
+            conds.append(through_channel(q.channel_id))
         column = getattr(Customer, q.sort.value)
         order = column.desc() if q.desc else column.asc()
         tiebreak = Customer.id.desc() if q.desc else Customer.id.asc()
@@ -150,11 +170,21 @@ class CustomerService:
         )
 
     async def recent(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode, limit: int = 5
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        mode: Mode,
+        limit: int = 5,
+        channel_id: uuid.UUID | None = None,
     ) -> list[CustomerOut]:
+        """The book's most recently seen customers; of one channel's (`through_channel`) when given."""
+        conds = [Customer.tenant_id == tenant_id, Customer.mode == mode]
+        if channel_id is not None:
+            conds.append(through_channel(channel_id))
         rows = await session.scalars(
             select(Customer)
-            .where(Customer.tenant_id == tenant_id, Customer.mode == mode)
+            .where(*conds)
             .order_by(Customer.last_seen_at.desc(), Customer.id.desc())
             .limit(limit)
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.auditing import Auditor, recorder
@@ -39,7 +39,7 @@ from core.jobs.models import JobOutbox
 from core.jobs.registry import enqueue, job, running_job
 from core.payments.models import Payment, PaymentStatus
 from core.runtime import runtime, unit_of_work
-from core.tenants.models import Tenant
+from core.tenants.models import MpesaChannel, Tenant
 
 KEEP_HOURS = 24
 MAX_RANGE_DAYS = 366
@@ -58,8 +58,18 @@ GAVE_UP = "The export stopped without finishing (the worker gave up on it). Star
 EVERY_BUSINESS = Scope.platform("exports.build_global: every business's rows, for an admin")
 
 TENANT_COLUMNS = [Column("Business", "text", 28), Column("Business number", "text", 10)]
-# The per-business export's columns, with the business first (and the commission, for the platform).
-TRANSACTION_COLUMNS = [*TENANT_COLUMNS, *books.TRANSACTION_COLUMNS, Column("Commission (KES)", "money", 12)]
+# The per-business export's columns, with the business first; then, for the platform, the commission,
+# whether it was real money (a test payment went through a simulator or sandbox channel) and which of
+# the business's channels (tills) it went through. New columns go last: people's sheets read by position.
+TRANSACTION_COLUMNS = [
+    *TENANT_COLUMNS,
+    *books.TRANSACTION_COLUMNS,
+    Column("Commission (KES)", "money", 12),
+    Column("Mode", "text", 6),
+    Column("Channel", "text", 20),
+]
+_COMMISSION = len(TENANT_COLUMNS) + len(books.TRANSACTION_COLUMNS)
+PLATFORM_CHANNEL = "lipapush (top-up)"
 # Every business's two books (test and live) in one sheet, told apart by the last column.
 CUSTOMER_COLUMNS = [*TENANT_COLUMNS, *books.CUSTOMER_COLUMNS, Column("Mode", "text", 6)]
 
@@ -134,7 +144,15 @@ def _statement(req: ExportRequest) -> Select[*tuple[Any, ...]]:
         Payment.result_desc,
         Payment.completed_at,
         Payment.commission_cents,
+        Payment.mode,
+        # A wallet top-up is the business's payment through the platform's own channel, not one of its
+        # tills: named as such, not by that channel's name.
+        case(
+            (MpesaChannel.tenant_id == Payment.tenant_id, MpesaChannel.name), else_=literal(PLATFORM_CHANNEL)
+        ),
     ).join(Tenant, Tenant.id == Payment.tenant_id)
+    # By primary key, once per row; a payment always has its channel (channels are never deleted).
+    stmt = stmt.join(MpesaChannel, MpesaChannel.id == Payment.channel_id)
     if req.date_from:
         stmt = stmt.where(Payment.created_at >= _day_start(req.date_from))
     if req.date_to:
@@ -148,7 +166,7 @@ def _statement(req: ExportRequest) -> Select[*tuple[Any, ...]]:
 def _row(kind: str, r: Sequence[Any]) -> tuple[object, ...]:
     values = [getattr(v, "value", v) for v in r]
     if kind == "transactions":
-        values[-1] = _cents_to_shillings(values[-1])
+        values[_COMMISSION] = _cents_to_shillings(values[_COMMISSION])
     return tuple(values)
 
 

@@ -73,7 +73,8 @@ async def queue_customer_book(
     label: str = "",
 ) -> None:
     """Hand a customer book export to the worker; `message_id` is the "preparing" message to edit.
-    `mode`: the book the person was shown and counted (`CustomerPage.mode`), built as it is."""
+    `mode`: the book the person was shown and counted (`CustomerPage.mode`), built as it is; `query`
+    too, filters and channel included (its channel checked by the search that counted it)."""
     async with unit_of_work(scope=Scope.tenant(tenant_id)) as session:
         await enqueue(
             session,

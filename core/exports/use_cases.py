@@ -18,7 +18,7 @@ from core.exports.books import customer_book, invoice_lines, transaction_list
 from core.exports.jobs import email_customer_book
 from core.jobs.registry import enqueue
 from core.payments.service import TransactionFilter
-from core.payments.use_cases import book_mode, scoped_filter
+from core.payments.use_cases import book_mode, check_channel, scoped_filter
 from core.runtime import runtime
 from core.tenants.service import tenants
 
@@ -32,9 +32,11 @@ class BuiltExport:
 
 @use_case(Permission.exports, audit="export.transactions")
 async def export_transactions(actor: Actor, *, filters: TransactionFilter) -> BuiltExport:
+    """The list's payments as .xlsx; `filters.channel_id` must be the business's channel (404)."""
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor, readonly=True) as uow:
         tenant = await tenants.get(uow.session, tenant_id)
+        await check_channel(uow.session, actor, filters.channel_id)
         path, count = await transaction_list(
             uow.session,
             tenant_id=tenant_id,
@@ -48,9 +50,12 @@ async def export_transactions(actor: Actor, *, filters: TransactionFilter) -> Bu
 
 @use_case(Permission.exports, audit="export.customers")
 async def export_customers(actor: Actor, *, query: CustomerQuery) -> BuiltExport:
+    """The book as .xlsx with the list's filters; `query.channel_id` picks the customers of one of the
+    business's channels (404 for any other), with their whole book's figures."""
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor, readonly=True) as uow:
         tenant = await tenants.get(uow.session, tenant_id)
+        await check_channel(uow.session, actor, query.channel_id)
         path, count = await customer_book(
             uow.session,
             tenant_id=tenant_id,

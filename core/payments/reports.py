@@ -31,7 +31,11 @@ class DayTotal:
 
 class PaymentReports:
     def _conds(
-        self, tenant_id: uuid.UUID, initiated_by: uuid.UUID | None, mode: Mode | None = None
+        self,
+        tenant_id: uuid.UUID,
+        initiated_by: uuid.UUID | None,
+        mode: Mode | None = None,
+        channel_id: uuid.UUID | None = None,
     ) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [
             Payment.tenant_id == tenant_id,
@@ -41,6 +45,8 @@ class PaymentReports:
             conds.append(Payment.initiated_by_id == initiated_by)
         if mode is not None:
             conds.append(Payment.mode == mode)
+        if channel_id is not None:
+            conds.append(Payment.channel_id == channel_id)
         return conds
 
     async def daily_totals(
@@ -52,17 +58,19 @@ class PaymentReports:
         now: datetime | None = None,
         initiated_by: uuid.UUID | None = None,
         mode: Mode | None = None,
+        channel_id: uuid.UUID | None = None,
     ) -> list[DayTotal]:
         """One entry per EAT day of the last `days` (today included, oldest first), customer payments
-        only, bucketed by the Nairobi day they were requested on. The read is a narrow select bounded
-        to the period and grouped here, which works the same on SQLite and Postgres."""
+        only (through one channel, with `channel_id`), bucketed by the Nairobi day they were requested
+        on. The read is a narrow select bounded to the period and grouped here, which works the same on
+        SQLite and Postgres."""
         days = max(1, min(days, MAX_DAYS))
         today = (now or utcnow()).astimezone(EAT).date()
         first = today - timedelta(days=days - 1)
         since = datetime(first.year, first.month, first.day, tzinfo=EAT)
         rows = await session.execute(
             select(Payment.created_at, Payment.status, Payment.amount).where(
-                *self._conds(tenant_id, initiated_by, mode), Payment.created_at >= since
+                *self._conds(tenant_id, initiated_by, mode, channel_id), Payment.created_at >= since
             )
         )
         paid_kes = [0] * days

@@ -104,6 +104,13 @@ class PaymentOut(BaseModel):
         default=Mode.live,
         description="test: through a simulator or sandbox channel, never real money; live: production",
     )
+    # Every payment row has one; optional so a PaymentOut built by hand (bench/webhook_delivery.py)
+    # need not name one. Webhook payloads carry it too (core.webhooks.events.payment_data).
+    channel_id: uuid.UUID | None = Field(
+        default=None,
+        description="The business's M-Pesa channel (till or paybill) it went through (GET /api/channels); "
+        "a wallet top-up goes through the platform's own channel, which is not the business's",
+    )
     checkout_request_id: str | None
     merchant_request_id: str | None
     receipt: str | None

@@ -81,6 +81,9 @@ class TransactionFilter:
     # Test or live payments only. An API key's own mode is forced here (core.payments.use_cases._scoped):
     # a key sees only its mode's payments; people see both unless they pick one.
     mode: Mode | None = None
+    # Through one of the business's channels (a branch's till). The use case checks the channel is the
+    # business's (core.payments.use_cases.check_channel): another business's is 404, not an empty list.
+    channel_id: uuid.UUID | None = None
 
 
 def encode_cursor(p: Payment) -> str:
@@ -243,6 +246,8 @@ class PaymentService:
             conds.append(Payment.initiated_by_id == f.initiated_by)
         if f.mode is not None:
             conds.append(Payment.mode == f.mode)
+        if f.channel_id is not None:
+            conds.append(Payment.channel_id == f.channel_id)
         return conds
 
     async def list_page(
@@ -508,13 +513,16 @@ class PaymentService:
         since: datetime | None = None,
         initiated_by: uuid.UUID | None = None,
         mode: Mode | None = None,
+        channel_id: uuid.UUID | None = None,
     ) -> PaymentSummary:
         """Customer payments only (no onboarding or top-up pushes), all time or requested since; only
         those one staff member started when `initiated_by` is given (a cashier's own figures); of one
-        mode when given (test figures never add to live ones)."""
+        mode when given (test figures never add to live ones); through one channel when given."""
         conds = [Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES))]
         if mode is not None:
             conds.append(Payment.mode == mode)
+        if channel_id is not None:
+            conds.append(Payment.channel_id == channel_id)
         if since is not None:
             conds.append(Payment.created_at >= since)
         if initiated_by is not None:

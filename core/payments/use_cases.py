@@ -31,6 +31,7 @@ from core.payments.schemas import PaymentOut, PaymentPage
 from core.payments.service import PaymentSummary, TransactionFilter, payments
 from core.phones import mask_msisdn
 from core.runtime import runtime
+from core.tenants.channels import channels
 from core.tenants.models import Mode, Tenant
 from core.tenants.service import tenants
 
@@ -163,11 +164,40 @@ async def request_payment(
     )
 
 
+async def check_channel(session: AsyncSession, actor: Actor, channel_id: uuid.UUID | None) -> None:
+    """A channel a list, a dashboard or an export is filtered by must be the business's own: another
+    business's (or a made-up id) is 404 "No such channel…", never an empty answer that looks like a
+    quiet till."""
+    if channel_id is not None:
+        await channels.get(session, tenant_id=actor.require_tenant(), channel_id=channel_id)
+
+
+@dataclass(frozen=True)
+class ChannelChoice:
+    id: uuid.UUID
+    name: str
+    mode: Mode
+
+
+@use_case(Permission.payments_read, query=True)
+async def channel_choices(actor: Actor, *, book_only: bool = False) -> list[ChannelChoice]:
+    """The business's channels a page may filter by, the primary first. Every one for a list of
+    payments (a person sees both modes there); with `book_only`, those of the mode the dashboard and the
+    customer book add up (`book_mode`), since another mode's channel adds nothing there. An API key
+    gets its own mode's only. A page offers the choice when there is more than one."""
+    async with unit_of_work(actor, readonly=True) as uow:
+        rows = await channels.all(uow.session, tenant_id=actor.require_tenant())
+        mode = await book_mode(uow.session, actor) if book_only else actor.mode
+        return [ChannelChoice(c.id, c.name, c.mode) for c in rows if mode is None or c.mode is mode]
+
+
 @use_case(Permission.payments_read, query=True)
 async def list_payments(
     actor: Actor, *, filters: TransactionFilter, cursor: str | None = None, limit: int = 50
 ) -> PaymentPage:
+    """Newest first; `filters.channel_id`, when set, must be the business's channel (404 otherwise)."""
     async with unit_of_work(actor, readonly=True) as uow:
+        await check_channel(uow.session, actor, filters.channel_id)
         return await payments.list_page(
             uow.session,
             tenant_id=actor.require_tenant(),
@@ -183,6 +213,7 @@ async def payments_page(
 ) -> tuple[list[PaymentOut], bool]:
     """A numbered page (chat screens, where a cursor does not fit in a button)."""
     async with unit_of_work(actor, readonly=True) as uow:
+        await check_channel(uow.session, actor, filters.channel_id)
         rows, more = await payments.page(
             uow.session,
             tenant_id=actor.require_tenant(),
@@ -230,7 +261,7 @@ async def get_payment_detail(actor: Actor, payment_id: uuid.UUID) -> PaymentDeta
 
 async def figures_mode(session: AsyncSession, actor: Actor) -> Mode | None:
     """Whose figures a dashboard adds up: an API key's own mode; for a person, the mode of the
-    business's channel now (a business that tried the simulator, then went live, sees live figures),
+    business's primary channel now (a business that tried the simulator, then went live, sees live figures),
     none before it has a channel."""
     if actor.mode is not None:
         return actor.mode
@@ -259,7 +290,8 @@ async def payment_summary(actor: Actor, *, since: datetime | None = None) -> Pay
 
 
 def scoped_filter(actor: Actor, filters: TransactionFilter) -> TransactionFilter:
-    """For queries that run inside a bigger read (dashboards, exports): the actor's narrowing."""
+    """For queries that run inside a bigger read (dashboards, exports): the actor's narrowing. The
+    caller checks a `channel_id` in it (`check_channel`)."""
     actor.require(Permission.payments_read)
     return _scoped(actor, filters)
 
@@ -267,7 +299,11 @@ def scoped_filter(actor: Actor, filters: TransactionFilter) -> TransactionFilter
 @dataclass(frozen=True)
 class HomeView:
     """What a person's dashboard shows. Parts the actor may not see are None: a cashier gets their
-    own figures and requests; the wallet, commission and customer book are for those who may read them."""
+    own figures and requests; the wallet, commission and customer book are for those who may read them.
+
+    Of one channel when asked (`channel_id`): the summary, the chart, the recent payments and the recent
+    customers (those asked to pay through it, with their whole book's figures). The wallet and the
+    commission stay the business's: one wallet pays for every channel."""
 
     tenant: Tenant
     summary: PaymentSummary
@@ -278,23 +314,33 @@ class HomeView:
     recent_payments: list[PaymentOut] | None
 
 
-async def _home(actor: Actor, *, chart_days: int, recent: int) -> HomeView:
+async def _home(
+    actor: Actor, *, chart_days: int, recent: int, channel_id: uuid.UUID | None = None
+) -> HomeView:
     own = actor.own_payments_only
     async with unit_of_work(actor, readonly=True) as uow:
         session = uow.session
         tenant = await tenants.get(session, actor.require_tenant())
+        await check_channel(session, actor, channel_id)
         manages = actor.can(Permission.wallet_read)
         mode = await figures_mode(session, actor)
         days = (
             await reports.daily_totals(
-                session, tenant_id=tenant.id, days=chart_days, initiated_by=own, mode=mode
+                session,
+                tenant_id=tenant.id,
+                days=chart_days,
+                initiated_by=own,
+                mode=mode,
+                channel_id=channel_id,
             )
             if chart_days
             else []
         )
         return HomeView(
             tenant=tenant,
-            summary=await payments.summary(session, tenant_id=tenant.id, initiated_by=own, mode=mode),
+            summary=await payments.summary(
+                session, tenant_id=tenant.id, initiated_by=own, mode=mode, channel_id=channel_id
+            ),
             days=days,
             commission=await commissions.split_for(session, tenant_id=tenant.id) if manages else None,
             wallet=await wallets.view(session, tenant=tenant, settings=runtime().settings)
@@ -302,7 +348,11 @@ async def _home(actor: Actor, *, chart_days: int, recent: int) -> HomeView:
             else None,
             recent_customers=(
                 await customers.recent(
-                    session, tenant_id=tenant.id, mode=await book_mode(session, actor), limit=recent
+                    session,
+                    tenant_id=tenant.id,
+                    mode=await book_mode(session, actor),
+                    limit=recent,
+                    channel_id=channel_id,
                 )
                 if actor.can(Permission.customers_read)
                 else None
@@ -311,23 +361,29 @@ async def _home(actor: Actor, *, chart_days: int, recent: int) -> HomeView:
             if own is None
             else (
                 await payments.list_page(
-                    session, tenant_id=tenant.id, filters=TransactionFilter(initiated_by=own), limit=recent
+                    session,
+                    tenant_id=tenant.id,
+                    filters=TransactionFilter(initiated_by=own, channel_id=channel_id),
+                    limit=recent,
                 )
             ).items,
         )
 
 
 @use_case(Permission.dashboard_read, query=True)
-async def home_view(actor: Actor, *, chart_days: int = 30, recent: int = 5) -> HomeView:
-    """A person's dashboard (the panel's /app, the bot's Home); `chart_days=0` leaves the chart out."""
-    return await _home(actor, chart_days=chart_days, recent=recent)
+async def home_view(
+    actor: Actor, *, chart_days: int = 30, recent: int = 5, channel_id: uuid.UUID | None = None
+) -> HomeView:
+    """A person's dashboard (the panel's /app, the bot's Home); `chart_days=0` leaves the chart out;
+    `channel_id`: one of the business's channels only (404 for any other)."""
+    return await _home(actor, chart_days=chart_days, recent=recent, channel_id=channel_id)
 
 
 @use_case(Permission.wallet_read, query=True)
-async def business_dashboard(actor: Actor) -> HomeView:
+async def business_dashboard(actor: Actor, *, channel_id: uuid.UUID | None = None) -> HomeView:
     """The business's figures for GET /api/dashboard: the same view as the panel's, without the chart,
-    for those who may read the wallet."""
-    return await _home(actor, chart_days=0, recent=5)
+    for those who may read the wallet; of one of its channels with `channel_id`."""
+    return await _home(actor, chart_days=0, recent=5, channel_id=channel_id)
 
 
 @dataclass(frozen=True)

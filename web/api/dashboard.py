@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from core.customers.schemas import CustomerOut
@@ -35,8 +38,23 @@ class DashboardOut(BaseModel):
 
 
 @router.get("/dashboard")
-async def dashboard(actor: CurrentActor) -> DashboardOut:
-    d = await business_dashboard(actor)
+async def dashboard(
+    actor: CurrentActor,
+    channel_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="The figures of this channel of the business only (GET /api/channels); another "
+            "business's channel is 404"
+        ),
+    ] = None,
+) -> DashboardOut:
+    """The business's figures in its primary channel's mode (an API key: in its own mode).
+
+    With `channel_id`, the payment figures and recent customers are that channel's: payments through
+    it, and the customers asked to pay through it (with their whole book's figures: one customer book
+    per business). The wallet and commission stay the business's, since one wallet pays for every
+    channel."""
+    d = await business_dashboard(actor, channel_id=channel_id)
     s = d.summary
     assert d.commission is not None and d.wallet is not None  # wallet_read: the manager's view
     return DashboardOut(

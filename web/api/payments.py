@@ -54,15 +54,30 @@ async def stk_push(
     )
 
 
+ChannelParam = Annotated[
+    uuid.UUID | None,
+    Query(
+        description="Only payments through this channel of the business (GET /api/channels); "
+        "another business's channel is 404"
+    ),
+]
+
+
 def _filters(
     status: PaymentStatus | None,
     source: PaymentSource | None,
     phone: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
+    channel_id: uuid.UUID | None,
 ) -> TransactionFilter:
     return TransactionFilter(
-        status=status, source=source, phone=phone, created_from=created_from, created_to=created_to
+        status=status,
+        source=source,
+        phone=phone,
+        created_from=created_from,
+        created_to=created_to,
+        channel_id=channel_id,
     )
 
 
@@ -80,10 +95,12 @@ async def list_transactions(
         Mode | None,
         Query(description="test or live only; an API key always sees its own mode's payments alone"),
     ] = None,
+    channel_id: ChannelParam = None,
 ) -> PaymentPage:
+    filters = _filters(status, source, phone, created_from, created_to, channel_id)
     return await use_cases.list_payments(
         actor,
-        filters=dataclasses.replace(_filters(status, source, phone, created_from, created_to), mode=mode),
+        filters=dataclasses.replace(filters, mode=mode),
         cursor=cursor,
         limit=limit,
     )
@@ -97,8 +114,10 @@ async def export_transactions(
     phone: Annotated[str | None, Query(max_length=20)] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    channel_id: ChannelParam = None,
 ) -> StreamingResponse:
-    filters = _filters(status, source, phone, created_from, created_to)
+    """The list's payments as .xlsx, with the same filters (no pages)."""
+    filters = _filters(status, source, phone, created_from, created_to, channel_id)
     return xlsx_response(await export_transactions_uc(actor, filters=filters))
 
 

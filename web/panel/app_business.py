@@ -3,6 +3,8 @@
 "Request a payment" form (its parsing, picks and status line are in app_pay).
 
 A cashier sees only their own activity: the pushes they started, never the wallet or customer book.
+A business with more than one channel may show one channel's figures (web/panel/channel_filter.py);
+the wallet and commission stay the business's.
 Transactions, wallet and invoices are in app_money; the customer book in app_customers."""
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from core.payments.use_cases import home_view
 from core.tenants.models import Tenant, TenantStatus
 from web.panel import app_pay
 from web.panel.app_pay import PayForm
+from web.panel.channel_filter import channel_options, parse_channel
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import render
 
@@ -92,11 +95,21 @@ async def dashboard_page(
     form: PayForm,
     payment_id: uuid.UUID | None = None,
     status: int = 200,
+    channel: str = "",
 ) -> HTMLResponse:
+    """`channel`: the channel filter as typed in the URL (empty: every channel); a malformed one is
+    said by the select, over the business's whole figures."""
     business(viewer)
-    home = await home_view(viewer.actor, chart_days=CHART_DAYS)
+    errors: dict[str, str] = {}
+    channel_id = parse_channel(channel, errors)
+    home = await home_view(viewer.actor, chart_days=CHART_DAYS, channel_id=channel_id)
     manages = home.wallet is not None
     ctx: dict[str, object] = {"manages": manages, "status": home.tenant.status, "summary": home.summary}
+    ctx["channels"] = await channel_options(viewer, book_only=True)
+    ctx["form"] = {"channel": str(channel_id) if channel_id else channel}
+    ctx["errors"] = errors
+    if errors:
+        status = 422
     if manages:
         ctx["commission"], ctx["wallet"] = home.commission, home.wallet
         ctx["recent_customers"] = home.recent_customers
@@ -123,7 +136,8 @@ async def app_home(request: Request, viewer: CurrentViewer, payment: str = "") -
     except ValueError:
         followed = None
     form = PayForm.typed(dict(request.query_params))
-    return await dashboard_page(request, viewer, form=form, payment_id=followed)
+    channel = request.query_params.get("channel", "")
+    return await dashboard_page(request, viewer, form=form, payment_id=followed, channel=channel)
 
 
 @router.post("/app/pay", response_model=None)

@@ -1,6 +1,9 @@
 """The customer book (/app/customers): search, sort, a filter and pages through CustomerService.search,
 and Export to Excel: the same file, filters and audit row as GET /api/customers/export-excel.
 
+A business with more than one channel may show the customers of one (web/panel/channel_filter.py):
+still one book, each customer with their whole figures.
+
 Owner and manager only, as in the API and the bot."""
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from core.customers.schemas import CustomerQuery, CustomerSort
 from core.customers.use_cases import search_customers
 from core.exports.use_cases import export_customers
 from web.exports import xlsx_response
+from web.panel.channel_filter import channel_options, parse_channel
 from web.panel.forms import page_url
 from web.panel.security import CurrentViewer, business
 from web.panel.templating import render
@@ -30,7 +34,7 @@ SORTS = {
     CustomerSort.paid_count.value: "Paid count",
 }
 PAID = {"": "Everyone", "yes": "Paid at least once", "no": "Never paid"}
-FIELDS = ("q", "sort", "order", "paid")
+FIELDS = ("q", "sort", "order", "paid", "channel")
 
 
 def _form(request: Request) -> dict[str, str]:
@@ -40,6 +44,7 @@ def _form(request: Request) -> dict[str, str]:
         "sort": qp.get("sort", CustomerSort.last_seen_at.value),
         "order": qp.get("order", "desc"),
         "paid": qp.get("paid", ""),
+        "channel": qp.get("channel", "").strip(),
     }
 
 
@@ -54,6 +59,9 @@ def customer_query(form: dict[str, str], page: int) -> tuple[CustomerQuery | Non
         errors["paid"] = "Choose a filter from the list."
     if len(form["q"]) > 100:
         errors["q"] = "Search for at most 100 characters."
+    channel_id = parse_channel(form["channel"], errors)
+    if channel_id is not None:
+        form["channel"] = str(channel_id)  # as the select writes it, so it shows as chosen
     if errors:
         return None, errors
     try:
@@ -62,6 +70,7 @@ def customer_query(form: dict[str, str], page: int) -> tuple[CustomerQuery | Non
             sort=CustomerSort(form["sort"]),
             desc=form["order"] == "desc",
             has_paid={"yes": True, "no": False}.get(form["paid"]),
+            channel_id=channel_id,
             page=page,
             per_page=PER_PAGE,
         )
@@ -89,6 +98,7 @@ async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse
         "errors": errors,
         "sorts": SORTS,
         "paid_filters": PAID,
+        "channels": await channel_options(viewer, book_only=True),
         "items": [],
         "total": 0,
         "export_url": page_url("/app/customers/export.xlsx", kept),
@@ -112,6 +122,14 @@ async def customer_export(request: Request, viewer: CurrentViewer) -> StreamingR
     form = _form(request)
     query, errors = customer_query(form, 1)
     if errors or query is None:
-        ctx = {"form": form, "errors": errors, "sorts": SORTS, "paid_filters": PAID, "items": [], "total": 0}
+        ctx = {
+            "form": form,
+            "errors": errors,
+            "sorts": SORTS,
+            "paid_filters": PAID,
+            "channels": await channel_options(viewer, book_only=True),
+            "items": [],
+            "total": 0,
+        }
         return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
     return xlsx_response(await export_customers(viewer.actor, query=query))

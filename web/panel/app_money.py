@@ -2,7 +2,9 @@
 top-up and low-balance level, and invoices with their Excel download.
 
 Roles as in the API (web/api/wallet.py) and the bot: a cashier sees only the transactions they started;
-wallet, top-up and invoices are for the owner and manager; the low-balance level is the owner's."""
+wallet, top-up and invoices are for the owner and manager; the low-balance level is the owner's.
+A business with more than one channel may list one channel's transactions (web/panel/channel_filter.py),
+and export them (owner and manager, as GET /api/transactions/export-excel)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,14 @@ from core.access.permissions import Permission
 from core.billing import use_cases as billing
 from core.billing.schemas import WalletSettingsIn
 from core.errors import InvalidInput, LipapushError, NotFound
-from core.exports.use_cases import export_invoice
+from core.exports.use_cases import export_invoice, export_transactions
 from core.money import parse_shillings
 from core.payments.models import PaymentSource, PaymentStatus
 from core.payments.service import TransactionFilter
 from core.payments.use_cases import get_payment, get_payment_detail, list_payments
 from core.phones import normalize_msisdn
 from web.exports import xlsx_response
+from web.panel.channel_filter import channel_options, parse_channel
 from web.panel.forms import choice, day_range, page_url, parse_whole
 from web.panel.security import CurrentViewer, Viewer, business
 from web.panel.templating import EAT, render
@@ -62,6 +65,9 @@ def transaction_filter(form: dict[str, str]) -> tuple[TransactionFilter, dict[st
     phone = form["phone"].strip()
     if len(phone) > 20:
         errors["phone"] = "Type at most 20 characters of the phone number."
+    channel_id = parse_channel(form["channel"], errors)
+    if channel_id is not None:
+        form["channel"] = str(channel_id)  # as the select writes it, so it shows as chosen
     return (
         TransactionFilter(
             status=status,
@@ -69,40 +75,43 @@ def transaction_filter(form: dict[str, str]) -> tuple[TransactionFilter, dict[st
             phone=phone or None,
             created_from=_midnight(start) if start else None,
             created_to=_midnight(end + timedelta(days=1)) if end else None,
+            channel_id=channel_id,
         ),
         errors,
     )
 
 
-@router.get("/app/transactions", response_class=HTMLResponse)
-async def transactions(
-    request: Request,
-    viewer: CurrentViewer,
-    status: str = "",
-    source: str = "",
-    phone: str = "",
-    cursor: str = "",
-    to: str = "",
-) -> HTMLResponse:
-    business(viewer)
-    form = {
-        "status": status,
-        "source": source,
-        "phone": phone,
-        "from": request.query_params.get("from", ""),
-        "to": to,
-    }
-    filters, errors = transaction_filter(form)
-    ctx: dict[str, Any] = {
+def _transaction_form(request: Request) -> dict[str, str]:
+    qp = request.query_params
+    return {name: qp.get(name, "") for name in ("status", "source", "phone", "from", "to", "channel")}
+
+
+async def _transactions_ctx(viewer: Viewer, form: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    # With several channels, the list names each payment's (a top-up's is the platform's: "–").
+    channels = await channel_options(viewer)
+    return {
         "form": form,
         "errors": errors,
         "statuses": [s.value for s in PaymentStatus],
         "sources": [s.value for s in PaymentSource],
+        "channels": channels,
+        "channel_names": {c.id: c.name for c in channels},
         "items": [],
         "next_url": None,
         "first_url": None,
         "own": viewer.actor.own_payments_only is not None,
+        "export_url": page_url("/app/transactions/export.xlsx", form)
+        if viewer.actor.shows(Permission.exports)
+        else None,
     }
+
+
+@router.get("/app/transactions", response_class=HTMLResponse)
+async def transactions(request: Request, viewer: CurrentViewer, cursor: str = "") -> HTMLResponse:
+    business(viewer)
+    form = _transaction_form(request)
+    filters, errors = transaction_filter(form)
+    ctx = await _transactions_ctx(viewer, form, errors)
     if errors:
         return render(request, "app/transactions.html", ctx, viewer=viewer, status=422)
     try:
@@ -116,6 +125,19 @@ async def transactions(
     if cursor:
         ctx["first_url"] = page_url("/app/transactions", form)
     return render(request, "app/transactions.html", ctx, viewer=viewer)
+
+
+@router.get("/app/transactions/export.xlsx", response_class=StreamingResponse, response_model=None)
+async def transactions_export(request: Request, viewer: CurrentViewer) -> StreamingResponse | HTMLResponse:
+    """The list's transactions as .xlsx with the page's filters (all pages): the same file and audit
+    row (export.transactions) as GET /api/transactions/export-excel."""
+    business(viewer, Permission.exports)
+    form = _transaction_form(request)
+    filters, errors = transaction_filter(form)
+    if errors:
+        ctx = await _transactions_ctx(viewer, form, errors)
+        return render(request, "app/transactions.html", ctx, viewer=viewer, status=422)
+    return xlsx_response(await export_transactions(viewer.actor, filters=filters))
 
 
 @router.get("/app/transactions/{payment_id}", response_class=HTMLResponse)
