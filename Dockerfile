@@ -8,6 +8,7 @@ COPY ussd ussd
 COPY web web
 COPY sim sim
 COPY migrations migrations
+COPY docs/guides docs/guides
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 lipapush \
     && mkdir -p /var/lib/lipapush/exports && chown lipapush /var/lib/lipapush/exports
 USER lipapush

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     WEBHOOK_RETRY_SCALE: float = Field(default=1.0, gt=0, le=1)
     # Webhook messages, their deliveries and attempt logs are kept this long, then deleted daily.
     WEBHOOK_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
+    # API usage log (core/usage): each web process buffers the rows of /api requests in memory and
+    # inserts them in one batch this often (and at shutdown), so a request never waits on that insert.
+    # A process killed outright loses at most this much of the log: fine for usage, never for money.
+    USAGE_FLUSH_SECONDS: float = Field(default=1.0, gt=0, le=60)
+    # API request log rows are kept this long, then deleted daily; usage figures reach back as far.
+    USAGE_RETENTION_DAYS: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("ENCRYPTION_KEYS", mode="before")
     @classmethod

@@ -20,12 +20,17 @@ from core.jobs.models import JobOutbox
 from core.ledger.models import Account, Transfer
 from core.notify.models import Notification, SmsDeliveryReport
 from core.payments.models import CallbackInbox, Payment
+from core.plans.models import ApiPlan, PlanUsage
 from core.tenants.models import MpesaChannel, Tenant
+from core.usage.models import ApiKeyNetwork, ApiRequest
 from core.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
 __all__ = [
     "Account",
     "ApiKey",
+    "ApiKeyNetwork",
+    "ApiPlan",
+    "ApiRequest",
     "App",
     "AuditLog",
     "CallbackInbox",
@@ -42,6 +47,7 @@ __all__ = [
     "Payment",
     "PhoneVerification",
     "Plan",
+    "PlanUsage",
     "PlatformSetting",
     "Router",
     "SmsDeliveryReport",

@@ -14,6 +14,7 @@ import importlib
 SUBSCRIBING_MODULES = (
     "core.customers.subscribers",
     "core.billing.subscribers",
+    "core.plans.subscribers",  # after the wallet is credited: a plan paid by M-Pesa is paid from it
     "core.notify.subscribers",
     "core.hotspot.subscribers",
     "core.tenants.subscribers",

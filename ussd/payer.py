@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 
 from core.db import Scope
-from core.errors import LipapushError
+from core.errors import LipapushError, TooManyRequests
 from core.money import format_kes
 from core.notify.texts import local_phone
 from core.payments.models import PaymentSource
 from core.payments.push import request_stk_push
+from core.plans.service import QUOTA_LIMIT
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import TenantKind
 from core.tenants.service import tenants
@@ -77,15 +78,24 @@ async def send_payment(ctx: Ctx) -> End:
             f"{short(ctx.data['payee_name'], 40)} is getting too many USSD payments right now. "
             "Try again in a few minutes."
         )
-    p = await request_stk_push(
-        tenant_id=uuid.UUID(ctx.data["payee"]),
-        phone=ctx.msisdn,
-        amount=ctx.data["pay_amount"],
-        source=PaymentSource.ussd,
-        idempotency_key=f"ussd:{ctx.session_id}",
-        defer=True,
-        channel_id=uuid.UUID(ctx.data["payee_channel"]) if ctx.data.get("payee_channel") else None,
-    )
+    try:
+        p = await request_stk_push(
+            tenant_id=uuid.UUID(ctx.data["payee"]),
+            phone=ctx.msisdn,
+            amount=ctx.data["pay_amount"],
+            source=PaymentSource.ussd,
+            idempotency_key=f"ussd:{ctx.session_id}",
+            defer=True,
+            channel_id=uuid.UUID(ctx.data["payee_channel"]) if ctx.data.get("payee_channel") else None,
+        )
+    except TooManyRequests as exc:
+        if exc.fields.get("limit") != QUOTA_LIMIT:
+            raise
+        # The quota's own sentence is for the merchant; a payer only needs to know to pay another way.
+        return End(
+            f"{short(ctx.data['payee_name'], 40)} cannot take more M-Pesa payments through lipapush this "
+            "month. Pay them another way."
+        )
     return End(
         f"Check your phone: enter your M-Pesa PIN to pay {format_kes(p.amount)} to "
         f"{short(ctx.data['payee_name'], 40)}."

@@ -26,7 +26,9 @@ from core.db import Scope
 from core.hotspot.provision import sweep as hotspot_sweep
 from core.jobs.scheduler import Periodic, run_scheduler
 from core.payments.reconcile import reconcile_pending
+from core.plans.jobs import renew_plans
 from core.runtime import Runtime, unit_of_work
+from core.usage.jobs import prune_usage
 from core.webhooks.jobs import prune_webhooks
 from ussd.router import ussd_router
 from web.api import (
@@ -38,8 +40,10 @@ from web.api import (
     dashboard,
     hotspot,
     payments,
+    plans,
     settings,
     subscriptions,
+    usage,
     wallet,
     webhooks,
 )
@@ -47,9 +51,12 @@ from web.callbacks import router as callbacks_router
 from web.captive import router as captive_router
 from web.docs import install_docs
 from web.errors import install_error_handlers
+from web.guides import install_guides
 from web.limits import BodyLimits, LimitRequestBody, refuse_unstorable_body
 from web.openapi import API_ERRORS
+from web.openapi_webhooks import install_webhook_docs
 from web.panel import install_panel
+from web.usage_middleware import install_usage_log
 
 log = logging.getLogger("lipapush")
 
@@ -64,6 +71,8 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         Periodic(hotspot_sweep, every=60),
         Periodic(subscription_reminders, every=3600),
         Periodic(prune_webhooks, every=24 * 3600),
+        Periodic(prune_usage, every=24 * 3600),
+        Periodic(renew_plans, every=3600),
     ]
 
 
@@ -135,6 +144,8 @@ def create_app(
         dependencies=[Depends(refuse_unstorable_body)],
     )
     install_docs(app)
+    install_guides(app)
+    install_webhook_docs(app)
     install_error_handlers(app)
     app.state.bot_runner = bot_runner
 
@@ -160,6 +171,8 @@ def create_app(
 
     # Outermost of our middleware: a body over its route's limit is refused before anything reads it.
     app.add_middleware(LimitRequestBody, limits=BodyLimits.from_settings(rt.settings))
+    # Outside even that: the API request log sees every answer, a 413 included (core/usage).
+    install_usage_log(app, rt)
 
     # Every /api route declares the errors it can answer, in their one shape (web/openapi.py).
     api = APIRouter(prefix="/api", responses=API_ERRORS)
@@ -176,6 +189,8 @@ def create_app(
         admin_hotspot,
         apps,
         webhooks,
+        plans,
+        usage,
     ):
         api.include_router(module.router)
     app.include_router(api)

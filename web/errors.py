@@ -79,7 +79,15 @@ def retry_after_header(exc: LipapushError) -> dict[str, str] | None:
     seconds = getattr(exc, "retry_after", None)
     if seconds is None:  # a push limit also says it in the body (core.payments.use_cases)
         seconds = exc.fields.get("retry_after")
-    return {"Retry-After": str(seconds)} if isinstance(seconds, int) else None
+    if not isinstance(seconds, int):
+        return None
+    headers = {"Retry-After": str(seconds)}
+    name, allowed, window = (exc.fields.get(k) for k in ("limit", "allowed", "window_seconds"))
+    if isinstance(name, str) and isinstance(allowed, int) and isinstance(window, int):
+        # The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers-11) of the limit that refused.
+        headers["RateLimit-Policy"] = f'"{name}";q={allowed};w={max(1, window)}'
+        headers["RateLimit"] = f'"{name}";r=0;t={seconds}'
+    return headers
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -53,12 +53,16 @@ class Permission(StrEnum):
     staff_list = "staff:list"  # who works here, with their emails: the owner's
     sms_settings = "settings:sms"  # customer receipt SMS
     payment_alerts_manage = "alerts:payments"  # whether the owner's chat hears of API/USSD payments
+    # the API plan (core/plans): read it and this month's quota; choose and pay one (owner)
+    plan_read = "plan:read"
+    plan_manage = "plan:manage"
     # one's own account (password, two-step sign-in, sessions, Telegram link, USSD PIN): every person,
     # never an API key, which acts for a business rather than a person
     account_manage = "account:manage"
     # the business's own system: webhook endpoints (developer platform)
     webhooks_manage = "webhooks:manage"
     apps_manage = "apps:manage"  # create, rename, archive apps and set their callback hosts (owner)
+    usage_read = "usage:read"  # API usage figures, the request log and its export (core/usage)
 
 
 # Permissions that change something: an impersonating admin in read-only mode holds none of them.
@@ -77,6 +81,7 @@ WRITES: frozenset[Permission] = frozenset(
         Permission.routers_add,
         Permission.sms_settings,
         Permission.payment_alerts_manage,
+        Permission.plan_manage,
         Permission.account_manage,
         Permission.webhooks_manage,
         Permission.apps_manage,
@@ -105,11 +110,14 @@ _MANAGER = _CASHIER | {
     Permission.vouchers_issue,
     Permission.hotspot_manage,
     Permission.hotspot_overview,
+    Permission.plan_read,
     Permission.channel_read,
     Permission.sms_settings,
+    Permission.usage_read,
 }
 _OWNER = _MANAGER | {
     Permission.wallet_settings,
+    Permission.plan_manage,
     Permission.channel_manage,
     Permission.api_keys_manage,
     Permission.staff_manage,
@@ -177,6 +185,8 @@ PERMISSION_SCOPE: dict[Permission, ApiScope] = {
     Permission.vouchers_issue: ApiScope.hotspot_write,
     Permission.subscription_manage: ApiScope.hotspot_write,
     Permission.channel_read: ApiScope.business_read,
+    Permission.plan_read: ApiScope.business_read,
+    Permission.plan_manage: ApiScope.business_write,
     Permission.staff_read: ApiScope.business_read,
     Permission.staff_list: ApiScope.business_read,
     Permission.channel_manage: ApiScope.business_write,
@@ -187,6 +197,7 @@ PERMISSION_SCOPE: dict[Permission, ApiScope] = {
     Permission.api_keys_read: ApiScope.keys_read,
     Permission.api_keys_manage: ApiScope.keys_write,
     Permission.apps_manage: ApiScope.keys_write,
+    Permission.usage_read: ApiScope.keys_read,
 }
 
 # A write scope includes its read scope: a system that pushes payments reads their status.

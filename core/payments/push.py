@@ -31,10 +31,11 @@ from core.jobs.registry import enqueue, job
 from core.payments.models import Payment, PaymentSource, PaymentStatus
 from core.payments.schemas import PaymentOut
 from core.payments.service import payments
+from core.plans.service import plans
 from core.retry import retrying
 from core.runtime import runtime, unit_of_work
 from core.tenants import modes
-from core.tenants.models import Mode, MpesaChannel, TenantStatus
+from core.tenants.models import Mode, MpesaChannel, Tenant, TenantKind, TenantStatus
 from core.tenants.service import tenants
 from core.webhooks.service import webhooks
 
@@ -131,6 +132,11 @@ async def request_stk_push(
             )
             if not created:
                 return PaymentOut.model_validate(payment), None
+            if payment.mode is Mode.live and tenant.kind is TenantKind.business:
+                # The business's monthly live-push quota (core.plans): over it, this raises and the
+                # payment and its count roll back together. Test pushes never count; a hotspot
+                # provider's WiFi sales are paid for by its subscription (core.billing.subscriptions).
+                await plans.count_live_push(session, tenant)
             payment.notify_phone = notify_phone
             payment.callback_url = hook_url
             if on_created is not None:
@@ -185,11 +191,15 @@ async def request_wallet_topup(
     defer: bool = False,
     idempotency_key: str | None = None,
     audit_detail: dict[str, Any] | None = None,
+    description: str = "Wallet top-up",
+    on_created: Callable[[AsyncSession, Tenant, Payment], Awaitable[None]] | None = None,
 ) -> PaymentOut:
     """An STK push to the merchant's phone through the platform's own Daraja app; its success
     credits the wallet once (payments.finalize → topups.credit_wallet). Works even for a business
     on billing hold or still onboarding: topping up is how they get out of it. With `audit_detail`
-    (an admin acting for the business) a `wallet.topup_requested` audit row is written with it."""
+    (an admin acting for the business) a `wallet.topup_requested` audit row is written with it.
+    `on_created` runs in the transaction that records the new payment (a plan paid by M-Pesa marks
+    the business's plan as waiting for it, core.plans)."""
     rt = runtime()
 
     async def record_topup() -> Recorded:
@@ -208,12 +218,14 @@ async def request_wallet_topup(
                 amount=amount,
                 source=PaymentSource.topup,
                 reference="TOPUP",
-                description="Wallet top-up",
+                description=description,
                 initiated_by=initiated_by,
                 idempotency_key=idempotency_key,
             )
             if not created:
                 return PaymentOut.model_validate(payment), None
+            if on_created is not None:
+                await on_created(session, tenant, payment)
             if audit_detail is not None:
                 await record(
                     session,

@@ -30,6 +30,7 @@ from core.payments.reports import DayTotal, reports
 from core.payments.schemas import PaymentOut, PaymentPage
 from core.payments.service import PaymentSummary, TransactionFilter, payments
 from core.phones import mask_msisdn
+from core.plans.service import plans
 from core.runtime import runtime
 from core.tenants.channels import channels
 from core.tenants.models import Mode, Tenant
@@ -71,10 +72,11 @@ def _refused(limit: ratelimit.Limit, retry_after: int, message: str) -> TooManyR
     )
 
 
-async def _within_flood_limits(actor: Actor, payment: Payment) -> None:
-    """Each accepted push is a prompt on someone's phone: an API key may start
-    `STK_PUSHES_PER_KEY_PER_MINUTE` of them, and one business may prompt one phone
-    `STK_PUSHES_PER_PHONE_PER_MINUTE` times, whoever asks (key, panel, bot, merchant USSD).
+async def _within_flood_limits(actor: Actor, session: AsyncSession, payment: Payment) -> None:
+    """Each accepted push is a prompt on someone's phone: an API key may start its business's plan's
+    pushes a minute (`STK_PUSHES_PER_KEY_PER_MINUTE` when the plan sets none, core.plans), and one
+    business may prompt one phone `STK_PUSHES_PER_PHONE_PER_MINUTE` times, whoever asks (key, panel,
+    bot, merchant USSD).
 
     Counted only for a push that is really new (an Idempotency-Key replay sends no prompt) and checked
     inside the transaction that records it, so a refusal leaves no row. The phone is counted per
@@ -83,7 +85,12 @@ async def _within_flood_limits(actor: Actor, payment: Payment) -> None:
     the USSD payer menu push through their own per-phone limits (core.hotspot.orders, ussd.payer)."""
     settings = runtime().settings
     if actor.api_key_id is not None:
-        per_key = ratelimit.Limit("per_key", settings.STK_PUSHES_PER_KEY_PER_MINUTE, 60)
+        tenant = await session.get(Tenant, payment.tenant_id)
+        assert tenant is not None
+        plan = (await plans.state(session, tenant)).effective
+        per_key = ratelimit.Limit(
+            "per_key", plan.pushes_per_key_per_minute or settings.STK_PUSHES_PER_KEY_PER_MINUTE, 60
+        )
         if (wait := await ratelimit.acquire(per_key, str(actor.api_key_id))) is not None:
             raise _refused(
                 per_key,
@@ -141,7 +148,7 @@ async def request_payment(
     await _within_person_limit(actor)
 
     async def created(session: AsyncSession, payment: Payment) -> None:
-        await _within_flood_limits(actor, payment)
+        await _within_flood_limits(actor, session, payment)
         if on_created is not None:
             await on_created(session, payment)
 

@@ -82,6 +82,14 @@ class Tenant(Base):
     # subscription_until beyond it has been paid for.
     trial_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     subscription_reminded: Mapped[str | None] = mapped_column(String(40))  # which reminder went out
+    # The API plan the business chose (core.plans); null: the default plan. A plan with a fee counts
+    # only while paid: until `plan_paid_until`, after which the default plan applies until it is paid.
+    plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
+    plan_paid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The M-Pesa top-up whose arrival in the wallet pays the chosen plan (POST /api/plan/pay by M-Pesa).
+    plan_payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The Nairobi month ("2026-12") the owner was told the plan's renewal could not be paid.
+    plan_reminded: Mapped[str | None] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:

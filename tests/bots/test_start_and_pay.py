@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 
+from core.access.actor import Actor, Via
 from core.auth.codes import CodePurpose, issue_code
+from core.billing.periods import EAT
+from core.plans import use_cases_admin
+from core.plans.schemas import PlanIn
+from core.plans.service import next_month_start
 from core.runtime import unit_of_work
 from core.tenants.models import TenantStatus
 from core.tenants.service import tenants
 from sim.telegram.client import TelegramSimClient
 from tests.bots.test_conversations import T, activate_simulator_channel, has, signup_in_chat
 from tests.conftest import LiveServer
-from tests.support.factories import make_tenant
+from tests.support.factories import letters_token, make_tenant
 
 
 async def linked_owner(tg: TelegramSimClient, **kw: object) -> object:
@@ -91,6 +98,28 @@ class TestPayFlow:
         assert asked.content == "Customer: Achieng (0722000222)\nAmount in KES (whole shillings, 1–250 000)?"
         second = await tg.ask("70", has("KES 70"), timeout=20)
         assert "Achieng (0722000222)" in second.content
+
+    async def test_the_monthly_quota_is_one_plain_sentence(
+        self, server: LiveServer, tg: TelegramSimClient
+    ) -> None:
+        tenant = await linked_owner(tg, name="Quota Shop")
+        code = f"z-{letters_token()}"
+        admin = Actor.system(via=Via.cli)
+        await use_cases_admin.save_plan(
+            admin, PlanIn(code=code, name="Zero", monthly_fee_cents=0, live_pushes_per_month=0)
+        )
+        await use_cases_admin.assign_plan(admin, tenant.id, code=code)  # type: ignore[attr-defined]
+        await tg.ask("/pay", has("phone number"), timeout=T)
+        await tg.ask("0722000111", has("Amount"), timeout=T)
+        await tg.ask("50", has("Customer name?"), timeout=T)
+        refused = await tg.ask("Juma", has("⚠️"), timeout=T)
+        month = datetime.now(UTC).astimezone(EAT)
+        first = next_month_start(datetime.now(UTC)).astimezone(EAT)
+        assert refused.content.startswith(
+            f"⚠️ This business has used its 0 live payment requests for {month:%B %Y} on the Zero plan; the "
+            f"count starts again on {first:%-d %B} at 00:00 (Nairobi). Move to a bigger plan "
+            "(Settings → Plan, or POST /api/plan) to push more."
+        )
 
     async def test_suspended_business_is_told_why(self, server: LiveServer, tg: TelegramSimClient) -> None:
         tenant = await linked_owner(tg, name="Held Shop")

@@ -17,6 +17,7 @@ from core.billing.adjustments import adjust_wallet
 from core.config import SANDBOX_PASSKEY, SANDBOX_SHORT_CODE
 from core.ledger.models import AccountKind
 from core.ledger.service import ledger
+from core.plans.service import plans
 from core.runtime import runtime, unit_of_work
 from core.tenants.models import (
     BillingMode,
@@ -57,6 +58,7 @@ async def make_tenant(
     with_channel: bool = True,
     tenant_kind: TenantKind = TenantKind.business,
     environment: Environment = Environment.production,
+    plan: str | None = None,
 ) -> tuple[Tenant, User]:
     """A business with a channel in `environment`. verified=True marks it verified directly (the
     onboarding push itself is tested separately) so payment tests start from an active business.
@@ -65,7 +67,9 @@ async def make_tenant(
     Production by default, so its payments are live and earn commission, reserve on the wallet and
     post to the ledger as real ones do: the test server points DARAJA_PRODUCTION_URL at a simulator
     of its own (tests/conftest.py), so nothing leaves the machine. Pass Environment.simulator (or
-    sandbox) for a test-mode business: its keys are lp_test_ keys and its payments never touch money."""
+    sandbox) for a test-mode business: its keys are lp_test_ keys and its payments never touch money.
+    `plan`: an API plan's code ("founding": no monthly limit, for tests that push more than the Free
+    plan's 100 live payments); None leaves the business on the default plan, as signing up does."""
     rt = runtime()
     async with unit_of_work() as session:
         tenant, owner = await signup(
@@ -86,6 +90,8 @@ async def make_tenant(
             )
             if verified:
                 await tenants.mark_verified(session, channel=channel)
+        if plan is not None:
+            await plans.choose(session, tenant, await plans.by_code(session, plan))
         await session.refresh(tenant)
     assert not verified or not with_channel or tenant.status is TenantStatus.active
     return tenant, owner

@@ -19,6 +19,7 @@ ADMIN_PAGES = [
     "/admin/exports",
     "/admin/audit",
     "/admin/outbox",
+    "/admin/plans",
 ]
 OWNER_PAGES = [
     "/app",
@@ -29,6 +30,7 @@ OWNER_PAGES = [
     "/app/settings",
     "/app/settings/channel",
     "/app/settings/channels",
+    "/app/settings/plan",
     "/app/settings/keys",
     "/app/settings/apps",
     "/app/settings/webhooks",

@@ -54,7 +54,7 @@ async def _pending(tenant_id: object) -> int:
 async def test_concurrent_pushes_while_their_successes_apply(
     server: LiveServer, client: httpx.AsyncClient
 ) -> None:
-    tenant, _ = await make_tenant(name="Hot Phone Duka")
+    tenant, _ = await make_tenant(name="Hot Phone Duka", plan="founding")  # beyond Free's 100
     # A funded wallet: every push holds its commission on the wallet row and every success posts it
     # from there, so both paths take the wallet and the customer row.
     await fund_wallet(tenant, 1_000_000)

@@ -1,6 +1,7 @@
 """Platform admin → Businesses: find a business or hotspot provider, look it over, suspend or reactivate
-it with a reason, set its commission rate and the platform default. The rules are core's
-(core.tenants.use_cases_admin); this module parses forms and renders pages."""
+it with a reason, set its commission rate and the platform default, and assign its API plan. The rules
+are core's (core.tenants.use_cases_admin, core.plans.use_cases_admin); this module parses forms and
+renders pages."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from core.errors import InvalidInput
+from core.access.permissions import Permission
+from core.errors import InvalidInput, NotFound
+from core.plans import use_cases_admin as plan_admin
 from core.tenants import use_cases_admin as admin
 from core.tenants.admin import REASON_MAX, REASON_MIN
 from core.tenants.models import TenantKind, TenantStatus
 from web.panel.admin_access import admin_actor
-from web.panel.forms import page_url
+from web.panel.admin_plans import paid_until_of, tenant_plan
+from web.panel.forms import page_url, parse_day
 from web.panel.security import CurrentViewer, Viewer
 from web.panel.templating import render
 
@@ -29,7 +33,9 @@ DONE = {
     "reactivated": "Reactivated. The owner was told by Telegram (or SMS) and email.",
     "commission": "Commission rate saved.",
     "default": "Platform default commission saved.",
+    "plan": "Plan assigned: its limits apply from the business's next payment request.",
 }
+PAID_UNTIL_HINT = "Give the last day paid as a date like 2027-01-31, or leave it empty."
 
 
 def _enum(cls: Any, value: str | None) -> Any:
@@ -124,6 +130,7 @@ async def _detail_page(
             "values": values or {},
             "reason_min": REASON_MIN,
             "reason_max": REASON_MAX,
+            **await tenant_plan(viewer, tenant_id),
         },
         viewer=viewer,
         status=code,
@@ -193,3 +200,31 @@ async def commission(
     return await _change(
         request, viewer, tenant_id, change, field="commission", value=percent, done="commission"
     )
+
+
+@router.post("/admin/tenants/{tenant_id}/plan", response_model=None)
+async def assign_plan(
+    request: Request,
+    tenant_id: uuid.UUID,
+    viewer: CurrentViewer,
+    code: Annotated[str, Form(max_length=40)] = "",
+    paid_until: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Any plan, hidden ones too. `paid_until`: the last Nairobi day a plan with a fee counts as paid
+    (a deal agreed outside the wallet); empty, the owner pays it as usual."""
+    actor = admin_actor(viewer)
+    actor.require(Permission.platform_admin)  # before the form's own errors
+    errors: dict[str, str] = {}
+    day = parse_day(paid_until, "plan", errors, PAID_UNTIL_HINT)
+    if not code.strip():
+        errors["plan"] = "Choose a plan from the list."
+    values = {"plan": code, "plan_paid_until": paid_until}
+    if errors:
+        return await _detail_page(request, viewer, tenant_id, errors=errors, values=values, code=422)
+    try:
+        await plan_admin.assign_plan(actor, tenant_id, code=code, paid_until=paid_until_of(day))
+    except NotFound as exc:  # a plan gone from a stale page; an unknown business is 404 on the page too
+        return await _detail_page(
+            request, viewer, tenant_id, errors={"plan": exc.message}, values=values, code=404
+        )
+    return RedirectResponse(f"/admin/tenants/{tenant_id}?done=plan#plan", status_code=303)

@@ -221,7 +221,7 @@ class TestConcurrentCallbacks:
     ) -> None:
         from tests.core.payments.test_callbacks import success_body
 
-        tenant, _ = await make_tenant()
+        tenant, _ = await make_tenant(plan="founding")  # 400 live pushes: more than Free's month
         await set_billing(tenant, mode=BillingMode.wallet, bps=100)
         start = 1_000_000
         await fund_wallet(tenant, start)
