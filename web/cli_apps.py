@@ -12,6 +12,7 @@ from core.apps import use_cases
 from core.apps.schemas import AppOut
 from core.errors import LipapushError
 from web.cli import _fail, _run, app, bootstrap, console, print_table
+from web.cli_channels import channel_id_of
 from web.cli_tenants import _acting_for
 
 app_app = typer.Typer(
@@ -27,14 +28,6 @@ def _app_id(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise _fail(f"{value!r} is not an app id: copy the id column of `lipapush app list`.") from None
-
-
-def _channel_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        hint = "copy the id column of `lipapush channel list`"
-        raise _fail(f"{value!r} is not a channel id: {hint}.") from None
 
 
 def _table(rows: list[AppOut]) -> Table:
@@ -66,7 +59,7 @@ def app_create(
     ] = None,
 ) -> None:
     """Create an app on one of the business's M-Pesa channels and print it."""
-    channel_id = _channel_id(channel) if channel else None
+    channel_id = channel_id_of(channel) if channel else None
     rt = bootstrap()
 
     async def main() -> AppOut:
@@ -152,7 +145,7 @@ def app_channel(
     """Send an app's pushes through another of the business's channels (one of the other mode only
     while the app has no working keys)."""
     wanted = _app_id(app_id)
-    channel_id = _channel_id(channel)
+    channel_id = channel_id_of(channel)
     rt = bootstrap()
 
     async def main() -> AppOut:

@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
 from rich.table import Table
 
 from core.db import Scope
@@ -15,11 +14,10 @@ from core.errors import LipapushError
 from core.runtime import unit_of_work
 from core.tenants import use_cases_channels as use_cases
 from core.tenants.models import ChannelKind, Environment
-from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
 from core.tenants.use_cases_channels import ChannelView
 from web.cli import UrlOption, _fail, _run, app, bootstrap, bootstrap_client, console, print_table
-from web.cli_tenants import _acting_for, _verify_and_wait
+from web.cli_tenants import _acting_for, _verify_and_wait, channel_options
 
 channel_app = typer.Typer(
     help="M-Pesa channels of a business: each is verified by its own KES 1 push; apps choose one.",
@@ -31,7 +29,7 @@ TenantOption = Annotated[str, typer.Option(help="Owner email, slug or id of the 
 ChannelArg = Annotated[str, typer.Argument(help="The channel's id (see `lipapush channel list`)")]
 
 
-def _channel_id(value: str) -> uuid.UUID:
+def channel_id_of(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
@@ -97,18 +95,7 @@ def channel_add(
     """Add a channel and send its KES 1 test push to the owner's phone. Exits 1 when the push was
     not sent or the test payment failed (the channel is saved: `lipapush channel verify` resends)."""
     rt = bootstrap_client(url)
-    try:
-        data = ChannelIn(
-            environment=environment,
-            kind=kind,
-            business_short_code=short_code,
-            till_number=till_number,
-            consumer_key=SecretStr(consumer_key) if consumer_key else None,
-            consumer_secret=SecretStr(consumer_secret) if consumer_secret else None,
-            passkey=SecretStr(passkey) if passkey else None,
-        )
-    except ValidationError as exc:
-        raise _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    data = channel_options(environment, kind, short_code, till_number, consumer_key, consumer_secret, passkey)
 
     async def main() -> tuple[uuid.UUID, str | None]:
         actor = await _acting_for(tenant)
@@ -160,7 +147,7 @@ def channel_verify(
     url: UrlOption = None,
 ) -> None:
     """Send a channel's KES 1 test push again. Exits 1 when it was not sent or the payment failed."""
-    wanted = _channel_id(channel_id)
+    wanted = channel_id_of(channel_id)
     rt = bootstrap_client(url)
 
     async def main() -> str | None:
@@ -179,7 +166,7 @@ def channel_verify(
 @channel_app.command("primary")
 def channel_primary(tenant: TenantOption, channel_id: ChannelArg) -> None:
     """Make a verified channel the primary one: the bot, USSD and the panel push through it."""
-    wanted = _channel_id(channel_id)
+    wanted = channel_id_of(channel_id)
     rt = bootstrap()
 
     async def main() -> ChannelView:
@@ -199,7 +186,7 @@ def channel_rename(
     name: Annotated[str, typer.Option(help="The new name")],
 ) -> None:
     """Rename a channel."""
-    wanted = _channel_id(channel_id)
+    wanted = channel_id_of(channel_id)
     rt = bootstrap()
 
     async def main() -> ChannelView:

@@ -108,6 +108,30 @@ async def _verify_and_wait(
     return None
 
 
+def channel_options(
+    environment: Environment,
+    kind: ChannelKind,
+    short_code: str | None,
+    till_number: str | None,
+    consumer_key: str | None,
+    consumer_secret: str | None,
+    passkey: str | None,
+) -> ChannelIn:
+    """A channel from the command's options (`tenant create`, `channel add`), or exit 1 saying why not."""
+    try:
+        return ChannelIn(
+            environment=environment,
+            kind=kind,
+            business_short_code=short_code,
+            till_number=till_number,
+            consumer_key=SecretStr(consumer_key) if consumer_key else None,
+            consumer_secret=SecretStr(consumer_secret) if consumer_secret else None,
+            passkey=SecretStr(passkey) if passkey else None,
+        )
+    except ValidationError as exc:
+        raise _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+
 @tenant_app.command("create")
 def tenant_create(
     name: Annotated[str, typer.Option(help="Business name")],
@@ -135,18 +159,9 @@ def tenant_create(
     not be created, or was created but the test push was not sent or the test payment failed.
     """
     rt = bootstrap_client(url)
-    try:
-        channel_in = ChannelIn(
-            environment=environment,
-            kind=kind,
-            business_short_code=short_code,
-            till_number=till_number,
-            consumer_key=SecretStr(consumer_key) if consumer_key else None,
-            consumer_secret=SecretStr(consumer_secret) if consumer_secret else None,
-            passkey=SecretStr(passkey) if passkey else None,
-        )
-    except ValidationError as exc:
-        raise _fail("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    channel_in = channel_options(
+        environment, kind, short_code, till_number, consumer_key, consumer_secret, passkey
+    )
 
     async def main() -> tuple[str, str | None]:
         # Its owner's email must be free across every business; then the new business's own rows.

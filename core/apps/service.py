@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.apps.models import App
 from core.apps.schemas import NAME_MAX, AppChannelOut, AppOut
 from core.auth.models import ApiKey
 from core.db import utcnow
-from core.errors import Conflict, NotFound
+from core.errors import NotFound
+from core.names import ensure_name_free, flush_name
 from core.tenants.models import ChannelKind, Mode, MpesaChannel
 from core.webhooks.models import WebhookEndpoint
 
@@ -138,24 +138,6 @@ class AppService:
         return out
 
     # -- changes --------------------------------------------------------------------------------------
-    async def _name_free(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, name: str, other_than: uuid.UUID | None = None
-    ) -> None:
-        """Names are unique in a business, whatever their case ("Shop" and "shop" would confuse)."""
-        query = select(App.id).where(App.tenant_id == tenant_id, func.lower(App.name) == name.lower())
-        if other_than is not None:
-            query = query.where(App.id != other_than)
-        if await session.scalar(query.limit(1)) is not None:
-            raise Conflict(name_taken(name), field="name")
-
-    async def _flush_name(self, session: AsyncSession, name: str) -> None:
-        """Flush; two requests that chose the same name at once: the second is told, not a 500."""
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:
-            raise Conflict(name_taken(name), field="name") from None
-
     async def create(
         self,
         session: AsyncSession,
@@ -169,7 +151,7 @@ class AppService:
         """A new app on `channel_id` (checked by the caller to be the business's), by default the
         business's primary channel. The business's first app adopts its keys that belong to no app yet
         (made before apps existed). Returns the app and how many keys it adopted."""
-        await self._name_free(session, tenant_id=tenant_id, name=name)
+        await ensure_name_free(session, App, tenant_id=tenant_id, name=name, taken=name_taken(name))
         first = await session.scalar(select(App.id).where(App.tenant_id == tenant_id).limit(1)) is None
         if channel_id is None:
             channel_id = await _primary_id(session, tenant_id)
@@ -181,7 +163,7 @@ class AppService:
             created_by_id=created_by,
         )
         session.add(app)
-        await self._flush_name(session, name)
+        await flush_name(session, name_taken(name))
         adopted = 0
         if first:
             result = await session.execute(
@@ -195,9 +177,11 @@ class AppService:
 
     async def rename(self, session: AsyncSession, app: App, *, name: str) -> str:
         """Returns the old name."""
-        await self._name_free(session, tenant_id=app.tenant_id, name=name, other_than=app.id)
+        await ensure_name_free(
+            session, App, tenant_id=app.tenant_id, name=name, taken=name_taken(name), other_than=app.id
+        )
         old, app.name = app.name, name
-        await self._flush_name(session, name)
+        await flush_name(session, name_taken(name))
         return old
 
     async def working_keys(self, session: AsyncSession, app: App) -> list[ApiKey]:

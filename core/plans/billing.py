@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.periods import EAT
-from core.billing.wallet import wallets
+from core.billing.wallet import month_start, wallets
 from core.config import Settings
 from core.db import utcnow
 from core.errors import Conflict, InvalidInput
@@ -40,11 +40,6 @@ class Due:
 def last_day(owing: Due) -> str:
     """The paid period's last day, as an owner reads it: "31 December 2026"."""
     return f"{(owing.end - timedelta(seconds=1)).astimezone(EAT):%-d %B %Y}"
-
-
-def month_start(at: datetime) -> datetime:
-    local = at.astimezone(EAT)
-    return datetime(local.year, local.month, 1, tzinfo=EAT).astimezone(at.tzinfo or EAT)
 
 
 def due(plan: ApiPlan, tenant: Tenant, *, now: datetime | None = None) -> Due | None:

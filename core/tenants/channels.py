@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth.auditing import Auditor
 from core.crypto import SecretBox
 from core.errors import Conflict, InvalidInput, NotFound
+from core.names import ensure_name_free, flush_name
 from core.tenants.models import MpesaChannel, Tenant, TenantStatus
 from core.tenants.schemas import ChannelIn
 from core.tenants.service import tenants
@@ -59,25 +60,6 @@ class ChannelService:
             raise NotFound(NO_SUCH_CHANNEL)
         return channel
 
-    async def _name_free(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, name: str, other_than: uuid.UUID | None = None
-    ) -> None:
-        query = select(MpesaChannel.id).where(
-            MpesaChannel.tenant_id == tenant_id, func.lower(MpesaChannel.name) == name.lower()
-        )
-        if other_than is not None:
-            query = query.where(MpesaChannel.id != other_than)
-        if await session.scalar(query.limit(1)) is not None:
-            raise Conflict(name_taken(name), field="name")
-
-    async def _flush_name(self, session: AsyncSession, name: str) -> None:
-        """Two requests that chose the same name at once: the second is told, not a 500."""
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:
-            raise Conflict(name_taken(name), field="name") from None
-
     async def add(
         self,
         session: AsyncSession,
@@ -92,7 +74,7 @@ class ChannelService:
         """A new channel, unverified until its KES 1 push succeeds. The business's first channel is its
         primary one; later ones are not, until the owner says so (`make_primary`)."""
         name = clean_name(name)
-        await self._name_free(session, tenant_id=tenant.id, name=name)
+        await ensure_name_free(session, MpesaChannel, tenant_id=tenant.id, name=name, taken=name_taken(name))
         count = int(
             await session.scalar(
                 select(func.count(MpesaChannel.id)).where(MpesaChannel.tenant_id == tenant.id)
@@ -127,9 +109,16 @@ class ChannelService:
     async def rename(self, session: AsyncSession, channel: MpesaChannel, *, name: str) -> str:
         """Returns the old name."""
         name = clean_name(name)
-        await self._name_free(session, tenant_id=channel.tenant_id, name=name, other_than=channel.id)
+        await ensure_name_free(
+            session,
+            MpesaChannel,
+            tenant_id=channel.tenant_id,
+            name=name,
+            taken=name_taken(name),
+            other_than=channel.id,
+        )
         old, channel.name = channel.name, name
-        await self._flush_name(session, name)
+        await flush_name(session, name_taken(name))
         return old
 
     async def make_primary(
