@@ -88,3 +88,37 @@ class RequestOut(BaseModel):
 class RequestPage(BaseModel):
     items: list[RequestOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; None: no more")
+
+
+class BusinessUsage(BaseModel):
+    """One business's API use this month, as the platform admin sees it."""
+
+    tenant_id: uuid.UUID
+    name: str
+    slug: str
+    kind: str
+    plan: str | None = Field(description="The plan that applies now; None: not limited (hotspot providers)")
+    plan_unpaid: bool = Field(description="Chose a plan with a fee that is not paid: the default applies")
+    requests_24h: int
+    refused_keys_24h: int = Field(description="Requests answered 401 in the last 24 hours")
+    requests_month: int
+    api_pushes_month: int = Field(description="STK pushes accepted through the API")
+    failures_month: int
+    live_pushes_month: int = Field(description="Live pushes from every entry point, as the quota counts")
+    live_push_quota: int | None = Field(description="None: no monthly limit")
+
+    @property
+    def quota_share(self) -> float | None:
+        if not self.live_push_quota:
+            return None
+        return self.live_pushes_month / self.live_push_quota
+
+
+class PlatformUsage(BaseModel):
+    month: str = Field(description="This month in Nairobi, e.g. 2026-12")
+    businesses: int = Field(description="Businesses that used the API or pushed live this month")
+    requests_24h: int
+    requests_month: int
+    live_pushes_month: int
+    matching: int = Field(description="Businesses the search matched (all of them without one)")
+    rows: list[BusinessUsage] = Field(description="The busiest first")

@@ -91,7 +91,7 @@ def _where(tenant_id: uuid.UUID, f: RequestFilter) -> list[Any]:
     return cond
 
 
-def _is_push() -> Any:
+def is_push() -> Any:
     return and_(
         ApiRequest.method == PUSH_ROUTE[0],
         ApiRequest.route == PUSH_ROUTE[1],
@@ -99,7 +99,7 @@ def _is_push() -> Any:
     )
 
 
-def _count(cond: Any) -> Any:
+def count_where(cond: Any) -> Any:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
@@ -134,9 +134,9 @@ class UsageService:
                 ApiRequest.app_id,
                 ApiRequest.api_key_id,
                 *(
-                    _count(and_(window, cond))
+                    count_where(and_(window, cond))
                     for window in (in_day, in_month)
-                    for cond in (ApiRequest.id.is_not(None), _is_push(), ok, failed)
+                    for cond in (ApiRequest.id.is_not(None), is_push(), ok, failed)
                 ),
             )
             .where(*_where(tenant_id, f), ApiRequest.created_at >= since)
@@ -205,7 +205,7 @@ class UsageService:
             ApiRequest.method,
             ApiRequest.route,
             func.count(ApiRequest.id),
-            _count(ApiRequest.status_code >= 400),
+            count_where(ApiRequest.status_code >= 400),
             func.avg(latency),
         ]
         pg = session.bind is not None and session.bind.dialect.name == "postgresql"
