@@ -23,7 +23,8 @@ HELP = (
     "<b>lipapush</b> commands\n"
     "/start – main menu\n/pay – request a payment\n/transactions – recent payments\n"
     "/customers – your customer book\n/wallet – wallet and commission\n/settings – M-Pesa settings\n"
-    "/wifi – WiFi hotspot: sales, routers, printed vouchers\n"
+    "/apps – your apps (owner)\n/usage – API usage\n/plan – API plan: this month's payment requests\n"
+    "/ussd – USSD PIN for a feature phone\n/wifi – WiFi hotspot: sales, routers, printed vouchers\n"
     "/cancel – stop what you are doing"
 )
 SOMETHING_WRONG = "Something went wrong on our side. Please try again in a moment."

@@ -12,8 +12,11 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bots.middlewares import Actor
+from bots.routers.plan import quota_line
 from bots.tabs import need
 from core.access.permissions import Permission
+from core.errors import Conflict
+from core.plans import use_cases as plan_use_cases
 from core.usage import use_cases
 from core.usage.schemas import Counts, PeriodUsage
 
@@ -53,7 +56,11 @@ async def show_usage(message: Message, actor: Actor | None) -> None:
         f"📈 <b>API usage of {escape(actor.business)}</b>",
         *_period("Last 24 hours", out.last_24h),
         *_period(f"{month} so far", out.this_month),
-        "",
-        PANEL_NOTE,
     ]
+    try:  # the quota counts live requests from every entry point, not only the API's
+        status = await plan_use_cases.plan_status(actor.core)
+        lines += ["", f"📦 {escape(status.effective.name)} plan. {quota_line(status)} /plan"]
+    except Conflict:  # a hotspot provider: on no plan
+        pass
+    lines += ["", PANEL_NOTE]
     await message.answer("\n".join(lines))

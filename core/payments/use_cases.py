@@ -33,7 +33,7 @@ from core.phones import mask_msisdn
 from core.plans.service import plans
 from core.runtime import runtime
 from core.tenants.channels import channels
-from core.tenants.models import Mode, Tenant
+from core.tenants.models import Mode, Tenant, TenantKind
 from core.tenants.service import tenants
 
 # Where a payment came from, by entry point. The panel has no source of its own yet: a push
@@ -87,10 +87,11 @@ async def _within_flood_limits(actor: Actor, session: AsyncSession, payment: Pay
     if actor.api_key_id is not None:
         tenant = await session.get(Tenant, payment.tenant_id)
         assert tenant is not None
-        plan = (await plans.state(session, tenant)).effective
-        per_key = ratelimit.Limit(
-            "per_key", plan.pushes_per_key_per_minute or settings.STK_PUSHES_PER_KEY_PER_MINUTE, 60
-        )
+        # A hotspot provider is on no plan (core.plans.use_cases): the platform's rate.
+        rate = None
+        if tenant.kind is TenantKind.business:
+            rate = (await plans.state(session, tenant)).effective.pushes_per_key_per_minute
+        per_key = ratelimit.Limit("per_key", rate or settings.STK_PUSHES_PER_KEY_PER_MINUTE, 60)
         if (wait := await ratelimit.acquire(per_key, str(actor.api_key_id))) is not None:
             raise _refused(
                 per_key,

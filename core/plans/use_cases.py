@@ -20,8 +20,22 @@ from core.plans import billing
 from core.plans.schemas import PlanOut, PlanPaid, PlanStatusOut
 from core.plans.service import plans
 from core.runtime import runtime
-from core.tenants.models import Tenant
+from core.tenants.models import Tenant, TenantKind
 from core.tenants.service import tenants
+
+NOT_FOR_HOTSPOTS = (
+    "API plans limit the live M-Pesa payment requests of a business. A WiFi hotspot provider is never "
+    "limited by one: its WiFi subscription covers its sales (WiFi in the panel, /wifi in the bot)."
+)
+
+
+async def _business(session: AsyncSession, actor: Actor) -> Tenant:
+    """The actor's business, refused for a hotspot provider: plans are counted for businesses only
+    (core.payments.push), so offering one to a provider would sell it nothing."""
+    tenant = await tenants.get(session, actor.require_tenant())
+    if tenant.kind != TenantKind.business:
+        raise Conflict(NOT_FOR_HOTSPOTS)
+    return tenant
 
 
 async def status_of(session: AsyncSession, tenant: Tenant) -> PlanStatusOut:
@@ -54,14 +68,14 @@ def mpesa_amount(cents: int) -> int:
 async def plan_status(actor: Actor) -> PlanStatusOut:
     """The business's plan, the one that applies now and this month's live pushes against its quota."""
     async with unit_of_work(actor, readonly=True) as uow:
-        tenant = await tenants.get(uow.session, actor.require_tenant())
-        return await status_of(uow.session, tenant)
+        return await status_of(uow.session, await _business(uow.session, actor))
 
 
 @use_case(Permission.plan_read, query=True)
 async def plans_on_offer(actor: Actor) -> list[PlanOut]:
     """The plans an owner may choose, cheapest first (hidden ones are the admin's to assign)."""
     async with unit_of_work(actor, readonly=True) as uow:
+        await _business(uow.session, actor)
         return [PlanOut.model_validate(p) for p in await plans.all(uow.session, public_only=True)]
 
 
@@ -70,7 +84,7 @@ async def choose_plan(actor: Actor, *, code: str) -> PlanStatusOut:
     """Move to a plan on offer. A free one applies at once; one with a fee once it is paid (until then
     the default plan applies). Choosing the current plan again changes nothing."""
     async with unit_of_work(actor) as uow:
-        tenant = await tenants.get(uow.session, actor.require_tenant())
+        tenant = await _business(uow.session, actor)
         plan = await plans.by_code(uow.session, code)
         if not plan.public and plan.id != tenant.plan_id:
             raise NotFound(f"No plan {code!r}. List the plans with GET /api/plan/options.")
@@ -94,7 +108,7 @@ async def pay_plan_by_mpesa(actor: Actor, *, phone: str | None = None) -> Paymen
     plan cannot be paid by then, it stays in the wallet and the owner is told."""
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor, readonly=True) as uow:
-        tenant = await tenants.get(uow.session, tenant_id)
+        tenant = await _business(uow.session, actor)
         state = await plans.state(uow.session, tenant)
         owing = billing.due(state.chosen, tenant)
         if owing is None:
@@ -127,7 +141,7 @@ async def pay_plan(actor: Actor) -> PlanPaid:
     """Pay the chosen plan from the wallet: the rest of this month, or the next one once this one is
     paid. Its quota applies from this moment."""
     async with unit_of_work(actor) as uow:
-        tenant = await tenants.get(uow.session, actor.require_tenant())
+        tenant = await _business(uow.session, actor)
         state = await plans.state(uow.session, tenant)
         if state.chosen.monthly_fee_cents == 0:
             raise Conflict(f"The {state.chosen.name} plan is free: there is nothing to pay.")

@@ -8,7 +8,9 @@ import httpx
 
 from core.access.actor import Actor, Via
 from core.auth.codes import CodePurpose, issue_code
+from core.auth.models import Role
 from core.billing.periods import EAT
+from core.payments.use_cases import request_payment
 from core.plans import use_cases_admin
 from core.plans.schemas import PlanIn
 from core.plans.service import next_month_start
@@ -17,6 +19,7 @@ from core.tenants.models import TenantStatus
 from core.tenants.service import tenants
 from sim.telegram.client import TelegramSimClient
 from tests.bots.test_conversations import T, activate_simulator_channel, has, signup_in_chat
+from tests.bots.test_home_wallet_settings import linked_owner as linked_pair
 from tests.conftest import LiveServer
 from tests.support.factories import letters_token, make_tenant
 
@@ -119,6 +122,24 @@ class TestPayFlow:
             f"⚠️ This business has used its 0 live payment requests for {month:%B %Y} on the Zero plan; the "
             f"count starts again on {first:%-d %B} at 00:00 (Nairobi). Move to a bigger plan "
             "(Settings → Plan, or POST /api/plan) to push more."
+        )
+
+    async def test_the_phone_limit_is_one_plain_sentence_too(
+        self, server: LiveServer, tg: TelegramSimClient
+    ) -> None:
+        """Over-rate as over-quota: the business prompted one phone 5 times this minute (the limit is the
+        business's, whoever asks), so the owner's sixth from the bot is refused in one sentence."""
+        tenant, owner = await linked_pair(tg, name="Rate Shop")
+        person = Actor.for_user(user_id=owner.id, tenant_id=tenant.id, role=Role.owner, via=Via.api)
+        for _ in range(5):
+            await request_payment(person, phone="254722500111", amount=10)
+        await tg.ask("/pay", has("phone number"), timeout=T)
+        await tg.ask("0722500111", has("Amount"), timeout=T)
+        await tg.ask("50", has("Customer name?"), timeout=T)
+        refused = await tg.ask("Juma", has("⚠️"), timeout=T)
+        assert refused.content.startswith(
+            "⚠️ 2547****0111 has had 5 payment prompts from this business in the last minute, the most one "
+            "phone may get. Try again in "
         )
 
     async def test_suspended_business_is_told_why(self, server: LiveServer, tg: TelegramSimClient) -> None:

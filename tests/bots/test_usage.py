@@ -11,6 +11,7 @@ from core.tenants.models import Environment
 from core.usage.service import NAIROBI, month_start
 from sim.telegram.client import TelegramSimClient
 from tests.bots.test_home_wallet_settings import T, has, linked_owner
+from tests.bots.test_plan import month_sentence
 from tests.bots.test_transactions import join_as_cashier
 from tests.conftest import LiveServer
 from tests.support.factories import make_api_key
@@ -18,6 +19,8 @@ from tests.support.panel import business_client, rows_of, text_of
 from tests.web.test_usage_api import flush, key_row, known_requests, login
 
 PANEL_NOTE = "Per key and per endpoint, and the request log: web panel, Settings → Usage."
+# a test-mode business: its pushes never count against the Free plan's quota
+PLAN = "📦 Free plan. {} /plan"
 
 
 def month_title() -> str:
@@ -31,7 +34,8 @@ async def test_the_bot_the_panel_and_the_api_agree_with_the_requests_made(
     empty = await tg.ask("/usage", has("API usage of"), timeout=T)
     nothing = "0 requests, 0 pushes, 0 failures"
     assert empty.content == (
-        f"📈 API usage of Bot Usage\nLast 24 hours: {nothing}\n{month_title()}: {nothing}\n\n{PANEL_NOTE}"
+        f"📈 API usage of Bot Usage\nLast 24 hours: {nothing}\n{month_title()}: {nothing}\n\n"
+        f"{PLAN.format(month_sentence(0, 100))}\n\n{PANEL_NOTE}"
     )
 
     key = await make_api_key(tenant=tenant)
@@ -44,7 +48,8 @@ async def test_the_bot_the_panel_and_the_api_agree_with_the_requests_made(
     told = await tg.ask("/usage", has("API usage of"), timeout=T)
     assert told.content == (
         f"📈 API usage of Bot Usage\nLast 24 hours: {seven}\n• Default app (test): {seven}\n"
-        f"{month_title()}: {seven}\n• Default app (test): {seven}\n\n{PANEL_NOTE}"
+        f"{month_title()}: {seven}\n• Default app (test): {seven}\n\n"
+        f"{PLAN.format(month_sentence(0, 100))}\n\n{PANEL_NOTE}"
     )
 
     # the panel

@@ -8,7 +8,9 @@ import random
 from sqlalchemy import func, select
 
 from core.access.actor import Actor, Via
+from core.auth.models import Role
 from core.payments.models import Payment
+from core.payments.use_cases import request_payment
 from core.plans import use_cases_admin
 from core.plans.schemas import PlanIn
 from core.runtime import unit_of_work
@@ -62,3 +64,25 @@ async def test_a_payer_is_told_to_pay_another_way(gateway: UssdGateway) -> None:
         "Quota Duka cannot take more M-Pesa payments through lipapush this month. Pay them another way.",
     )
     assert await payments_of(tenant) == 0
+
+
+async def test_the_phone_limit_is_one_sentence_too(gateway: UssdGateway) -> None:
+    """Over-rate as over-quota: the business has prompted one phone 5 times this minute (from anywhere:
+    the limit is the business's, whoever asks), so the merchant's sixth from USSD is refused plainly."""
+    m = await make_merchant(name="Rate Kiosk")
+    person = Actor.for_user(user_id=m.user.id, tenant_id=m.tenant.id, role=Role.owner, via=Via.api)
+    for _ in range(5):
+        await request_payment(person, phone="254722400111", amount=10)
+    s = gateway.dial(intl(m.phone))
+    await s.start()
+    await s.send(PIN)
+    await s.send("1")
+    await s.send("0722400111")
+    await s.send("150")
+    end = await s.send("1")
+    assert end.kind == "END"
+    assert end.text.startswith(
+        "2547****0111 has had 5 payment prompts from this business in the last minute, the most one "
+        "phone may get. Try again in "
+    )
+    assert await payments_of(m.tenant) == 5

@@ -21,10 +21,12 @@ from core.plans.models import PlanUsage
 from core.plans.schemas import PlanIn
 from core.plans.service import month_of, next_month_start
 from core.runtime import unit_of_work
-from core.tenants.models import Environment, Tenant
+from core.tenants.models import Environment, Tenant, TenantKind
 from tests.conftest import LiveServer
 from tests.support.factories import fund_wallet, letters_token, make_api_key, make_tenant, wallet_state
+from tests.support.panel import business_client
 from tests.support.waiting import wait_until
+from tests.web.test_usage_api import login
 
 ADMIN = Actor.system(via=Via.cli)
 
@@ -255,3 +257,40 @@ class TestPaidByMpesa:
             )
         assert balance == shillings * 100 - int(fee or 0)
         assert 0 <= balance < 100
+
+
+class TestHotspotProviders:
+    async def test_a_provider_is_on_no_plan_and_its_live_sales_never_count(
+        self, server: LiveServer, client: httpx.AsyncClient
+    ) -> None:
+        tenant, owner = await make_tenant(name="Plan Free WiFi", tenant_kind=TenantKind.hotspot)
+        auth = await login(client, owner.email)
+        for method, path, body in (
+            ("GET", "/api/plan", None),
+            ("GET", "/api/plan/options", None),
+            ("POST", "/api/plan", {"code": "free"}),
+            ("POST", "/api/plan/pay", {"via": "wallet"}),
+            ("POST", "/api/plan/pay", {"via": "mpesa"}),
+        ):
+            r = await client.request(method, path, json=body, headers=auth)
+            assert r.status_code == 409, (path, r.text)
+            assert r.json()["detail"] == (
+                "API plans limit the live M-Pesa payment requests of a business. A WiFi hotspot provider "
+                "is never limited by one: its WiFi subscription covers its sales (WiFi in the panel, /wifi "
+                "in the bot)."
+            )
+        key = await make_api_key(tenant=tenant)
+        assert (await push(client, key, "0722000111")).status_code == 201  # a live push
+        async with unit_of_work(readonly=True) as session:
+            counted = await session.scalar(select(PlanUsage).where(PlanUsage.tenant_id == tenant.id))
+        assert counted is None
+        assert (await payments_of(tenant)) == 1
+
+        panel = await business_client(server.url, owner)
+        try:
+            settings = await panel.get("/app/settings")
+            assert settings.status_code == 200
+            assert 'href="/app/settings/plan"' not in settings.text
+            assert (await panel.get("/app/settings/plan")).status_code == 409
+        finally:
+            await panel.aclose()
