@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     # Where `simulator` channels send their pushes; unset means the simulator `serve` mounts.
     DARAJA_SIMULATOR_URL: str | None = None
     DARAJA_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+    # Safaricom's certificate the initiator password is encrypted with (money out, status, balance,
+    # reversals); unset: the one lipapush ships (core/daraja/certs/README.md). Set it to the file
+    # downloaded from the Daraja portal when Safaricom changes its key.
+    DARAJA_CERT_SANDBOX: str | None = None
+    DARAJA_CERT_PRODUCTION: str | None = None
+    # Money out, per business unless its own settings lower or raise them (whole shillings): the
+    # most one payout may send, and all payouts of one Nairobi day together. M-Pesa's own B2C limits
+    # (KES 10 to 250 000 a payout) apply on top.
+    PAYOUT_MAX_KES: int = Field(default=70_000, ge=10, le=250_000)
+    PAYOUT_DAILY_MAX_KES: int = Field(default=300_000, ge=10, le=100_000_000)
     SIM_CALLBACK_DELAY: float = Field(default=1.0, ge=0)
     # A pending payment is queried this long after the push, then retried with backoff until it
     # expires: a payment must never stay pending forever.

@@ -18,9 +18,12 @@ from core.exports.models import ExportJob
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
 from core.jobs.models import JobOutbox
 from core.ledger.models import Account, Transfer
+from core.lookups.models import Lookup
 from core.notify.models import Notification, SmsDeliveryReport
 from core.payments.models import CallbackInbox, Payment
+from core.payouts.models import Payout, PayoutBatch
 from core.plans.models import ApiPlan, PlanUsage
+from core.reversals.models import Reversal
 from core.tenants.models import MpesaChannel, Tenant
 from core.usage.models import ApiKeyNetwork, ApiRequest
 from core.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -40,15 +43,19 @@ __all__ = [
     "InvoiceLine",
     "JobOutbox",
     "LoginChallenge",
+    "Lookup",
     "MpesaChannel",
     "Notification",
     "OneTimeCode",
     "PanelSession",
     "Payment",
+    "Payout",
+    "PayoutBatch",
     "PhoneVerification",
     "Plan",
     "PlanUsage",
     "PlatformSetting",
+    "Reversal",
     "Router",
     "SmsDeliveryReport",
     "SubscriptionOrder",

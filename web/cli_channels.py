@@ -17,7 +17,7 @@ from core.tenants.models import ChannelKind, Environment
 from core.tenants.service import tenants
 from core.tenants.use_cases_channels import ChannelView
 from web.cli import UrlOption, _fail, _run, app, bootstrap, bootstrap_client, console, print_table
-from web.cli_tenants import _acting_for, _verify_and_wait, channel_options
+from web.cli_tenants import CollectingKind, _acting_for, _verify_and_wait, channel_options
 
 channel_app = typer.Typer(
     help="M-Pesa channels of a business: each is verified by its own KES 1 push; apps choose one.",
@@ -83,7 +83,7 @@ def channel_add(
     environment: Annotated[
         Environment, typer.Option(help="simulator, sandbox or production")
     ] = Environment.simulator,
-    kind: Annotated[ChannelKind, typer.Option(help="paybill or till")] = ChannelKind.paybill,
+    kind: Annotated[CollectingKind, typer.Option(help="paybill or till")] = CollectingKind.paybill,
     short_code: Annotated[str | None, typer.Option(help="Paybill, or the Store/HO number of a till")] = None,
     till_number: Annotated[str | None, typer.Option(help="Till number (till channels)")] = None,
     consumer_key: Annotated[str | None, typer.Option(help="From the Daraja app (not for simulator)")] = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -108,9 +109,16 @@ async def _verify_and_wait(
     return None
 
 
+class CollectingKind(StrEnum):
+    """The channel kinds `--kind` offers: the ones that collect (a B2C shortcode is a payout channel)."""
+
+    paybill = "paybill"
+    till = "till"
+
+
 def channel_options(
     environment: Environment,
-    kind: ChannelKind,
+    kind: CollectingKind,
     short_code: str | None,
     till_number: str | None,
     consumer_key: str | None,
@@ -121,7 +129,7 @@ def channel_options(
     try:
         return ChannelIn(
             environment=environment,
-            kind=kind,
+            kind=ChannelKind(kind.value),
             business_short_code=short_code,
             till_number=till_number,
             consumer_key=SecretStr(consumer_key) if consumer_key else None,
@@ -141,7 +149,7 @@ def tenant_create(
     environment: Annotated[
         Environment, typer.Option(help="simulator, sandbox or production")
     ] = Environment.simulator,
-    kind: Annotated[ChannelKind, typer.Option(help="paybill or till")] = ChannelKind.paybill,
+    kind: Annotated[CollectingKind, typer.Option(help="paybill or till")] = CollectingKind.paybill,
     short_code: Annotated[str | None, typer.Option(help="Paybill, or the Store/HO number of a till")] = None,
     till_number: Annotated[str | None, typer.Option(help="Till number (till channels)")] = None,
     consumer_key: Annotated[str | None, typer.Option(help="From the Daraja app (not for simulator)")] = None,

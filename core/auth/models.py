@@ -37,6 +37,9 @@ class User(Base):
     ussd_pin_hash: Mapped[str | None] = mapped_column(String(255))
     ussd_pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     ussd_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Money out (payouts, reversals) is the owner's; a manager or cashier may pay out only once the
+    # owner grants it (core.payouts). Never a reversal: that stays the owner's alone.
+    may_pay_out: Mapped[bool] = mapped_column(default=False)
     # Unused: wrong passwords are counted per network now (core.auth.login_limits), never as a lock on
     # the account. Kept until a migration drops them (the column is NOT NULL without a server default).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,7 +1,9 @@
-"""Async client for Daraja OAuth, M-Pesa Express (STK push) and STK query.
+"""Async client for Daraja OAuth, M-Pesa Express (STK push) and STK query, and the money-out APIs (B2C,
+C2B URL registration, Transaction Status, Account Balance, Reversal).
 
 The client holds no per-tenant state: each call takes the tenant's credentials, and tokens live in a
-:class:`~core.daraja.tokens.TokenStore` keyed by app, so one client serves every tenant.
+:class:`~core.daraja.tokens.TokenStore` keyed by app, so one client serves every tenant. Request bodies and
+answers of the money-out APIs are built and read in :mod:`core.daraja.money_out`; this module only sends.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import structlog
 
+from core.daraja import money_out as mo
+from core.daraja.app import AppCredentials, DarajaApp, InitiatorCredentials
 from core.daraja.errors import (
     INVALID_TOKEN_CODES,
     DarajaAuthError,
@@ -48,12 +52,13 @@ _BAD_CREDENTIALS = (
     "and belong to the same environment (sandbox or production) as the base URL."
 )
 
-Operation = Literal["oauth", "stk_push", "stk_query"]
+Operation = Literal["oauth", "stk_push", "stk_query"] | mo.MoneyOutOperation
 
-_WHAT: dict[Operation, str] = {
+_WHAT: dict[str, str] = {
     "oauth": "token request",
     "stk_push": "STK push",
     "stk_query": "STK query",
+    **mo.WHAT,
 }
 
 
@@ -70,7 +75,7 @@ def daraja_timestamp(now: datetime) -> str:
     return now.astimezone(EAT).strftime("%Y%m%d%H%M%S")
 
 
-def token_cache_key(creds: DarajaCredentials) -> str:
+def token_cache_key(creds: DarajaApp) -> str:
     """One cache entry per Daraja app and environment, short and uniform whatever the key looks like."""
     return hashlib.sha256(f"{creds.base_url}\n{creds.consumer_key}".encode()).hexdigest()
 
@@ -89,7 +94,7 @@ def _endpoint(url: str) -> tuple[str, int | None]:
     return u.host.lower().rstrip("."), port
 
 
-def check_mode(creds: DarajaCredentials) -> None:
+def check_mode(creds: DarajaApp) -> None:
     """Test mode never reaches the production host; live mode reaches nothing else. Checked before any
     request (the token's included) whenever the credentials say their mode and where production is.
     The base URL was chosen from the channel's environment and the mode is the payment's (or the
@@ -220,9 +225,59 @@ class DarajaClient:
             pending=False, result_code=result_code, result_desc=_text(data.get("ResultDesc"))
         )
 
+    async def b2c_payment(self, creds: InitiatorCredentials, req: mo.B2CPaymentRequest) -> mo.RequestAccepted:
+        """Send one payout (B2C v3). Never retried here: on ``DarajaTransientError.outcome_unknown`` the
+        caller resends with the *same* OriginatorConversationID or queries its status; a
+        :class:`DarajaDuplicateRequestError` means Daraja already has it (not a failure)."""
+        data = await self._post(creds, mo.B2C_PATH, mo.b2c_body(creds, req), op="b2c", transient_retries=0)
+        accepted = mo.parse_accepted(data, "b2c")
+        if accepted.originator_conversation_id != req.originator_conversation_id:
+            log.warning("daraja.b2c.originator_id_changed", conversation_id=accepted.conversation_id)
+        log.info("daraja.b2c.accepted", conversation_id=accepted.conversation_id)
+        return accepted
+
+    async def register_c2b_urls(
+        self, creds: AppCredentials, req: mo.C2BRegisterRequest
+    ) -> mo.C2BUrlsRegistered:
+        """Register the confirmation and validation URLs of ``creds.short_code``. Not retried: production
+        accepts one registration, and a second attempt would answer "already registered"."""
+        path = mo.C2B_REGISTER_PATHS[req.version]
+        body = mo.c2b_register_body(creds, req)
+        return mo.parse_c2b_registered(
+            await self._post(creds, path, body, op="c2b_register", transient_retries=0)
+        )
+
+    async def transaction_status(
+        self, creds: InitiatorCredentials, req: mo.TransactionStatusRequest
+    ) -> mo.RequestAccepted:
+        """Ask for a transaction's status; the answer comes to ``req.result_url``. Read-only, so retried
+        once on a transient failure (at worst Daraja sends two results)."""
+        body = mo.transaction_status_body(creds, req)
+        data = await self._post(
+            creds, mo.TRANSACTION_STATUS_PATH, body, op="transaction_status", transient_retries=1
+        )
+        return mo.parse_accepted(data, "transaction_status")
+
+    async def account_balance(
+        self, creds: InitiatorCredentials, req: mo.AccountBalanceRequest
+    ) -> mo.RequestAccepted:
+        """Ask for the short code's balances; the answer comes to ``req.result_url``. Retried once."""
+        body = mo.account_balance_body(creds, req)
+        data = await self._post(
+            creds, mo.ACCOUNT_BALANCE_PATH, body, op="account_balance", transient_retries=1
+        )
+        return mo.parse_accepted(data, "account_balance")
+
+    async def reversal(self, creds: InitiatorCredentials, req: mo.ReversalRequest) -> mo.RequestAccepted:
+        """Ask M-Pesa to reverse a received transaction. Never retried: on an unknown outcome, check the
+        original transaction with :meth:`transaction_status` before sending it again."""
+        body = mo.reversal_body(creds, req)
+        data = await self._post(creds, mo.REVERSAL_PATH, body, op="reversal", transient_retries=0)
+        return mo.parse_accepted(data, "reversal")
+
     async def _post(
         self,
-        creds: DarajaCredentials,
+        creds: DarajaApp,
         path: str,
         body: dict[str, Any],
         *,
@@ -269,7 +324,7 @@ class DarajaClient:
                 await self._backoff(attempt)
                 attempt += 1
 
-    async def _fetch_token(self, creds: DarajaCredentials) -> tuple[str, int]:
+    async def _fetch_token(self, creds: DarajaApp) -> tuple[str, int]:
         attempt = 0
         while True:
             try:
@@ -349,7 +404,15 @@ class DarajaClient:
 def _retry_hint(op: Operation) -> str:
     if op == "stk_push":
         return "The prompt may or may not have been sent: check it with an STK query before pushing again."
+    if op in mo.RETRY_HINTS:
+        return mo.RETRY_HINTS[op]
     return "Try again shortly."
+
+
+def _money_out_wording(op: Operation) -> dict[str, Any]:
+    if op not in mo.PRODUCTS:
+        return {}
+    return {"product": mo.PRODUCTS[op], "field_messages": mo.FIELD_MESSAGES}
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
@@ -373,6 +436,7 @@ def _error_for(response: httpx.Response, data: dict[str, Any] | None, op: Operat
             http_status=status,
             request_id=_text(data.get("requestId")),
             retry_hint=_retry_hint(op),
+            **_money_out_wording(op),
         )
     elif status in (404, 405):
         # Without Daraja's envelope this is almost always a base URL that points somewhere else.

@@ -7,9 +7,10 @@ says what to change or whether to wait. Messages never carry credentials, tokens
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import ClassVar, Literal, TypedDict
 
-ErrorKind = Literal["auth", "validation", "business", "throttle", "transient", "mode"]
+ErrorKind = Literal["auth", "validation", "business", "throttle", "transient", "mode", "config"]
 
 # Daraja reports an expired, revoked or wrong-product token under three codes depending on the API; all of
 # them mean the request was refused before processing, so a fresh token and one retry are safe even for an
@@ -78,6 +79,24 @@ class DarajaModeError(DarajaError):
     kind: ClassVar[ErrorKind] = "mode"
 
 
+class DarajaDuplicateRequestError(DarajaBusinessError):
+    """``500.002.1001 Duplicate OriginatorConversationID``: Daraja already holds a request (a B2C payout)
+    with this id. Not a failure: the first request is being processed or was, so the caller waits for its
+    result or asks Transaction Status, and never pays again under a new id."""
+
+
+class DarajaUrlsAlreadyRegisteredError(DarajaBusinessError):
+    """C2B register URL refused because URLs are already registered for the short code (production allows
+    one registration; changing it goes through the portal's URL management or Safaricom support)."""
+
+
+class DarajaCertificateError(DarajaError):
+    """The M-Pesa certificate needed for a SecurityCredential is missing or unusable. Raised before
+    anything is sent: a configuration fault for the operator, never a customer's."""
+
+    kind: ClassVar[ErrorKind] = "config"
+
+
 class DarajaThrottleError(DarajaError):
     kind: ClassVar[ErrorKind] = "throttle"
 
@@ -118,9 +137,10 @@ class DarajaTransientError(DarajaError):
 
 _TOKEN_REJECTED = (
     "Daraja rejected the access token even after a fresh one was fetched: check the app on the Daraja "
-    "portal has the M-Pesa Express (Lipa na M-Pesa) product enabled and that the keys belong to the same "
+    "portal has the {product} product enabled and that the keys belong to the same "
     "environment (sandbox or production) as the base URL."
 )
+STK_PRODUCT = "M-Pesa Express (Lipa na M-Pesa)"
 
 _FIELD_MESSAGES = {
     "BusinessShortCode": (
@@ -176,10 +196,14 @@ def error_from_envelope(
     http_status: int | None,
     request_id: str | None,
     retry_hint: str = "Try again shortly.",
+    product: str = STK_PRODUCT,
+    field_messages: Mapping[str, str] | None = None,
 ) -> DarajaError:
     """Turn Daraja's ``{requestId, errorCode, errorMessage}`` envelope into the matching error class.
 
     ``retry_hint`` ends the message of a transient error, so an STK push can say its outcome is unknown.
+    ``product`` names the Daraja product a rejected token may lack, and ``field_messages`` replaces the
+    STK wording of ``Invalid <Field>`` errors for other APIs (where PartyB is a phone, not a till).
     """
     code = (error_code or "").strip()
     text = (error_message or "").strip()
@@ -189,7 +213,7 @@ def error_from_envelope(
     lowered = text.lower()
 
     if code in INVALID_TOKEN_CODES:
-        return DarajaAuthError(_TOKEN_REJECTED, **common)
+        return DarajaAuthError(_TOKEN_REJECTED.format(product=product), **common)
     if code.startswith("400.008."):
         return DarajaAuthError(
             "Daraja rejected the token request (invalid grant or authentication type): check the base URL "
@@ -203,7 +227,8 @@ def error_from_envelope(
         )
     if code == "400.002.02":
         field = extract_field(text)
-        message = _FIELD_MESSAGES.get(field or "") or (
+        messages = _FIELD_MESSAGES if field_messages is None else field_messages
+        message = messages.get(field or "") or (
             f"Daraja says the {field} is invalid."
             if field
             else f"Daraja rejected the request as invalid: {text}."
@@ -215,6 +240,20 @@ def error_from_envelope(
         )
     if code == "500.001.1001":
         return _business_error(lowered, text, common)
+    if code == "500.002.1001" or "duplicate originatorconversationid" in lowered:
+        return DarajaDuplicateRequestError(
+            "Daraja already has a request with this OriginatorConversationID, so the payout was sent "
+            "before: do not treat it as failed and do not send it under a new id. Wait for its result, "
+            "or check it with a transaction status query.",
+            **common,
+        )
+    if code == "500.003.1001" and ("already registered" in lowered or "duplicate notification" in lowered):
+        return DarajaUrlsAlreadyRegisteredError(
+            "Daraja already has C2B URLs registered for this short code. In production they can be "
+            "registered once: delete them under URL management on the Daraja portal (or ask "
+            "apisupport@safaricom.co.ke), then register again.",
+            **common,
+        )
     if code in {"500.003.02", "500.003.03"} or http_status == 429:
         if "quota" in lowered:
             message = "Daraja's request quota for this app is used up: wait a while, then try again."

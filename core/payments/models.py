@@ -30,6 +30,8 @@ class PaymentStatus(StrEnum):
     cancelled = "cancelled"
     timeout = "timeout"
     expired = "expired"
+    # A success later reversed through Daraja (core.reversals): set only by the reversal's result.
+    reversed = "reversed"
 
     @property
     def is_final(self) -> bool:
@@ -43,6 +45,8 @@ class PaymentSource(StrEnum):
     portal = "portal"
     onboarding = "onboarding"
     topup = "topup"
+    # Sent by the customer straight to the till or paybill (C2B confirmation), with no prompt.
+    c2b = "c2b"
 
 
 # The final states in which no money moved.
@@ -135,7 +139,13 @@ class CallbackInbox(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mpesa_channels.id", ondelete="CASCADE"))
+    # Which Daraja answer this is, by the URL it came to (core.daraja_inbox.CallbackKind): "stk" for
+    # an STK callback, else a Result or QueueTimeOut of a payout, a lookup or a reversal, or a C2B
+    # confirmation.
+    kind: Mapped[str] = mapped_column(String(24), default="stk", server_default="stk")
     checkout_request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # What an asynchronous answer names (its ConversationID; a C2B confirmation's TransID).
+    reference: Mapped[str | None] = mapped_column(String(64), index=True)
     payload: Mapped[str] = mapped_column(Text)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))

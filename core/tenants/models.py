@@ -90,6 +90,10 @@ class Tenant(Base):
     plan_payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # The Nairobi month ("2026-12") the owner was told the plan's renewal could not be paid.
     plan_reminded: Mapped[str | None] = mapped_column(String(7))
+    # Money out (core.payouts): the most one payout may send and all payouts of one Nairobi day
+    # together, in whole shillings; null: the platform's PAYOUT_MAX_KES / PAYOUT_DAILY_MAX_KES.
+    payout_max_kes: Mapped[int | None] = mapped_column(Integer)
+    payout_daily_max_kes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def __repr__(self) -> str:
@@ -117,6 +121,13 @@ class Environment(StrEnum):
 class ChannelKind(StrEnum):
     paybill = "paybill"
     till = "till"
+    # A bulk-payment (B2C) shortcode: it pays out (core.payouts) and is never prompted for an STK push,
+    # so it is never primary, an app's channel or a payee on USSD (core.tenants.channels).
+    b2c = "b2c"
+
+    @property
+    def collects(self) -> bool:
+        return self is not ChannelKind.b2c
 
 
 class MpesaChannel(Base):
@@ -158,6 +169,23 @@ class MpesaChannel(Base):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verification_payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     verification_error: Mapped[str | None] = mapped_column(Text)
+    # The business's own Daraja "initiator" (an API operator of this shortcode) for everything that is
+    # not a push: B2C payouts, account balance, transaction status, reversals. The password is sent
+    # only as the SecurityCredential (core.daraja.security_credential); a balance query proves it
+    # (`initiator_verified_at`), as the KES 1 push proves the collection credentials.
+    initiator_name: Mapped[str | None] = mapped_column(String(64))
+    initiator_password_enc: Mapped[str | None] = mapped_column(Text, info=encrypted("channel secret"))
+    # Safaricom expires an initiator password after 90 days: the owner is reminded before.
+    initiator_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    initiator_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    initiator_error: Mapped[str | None] = mapped_column(Text)
+    # C2B: when this shortcode's confirmation/validation URLs were registered, through which Daraja
+    # version (v2 masks the payer's phone), and whether Safaricom enabled external validation for it
+    # (off unless asked; then `c2b_accounts_rule` may refuse account references it does not know).
+    c2b_registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    c2b_api_version: Mapped[str | None] = mapped_column(String(4))
+    c2b_validation: Mapped[bool] = mapped_column(default=False)
+    c2b_accounts_rule: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

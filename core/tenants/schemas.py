@@ -34,6 +34,15 @@ class ChannelIn(BaseModel):
             raise ValueError("must be 5 to 7 digits")
         return v
 
+    @field_validator("kind")
+    @classmethod
+    def _collects(cls, v: ChannelKind) -> ChannelKind:
+        # A B2C shortcode is proven by a balance query with its initiator, not a KES 1 push: it has its
+        # own form (core.payouts), never this one.
+        if not v.collects:
+            raise ValueError("must be paybill or till: a B2C (payout) shortcode is added as a payout channel")
+        return v
+
     @model_validator(mode="after")
     def _complete(self) -> ChannelIn:
         if (

@@ -349,3 +349,22 @@ class TestRefusals:
         assert later["mode"] == "live"
         r = await client.patch(f"/api/apps/{later['id']}", json={"channel_id": sandbox["id"]}, headers=auth)
         assert (r.status_code, r.json()["mode"], r.json()["channel"]["name"]) == (200, "test", "Sandbox")
+
+
+async def test_a_b2c_shortcode_is_not_a_collecting_channel(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    tenant, owner = await make_tenant(name="B2C Form Duka", environment=Environment.simulator)
+    auth = await login(client, owner.email)
+    r = await client.post(
+        "/api/channels", json={"name": "Payouts", "environment": "simulator", "kind": "b2c"}, headers=auth
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == {
+        "kind": "must be paybill or till: a B2C (payout) shortcode is added as a payout channel"
+    }
+    async with unit_of_work(readonly=True) as session:
+        names = list(
+            await session.scalars(select(MpesaChannel.name).where(MpesaChannel.tenant_id == tenant.id))
+        )
+    assert names == ["Main"]

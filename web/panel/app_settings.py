@@ -164,7 +164,7 @@ async def _channel_page(
             "errors": errors or {},
             "values": values,
             "environments": [e.value for e in Environment],
-            "kinds": [k.value for k in ChannelKind],
+            "kinds": [k.value for k in ChannelKind if k.collects],
             "is_owner": viewer.actor.shows(Permission.channel_manage),
             "saved": done if done in ("sent", "not_sent") else None,
             "phone": settings.business.phone,

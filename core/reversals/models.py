@@ -1,0 +1,59 @@
+"""Reversals of a received payment (STK or C2B) through Daraja. The payment becomes `reversed` only
+when the reversal's result says so; the customer book and the commission are corrected then, by a
+compensating entry, never by editing what was recorded."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, UTCDateTime, str_enum, utcnow
+from core.tenants.models import Mode
+
+
+class ReversalStatus(StrEnum):
+    pending = "pending"
+    success = "success"
+    failed = "failed"
+    timeout = "timeout"  # no result: a status lookup of the original receipt tells (core.reversals)
+
+    @property
+    def is_final(self) -> bool:
+        return self is not ReversalStatus.pending
+
+
+class Reversal(Base):
+    __tablename__ = "reversals"
+    __table_args__ = (
+        # One reversal at a time per payment, and never another once one succeeded.
+        Index(
+            "uq_reversals_open_or_done",
+            "payment_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'success')"),
+            sqlite_where=text("status IN ('pending', 'success')"),
+        ),
+        Index("ix_reversals_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mpesa_channels.id", ondelete="CASCADE"))
+    mode: Mapped[Mode] = mapped_column(str_enum(Mode, "mode"))
+    status: Mapped[ReversalStatus] = mapped_column(str_enum(ReversalStatus, "reversal_status"))
+    amount: Mapped[int] = mapped_column(Integer)  # whole shillings: the payment's
+    receipt: Mapped[str] = mapped_column(String(20))  # the payment's, the one reversed
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    conversation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    originator_conversation_id: Mapped[str | None] = mapped_column(String(64))
+    reversal_receipt: Mapped[str | None] = mapped_column(String(20))  # the reversal's TransactionID
+    result_code: Mapped[str | None] = mapped_column(String(32))
+    result_desc: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
