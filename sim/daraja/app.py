@@ -1,8 +1,12 @@
-"""A local Daraja (Safaricom M-Pesa API) stand-in: OAuth, STK push, STK query and the STK callback.
+"""A local Daraja (Safaricom M-Pesa API) stand-in: OAuth, STK push, STK query and the STK callback, plus
+the money-out APIs (B2C, Transaction Status, Account Balance, Reversal) and C2B.
 
 Every instance keeps its own state, so tests can run several side by side. The outcome of a push is chosen
 by the last four digits of the payer's phone (see ``OUTCOMES``), the way a tester picks a scenario without
-any back channel into the simulator.
+any back channel into the simulator; a B2C payout's by the recipient's (``b2c.B2C_OUTCOMES``).
+
+This module holds the STK behaviour and its routes; each other API lives in its own module (``b2c``,
+``enquiries``, ``reversal``, ``c2b``) over the shared ``books``, wired by ``routes.money_router``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +30,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sim.daraja.books import Books
+from sim.daraja.c2b import C2B, VALIDATION_TIMEOUT
 from sim.daraja.ids import IdFactory, daraja_timestamp, now_eat
+from sim.daraja.routes import money_router
 from sim.daraja.validation import (
     SANDBOX_PASSKEY,
     DarajaError,
@@ -48,6 +55,7 @@ QUERY_ACCEPTED_DESC = "The service request has been accepted successsfully"
 LOCKED_DESC = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
 CALLBACK_TIMEOUT = 10.0
 DUPLICATE_GAP = 0.2
+STK_REASON_TYPES = {"CustomerPayBillOnline": "Pay Bill Online", "CustomerBuyGoodsOnline": "Buy Goods Online"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,9 @@ class DarajaSimulator:
         passkeys: Mapping[str, str] | None,
         lock_subscriber: bool,
         token_ttl: int,
+        initiators: Mapping[str, Mapping[str, str]] | None = None,
+        production: bool = False,
+        c2b_validation_timeout: float = VALIDATION_TIMEOUT,
     ) -> None:
         self.callback_delay = callback_delay
         self.apps = dict(apps) if apps is not None else None
@@ -152,12 +163,28 @@ class DarajaSimulator:
         self.payments: dict[str, _Payment] = {}
         self.latest_by_phone: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
+        self.request_paths: list[str] = []  # beside `requests`, whose items stay the bare bodies
         self.callbacks: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         # One client for every callback (a new one costs a TLS context, ~50 ms of CPU), made by the loop
         # that delivers and closed by `aclose` when the server stops.
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
+        self.books = Books.create(self, self.ids, initiators)
+        self.c2b = C2B(self.books, production=production, validation_timeout=c2b_validation_timeout)
+
+    def record_request(self, path: str, body: dict[str, Any]) -> None:
+        self.requests.append(body)
+        self.request_paths.append(path)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a delivery in the background; `reset` and `aclose` cancel it."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def http_client(self) -> httpx.AsyncClient:
+        return self._client()
 
     # --- OAuth -------------------------------------------------------------------------------------------
 
@@ -237,10 +264,22 @@ class DarajaSimulator:
         )
         self.payments[checkout_id] = payment
         self.latest_by_phone[req.phone] = checkout_id
+        if payment.receipt is not None:
+            # Paid: the money is in the merchant's Utility account and the receipt is known to Transaction
+            # Status and Reversal, whether or not the callback is delivered.
+            self.books.record_collection(
+                kind="stk",
+                receipt=payment.receipt,
+                shortcode=req.shortcode,
+                aliases=frozenset({req.party_b}),
+                msisdn=req.phone,
+                amount=req.amount,
+                initiated_at=started,
+                finalised_at=completed_at,
+                reason_type=STK_REASON_TYPES[req.transaction_type],
+            )
         if outcome.deliveries:
-            task = asyncio.create_task(self._deliver(payment, req.callback_url))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._deliver(payment, req.callback_url))
         return {
             "MerchantRequestID": payment.merchant_request_id,
             "CheckoutRequestID": checkout_id,
@@ -313,7 +352,10 @@ class DarajaSimulator:
         self.payments.clear()
         self.latest_by_phone.clear()
         self.requests.clear()
+        self.request_paths.clear()
         self.callbacks.clear()
+        self.books.reset()
+        self.c2b.reset()
 
 
 def create_app(
@@ -323,12 +365,18 @@ def create_app(
     passkeys: dict[str, str] | None = None,
     lock_subscriber: bool = False,
     token_ttl: int = 3600,
+    initiators: dict[str, dict[str, str]] | None = None,
+    production: bool = False,
+    c2b_validation_timeout: float = VALIDATION_TIMEOUT,
 ) -> FastAPI:
     """Build a simulator app; routes are relative so it can be mounted (e.g. at ``/sim/daraja``).
 
     ``callback_delay`` None reads ``SIM_CALLBACK_DELAY`` (seconds, default 1.0). ``apps`` maps consumer key to
     secret (None accepts any); ``passkeys`` maps shortcode to passkey (None: every shortcode uses the public
-    sandbox passkey).
+    sandbox passkey). ``initiators`` maps shortcode to {initiator name: password} (None: any initiator whose
+    SecurityCredential decrypts with the simulator's key, see ``credential.py``). ``production`` makes C2B
+    URL registration one-time, as on the production host. ``c2b_validation_timeout`` is how long a C2B
+    validation answer is awaited before ResponseType applies (Daraja: about 8 s).
     """
     sim = DarajaSimulator(
         callback_delay=_resolve_delay(callback_delay),
@@ -336,6 +384,9 @@ def create_app(
         passkeys=passkeys,
         lock_subscriber=lock_subscriber,
         token_ttl=token_ttl,
+        initiators=initiators,
+        production=production,
+        c2b_validation_timeout=c2b_validation_timeout,
     )
 
     @contextlib.asynccontextmanager
@@ -388,7 +439,7 @@ def create_app(
         body = parse_json_object(request.headers.get("content-type"), await request.body())
         # Recorded before validation: a test asserting "exactly one push was sent" must count rejected
         # pushes too.
-        sim.requests.append(body)
+        sim.record_request("/mpesa/stkpush/v1/processrequest", body)
         return JSONResponse(sim.push(validate_stk_push(body)))
 
     @app.post("/mpesa/stkpushquery/v1/query")
@@ -397,9 +448,14 @@ def create_app(
         body = parse_json_object(request.headers.get("content-type"), await request.body())
         return JSONResponse(sim.query(validate_stk_query(body)))
 
+    app.include_router(money_router(sim))
+
     @app.get("/_sim/requests")
-    async def sim_requests() -> list[dict[str, Any]]:
-        return sim.requests
+    async def sim_requests(path: str | None = None) -> list[dict[str, Any]]:
+        """Every Daraja API body received, oldest first; ``?path=/mpesa/…`` keeps one API's."""
+        if path is None:
+            return sim.requests
+        return [body for body, at in zip(sim.requests, sim.request_paths, strict=True) if at == path]
 
     @app.get("/_sim/callbacks")
     async def sim_callbacks() -> list[dict[str, Any]]:

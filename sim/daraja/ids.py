@@ -55,6 +55,10 @@ class IdFactory:
         millis = local.microsecond // 1000
         return f"ws_CO_{local.strftime('%d%m%Y%H%M%S')}{millis:03d}{msisdn[-9:]}"
 
+    def conversation_id(self, moment: datetime) -> str:
+        """``AG_`` + the EAT date + ``_`` + 20 lowercase hex characters, as in every money-out ack."""
+        return f"AG_{moment.astimezone(EAT).strftime('%Y%m%d')}_{secrets.token_hex(10)}"
+
     def receipt(self, day: date) -> str:
         prefix = mpesa_receipt_prefix(day)
         while True:
@@ -62,3 +66,14 @@ class IdFactory:
             if candidate not in self._receipts:
                 self._receipts.add(candidate)
                 return candidate
+
+
+def empty_transaction_id(day: date) -> str:
+    """The TransactionID of a result that moved no money (a failure, a balance or status query): the
+    receipt's three date characters and seven zeros, e.g. ``NLJ0000000`` (refs §2.4)."""
+    return mpesa_receipt_prefix(day) + "0000000"
+
+
+def result_timestamp(moment: datetime) -> str:
+    """``DD.MM.YYYY HH:mm:ss`` in EAT: the B2C result's TransactionCompletedDateTime format (refs §7)."""
+    return moment.astimezone(EAT).strftime("%d.%m.%Y %H:%M:%S")

@@ -18,9 +18,9 @@ TRANSACTION_TYPES = frozenset({"CustomerPayBillOnline", "CustomerBuyGoodsOnline"
 # Daraja rejects callback URLs containing these words anywhere, in any case (refs §11.7).
 BANNED_URL_WORDS = ("mpesa", "m-pesa", "safaricom", "exe", "exec", "cmd", "sql", "query")
 
-_SHORTCODE = re.compile(r"\d{5,7}")
+SHORTCODE = re.compile(r"\d{5,7}")
+MSISDN = re.compile(r"254[17]\d{8}")
 _TIMESTAMP = re.compile(r"\d{14}")
-_MSISDN = re.compile(r"254[17]\d{8}")
 _AMOUNT = re.compile(r"\d+")
 
 
@@ -73,18 +73,28 @@ def expected_password(shortcode: str, passkey: str, timestamp: str) -> str:
 def parse_json_object(content_type: str | None, raw: bytes) -> dict[str, Any]:
     # Daraja answers a form-encoded or unparsable body with "Invalid BusinessShortCode" (refs §3.3): it
     # looks for the first field, finds nothing, and names it.
+    return _json_object(content_type, raw, invalid("BusinessShortCode"))
+
+
+def parse_json_payload(content_type: str | None, raw: bytes) -> dict[str, Any]:
+    """The body of a money-out or C2B request; anything but a JSON object is ``400.002.05 Invalid Request
+    Payload``, the code Daraja documents for a malformed C2B body (refs §2.2)."""
+    return _json_object(content_type, raw, DarajaError(400, "400.002.05", "Invalid Request Payload"))
+
+
+def _json_object(content_type: str | None, raw: bytes, error: DarajaError) -> dict[str, Any]:
     if content_type is None or not content_type.lower().startswith("application/json"):
-        raise invalid("BusinessShortCode")
+        raise error
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise invalid("BusinessShortCode") from None
+        raise error from None
     if not isinstance(body, dict):
-        raise invalid("BusinessShortCode")
+        raise error
     return body
 
 
-def _numeric_text(value: object) -> str | None:
+def numeric_text(value: object) -> str | None:
     """Numeric fields may be JSON numbers or strings (refs §2.3); bools and floats do not count as numbers."""
     if isinstance(value, bool):
         return None
@@ -95,8 +105,8 @@ def _numeric_text(value: object) -> str | None:
     return None
 
 
-def _matching(value: object, pattern: re.Pattern[str], field: str) -> str:
-    text = _numeric_text(value)
+def matching(value: object, pattern: re.Pattern[str], field: str) -> str:
+    text = numeric_text(value)
     if text is None or not pattern.fullmatch(text):
         raise invalid(field)
     return text
@@ -108,28 +118,29 @@ def _timestamp(value: object) -> str:
     return value
 
 
-def _amount(value: object) -> int:
+def whole_amount(value: object, field: str = "Amount") -> int:
     # Whole shillings only: "10.00" and 10.5 are refused by the real API (refs §11.6), so floats are too.
-    text = _numeric_text(value)
+    text = numeric_text(value)
     if text is None or not _AMOUNT.fullmatch(text) or int(text) <= 0:
-        raise invalid("Amount")
+        raise invalid(field)
     return int(text)
 
 
-def _callback_url(value: object) -> str:
+def url_field(value: object, field: str = "CallBackURL") -> str:
+    """A URL Daraja will POST to: http(s) with a host, none of the banned words (refs §11.7)."""
     if not isinstance(value, str):
-        raise invalid("CallBackURL")
+        raise invalid(field)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid("CallBackURL")
+        raise invalid(field)
     lowered = value.lower()
     if any(word in lowered for word in BANNED_URL_WORDS):
-        raise invalid("CallBackURL")
+        raise invalid(field)
     return value
 
 
 def _account_reference(value: object) -> str:
-    text = _numeric_text(value)
+    text = numeric_text(value)
     if text is None or not text.strip() or len(text) > 12:
         raise invalid("AccountReference")
     return text
@@ -149,16 +160,16 @@ def _password(value: object) -> str:
 
 
 def validate_stk_push(body: dict[str, Any]) -> StkPushRequest:
-    shortcode = _matching(body.get("BusinessShortCode"), _SHORTCODE, "BusinessShortCode")
+    shortcode = matching(body.get("BusinessShortCode"), SHORTCODE, "BusinessShortCode")
     timestamp = _timestamp(body.get("Timestamp"))
     transaction_type = body.get("TransactionType")
     if not isinstance(transaction_type, str) or transaction_type not in TRANSACTION_TYPES:
         raise invalid("TransactionType")
-    amount = _amount(body.get("Amount"))
-    party_a = _matching(body.get("PartyA"), _MSISDN, "PartyA")
-    phone = _matching(body.get("PhoneNumber"), _MSISDN, "PhoneNumber")
-    party_b = _matching(body.get("PartyB"), _SHORTCODE, "PartyB")
-    callback_url = _callback_url(body.get("CallBackURL"))
+    amount = whole_amount(body.get("Amount"))
+    party_a = matching(body.get("PartyA"), MSISDN, "PartyA")
+    phone = matching(body.get("PhoneNumber"), MSISDN, "PhoneNumber")
+    party_b = matching(body.get("PartyB"), SHORTCODE, "PartyB")
+    callback_url = url_field(body.get("CallBackURL"))
     account_reference = _account_reference(body.get("AccountReference"))
     transaction_desc = _transaction_desc(body.get("TransactionDesc"))
     return StkPushRequest(
@@ -177,7 +188,7 @@ def validate_stk_push(body: dict[str, Any]) -> StkPushRequest:
 
 
 def validate_stk_query(body: dict[str, Any]) -> StkQueryRequest:
-    shortcode = _matching(body.get("BusinessShortCode"), _SHORTCODE, "BusinessShortCode")
+    shortcode = matching(body.get("BusinessShortCode"), SHORTCODE, "BusinessShortCode")
     timestamp = _timestamp(body.get("Timestamp"))
     checkout_request_id = body.get("CheckoutRequestID")
     if not isinstance(checkout_request_id, str) or not checkout_request_id:
