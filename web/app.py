@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 import core.exports.global_exports
 import core.exports.jobs
+import core.mpesa_inbox.jobs
 import core.notify.jobs
 import core.payments.jobs
 import core.payments.push  # noqa: F401  - every job module registers its jobs before the broker declares actors
@@ -35,11 +36,14 @@ from web.api import (
     admin_hotspot,
     apps,
     auth,
+    c2b,
     channels,
     customers,
     dashboard,
     hotspot,
+    lookups,
     payments,
+    payouts,
     plans,
     settings,
     subscriptions,
@@ -48,6 +52,7 @@ from web.api import (
     webhooks,
 )
 from web.callbacks import router as callbacks_router
+from web.callbacks_c2b import router as c2b_validation_router
 from web.captive import router as captive_router
 from web.docs import install_docs
 from web.errors import install_error_handlers
@@ -191,9 +196,14 @@ def create_app(
         webhooks,
         plans,
         usage,
+        payouts,
+        lookups,
+        c2b,
     ):
         api.include_router(module.router)
     app.include_router(api)
+    # Before the generic /callbacks/daraja/{token}/{kind}: the validation URL answers in the request.
+    app.include_router(c2b_validation_router)
     app.include_router(callbacks_router)
     app.include_router(captive_router, responses=API_ERRORS)
     install_panel(app)

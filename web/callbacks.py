@@ -12,6 +12,9 @@ from core.db import Scope
 from core.errors import InvalidInput, NotFound
 from core.exports.links import downloads_dir, resolve
 from core.exports.xlsx import XLSX_MEDIA_TYPE
+from core.mpesa_inbox import service as inbox
+from core.mpesa_inbox.jobs import process_answer
+from core.mpesa_inbox.kinds import CallbackKind
 from core.notify.service import notify
 from core.payments.callbacks import MAX_BODY, callbacks
 from core.payments.jobs import process_callback
@@ -79,3 +82,38 @@ async def download(token: str) -> Response:
             "This download link has expired or is not valid. Request the export again.", status_code=404
         )
     return FileResponse(path, filename=path.name, media_type=XLSX_MEDIA_TYPE)
+
+
+@router.post("/callbacks/daraja/{token}/{kind}")
+async def daraja_answer(token: str, kind: str, request: Request) -> JSONResponse:
+    """A Result or QueueTimeOut of a payout, a lookup or a reversal, or a C2B confirmation: stored,
+    answered, applied in a job (core.mpesa_inbox). The C2B validation URL, which must answer at once,
+    has its own route (web/callbacks_c2b.py)."""
+    try:
+        answer = CallbackKind(kind)
+    except ValueError:
+        answer = None
+    if len(token) > 64 or answer is None or answer is CallbackKind.stk:
+        return JSONResponse({"ResultCode": 1, "ResultDesc": "Unknown callback URL"}, status_code=404)
+    async with unit_of_work(readonly=True, scope=DARAJA_CALLBACK) as session:
+        known = await tenants.get_channel_by_token(session, token) is not None
+    if not known:
+        raise NotFound("Unknown callback URL.")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise InvalidInput("body", "Callback body too large.")
+    async with unit_of_work(scope=DARAJA_CALLBACK) as session:
+        channel = await tenants.get_channel_by_token(session, token)
+        if channel is None:  # removed in the moment since
+            raise NotFound("Unknown callback URL.")
+        await inbox.ingest(
+            session,
+            channel=channel,
+            kind=answer,
+            body=body,
+            remote_addr=request.client.host if request.client else None,
+            job=process_answer,
+        )
+    if answer is CallbackKind.c2b_confirmation:
+        return JSONResponse({"ResultCode": 0, "ResultDesc": "Success"})
+    return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})

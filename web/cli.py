@@ -596,7 +596,17 @@ def admin_create(
     console.print(f"platform admin {email} created")
 
 
-from web import cli_apps, cli_billing, cli_channels, cli_hotspot, cli_plans, cli_tenants, cli_usage  # noqa: E402,F401  - register their commands
+from web import (  # noqa: E402,F401  - register their commands
+    cli_apps,
+    cli_billing,
+    cli_c2b,
+    cli_channels,
+    cli_hotspot,
+    cli_payouts,
+    cli_plans,
+    cli_tenants,
+    cli_usage,
+)
 from web.cli_sim import sim_app  # noqa: E402
 
 app.add_typer(sim_app, name="sim")

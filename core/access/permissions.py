@@ -63,6 +63,14 @@ class Permission(StrEnum):
     webhooks_manage = "webhooks:manage"
     apps_manage = "apps:manage"  # create, rename, archive apps and set their callback hosts (owner)
     usage_read = "usage:read"  # API usage figures, the request log and its export (core/usage)
+    # Money out (core/payouts, core/lookups, core/reversals). Paying out is the owner's; a manager or
+    # cashier pays out only once the owner grants it to them (users.may_pay_out, checked by the use
+    # case). A reversal is the owner's alone, behind a second factor.
+    payouts_request = "payouts:request"
+    payouts_read = "payouts:read"
+    balance_read = "balance:read"  # the business's M-Pesa account balance
+    transactions_lookup = "transactions:lookup"  # ask M-Pesa the status of a receipt
+    reversals_request = "reversals:request"
 
 
 # Permissions that change something: an impersonating admin in read-only mode holds none of them.
@@ -85,6 +93,9 @@ WRITES: frozenset[Permission] = frozenset(
         Permission.account_manage,
         Permission.webhooks_manage,
         Permission.apps_manage,
+        Permission.payouts_request,
+        Permission.transactions_lookup,
+        Permission.reversals_request,
     }
 )
 
@@ -114,6 +125,9 @@ _MANAGER = _CASHIER | {
     Permission.channel_read,
     Permission.sms_settings,
     Permission.usage_read,
+    Permission.payouts_read,
+    Permission.balance_read,
+    Permission.transactions_lookup,
 }
 _OWNER = _MANAGER | {
     Permission.wallet_settings,
@@ -128,6 +142,8 @@ _OWNER = _MANAGER | {
     Permission.payment_alerts_manage,
     Permission.webhooks_manage,
     Permission.apps_manage,
+    Permission.payouts_request,
+    Permission.reversals_request,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -148,7 +164,7 @@ class ApiScope(StrEnum):
     scope includes its read scope."""
 
     payments_read = "payments:read"
-    payments_write = "payments:write"  # STK pushes
+    payments_write = "payments:write"  # STK pushes, and asking M-Pesa a receipt's status
     customers_read = "customers:read"
     exports = "exports"
     webhooks = "webhooks"
@@ -161,6 +177,8 @@ class ApiScope(StrEnum):
     business_write = "business:write"  # the channel, staff, receipt SMS, alerts
     keys_read = "keys:read"
     keys_write = "keys:write"  # create, roll and revoke keys (never beyond the key's own scopes)
+    payouts_read = "payouts:read"  # payouts, batches, the M-Pesa balance
+    payouts_write = "payouts:write"  # pay out, approve batches, reverse a payment
 
 
 # Where each permission a key can hold lives: exactly one scope each (a test holds every permission in
@@ -198,6 +216,11 @@ PERMISSION_SCOPE: dict[Permission, ApiScope] = {
     Permission.api_keys_manage: ApiScope.keys_write,
     Permission.apps_manage: ApiScope.keys_write,
     Permission.usage_read: ApiScope.keys_read,
+    Permission.payouts_read: ApiScope.payouts_read,
+    Permission.balance_read: ApiScope.payouts_read,
+    Permission.transactions_lookup: ApiScope.payments_write,
+    Permission.payouts_request: ApiScope.payouts_write,
+    Permission.reversals_request: ApiScope.payouts_write,
 }
 
 # A write scope includes its read scope: a system that pushes payments reads their status.
@@ -207,9 +230,14 @@ SCOPE_INCLUDES: dict[ApiScope, ApiScope] = {
     ApiScope.hotspot_write: ApiScope.hotspot_read,
     ApiScope.business_write: ApiScope.business_read,
     ApiScope.keys_write: ApiScope.keys_read,
+    ApiScope.payouts_write: ApiScope.payouts_read,
 }
 
 ALL_SCOPES: frozenset[ApiScope] = frozenset(ApiScope)
+# Money leaves the business only through a key that was given it on purpose.
+MONEY_OUT_SCOPES: frozenset[ApiScope] = frozenset({ApiScope.payouts_read, ApiScope.payouts_write})
+# What a key gets when none are chosen: everything a key could do before money out existed.
+DEFAULT_SCOPES: frozenset[ApiScope] = ALL_SCOPES - MONEY_OUT_SCOPES
 
 SCOPE_PERMISSIONS: dict[ApiScope, frozenset[Permission]] = {
     scope: frozenset(
@@ -225,10 +253,11 @@ def scope_permissions(scopes: Iterable[ApiScope]) -> frozenset[Permission]:
 
 
 def parse_scopes(values: Iterable[str] | None, *, field: str = "scopes") -> frozenset[ApiScope]:
-    """A key's scopes from what a person or client typed; None (not given) is every scope, so a key
-    made without choosing works as keys always did. Unknown names are refused with the valid ones."""
+    """A key's scopes from what a person or client typed; None (not given) is every scope but money
+    out's (DEFAULT_SCOPES), so a key made without choosing works as keys always did and pays nothing
+    out. Unknown names are refused with the valid ones."""
     if values is None:
-        return ALL_SCOPES
+        return DEFAULT_SCOPES
     chosen: set[ApiScope] = set()
     unknown: list[str] = []
     for value in values:

@@ -9,7 +9,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.access.permissions import ALL_SCOPES, ApiScope, sorted_scopes
+from core.access.permissions import DEFAULT_SCOPES, ApiScope, sorted_scopes
 from core.apps.service import apps
 from core.audit.models import AuditLog
 from core.audit.service import record
@@ -174,7 +174,7 @@ class AuthService:
         name = name.strip()
         if not 1 <= len(name) <= 80:
             raise InvalidInput("name", "Key name must be 1 to 80 characters.")
-        chosen = sorted_scopes(ALL_SCOPES if scopes is None else scopes)
+        chosen = sorted_scopes(DEFAULT_SCOPES if scopes is None else scopes)
         if not chosen:
             raise InvalidInput("scopes", "Choose at least one scope.")
         app = (

@@ -41,7 +41,7 @@ from tests.web.test_cli_support import Run, clean_env, lipapush
 VALID = (
     "Valid scopes: payments:read, payments:write, customers:read, exports, webhooks, dashboard:read, "
     "wallet:read, wallet:write, hotspot:read, hotspot:write, business:read, business:write, keys:read, "
-    "keys:write."
+    "keys:write, payouts:read, payouts:write."
 )
 
 
@@ -100,6 +100,13 @@ class TestTheVocabulary:
         assert SCOPE_PERMISSIONS[ApiScope.payments_write] == {
             Permission.payments_request,
             Permission.payments_read,
+            Permission.transactions_lookup,
+        }
+        assert SCOPE_PERMISSIONS[ApiScope.payouts_write] == {
+            Permission.payouts_request,
+            Permission.reversals_request,
+            Permission.payouts_read,
+            Permission.balance_read,
         }
         assert SCOPE_PERMISSIONS[ApiScope.payments_read] == {Permission.payments_read}
         assert SCOPE_PERMISSIONS[ApiScope.webhooks] == {Permission.webhooks_manage}
@@ -162,9 +169,15 @@ class TestScopes:
         )
         assert r.status_code == 201, r.text
         assert r.json()["scopes"] == ["payments:write", "customers:read"]
-        # no scopes given: every scope, as keys made before scopes existed
+        # no scopes given: every scope, as keys made before scopes existed, but money out's
         r = await client.post("/api/api-keys", json={"name": "all"}, headers=bearer(admin))
-        assert r.json()["scopes"] == [s.value for s in ApiScope]
+        assert r.json()["scopes"] == [s.value for s in ApiScope if not s.value.startswith("payouts:")]
+        r = await client.post(
+            "/api/api-keys", json={"name": "payroll", "scopes": ["payouts:write"]}, headers=bearer(admin)
+        )
+        # a key made without choosing holds no money-out scope, so it cannot give one either
+        assert r.status_code == 403, r.text
+        assert "cannot give a key scopes it lacks itself (payouts:write)" in r.json()["detail"]
         keys = (await client.get("/api/api-keys", headers=bearer(admin))).json()
         listed = {k["name"]: k["scopes"] for k in keys}
         assert listed["shop"] == ["payments:write", "customers:read"]

@@ -33,6 +33,8 @@ SCOPE_LABELS: list[tuple[str, str]] = [
     (ApiScope.business_write.value, "change the channel, staff and settings"),
     (ApiScope.keys_read.value, "list API keys"),
     (ApiScope.keys_write.value, "create, roll and revoke API keys"),
+    (ApiScope.payouts_read.value, "read payouts and the M-Pesa balance"),
+    (ApiScope.payouts_write.value, "pay out and reverse payments (money leaves the business)"),
 ]
 # How long a rolled key keeps working: the form offers these (the API takes any number of seconds).
 OVERLAPS: list[tuple[int, str]] = [
