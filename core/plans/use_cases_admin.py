@@ -16,8 +16,8 @@ from core.errors import Conflict
 from core.plans.models import ApiPlan
 from core.plans.schemas import PlanIn, PlanOut, PlanStatusOut
 from core.plans.service import plans
-from core.plans.use_cases import status_of
-from core.tenants.models import Tenant
+from core.plans.use_cases import NOT_FOR_HOTSPOTS, status_of
+from core.tenants.models import Tenant, TenantKind
 from core.tenants.service import tenants
 
 
@@ -77,6 +77,8 @@ async def assign_plan(
     outside the wallet). The audit row is the business's too (its trail shows who moved it)."""
     async with unit_of_work(actor.acting_for(tenant_id)) as uow:
         tenant = await tenants.get(uow.session, tenant_id)
+        if tenant.kind is not TenantKind.business:
+            raise Conflict(NOT_FOR_HOTSPOTS)
         plan = await plans.by_code(uow.session, code)
         await plans.choose(uow.session, tenant, plan)
         tenant.plan_paid_until = paid_until

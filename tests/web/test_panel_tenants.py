@@ -300,6 +300,7 @@ class TestDetail:
         assert "Subscription paid until" in r.text and "gate-1" in r.text and "10.0.0.9:8728" in r.text
         assert "pw-router" not in r.text
         assert '<dd id="effective-rate">0%</dd>' in r.text
+        assert 'id="plan-none">A WiFi hotspot provider is on no API plan' in r.text
 
 
 class TestSuspension:

@@ -220,9 +220,12 @@ async def save_plan(
 # -- one business's plan (its section on /admin/tenants/{id}) ----------------------------------------
 async def tenant_plan(viewer: Viewer, tenant_id: uuid.UUID) -> dict[str, Any]:
     """What the plan section of a business's page shows: its plan status (read as an admin acting for
-    it) and every plan, hidden ones too, to assign."""
+    it) and every plan, hidden ones too, to assign; none for a hotspot provider, which is on no plan."""
     actor = admin_actor(viewer)
-    status = await use_cases.plan_status(actor.for_business(tenant_id))
+    try:
+        status = await use_cases.plan_status(actor.for_business(tenant_id))
+    except Conflict:
+        return {"plan_status": None, "plan_month": None, "plan_choices": []}
     return {
         "plan_status": status,
         "plan_month": month_label(status.month),
