@@ -13,9 +13,12 @@ import importlib
 
 SUBSCRIBING_MODULES = (
     "core.customers.subscribers",
+    "core.customers.reversal_subscribers",
     "core.billing.subscribers",
+    "core.billing.reversal_subscribers",
     "core.plans.subscribers",  # after the wallet is credited: a plan paid by M-Pesa is paid from it
     "core.notify.subscribers",
+    "core.notify.reversal_subscribers",
     "core.hotspot.subscribers",
     "core.tenants.subscribers",
     # Last: the events it sends describe what the others did (a voucher, a verified channel).

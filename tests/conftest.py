@@ -4,6 +4,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from core.runtime import Runtime, configure
 from tests.support import services
 from tests.support.servers import bound_socket, serving, serving_on
 from tests.support.services import TestDatabase
+
+SIM_CERT = Path(__file__).resolve().parent.parent / "sim" / "daraja" / "certs" / "simulator.cer"
 
 # Whatever a test starts (a CLI subprocess, a settings default) keeps out of the developer's own data
 # directory (~/.local/share/lipapush: the embedded database and a running serve's server.json).
@@ -108,6 +111,10 @@ async def server(database: TestDatabase) -> AsyncIterator[LiveServer]:
             AT_SENDER_ID="LIPAPUSH",
             DARAJA_PRODUCTION_URL=production_url,
             DARAJA_SANDBOX_URL=sandbox_url,
+            # The stand-ins behind those URLs decrypt initiator passwords with the simulator's key, as
+            # Safaricom does with its own: its certificate stands in for Safaricom's.
+            DARAJA_CERT_PRODUCTION=str(SIM_CERT),
+            DARAJA_CERT_SANDBOX=str(SIM_CERT),
             # Wallet top-ups go through the platform's own channel: a production one, as in a real
             # deployment, so a top-up is a live payment its business's live keys can see.
             PLATFORM_ENVIRONMENT="production",

@@ -45,6 +45,7 @@ from web.api import (
     payments,
     payouts,
     plans,
+    reversals,
     settings,
     subscriptions,
     usage,
@@ -199,6 +200,7 @@ def create_app(
         payouts,
         lookups,
         c2b,
+        reversals,
     ):
         api.include_router(module.router)
     app.include_router(api)

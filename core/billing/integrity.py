@@ -13,6 +13,8 @@ from core.ledger.service import LedgerProblem, ledger
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
 
 COMMISSION_KINDS = ("commission.wallet", "commission.receivable")
+# A reversed payment's commission, posted back (core/billing/reversal_subscribers.py).
+REFUND_KINDS = ("commission.refund.wallet", "commission.refund.receivable")
 
 
 async def check_all(session: AsyncSession, *, tenant_id: uuid.UUID | None = None) -> list[LedgerProblem]:
@@ -38,19 +40,53 @@ async def check_all(session: AsyncSession, *, tenant_id: uuid.UUID | None = None
             .where(Payment.source.in_(list(CUSTOMER_SOURCES)), *mine(Payment.tenant_id))
             .where(
                 (
-                    (Payment.status == PaymentStatus.success)
+                    Payment.status.in_([PaymentStatus.success, PaymentStatus.reversed])
                     & (func.coalesce(posted.c.cents, 0) != Payment.commission_cents)
                 )
-                | ((Payment.status != PaymentStatus.success) & (func.coalesce(posted.c.cents, 0) != 0))
+                | (
+                    Payment.status.not_in([PaymentStatus.success, PaymentStatus.reversed])
+                    & (func.coalesce(posted.c.cents, 0) != 0)
+                )
+            )
+        )
+    ).all()
+    for pid, status, want, got in rows:
+        earned = status in (PaymentStatus.success, PaymentStatus.reversed)
+        problems.append(
+            LedgerProblem(
+                "commission",
+                f"payment {pid} ({status}) should carry {want if earned else 0} "
+                f"cents of commission but carries {got}",
+            )
+        )
+
+    # a reversed payment's commission went back exactly once; nothing else had any back
+    refunded = (
+        select(Transfer.payment_id.label("pid"), func.sum(Transfer.amount_cents).label("cents"))
+        .where(Transfer.kind.in_(REFUND_KINDS))
+        .group_by(Transfer.payment_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Payment.id, Payment.status, Payment.commission_cents, func.coalesce(refunded.c.cents, 0))
+            .outerjoin(refunded, refunded.c.pid == Payment.id)
+            .where(*mine(Payment.tenant_id))
+            .where(
+                (
+                    (Payment.status == PaymentStatus.reversed)
+                    & (func.coalesce(refunded.c.cents, 0) != Payment.commission_cents)
+                )
+                | ((Payment.status != PaymentStatus.reversed) & (func.coalesce(refunded.c.cents, 0) != 0))
             )
         )
     ).all()
     for pid, status, want, got in rows:
         problems.append(
             LedgerProblem(
-                "commission",
-                f"payment {pid} ({status}) should carry {want if status == 'success' else 0} "
-                f"cents of commission but carries {got}",
+                "reversal",
+                f"payment {pid} ({status}) should have {want if status == 'reversed' else 0} cents of "
+                f"commission back but has {got}",
             )
         )
 

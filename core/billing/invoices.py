@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.service import record
@@ -24,6 +24,8 @@ from core.upsert import insert_for
 
 EAT = ZoneInfo("Africa/Nairobi")
 ACCRUAL_KIND = "commission.receivable"
+# Commission on invoice given back for a reversed payment: a credit line (negative) on the next invoice.
+CREDIT_KIND = "commission.refund.receivable"
 
 
 def last_complete_period(period: InvoicePeriod, now: datetime) -> tuple[datetime, datetime]:
@@ -55,11 +57,14 @@ class InvoiceService:
         Idempotent: one invoice per (tenant, period), and a transfer is on at most one invoice line."""
         start, end = last_complete_period(tenant.invoice_period, now)
         uninvoiced = (
-            select(Transfer.id, Transfer.amount_cents)
+            select(
+                Transfer.id,
+                case((Transfer.kind == CREDIT_KIND, -Transfer.amount_cents), else_=Transfer.amount_cents),
+            )
             .outerjoin(InvoiceLine, InvoiceLine.transfer_id == Transfer.id)
             .where(
                 Transfer.tenant_id == tenant.id,
-                Transfer.kind == ACCRUAL_KIND,
+                Transfer.kind.in_([ACCRUAL_KIND, CREDIT_KIND]),
                 Transfer.created_at < end,
                 InvoiceLine.id.is_(None),
             )

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.billing.integrity import COMMISSION_KINDS
+from core.billing.integrity import COMMISSION_KINDS, REFUND_KINDS
 from core.ledger.models import Transfer
 from core.tenants.models import Tenant
 
@@ -33,7 +33,8 @@ class TenantCommission:
 async def commissions_by_tenant(
     session: AsyncSession, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[TenantCommission]:
-    conds: list[ColumnElement[bool]] = [Transfer.kind.in_(COMMISSION_KINDS)]
+    # A reversed payment's commission comes off, in the period it was given back.
+    conds: list[ColumnElement[bool]] = [Transfer.kind.in_(COMMISSION_KINDS + REFUND_KINDS)]
     if since is not None:
         conds.append(Transfer.created_at >= since)
     if until is not None:
@@ -49,10 +50,11 @@ async def commissions_by_tenant(
     out: dict[uuid.UUID, TenantCommission] = {}
     for tid, name, kind, cents in rows:
         cur = out.get(tid, TenantCommission(tid, name, 0, 0))
-        if kind == "commission.wallet":
-            cur = TenantCommission(tid, name, cur.from_wallet_cents + int(cents), cur.on_invoice_cents)
+        signed = -int(cents) if kind in REFUND_KINDS else int(cents)
+        if kind in ("commission.wallet", "commission.refund.wallet"):
+            cur = TenantCommission(tid, name, cur.from_wallet_cents + signed, cur.on_invoice_cents)
         else:
-            cur = TenantCommission(tid, name, cur.from_wallet_cents, cur.on_invoice_cents + int(cents))
+            cur = TenantCommission(tid, name, cur.from_wallet_cents, cur.on_invoice_cents + signed)
         out[tid] = cur
     return sorted(out.values(), key=lambda c: -c.total_cents)
 

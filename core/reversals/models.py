@@ -16,14 +16,19 @@ from core.tenants.models import Mode
 
 
 class ReversalStatus(StrEnum):
-    pending = "pending"
+    # Asked for, waiting for the owner's second factor (a code sent by email and Telegram); nothing
+    # has gone to M-Pesa. Becomes `cancelled` when the code expires or another reversal is asked.
+    unconfirmed = "unconfirmed"
+    pending = "pending"  # confirmed: sent (or being sent) to M-Pesa, waiting for its result
     success = "success"
     failed = "failed"
-    timeout = "timeout"  # no result: a status lookup of the original receipt tells (core.reversals)
+    # No result came: M-Pesa was asked, and only its statement can tell. Never sent again by us.
+    timeout = "timeout"
+    cancelled = "cancelled"
 
     @property
     def is_final(self) -> bool:
-        return self is not ReversalStatus.pending
+        return self not in (ReversalStatus.unconfirmed, ReversalStatus.pending)
 
 
 class Reversal(Base):
@@ -55,5 +60,12 @@ class Reversal(Base):
     reversal_receipt: Mapped[str | None] = mapped_column(String(20))  # the reversal's TransactionID
     result_code: Mapped[str | None] = mapped_column(String(32))
     result_desc: Mapped[str | None] = mapped_column(Text)
+    # The second factor: the code's hash, until when it may be typed, and how many wrong tries.
+    confirm_code_hash: Mapped[str | None] = mapped_column(String(64))
+    confirm_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # M-Pesa accepted the request
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
