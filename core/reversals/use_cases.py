@@ -143,11 +143,16 @@ async def confirm_reversal(actor: Actor, reversal_id: uuid.UUID, *, code: str) -
 
 
 @use_case(Permission.payouts_read, query=True)
-async def list_reversals(actor: Actor, *, limit: int = 50) -> list[ReversalOut]:
-    """The business's reversals, newest first (an API key sees its own mode's)."""
+async def list_reversals(
+    actor: Actor, *, limit: int = 50, payment_id: uuid.UUID | None = None
+) -> list[ReversalOut]:
+    """The business's reversals (of one payment, given `payment_id`), newest first; an API key sees
+    its own mode's."""
     limit = max(1, min(limit, MAX_PAGE))
     async with unit_of_work(actor, readonly=True) as uow:
         stmt = select(Reversal).where(Reversal.tenant_id == actor.require_tenant())
+        if payment_id is not None:
+            stmt = stmt.where(Reversal.payment_id == payment_id)
         if actor.mode is not None:
             stmt = stmt.where(Reversal.mode == actor.mode)
         rows = await uow.session.scalars(stmt.order_by(Reversal.created_at.desc()).limit(limit))

@@ -26,6 +26,7 @@ from core.payments.models import PaymentSource, PaymentStatus
 from core.payments.service import TransactionFilter
 from core.payments.use_cases import get_payment, get_payment_detail, list_payments
 from core.phones import normalize_msisdn
+from core.reversals.use_cases import list_reversals
 from web.exports import xlsx_response
 from web.panel.channel_filter import channel_options, parse_channel
 from web.panel.forms import choice, day_range, page_url, parse_whole
@@ -142,13 +143,38 @@ async def transactions_export(request: Request, viewer: CurrentViewer) -> Stream
 
 @router.get("/app/transactions/{payment_id}", response_class=HTMLResponse)
 async def transaction(request: Request, payment_id: uuid.UUID, viewer: CurrentViewer) -> HTMLResponse:
+    return await transaction_page(request, viewer, payment_id)
+
+
+async def transaction_page(
+    request: Request,
+    viewer: Viewer,
+    payment_id: uuid.UUID,
+    *,
+    reverse_error: str | None = None,
+    reason: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    """A payment's page; for the owner, its reversals and (while it can be) the form to reverse it."""
     business(viewer)
-    d = await get_payment_detail(viewer.actor, payment_id)
+    actor = viewer.actor
+    d = await get_payment_detail(actor, payment_id)
+    can_reverse = actor.shows(Permission.reversals_request)
+    shown = can_reverse or actor.shows(Permission.payouts_read)
     return render(
         request,
         "app/transaction.html",
-        {"p": d.payment, "commission_cents": d.commission_cents, "commission_bps": d.commission_bps},
+        {
+            "p": d.payment,
+            "commission_cents": d.commission_cents,
+            "commission_bps": d.commission_bps,
+            "reversals": await list_reversals(actor, payment_id=payment_id) if shown else [],
+            "can_reverse": can_reverse,
+            "reverse_error": reverse_error,
+            "reason": reason,
+        },
         viewer=viewer,
+        status=status,
     )
 
 
