@@ -42,6 +42,7 @@ STATUS_WORD = {
     PaymentStatus.cancelled: "Cancelled",
     PaymentStatus.timeout: "No reply",
     PaymentStatus.expired: "Expired",
+    PaymentStatus.reversed: "Reversed",
 }
 
 

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from bots.keyboards import MenuCb, PayCb
 from bots.middlewares import Actor
+from bots.routers.reversals import detail_buttons
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import send_export
@@ -86,6 +87,7 @@ STATUS_LABELS: dict[PaymentStatus, str] = {
     PaymentStatus.cancelled: "❌ Cancelled",
     PaymentStatus.timeout: "❌ No response",
     PaymentStatus.expired: "❌ Expired",
+    PaymentStatus.reversed: "↩️ Reversed",
 }
 SOURCE_LABELS: dict[PaymentSource, str] = {
     PaymentSource.api: "API",
@@ -94,6 +96,7 @@ SOURCE_LABELS: dict[PaymentSource, str] = {
     PaymentSource.portal: "Payment page",
     PaymentSource.onboarding: "Test payment",
     PaymentSource.topup: "Wallet top-up",
+    PaymentSource.c2b: "Paid to the till/paybill",
 }
 
 NO_PAYMENTS = "📒 No payments yet. Tap 💸 Request payment to start."
@@ -201,7 +204,9 @@ def _moment(at: datetime | None) -> str:
     return at.astimezone(EAT).strftime("%d %b %Y %H:%M:%S EAT") if at else "–"
 
 
-def render_detail(p: PaymentOut, back: TxCb) -> tuple[str, InlineKeyboardMarkup]:
+def render_detail(
+    p: PaymentOut, back: TxCb, extra: list[list[InlineKeyboardButton]] | None = None
+) -> tuple[str, InlineKeyboardMarkup]:
     lines = [
         f"🧾 <b>{format_kes(p.amount)}</b> · {STATUS_LABELS[p.status]}",
         f"Phone: {local_phone(p.phone)}",
@@ -229,6 +234,7 @@ def render_detail(p: PaymentOut, back: TxCb) -> tuple[str, InlineKeyboardMarkup]
                 )
             ]
         )
+    keyboard += extra or []
     keyboard.append([InlineKeyboardButton(text="‹ Back to the list", callback_data=back.pack())])
     keyboard.append(_back())
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
@@ -266,7 +272,7 @@ async def transaction_detail(query: CallbackQuery, callback_data: TxdCb, actor: 
     await query.answer()
     back = TxCb(s=callback_data.s, d=callback_data.d, p=callback_data.p)
     if (target := _target(query)) is not None:
-        await _edit(target, *render_detail(payment, back))
+        await _edit(target, *render_detail(payment, back, detail_buttons(actor, payment)))
 
 
 @router.callback_query(TxxCb.filter())

@@ -407,7 +407,7 @@ class TestDetails:
             "🧾 KES 101 · ✅ Paid\nPhone: 0722000101\nName: Achieng\n"
             f"Receipt: {paid.receipt}\nReference: LEDGERSHOP\nSource: API\n"
             f"Created: {eat(paid.created_at)}\nCompleted: {eat(paid.completed_at)}",
-            ["‹ Back to the list", "⬅ Menu"],
+            ["↩️ Reverse", "‹ Back to the list", "⬅ Menu"],
         )
         await tg.press_button("‹ Back to the list")
         await edited(
@@ -471,7 +471,7 @@ class TestDetails:
             "🧾 KES 107 · ✅ Paid\nPhone: 0722000107\nName: Esther <Shop> & Co\n"
             f"Receipt: {esther.receipt}\nReference: LEDGERSHOP\nSource: API\n"
             f"Created: {eat(esther.created_at)}\nCompleted: {eat(esther.completed_at)}",
-            ["‹ Back to the list", "⬅ Menu"],
+            ["↩️ Reverse", "‹ Back to the list", "⬅ Menu"],
         )
 
 
