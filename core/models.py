@@ -13,6 +13,7 @@ from core.billing.models import (
     SubscriptionOrder,
     SubscriptionPlan,
 )
+from core.c2b.models import C2BAccount, C2BDecision, C2BPaymentFacts
 from core.customers.models import Customer
 from core.exports.models import ExportJob
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
@@ -36,6 +37,9 @@ __all__ = [
     "ApiRequest",
     "App",
     "AuditLog",
+    "C2BAccount",
+    "C2BDecision",
+    "C2BPaymentFacts",
     "CallbackInbox",
     "Customer",
     "ExportJob",

@@ -115,17 +115,28 @@ class CommissionService:
         return t if t is not None else settings.LOW_BALANCE_THRESHOLD_CENTS
 
     async def hold_for_push(
-        self, session: AsyncSession, *, tenant: Tenant, payment: Payment, settings: Settings
+        self,
+        session: AsyncSession,
+        *,
+        tenant: Tenant,
+        payment: Payment,
+        settings: Settings,
+        received: bool = False,
     ) -> None:
         """Price the push and reserve what the wallet must cover. Raises (and so rolls back the
         pending payment) when a wallet-mode business cannot cover the commission. A test payment is
-        priced at nothing and holds nothing (`payment.mode` is set before this is called)."""
+        priced at nothing and holds nothing (`payment.mode` is set before this is called).
+
+        `received`: a C2B payment (core.c2b), priced when it is recorded, already made. It is never
+        refused (not for a billing hold, not for a short wallet): the money has moved. Commission
+        applies as to a push, and what the wallet cannot cover accrues to the receivable, as in hybrid
+        mode, whatever the billing mode."""
         if payment.mode is Mode.test:
             payment.commission_bps = None
             payment.commission_cents = 0
             payment.reserved_cents = 0
             return
-        if tenant.billing_hold:
+        if tenant.billing_hold and not received:
             raise BillingHold(tenant.billing_hold)
         bps = await self.rate_for(session, tenant=tenant, settings=settings)
         cents = commission_cents(payment.amount, bps)
@@ -137,7 +148,7 @@ class CommissionService:
         ref = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
         wallet = await ledger.lock(session, ref.id)
         spendable = wallet.balance_cents - wallet.reserved_cents - self.floor(tenant, settings)
-        if tenant.billing_mode is BillingMode.wallet:
+        if tenant.billing_mode is BillingMode.wallet and not received:
             if spendable < cents:
                 held = f" ({format_cents(wallet.reserved_cents)} held for payments in progress)"
                 raise InsufficientWalletBalance(
@@ -149,7 +160,7 @@ class CommissionService:
                     commission_cents=cents,
                 )
             hold = cents
-        else:  # hybrid: the wallet covers what it can, the rest goes on the invoice
+        else:  # hybrid, or a received C2B payment: the wallet covers what it can, the rest is invoiced
             hold = max(0, min(cents, spendable))
         if hold:
             await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=hold)

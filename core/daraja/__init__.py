@@ -1,4 +1,7 @@
-"""Daraja (Safaricom M-Pesa) client: OAuth tokens, STK push, STK query and STK callback parsing.
+"""Daraja (Safaricom M-Pesa) client: OAuth tokens, STK push, STK query and STK callback parsing; and
+for money out, B2C, C2B URL registration, transaction status, account balance and reversals
+(core.daraja.money_out), their asynchronous results (core.daraja.results), C2B payloads
+(core.daraja.c2b) and the SecurityCredential (core.daraja.security_credential).
 
 A leaf package: it knows the wire format and nothing of our database, settings or front ends.
 """

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import structlog
 
-from core.daraja import money_out as mo
+import core.daraja.money_out as mo
 from core.daraja.app import AppCredentials, DarajaApp, InitiatorCredentials
 from core.daraja.errors import (
     INVALID_TOKEN_CODES,

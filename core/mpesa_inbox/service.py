@@ -97,7 +97,7 @@ async def process(session: AsyncSession, *, inbox_id: int, settings: Settings) -
         return _done(row, "orphan", str(exc)[:500] or "it names no request we made")
     except ValueError as exc:  # the handler's parser: not the shape Daraja sends
         return _done(row, "malformed", str(exc)[:500])
-    return _done(row, outcome)
+    return _done(row, outcome, row.error)  # a handler may have said why (a rejection's reason)
 
 
 def _done(row: CallbackInbox, outcome: str, error: str | None = None) -> str:

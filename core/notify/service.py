@@ -111,6 +111,8 @@ class NotifyService:
             tenant.sms_receipts
             and payment.status is PaymentStatus.success
             and payment.source not in (PaymentSource.onboarding, PaymentSource.topup)
+            # A C2B payer whose number M-Pesa masked (2547*****126) cannot be texted.
+            and payment.phone.isdigit()
         ):
             when = (payment.transaction_date or payment.completed_at or utcnow()).astimezone(NAIROBI)
             await self.sms(
@@ -142,8 +144,10 @@ class NotifyService:
                 ),
             )
             return
+        # Payments nobody in the chat started: from the API, USSD, or a customer paying the till or
+        # paybill straight (C2B).
         if (
-            payment.source not in (PaymentSource.api, PaymentSource.ussd)
+            payment.source not in (PaymentSource.api, PaymentSource.ussd, PaymentSource.c2b)
             or not tenant.notify_owner_on_payments
         ):
             return

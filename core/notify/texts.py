@@ -83,8 +83,10 @@ def payment_buttons(p: PaymentView) -> list[list[str]] | None:
 
 
 def owner_payment_note(p: PaymentView) -> str:
-    """For the owner's chat when a payment started elsewhere (API, USSD) ends."""
-    return f"{payment_status(p)}\n<i>via {p.source.value.upper()}</i>"
+    """For the owner's chat when a payment started elsewhere (API, USSD) ends, or a customer paid the
+    till or paybill straight (C2B)."""
+    via = "paid to your till/paybill" if p.source is PaymentSource.c2b else f"via {p.source.value.upper()}"
+    return f"{payment_status(p)}\n<i>{via}</i>"
 
 
 # --- SMS (plain GSM-7 text, one 160-character part where the values allow) ---

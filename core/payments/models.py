@@ -52,9 +52,11 @@ class PaymentSource(StrEnum):
 # The final states in which no money moved.
 NOT_PAID = (PaymentStatus.failed, PaymentStatus.cancelled, PaymentStatus.timeout, PaymentStatus.expired)
 
-# Pushes that are not a merchant collecting from a customer stay out of the customer book.
+# Pushes that are not a merchant collecting from a customer stay out of the customer book. A C2B payment
+# is a customer paying the business, so it counts everywhere a push does (book, commission, dashboards,
+# webhooks); core.c2b keeps a payer whose number came masked out of the book (core/c2b/confirmations.py).
 CUSTOMER_SOURCES = frozenset(
-    {PaymentSource.api, PaymentSource.telegram, PaymentSource.ussd, PaymentSource.portal}
+    {PaymentSource.api, PaymentSource.telegram, PaymentSource.ussd, PaymentSource.portal, PaymentSource.c2b}
 )
 
 

@@ -450,6 +450,53 @@ class PaymentService:
         )
         return Finalised(applied=True, status=status)
 
+    # C2B (core.c2b.confirmations): a payment the customer made straight to the till or paybill.
+    async def record_received(
+        self, session: AsyncSession, *, tenant: Tenant, payment: Payment, settings: Settings, in_book: bool
+    ) -> bool:
+        """Record a payment M-Pesa reports as already made, final (success) from the start, with what a
+        push's success has: the customer book (when `in_book`: one request and one payment, so a book
+        row never shows more paid than asked), its commission (core.billing.commission: never refused,
+        the money has moved) and the PaymentFinalised every subscriber follows (book, commission,
+        messages, webhooks). False, with nothing written, when a payment already holds its receipt: a
+        redelivered confirmation. The unique receipt is the idempotency guard, so of two deliveries at
+        once one records and the other finds the receipt taken. Lock order as a success callback's:
+        the new payment row, the customer row, then the ledger (core/ledger/service.py)."""
+        assert payment.status is PaymentStatus.success and payment.receipt
+        try:
+            async with session.begin_nested():
+                session.add(payment)
+                await session.flush()
+        except IntegrityError:
+            taken = await session.scalar(select(Payment.id).where(Payment.receipt == payment.receipt))
+            if taken is None:
+                raise
+            return False
+        if in_book:
+            await customers.record_request(
+                session,
+                tenant_id=tenant.id,
+                mode=payment.mode,
+                phone=payment.phone,
+                name=payment.customer_name,
+                amount=payment.amount,
+                at=payment.created_at,
+            )
+        await commissions.hold_for_push(
+            session, tenant=tenant, payment=payment, settings=settings, received=True
+        )
+        await session.flush()
+        await publish(
+            session,
+            PaymentFinalised(
+                payment=payment,
+                tenant=tenant,
+                status=PaymentStatus.success,
+                result_desc=payment.result_desc or "",
+            ),
+        )
+        return True
+
     async def add_facts(
         self,
         session: AsyncSession,

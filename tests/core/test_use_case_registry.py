@@ -56,7 +56,7 @@ def test_declares_a_permission_and_its_record(name: str) -> None:
     spec = SPECS[name]
     assert isinstance(spec.permission, Permission)
     assert sum((spec.audit is not None, spec.recorded_by is not None, spec.query)) == 1
-    assert re.fullmatch(r"core\.[a-z_]+\.use_cases(_[a-z_]+)?", spec.fn.__module__), spec.fn.__module__
+    assert re.fullmatch(r"core\.[a-z0-9_]+\.use_cases(_[a-z_]+)?", spec.fn.__module__), spec.fn.__module__
     first = next(iter(inspect.signature(spec.fn).parameters.values()))
     assert first.name == "actor", "a use case takes the actor first"
 
