@@ -34,6 +34,7 @@ KNOWN = {
     ("mpesa_channels", "consumer_key_enc", "channel secret"),
     ("mpesa_channels", "consumer_secret_enc", "channel secret"),
     ("mpesa_channels", "passkey_enc", "channel secret"),
+    ("mpesa_channels", "initiator_password_enc", "channel secret"),
     ("routers", "password_enc", "router password"),
     ("apps", "callback_secret_enc", "webhook secret"),
     ("apps", "previous_callback_secret_enc", "webhook secret"),
@@ -120,9 +121,8 @@ async def test_rotation_covers_channel_secrets_and_router_passwords_so_the_old_k
     )
     assert said, done.stdout
     counts = {"channel secret": int(said[1]), "router password": int(said[2]), "webhook secret": int(said[3])}
-    assert (
-        counts["channel secret"] >= 3 and counts["channel secret"] % 3 == 0 and counts["router password"] >= 1
-    )
+    # three a channel, and a fourth for a channel with an M-Pesa initiator (other tests' channels too)
+    assert counts["channel secret"] >= 3 and counts["router password"] >= 1
     async with unit_of_work(readonly=True) as session:
         audit = await session.scalar(
             select(AuditLog).where(AuditLog.action == "secrets.rotated").order_by(AuditLog.id.desc()).limit(1)
