@@ -26,7 +26,9 @@ from core.context import RequestInfo, reset_request, set_request
 from core.db import Scope
 from core.hotspot.provision import sweep as hotspot_sweep
 from core.jobs.scheduler import Periodic, run_scheduler
+from core.lookups.jobs import sweep_lookups
 from core.payments.reconcile import reconcile_pending
+from core.payouts.jobs import reconcile_payouts
 from core.plans.jobs import renew_plans
 from core.runtime import Runtime, unit_of_work
 from core.usage.jobs import prune_usage
@@ -79,6 +81,9 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         Periodic(prune_webhooks, every=24 * 3600),
         Periodic(prune_usage, every=24 * 3600),
         Periodic(renew_plans, every=3600),
+        # Money out: pending payouts re-sent or asked about; lookups answered, timed out, refreshed daily.
+        Periodic(reconcile_payouts, every=every),
+        Periodic(sweep_lookups, every=60),
     ]
 
 

@@ -3,7 +3,8 @@ section: one operation per event type, with its body and the three Standard Webh
 /docs (under "Webhooks") and any OpenAPI tool show a receiver exactly what arrives.
 
 The envelope is core.webhooks.signing.event_body's; `data` is what core.webhooks.events.payment_data
-and core.webhooks.subscribers put there (the API's own PaymentOut and VoucherOut, plus `mode`), and
+and core.webhooks.subscribers put there (the API's own PaymentOut, VoucherOut and PayoutOut, plus
+`mode`), and
 the test event's data is core.webhooks.service.send_test's. tests/web/test_openapi_webhooks.py checks
 bodies built by that code against these schemas, so the two cannot drift apart.
 """
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field, create_model
 
 from core.hotspot.schemas import VoucherOut
 from core.payments.schemas import PaymentOut
+from core.payouts.schemas import PayoutOut
 from core.tenants.models import Mode
 from core.webhooks.events import (
     EVENT_TYPES,
@@ -29,6 +31,8 @@ from core.webhooks.events import (
     PAYMENT_FAILED,
     PAYMENT_FLAGGED,
     PAYMENT_SUCCEEDED,
+    PAYOUT_FAILED,
+    PAYOUT_SUCCEEDED,
     VOUCHER_ISSUED,
     WEBHOOK_TEST,
 )
@@ -51,6 +55,10 @@ class VoucherEventData(VoucherOut):
 
     payment_id: uuid.UUID = Field(description="The payment that bought it (GET /api/transactions/{id})")
     mode: Mode = Field(description=_MODE)
+
+
+class PayoutEventData(PayoutOut):
+    """The payout as GET /api/payouts/{id} returns it."""
 
 
 class TestEventData(BaseModel):
@@ -126,6 +134,8 @@ SUMMARIES = {
     PAYMENT_EXPIRED: "M-Pesa never gave an outcome: not paid",
     PAYMENT_FLAGGED: "M-Pesa reported something that disagrees with the request",
     VOUCHER_ISSUED: "A WiFi voucher was sold",
+    PAYOUT_SUCCEEDED: "M-Pesa paid a payout",
+    PAYOUT_FAILED: "A payout was not paid, or its outcome is unknown",
     WEBHOOK_TEST: "The test event you asked for",
 }
 
@@ -137,6 +147,8 @@ EVENTS: dict[str, type[BaseModel]] = {
     PAYMENT_EXPIRED: event_model(PAYMENT_EXPIRED, PaymentEventData),
     PAYMENT_FLAGGED: event_model(PAYMENT_FLAGGED, PaymentEventData),
     VOUCHER_ISSUED: event_model(VOUCHER_ISSUED, VoucherEventData),
+    PAYOUT_SUCCEEDED: event_model(PAYOUT_SUCCEEDED, PayoutEventData),
+    PAYOUT_FAILED: event_model(PAYOUT_FAILED, PayoutEventData),
     WEBHOOK_TEST: event_model(WEBHOOK_TEST, TestEventData, versioned=False),
 }
 

@@ -30,9 +30,9 @@ from core.apps.schemas import AppOut, clean_app_name, clean_callback_hosts
 from core.apps.service import apps
 from core.auth.service import auth
 from core.db import utcnow
-from core.errors import Conflict, PermissionDenied
+from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.tenants.channels import channels
-from core.tenants.models import Mode
+from core.tenants.models import Mode, MpesaChannel
 
 KEY_CANNOT_CREATE = (
     "Apps are created by the owner: panel Settings → Apps, `lipapush app create`, or with a login token "
@@ -97,7 +97,7 @@ async def create_app(
     tenant_id = actor.require_tenant()
     async with unit_of_work(actor) as uow:
         if channel_id is not None:
-            await channels.get(uow.session, tenant_id=tenant_id, channel_id=channel_id)
+            _collecting(await channels.get(uow.session, tenant_id=tenant_id, channel_id=channel_id))
         app, adopted = await apps.create(
             uow.session,
             tenant_id=tenant_id,
@@ -176,7 +176,7 @@ async def set_app_channel(actor: Actor, app_id: uuid.UUID, *, channel_id: uuid.U
     try:
         async with unit_of_work(actor) as uow:
             app = await apps.get(uow.session, tenant_id=tenant_id, app_id=app_id)
-            target = await channels.get(uow.session, tenant_id=tenant_id, channel_id=channel_id)
+            target = _collecting(await channels.get(uow.session, tenant_id=tenant_id, channel_id=channel_id))
             current = await apps.channel_of(uow.session, app)
             if current is not None and current.id == target.id:
                 [view] = await apps.views(uow.session, [app])
@@ -238,3 +238,14 @@ async def archive_app(actor: Actor, app_id: uuid.UUID) -> AppOut:
         await uow.audit("app.archived", target=str(app.id), name=old, keys_revoked=[k.prefix for k in keys])
         [view] = await apps.views(uow.session, [app])
         return view.model_copy(update={"name": old})
+
+
+def _collecting(channel: MpesaChannel) -> MpesaChannel:
+    """An app pushes through its channel: a B2C (payout) shortcode cannot be prompted for STK."""
+    if not channel.kind.collects:
+        raise InvalidInput(
+            "channel_id",
+            f"“{channel.name}” is a B2C (payout) shortcode: an app collects through a paybill or till "
+            "channel. Payouts choose their channel themselves (channel_id on POST /api/payouts).",
+        )
+    return channel

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ledger.models import Account, AccountKind, Transfer
+from core.ledger.payouts import check_payouts
 from core.ledger.service import LedgerProblem, ledger
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
 
@@ -138,6 +139,8 @@ async def check_all(session: AsyncSession, *, tenant_id: uuid.UUID | None = None
                 f"wallet {aid} of tenant {tid} reserves {reserved} cents; its pending pushes hold {want}",
             )
         )
+    # money out: every live payout M-Pesa paid posted exactly once, nothing else, none left in flight
+    problems += await check_payouts(session, tenant_id=tenant_id)
     return problems
 
 

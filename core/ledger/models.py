@@ -29,6 +29,11 @@ class AccountKind(StrEnum):
     revenue = "revenue"  # platform: commission earned from this tenant
     cash = "cash"  # platform: money received from this tenant (top-ups, invoice payments)
     adjustments = "adjustments"  # platform: admin credits and debits to this tenant
+    # Memorandum accounts of money out (core/ledger/payouts.py): what the business's B2C short code
+    # sent and the people it reached. The money is the business's own, never the platform's, so
+    # the two only mirror each other: one transfer per live payout that M-Pesa paid.
+    b2c_out = "b2c_out"
+    payees = "payees"
 
 
 class Account(Base):

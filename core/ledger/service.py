@@ -4,6 +4,8 @@ Lock order. Every transaction takes its row locks in this one order, so no two o
 each other in a cycle (Postgres would abort one with "deadlock detected", 40P01):
 
 1. the payment row: `payments.finalize` (its conditional UPDATE), `add_facts`, `send_push`;
+   a payout row takes this place in money out (`payouts.finalize`, then its memorandum transfer,
+   core/ledger/payouts.py); a payout's transaction touches no payment or customer row;
 2. the customer row: `customers.record_request` (the upsert counting a push), `record_paid`;
 3. ledger accounts, in ascending id: `lock`/`lock_in_order` (a push's commission hold), the balance
    UPDATEs of `transfer`, `adjust_reserved`. A transaction that touches several accounts over several

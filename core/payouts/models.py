@@ -118,6 +118,9 @@ class Payout(Base):
     originator_conversation_id: Mapped[str] = mapped_column(String(64), unique=True)
     conversation_id: Mapped[str | None] = mapped_column(String(64), index=True)
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the B2C request was last POSTed (attempt `send_attempts`): a Transaction Status answer of
+    # "no such transaction" is trusted only well after it (core.payouts.reconcile.RESULT_WINDOW).
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # Daraja accepted it
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when to ask Transaction Status
     status_checks: Mapped[int] = mapped_column(Integer, default=0)

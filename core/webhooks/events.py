@@ -11,6 +11,7 @@ from typing import Any
 
 from core.payments.models import Payment, PaymentStatus
 from core.payments.schemas import PaymentOut
+from core.payouts.models import PayoutStatus
 
 PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
@@ -18,6 +19,8 @@ PAYMENT_CANCELLED = "payment.cancelled"
 PAYMENT_EXPIRED = "payment.expired"
 PAYMENT_FLAGGED = "payment.flagged"
 VOUCHER_ISSUED = "voucher.issued"
+PAYOUT_SUCCEEDED = "payout.succeeded"
+PAYOUT_FAILED = "payout.failed"
 # Sent only by "send test event", only to the endpoint asked; never subscribed to.
 WEBHOOK_TEST = "webhook.test"
 
@@ -30,6 +33,11 @@ EVENT_TYPES: dict[str, str] = {
     PAYMENT_FLAGGED: "M-Pesa reported something that disagrees with the request (another amount, a "
     "payment after it was given up): recorded, not trusted; data.flag says what.",
     VOUCHER_ISSUED: "A WiFi voucher was sold (hotspot providers): data.code is what the buyer types.",
+    PAYOUT_SUCCEEDED: "M-Pesa paid a payout (B2C): the receipt is in data.receipt, the registered name "
+    "of who received it in data.recipient_name.",
+    PAYOUT_FAILED: "A payout was not paid: M-Pesa refused it (data.result_code and data.result_desc say "
+    "why), or status 'timeout': M-Pesa never said how it ended, so it is not sent again; check the "
+    "M-Pesa statement before paying again.",
 }
 
 _BY_STATUS = {
@@ -45,6 +53,25 @@ def payment_event_type(status: PaymentStatus) -> str:
     return _BY_STATUS[status]
 
 
+# Money out's events are never implied, as the payouts scopes never are for a key: an endpoint gets
+# them only when it names them (an endpoint of "every type" made before money out existed does not
+# start receiving payouts), and naming them needs the right to read payouts (core.webhooks.use_cases).
+MONEY_OUT_EVENTS: frozenset[str] = frozenset({PAYOUT_SUCCEEDED, PAYOUT_FAILED})
+
+
+def subscribed(event_types: list[str], event_type: str) -> bool:
+    """Whether an endpoint subscribed to `event_types` ([]: every type but money out's) gets this."""
+    if event_type in MONEY_OUT_EVENTS:
+        return event_type in event_types
+    return not event_types or event_type in event_types
+
+
+def payout_event_type(status: PayoutStatus) -> str:
+    """payout.succeeded, or payout.failed for failed and timeout (data.status tells them apart)."""
+    assert status.is_final
+    return PAYOUT_SUCCEEDED if status is PayoutStatus.success else PAYOUT_FAILED
+
+
 def payment_data(payment: Payment) -> dict[str, Any]:
     data = PaymentOut.model_validate(payment).model_dump(mode="json")
     data.setdefault("mode", payment.mode.value)
@@ -52,8 +79,8 @@ def payment_data(payment: Payment) -> dict[str, Any]:
 
 
 def check_event_types(requested: list[str] | None) -> list[str]:
-    """The subscribed types, sorted and unique; None or [] is every type. Unknown types are a
-    ValueError naming the valid ones."""
+    """The subscribed types, sorted and unique; None or [] is every type but money out's (which an
+    endpoint names to get, `subscribed`). Unknown types are a ValueError naming the valid ones."""
     chosen = sorted(set(requested or []))
     unknown = [t for t in chosen if t not in EVENT_TYPES]
     if unknown:

@@ -19,7 +19,8 @@ class EndpointIn(BaseModel):
     )
     event_types: list[str] | None = Field(
         default=None,
-        description="Event types to receive (GET /api/webhook-event-types); empty or left out: every type",
+        description="Event types to receive (GET /api/webhook-event-types); empty or left out: every type "
+        "but payout.*, which come only when named (with the payouts:read scope)",
         examples=[["payment.succeeded", "payment.failed"]],
     )
     description: str | None = Field(default=None, json_schema_extra={"maxLength": 200})
@@ -46,7 +47,7 @@ class EndpointOut(BaseModel):
     mode: Mode
     url: str
     description: str | None
-    event_types: list[str] = Field(description="Empty: every type")
+    event_types: list[str] = Field(description="Empty: every type but payout.* (named to be received)")
     enabled: bool
     disabled_reason: str | None = Field(description="Why lipapush switched it off (410 Gone, 5 days failing)")
     failing_since: datetime | None

@@ -25,7 +25,7 @@ from core.db import utcnow
 from core.errors import Conflict, InvalidInput, NotFound
 from core.jobs.registry import enqueue
 from core.tenants.models import Mode
-from core.webhooks.events import WEBHOOK_TEST, check_event_types
+from core.webhooks.events import WEBHOOK_TEST, check_event_types, subscribed
 from core.webhooks.jobs import deliver_webhook
 from core.webhooks.keys import app_callback_secret
 from core.webhooks.models import (
@@ -267,7 +267,7 @@ class WebhookService:
         elif channel_id is not None:
             stmt = stmt.where((App.channel_id == channel_id) | App.channel_id.is_(None))
         rows = (await session.scalars(stmt.order_by(WebhookEndpoint.created_at))).all()
-        return [e for e in rows if not e.event_types or event_type in e.event_types]
+        return [e for e in rows if subscribed(e.event_types, event_type)]
 
     async def next_version(self, session: AsyncSession, *, tenant_id: uuid.UUID, object_id: str) -> int:
         # The object's row is locked by the change that emits (a final payment's UPDATE), so two

@@ -1,5 +1,5 @@
-"""A payment's final state, a flag on it, and a voucher it bought become events to the merchant's
-own system, in the transaction of the change (the outbox: core.webhooks.service.emit)."""
+"""A payment's final state, a flag on it, a voucher it bought and a payout's end become events to the
+merchant's own system, in the transaction of the change (the outbox: core.webhooks.service.emit)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from core.hotspot.models import Voucher
 from core.hotspot.schemas import VoucherOut
 from core.payments.events import PaymentFinalised, PaymentFlagged
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource
-from core.webhooks.events import PAYMENT_FLAGGED, VOUCHER_ISSUED, payment_data, payment_event_type
+from core.payouts.events import PayoutFinalised
+from core.payouts.schemas import payout_data
+from core.webhooks.events import (
+    PAYMENT_FLAGGED,
+    VOUCHER_ISSUED,
+    payment_data,
+    payment_event_type,
+    payout_event_type,
+)
 from core.webhooks.service import webhooks
 
 
@@ -63,3 +71,21 @@ async def announce_payment(session: AsyncSession, event: PaymentFinalised) -> No
 async def announce_flag(session: AsyncSession, event: PaymentFlagged) -> None:
     if event.payment.source in CUSTOMER_SOURCES:
         await emit_payment(session, event.payment, PAYMENT_FLAGGED)
+
+
+@subscribe(PayoutFinalised)
+async def announce_payout(session: AsyncSession, event: PayoutFinalised) -> None:
+    """To the endpoints of the app whose key asked for the payout; a payout no app asked for (the bot,
+    USSD, the panel, the CLI, a batch) to every endpoint of its mode: a B2C channel is no app's
+    channel, so the push rule (the apps on the object's channel) would reach nobody."""
+    payout = event.payout
+    await webhooks.emit(
+        session,
+        tenant_id=payout.tenant_id,
+        mode=payout.mode,
+        event_type=payout_event_type(event.status),
+        object_id=str(payout.id),
+        data=payout_data(payout),
+        created_at=payout.completed_at or utcnow(),
+        app_id=payout.app_id,
+    )

@@ -21,7 +21,7 @@ from core.apps.models import App
 from core.apps.service import apps
 from core.errors import NotFound, TooManyRequests
 from core.runtime import runtime
-from core.webhooks.events import EVENT_TYPES
+from core.webhooks.events import EVENT_TYPES, MONEY_OUT_EVENTS
 from core.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from core.webhooks.schemas import (
     AttemptOut,
@@ -92,10 +92,18 @@ def _delivery_out(d: WebhookDelivery, m: WebhookMessage) -> DeliveryOut:
     )
 
 
+def _may_subscribe(actor: Actor, event_types: list[str] | None) -> None:
+    """Payout events carry payouts: naming them needs the right to read payouts (a key's
+    payouts:read), as reading them through the API does."""
+    if event_types and MONEY_OUT_EVENTS.intersection(event_types):
+        actor.require(Permission.payouts_read)
+
+
 @use_case(Permission.webhooks_manage, audit="webhook.endpoint_created")
 async def create_endpoint(actor: Actor, data: EndpointIn) -> EndpointCreated:
     """Register a URL; the answer holds its signing secret. The endpoint's mode is the key's (an API
-    key) or its app's (a person)."""
+    key) or its app's (a person). Money out's events only when named, by one who may read payouts."""
+    _may_subscribe(actor, data.event_types)
     rt = runtime()
     async with unit_of_work(actor) as uow:
         app = await _app_for(uow, data.app_id)
@@ -137,6 +145,7 @@ async def get_endpoint(actor: Actor, endpoint_id: uuid.UUID) -> EndpointOut:
 
 @use_case(Permission.webhooks_manage, audit="webhook.endpoint_changed")
 async def update_endpoint(actor: Actor, endpoint_id: uuid.UUID, patch: EndpointPatch) -> EndpointOut:
+    _may_subscribe(actor, patch.event_types)
     async with unit_of_work(actor) as uow:
         endpoint = await _endpoint(uow, endpoint_id)
         await webhooks.update_endpoint(

@@ -19,7 +19,7 @@ RESULT = {
         "ResultType": 0,
         "ResultCode": 2001,
         "ResultDesc": "The initiator information is invalid.",
-        "OriginatorConversationID": "lp-unknown",
+        "OriginatorConversationID": "lp_" + "0" * 32,  # ours, but no payout has it: orphan at once
         "ConversationID": "AG_20261207_00001234567890abcdef",
         "TransactionID": "NLJ0000000",
     }

@@ -295,6 +295,8 @@ async def test_bad_input_and_other_businesses(server: LiveServer, client: httpx.
         "payment.expired",
         "payment.flagged",
         "voucher.issued",
+        "payout.succeeded",
+        "payout.failed",
     ]
 
 
