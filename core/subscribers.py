@@ -21,6 +21,7 @@ SUBSCRIBING_MODULES = (
     "core.notify.reversal_subscribers",
     "core.hotspot.subscribers",
     "core.tenants.subscribers",
+    "core.payout_batches.subscribers",
     # Last: the events it sends describe what the others did (a voucher, a verified channel).
     "core.webhooks.subscribers",
 )

@@ -73,6 +73,10 @@ class PayoutBatch(Base):
     filename: Mapped[str] = mapped_column(String(200))
     # The rows the preview refused or flagged: [{"row": 7, "field": "phone", "reason": "…"}], as shown.
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The payable rows of the preview, [{"row", "phone", "amount", "name", "reference"}]: approval turns
+    # them into queued payouts (core.payout_batches).
+    rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    include_duplicates: Mapped[bool] = mapped_column(default=False)
     rows_total: Mapped[int] = mapped_column(Integer, default=0)
     rows_valid: Mapped[int] = mapped_column(Integer, default=0)
     amount_total: Mapped[int] = mapped_column(BigInteger, default=0)  # whole shillings, valid rows
