@@ -14,12 +14,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+# Every job module registers its jobs before the broker declares actors.
 import core.exports.global_exports
 import core.exports.jobs
 import core.mpesa_inbox.jobs
 import core.notify.jobs
 import core.payments.jobs
-import core.payments.push  # noqa: F401  - every job module registers its jobs before the broker declares actors
+import core.payments.push
+import core.payout_batches.jobs  # noqa: F401  - the last `import core.…` binds the name ruff checks
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.billing.subscriptions import send_reminders as subscription_reminders
 from core.context import RequestInfo, reset_request, set_request
