@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.billing.commission import commissions
-from core.billing.integrity import COMMISSION_KINDS
+from core.billing.integrity import COMMISSION_KINDS, REFUND_KINDS
 from core.billing.periods import Period
 from core.billing.reports import commissions_by_tenant
 from core.config import Settings
@@ -108,9 +108,18 @@ async def commission_report(session: AsyncSession, *, period: Period, settings: 
         date.fromisoformat(str(d)): int(cents)
         for d, cents in (
             await session.execute(
-                select(day, func.sum(Transfer.amount_cents))
+                # A reversed payment's commission given back comes off the day it was given back.
+                select(
+                    day,
+                    func.sum(
+                        case(
+                            (Transfer.kind.in_(REFUND_KINDS), -Transfer.amount_cents),
+                            else_=Transfer.amount_cents,
+                        )
+                    ),
+                )
                 .where(
-                    Transfer.kind.in_(COMMISSION_KINDS),
+                    Transfer.kind.in_(COMMISSION_KINDS + REFUND_KINDS),
                     Transfer.created_at >= period.since,
                     Transfer.created_at < period.until,
                 )

@@ -41,6 +41,8 @@ POSTING_LABELS = {
     "topup": "Top-up",
     "commission.wallet": "Commission",
     "commission.receivable": "Commission (on invoice)",
+    "commission.refund.wallet": "Commission back (reversed payment)",
+    "commission.refund.receivable": "Commission back (reversed payment, on invoice)",
     "adjustment.credit": "Adjustment",
     "adjustment.debit": "Adjustment",
     "invoice.payment": "Invoice paid",
