@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, create_model
 from core.hotspot.schemas import VoucherOut
 from core.payments.schemas import PaymentOut
 from core.payouts.schemas import PayoutOut
+from core.reversals.schemas import ReversalOut
 from core.tenants.models import Mode
 from core.webhooks.events import (
     EVENT_TYPES,
@@ -33,6 +34,8 @@ from core.webhooks.events import (
     PAYMENT_SUCCEEDED,
     PAYOUT_FAILED,
     PAYOUT_SUCCEEDED,
+    REVERSAL_FAILED,
+    REVERSAL_SUCCEEDED,
     VOUCHER_ISSUED,
     WEBHOOK_TEST,
 )
@@ -59,6 +62,10 @@ class VoucherEventData(VoucherOut):
 
 class PayoutEventData(PayoutOut):
     """The payout as GET /api/payouts/{id} returns it."""
+
+
+class ReversalEventData(ReversalOut):
+    """The reversal as GET /api/reversals/{id} returns it."""
 
 
 class TestEventData(BaseModel):
@@ -136,6 +143,8 @@ SUMMARIES = {
     VOUCHER_ISSUED: "A WiFi voucher was sold",
     PAYOUT_SUCCEEDED: "M-Pesa paid a payout",
     PAYOUT_FAILED: "A payout was not paid, or its outcome is unknown",
+    REVERSAL_SUCCEEDED: "A received payment went back to the payer",
+    REVERSAL_FAILED: "A reversal did not go through, or its outcome is unknown",
     WEBHOOK_TEST: "The test event you asked for",
 }
 
@@ -149,6 +158,8 @@ EVENTS: dict[str, type[BaseModel]] = {
     VOUCHER_ISSUED: event_model(VOUCHER_ISSUED, VoucherEventData),
     PAYOUT_SUCCEEDED: event_model(PAYOUT_SUCCEEDED, PayoutEventData),
     PAYOUT_FAILED: event_model(PAYOUT_FAILED, PayoutEventData),
+    REVERSAL_SUCCEEDED: event_model(REVERSAL_SUCCEEDED, ReversalEventData),
+    REVERSAL_FAILED: event_model(REVERSAL_FAILED, ReversalEventData),
     WEBHOOK_TEST: event_model(WEBHOOK_TEST, TestEventData, versioned=False),
 }
 

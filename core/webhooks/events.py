@@ -21,6 +21,8 @@ PAYMENT_FLAGGED = "payment.flagged"
 VOUCHER_ISSUED = "voucher.issued"
 PAYOUT_SUCCEEDED = "payout.succeeded"
 PAYOUT_FAILED = "payout.failed"
+REVERSAL_SUCCEEDED = "reversal.succeeded"
+REVERSAL_FAILED = "reversal.failed"
 # Sent only by "send test event", only to the endpoint asked; never subscribed to.
 WEBHOOK_TEST = "webhook.test"
 
@@ -38,6 +40,10 @@ EVENT_TYPES: dict[str, str] = {
     PAYOUT_FAILED: "A payout was not paid: M-Pesa refused it (data.result_code and data.result_desc say "
     "why), or status 'timeout': M-Pesa never said how it ended, so it is not sent again; check the "
     "M-Pesa statement before paying again.",
+    REVERSAL_SUCCEEDED: "M-Pesa sent a received payment back to the payer: data.payment_id is now "
+    "'reversed', data.reversal_receipt is M-Pesa's id of the reversal.",
+    REVERSAL_FAILED: "A confirmed reversal did not go through: M-Pesa refused it (data.result_desc says "
+    "why), or status 'timeout': M-Pesa never answered, so check the statement before asking again.",
 }
 
 _BY_STATUS = {
@@ -56,7 +62,9 @@ def payment_event_type(status: PaymentStatus) -> str:
 # Money out's events are never implied, as the payouts scopes never are for a key: an endpoint gets
 # them only when it names them (an endpoint of "every type" made before money out existed does not
 # start receiving payouts), and naming them needs the right to read payouts (core.webhooks.use_cases).
-MONEY_OUT_EVENTS: frozenset[str] = frozenset({PAYOUT_SUCCEEDED, PAYOUT_FAILED})
+MONEY_OUT_EVENTS: frozenset[str] = frozenset(
+    {PAYOUT_SUCCEEDED, PAYOUT_FAILED, REVERSAL_SUCCEEDED, REVERSAL_FAILED}
+)
 
 
 def subscribed(event_types: list[str], event_type: str) -> bool:

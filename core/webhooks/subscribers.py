@@ -14,8 +14,13 @@ from core.payments.events import PaymentFinalised, PaymentFlagged
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource
 from core.payouts.events import PayoutFinalised
 from core.payouts.schemas import payout_data
+from core.reversals.events import PaymentReversed, ReversalFailed
+from core.reversals.models import Reversal
+from core.reversals.schemas import ReversalOut
 from core.webhooks.events import (
     PAYMENT_FLAGGED,
+    REVERSAL_FAILED,
+    REVERSAL_SUCCEEDED,
     VOUCHER_ISSUED,
     payment_data,
     payment_event_type,
@@ -88,4 +93,29 @@ async def announce_payout(session: AsyncSession, event: PayoutFinalised) -> None
         data=payout_data(payout),
         created_at=payout.completed_at or utcnow(),
         app_id=payout.app_id,
+    )
+
+
+@subscribe(PaymentReversed)
+async def announce_reversal(session: AsyncSession, event: PaymentReversed) -> None:
+    await _emit_reversal(session, event.reversal, REVERSAL_SUCCEEDED)
+
+
+@subscribe(ReversalFailed)
+async def announce_failed_reversal(session: AsyncSession, event: ReversalFailed) -> None:
+    await _emit_reversal(session, event.reversal, REVERSAL_FAILED)
+
+
+async def _emit_reversal(session: AsyncSession, reversal: Reversal, event_type: str) -> None:
+    """To every endpoint of the reversal's mode that names the event: a reversal is the owner's act,
+    not an app's."""
+    await webhooks.emit(
+        session,
+        tenant_id=reversal.tenant_id,
+        mode=reversal.mode,
+        event_type=event_type,
+        object_id=str(reversal.id),
+        data=ReversalOut.model_validate(reversal).model_dump(mode="json"),
+        created_at=reversal.finished_at or utcnow(),
+        app_id=None,
     )

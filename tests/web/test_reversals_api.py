@@ -6,6 +6,7 @@ payment that is not a received one, twice, for another business and for people w
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -23,6 +24,7 @@ from core.tenants.models import Mode
 from tests.conftest import LiveServer
 from tests.support.factories import make_tenant, make_user
 from tests.support.initiators import give_initiator
+from tests.support.receiver import Receiver, receiving
 from tests.support.waiting import wait_until
 from tests.web.test_usage_api import login
 
@@ -67,7 +69,22 @@ async def test_reverse_a_payment_with_the_owner_s_code(server: LiveServer, clien
     await give_initiator(tenant.id)
     auth = await login(client, owner.email)
     payment = await paid(client, auth)
+    async with receiving() as rec:
+        await reversed_with_code(client, tenant.id, auth, payment, rec)
+
+
+async def reversed_with_code(
+    client: httpx.AsyncClient,
+    tenant_id: uuid.UUID,
+    auth: dict[str, str],
+    payment: dict[str, Any],
+    rec: Receiver,
+) -> None:
+    tenant_id = tenant_id
     pid = payment["id"]
+    hook = {"url": rec.at("/hooks"), "event_types": ["reversal.succeeded", "reversal.failed"]}
+    r = await client.post("/api/webhook-endpoints", json=hook, headers=auth)
+    assert r.status_code == 201, r.text
 
     r = await client.post(f"/api/transactions/{pid}/reversal", json={"reason": REASON}, headers=auth)
     assert r.status_code == 202, r.text
@@ -80,7 +97,7 @@ async def test_reverse_a_payment_with_the_owner_s_code(server: LiveServer, clien
         REASON,
     )
     assert started["code_sent_to"][0].startswith("email ")
-    code = await sent_code(tenant.id)
+    code = await sent_code(tenant_id)
 
     wrong = "111111" if code != "111111" else "222222"
     r = await client.post(f"/api/reversals/{reversal['id']}/confirm", json={"code": wrong}, headers=auth)
@@ -108,7 +125,7 @@ async def test_reverse_a_payment_with_the_owner_s_code(server: LiveServer, clien
     async with unit_of_work(readonly=True) as session:
         book = await session.scalar(
             select(Customer).where(
-                Customer.tenant_id == tenant.id, Customer.mode == Mode.live, Customer.phone == "254722600111"
+                Customer.tenant_id == tenant_id, Customer.mode == Mode.live, Customer.phone == "254722600111"
             )
         )
         assert book is not None and (book.paid_count, book.paid_total) == (0, 0)
@@ -118,7 +135,18 @@ async def test_reverse_a_payment_with_the_owner_s_code(server: LiveServer, clien
         )
         assert sum(c for k, c in kinds if k.startswith("commission.refund")) == 1000  # 1 % of KES 1 000
         assert sum(c for k, c in kinds if not k.startswith("commission.refund")) == 1000
-        assert await check_all(session, tenant_id=tenant.id) == []
+        assert await check_all(session, tenant_id=tenant_id) == []
+
+    async def announced() -> bool:
+        return len(rec.to("/hooks")) == 1
+
+    await wait_until(announced)
+    event = json.loads(rec.to("/hooks")[0].body)
+    assert (event["type"], event["data"]["id"], event["data"]["status"]) == (
+        "reversal.succeeded",
+        reversal["id"],
+        "success",
+    )
 
     again = await client.post(f"/api/transactions/{pid}/reversal", json={"reason": REASON}, headers=auth)
     assert (again.status_code, again.json()["detail"]) == (

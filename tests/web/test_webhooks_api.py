@@ -297,6 +297,8 @@ async def test_bad_input_and_other_businesses(server: LiveServer, client: httpx.
         "voucher.issued",
         "payout.succeeded",
         "payout.failed",
+        "reversal.succeeded",
+        "reversal.failed",
     ]
 
 

@@ -36,7 +36,8 @@ async def start_reversal(payment_id: uuid.UUID, body: ReversalIn, actor: Current
 @router.post("/reversals/{reversal_id}/confirm", status_code=202)
 async def confirm_reversal(reversal_id: uuid.UUID, body: ConfirmIn, actor: CurrentActor) -> ReversalOut:
     """The owner's code: the reversal goes to M-Pesa (`pending`), and the payment becomes `reversed`
-    only when M-Pesa's result says so (follow it with GET /api/reversals/{id}). Five wrong codes
+    only when M-Pesa's result says so: follow it with GET /api/reversals/{id}, or the reversal.succeeded /
+    reversal.failed webhooks (named on an endpoint, with payouts:read). Five wrong codes
     and it must be asked again."""
     return await use_cases.confirm_reversal(actor, reversal_id, code=body.code)
 
