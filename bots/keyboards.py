@@ -33,6 +33,17 @@ class CancelCb(CallbackData, prefix="x"):
     pass
 
 
+class PayoutCb(CallbackData, prefix="po"):
+    action: str  # start, ch (a channel, id), skip (the name), send, check (a payout, id)
+    id: str = ""
+
+
+class BatchCb(CallbackData, prefix="pb"):
+    # "pb:<action>:<batch id>", short enough for core to build too (buttons on a message a job edits)
+    action: str  # start, ch (a channel, id), pay, dup, drop, pause, resume, stop, result, open
+    id: str = ""
+
+
 def cancel_row() -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(text="✖ Cancel", callback_data=CancelCb().pack())]
 

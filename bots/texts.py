@@ -23,6 +23,8 @@ HELP = (
     "<b>lipapush</b> commands\n"
     "/start – main menu\n/pay – request a payment\n/transactions – recent payments\n"
     "/customers – your customer book\n/wallet – wallet and commission\n/settings – M-Pesa settings\n"
+    "/balance – M-Pesa account balance\n/payout – pay out to an M-Pesa number (owner)\n"
+    "/payouts_bulk – pay a list from an Excel or CSV file (owner)\n/payouts – payouts and bulk payouts\n"
     "/apps – your apps (owner)\n/usage – API usage\n/plan – API plan: this month's payment requests\n"
     "/ussd – USSD PIN for a feature phone\n/wifi – WiFi hotspot: sales, routers, printed vouchers\n"
     "/cancel – stop what you are doing"
@@ -80,6 +82,19 @@ def onb_failed(reason: str) -> str:
 PAY_PHONE = "💸 <b>Request payment</b>\nCustomer's phone number? (or pick a recent customer)"
 PAY_AMOUNT = "Amount in KES (whole shillings, 1–250 000)?"
 PAY_NAME = "Customer name? (optional)"
+
+
+PAYOUT_CHANNEL = "💸 <b>Pay out</b>\nWhich channel pays it?"
+PAYOUT_PHONE = "💸 <b>Pay out</b>\nThe recipient's M-Pesa number? (07…, 01… or +254…)"
+PAYOUT_AMOUNT = "Amount in KES? (whole shillings, at least 10)"
+PAYOUT_NAME = "Who is it for? (optional: kept with the payout; M-Pesa tells the registered name)"
+BULK_ASK = (
+    "📦 <b>Bulk payout</b>\nSend the list as an Excel (.xlsx) or CSV file: a first row naming the columns "
+    "<b>phone</b> and <b>amount</b> (<b>name</b> and <b>reference</b> optional), then one row a payout.\n"
+    "You see a preview first: nothing is paid until you approve it."
+)
+BULK_NEED_FILE = "Send the list as a file (📎 → File), or /cancel."
+BULK_CHANNEL = "📦 Which channel pays this list?"
 
 
 def home_commission(from_wallet_cents: int, owed_cents: int) -> list[str]:

@@ -8,7 +8,7 @@ import hmac
 from core.auth.pins import user_by_ussd_phone
 from core.db import Scope
 from core.runtime import unit_of_work
-from ussd import merchant, payer, wifi
+from ussd import merchant, payer, payouts, wifi
 from ussd.engine import Ctx, Engine, Tree
 from ussd.screens import End, Menu, Prompt
 from ussd.sessions import SessionStore
@@ -17,6 +17,7 @@ from ussd.sessions import SessionStore
 def build_tree() -> Tree:
     tree = Tree()
     merchant.build(tree)
+    payouts.build(tree)
     payer.build(tree)
     wifi.build(tree)
     for node in tree.nodes.values():  # every target must exist: a typo would only show at run time

@@ -1,5 +1,6 @@
 """The merchant's menu, behind the USSD PIN: request a payment, recent payments, today, wallet,
-export customers, change PIN."""
+export customers, change PIN, and money out (the M-Pesa balance and a payout, ussd.payouts) once the
+business has a channel with an M-Pesa initiator."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from core.notify.texts import local_phone
 from core.payments.models import PaymentStatus
 from core.payments.service import TransactionFilter
 from core.payments.use_cases import list_payments, payment_summary, request_payment
+from core.payouts.channels import payout_channels
 from core.phones import normalize_msisdn
 from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
@@ -62,7 +64,21 @@ def allowed(permission: Permission) -> Callable[[Ctx], bool]:
     return lambda ctx: "role" in ctx.data and actor_of(ctx).can(permission)
 
 
-async def _user(ctx: Ctx) -> User:
+def money_out(permission: Permission) -> Callable[[Ctx], bool]:
+    """A money-out option: shown once the business has a channel with an M-Pesa initiator (what M-Pesa
+    is asked through), to those core lets, paying out also to staff the owner allowed to (core checks
+    the grant again when they pay)."""
+
+    def allow(ctx: Ctx) -> bool:
+        if "role" not in ctx.data or not ctx.data.get("mo"):
+            return False
+        granted = permission is Permission.payouts_request and bool(ctx.data.get("grant"))
+        return granted or actor_of(ctx).can(permission)
+
+    return allow
+
+
+async def signed_in_user(ctx: Ctx) -> User:
     """The signed-in user, re-read on every use: a removed phone or user ends the session."""
     async with unit_of_work(readonly=True, scope=Scope.tenant(_tid(ctx))) as session:
         user = await session.get(User, uuid.UUID(ctx.data["uid"]))
@@ -87,7 +103,7 @@ def lock_message(until: datetime) -> str:
 
 
 async def check_pin(ctx: Ctx, value: str) -> None:
-    user = await _user(ctx)
+    user = await signed_in_user(ctx)
     until = locked(user)
     if until is not None:
         raise EndSession(lock_message(until))
@@ -138,7 +154,7 @@ async def request_confirm(ctx: Ctx) -> str:
 
 
 async def send_request(ctx: Ctx) -> End:
-    await _user(ctx)
+    await signed_in_user(ctx)
     p = await request_payment(
         actor_of(ctx),
         phone=ctx.data["phone"],
@@ -158,7 +174,7 @@ async def send_request(ctx: Ctx) -> End:
 
 
 async def recent_text(ctx: Ctx) -> str:
-    await _user(ctx)
+    await signed_in_user(ctx)
     page = await list_payments(actor_of(ctx), filters=TransactionFilter(customer_only=True), limit=5)
     if not page.items:
         return "No payments yet."
@@ -175,7 +191,7 @@ def today_start(now: datetime | None = None) -> datetime:
 
 
 async def today_text(ctx: Ctx) -> str:
-    await _user(ctx)
+    await signed_in_user(ctx)
     start = today_start()
     s = await payment_summary(actor_of(ctx), since=start)
     rate = "-" if s.success_rate is None else f"{round(s.success_rate * 100)}%"
@@ -190,7 +206,7 @@ async def today_text(ctx: Ctx) -> str:
 
 
 async def wallet_title(ctx: Ctx) -> str:
-    await _user(ctx)
+    await signed_in_user(ctx)
     w = await view_wallet(actor_of(ctx))
     text = f"Wallet: {format_cents(w.balance_cents)}\nAvailable: {format_cents(w.available_cents)}"
     if w.owed_on_invoice_cents:
@@ -203,7 +219,7 @@ async def topup_confirm(ctx: Ctx) -> str:
 
 
 async def send_topup(ctx: Ctx) -> End:
-    await _user(ctx)
+    await signed_in_user(ctx)
     await request_topup(
         actor_of(ctx),
         amount=ctx.data["topup"],
@@ -228,7 +244,7 @@ async def export_confirm(ctx: Ctx) -> str:
 
 
 async def send_export(ctx: Ctx) -> End:
-    await _user(ctx)
+    await signed_in_user(ctx)
     # One export per phone per 10 minutes: each costs an email, an SMS and a file build.
     if await ctx.store.hit(f"export:{ctx.msisdn}", 600) > 1:
         return End("An export was requested a few minutes ago. Check your SMS and email.")
@@ -261,7 +277,7 @@ async def confirm_new_pin(ctx: Ctx, value: str) -> None:
 
 async def save_pin(ctx: Ctx) -> End:
     pin = ctx.data.pop("newpin_ok")
-    await _user(ctx)
+    await signed_in_user(ctx)
     await change_ussd_pin(actor_of(ctx), pin)
     return End("PIN changed. Use the new PIN next time you dial.")
 
@@ -284,6 +300,8 @@ def build(tree: Tree) -> None:
                 Option("5", "Export customers", "m.export", allow=allowed(Permission.exports)),
                 Option("6", "Change PIN", "m.newpin"),
                 Option("7", "Pay a business", "p.code"),
+                Option("8", "M-Pesa balance", "m.bal", allow=money_out(Permission.balance_read)),
+                Option("9", "Pay out", "m.po", allow=money_out(Permission.payouts_request)),
             ],
         ),
         Prompt("m.req.phone", "Customer phone number:", parse_phone, "m.req.amount"),
@@ -328,7 +346,14 @@ async def signed_in_root(ctx: Ctx, user: User) -> str | End:
         return End("This phone is not registered to a business.")
     async with unit_of_work(readonly=True, scope=Scope.tenant(user.tenant_id)) as session:
         tenant = await tenants.get(session, user.tenant_id)
+        initiators = any(c.initiator_name for c in await payout_channels(session, tenant_id=tenant.id))
     ctx.data.update(
-        uid=str(user.id), tid=str(tenant.id), role=user.role.value, tname=tenant.name, temail=tenant.email
+        uid=str(user.id),
+        tid=str(tenant.id),
+        role=user.role.value,
+        tname=tenant.name,
+        temail=tenant.email,
+        mo=initiators,  # money out: what the 8 and 9 options need
+        grant=user.may_pay_out,
     )
     return "m.pin"

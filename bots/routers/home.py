@@ -17,12 +17,14 @@ from aiogram.types import (
 
 from bots import texts
 from bots.chart import DAYS, chart_of, chart_png
-from bots.keyboards import MenuCb
+from bots.keyboards import MenuCb, PayoutCb
 from bots.middlewares import Actor
+from bots.routers.balance import balance_button, home_lines
 from bots.tabs import back_row as _back
 from bots.tabs import need as _need
 from bots.tabs import target as _target
 from core.access.permissions import Permission
+from core.lookups.use_cases import balances
 from core.money import format_cents, format_kes
 from core.notify.texts import local_phone
 from core.payments.use_cases import home_view, payment_days
@@ -54,6 +56,15 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
         *texts.home_commission(commission.from_wallet_cents, commission.owed_cents),
         f"Wallet: {format_cents(wallet.balance_cents)}",
     ]
+    money_out: list[InlineKeyboardButton] = []
+    if actor.core.can(Permission.balance_read):  # the owner's and manager's: M-Pesa's own figure
+        m_pesa = await balances(actor.core)
+        lines += home_lines(m_pesa)
+        if m_pesa.channels:
+            money_out.append(balance_button())
+            if actor.core.can(Permission.payouts_request):
+                pay_out = PayoutCb(action="start").pack()
+                money_out.append(InlineKeyboardButton(text="💸 Pay out", callback_data=pay_out))
     if recent:
         lines.append("\n<b>Recent customers</b>")
         lines += [
@@ -62,7 +73,10 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
     chart_button = InlineKeyboardButton(text="📈 Chart", callback_data=HomeCb(action="chart").pack())
     if (target := _target(event)) is not None:
         await target.answer(
-            "\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=[[chart_button], _back()])
+            "\n".join(lines),
+            reply_markup=InlineKeyboardMarkup(
+                inline_keyboard=[row for row in ([chart_button], money_out, _back()) if row]
+            ),
         )
 
 

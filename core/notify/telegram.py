@@ -11,7 +11,7 @@ from core.notify.models import Notification
 
 # Payment status messages are rendered as HTML (escaped, core.notify.texts); every other outbox body
 # is plain text shared with SMS, so a business called "A & B <Shop>" cannot break its own alerts.
-HTML_KINDS = frozenset({"payment.status", "payment.result"})
+HTML_KINDS = frozenset({"payment.status", "payment.result", "payout_batch.progress"})
 
 
 class TelegramUndeliverable(Exception):

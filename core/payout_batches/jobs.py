@@ -11,15 +11,10 @@ from core.jobs.registry import job
 from core.notify.models import Notification, NotifyChannel
 from core.notify.service import notify
 from core.payout_batches import service
-from core.payout_batches.texts import progress_text
+from core.payout_batches.texts import progress_buttons, progress_text
 from core.payouts.models import BatchStatus, Payout, PayoutBatch, PayoutStatus
 from core.runtime import unit_of_work
 from core.tenants.models import Tenant
-
-SHORT_OF_FUNDS = (
-    "M-Pesa says the B2C account cannot cover row {row}: top the account up, then resume the batch. "
-    "The rows not paid yet are waiting, and nothing is paid twice."
-)
 
 
 @job("payout_batches.advance", max_retries=8, min_backoff_ms=500, max_backoff_ms=30_000)
@@ -36,7 +31,7 @@ async def advance_batch(batch_id: str, payout_id: str | None = None) -> None:
             and payout.status is PayoutStatus.failed
             and payout.result_code == service.INSUFFICIENT_FUNDS
         ):
-            service.pause(batch, SHORT_OF_FUNDS.format(row=payout.row_number))
+            service.pause(batch, service.SHORT_OF_FUNDS.format(row=payout.row_number))
         await service.advance(session, batch)
         if batch.status is before and batch.status_message_id is None:
             return
@@ -53,6 +48,7 @@ async def advance_batch(batch_id: str, payout_id: str | None = None) -> None:
                     recipient=str(batch.status_chat_id),
                     edit_message_id=batch.status_message_id,
                     body=progress_text(view),
+                    buttons=progress_buttons(view),
                 ),
             )
         if batch.status is not before and batch.status in (BatchStatus.paused, BatchStatus.done):

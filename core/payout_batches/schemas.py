@@ -33,6 +33,10 @@ class BatchOut(BaseModel):
     duplicates: int = Field(
         description="Payable rows flagged as duplicates (in the file or of the last 24 h)"
     )
+    rows_to_pay: int = Field(
+        description="What approval pays: the payable rows, less duplicates unless included"
+    )
+    amount_to_pay: int = Field(description="Whole shillings of rows_to_pay")
     problems: list[dict[str, Any]] = Field(
         description="[{row, field, reason, duplicate}]: refused rows, and duplicates left out unless included"
     )

@@ -34,6 +34,10 @@ from core.tenants.models import Mode, MpesaChannel
 WINDOW = 10
 RECENT = timedelta(hours=24)
 INSUFFICIENT_FUNDS = "1"  # B2C ResultCode: the Utility account cannot cover the payout
+SHORT_OF_FUNDS = (
+    "M-Pesa says the B2C account cannot cover row {row}: top the account up, then resume the batch. "
+    "The rows not paid yet are waiting, and nothing is paid twice."
+)
 # The reconciler's first look at a row the send job has not sent by then (core.payouts.reconcile).
 SEND_GRACE = timedelta(minutes=2)
 
@@ -177,8 +181,21 @@ async def advance(session: AsyncSession, batch: PayoutBatch) -> int:
         p.next_check_at = now + SEND_GRACE
         await enqueue(session, send_payout, payout_id=str(p.id))
     if not going and not counts.get(PayoutStatus.queued, 0) and not counts.get(PayoutStatus.pending, 0):
-        batch.status = BatchStatus.done
-        batch.finished_at = now
+        short = await session.scalar(
+            select(Payout.row_number)
+            .where(
+                Payout.batch_id == batch.id,
+                Payout.status == PayoutStatus.failed,
+                Payout.result_code == INSUFFICIENT_FUNDS,
+            )
+            .order_by(Payout.row_number)
+            .limit(1)
+        )
+        if short is not None:  # the money ran out on the last rows: they wait for a resume
+            pause(batch, SHORT_OF_FUNDS.format(row=short))
+        else:
+            batch.status = BatchStatus.done
+            batch.finished_at = now
     return len(going)
 
 
@@ -262,6 +279,7 @@ async def progress(session: AsyncSession, batch: PayoutBatch) -> BatchProgress:
 
 async def view(session: AsyncSession, batch: PayoutBatch) -> BatchOut:
     approved = batch.status is not BatchStatus.draft and batch.approved_at is not None
+    paying = chosen_rows(batch, include_duplicates=batch.include_duplicates)
     return BatchOut(
         id=batch.id,
         status=batch.status,
@@ -273,6 +291,8 @@ async def view(session: AsyncSession, batch: PayoutBatch) -> BatchOut:
         rows_valid=batch.rows_valid,
         amount_total=batch.amount_total,
         duplicates=sum(1 for p in batch.problems if p.get("duplicate")),
+        rows_to_pay=len(paying),
+        amount_to_pay=sum(r["amount"] for r in paying),
         problems=list(batch.problems),
         include_duplicates=batch.include_duplicates,
         pause_reason=batch.pause_reason,

@@ -76,7 +76,10 @@ async def with_payout_grant(actor: Actor) -> Actor:
             f"Paying out is for the owner of {business}, and staff the owner allowed to pay out: ask the "
             "owner to allow it for you."
         )
-    return replace(actor, permissions=actor.permissions | {Permission.payouts_request})
+    # Who may pay out may follow what they paid (their payout, a batch's progress and result).
+    return replace(
+        actor, permissions=actor.permissions | {Permission.payouts_request, Permission.payouts_read}
+    )
 
 
 async def request_payout(

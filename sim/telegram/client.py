@@ -13,6 +13,7 @@ single-user conversation test wants.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,6 +188,29 @@ class TelegramSimClient:
     ) -> dict[str, Any]:
         """Deliver a text message from the user to the bot; returns the Update the bot will receive."""
         body = {"user_id": self._user_id(user_id), "text": text, "reply_to_message_id": reply_to}
+        result: dict[str, Any] = (await self._request("POST", "/message", json=body)).json()
+        return result
+
+    async def send_document(
+        self,
+        data: bytes,
+        file_name: str,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        user_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Deliver a file from the user to the bot (📎 → File); returns the Update the bot will receive.
+        The bot reads the bytes back through getFile and the file URL, as from Telegram."""
+        body = {
+            "user_id": self._user_id(user_id),
+            "document": {
+                "file_name": file_name,
+                "data_base64": base64.b64encode(data).decode(),
+                "mime_type": mime_type,
+            },
+            "caption": caption,
+        }
         result: dict[str, Any] = (await self._request("POST", "/message", json=body)).json()
         return result
 

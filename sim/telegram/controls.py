@@ -6,6 +6,8 @@ and a press is only accepted for a button the bot really showed, so a test canno
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from sim.telegram.files import MAX_UPLOAD, guess_mime
 from sim.telegram.formatting import command_entities
 from sim.telegram.state import BotState, CallbackRecord, Chat, StoredMessage, TgUser, now
 
@@ -29,11 +32,21 @@ class UserIn(BaseModel):
     started: bool = False
 
 
+class DocumentIn(BaseModel):
+    """A file the user attaches (📎 → File): the bot gets a Document and fetches it with getFile."""
+
+    file_name: str
+    data_base64: str
+    mime_type: str | None = None
+
+
 class MessageIn(BaseModel):
     user_id: int
     text: str | None = None
     reply_to_message_id: int | None = None
     contact: dict[str, Any] | None = Field(default=None, description="shared contact, e.g. {phone_number}")
+    document: DocumentIn | None = None
+    caption: str | None = Field(default=None, description="a document's caption")
 
 
 class CallbackIn(BaseModel):
@@ -68,8 +81,12 @@ def create_user(bot: BotState, body: UserIn) -> dict[str, Any]:
 
 def inject_message(bot: BotState, body: MessageIn) -> dict[str, Any]:
     chat = _chat(bot, body.user_id)
-    if not body.text and body.contact is None:
-        raise HTTPException(400, "a message needs text or a contact")
+    if not body.text and body.contact is None and body.document is None:
+        raise HTTPException(400, "a message needs text, a contact or a document")
+    if body.document is not None and (body.text or body.contact is not None):
+        raise HTTPException(400, "a document goes alone, with an optional caption (as on Telegram)")
+    if body.caption is not None and body.document is None:
+        raise HTTPException(400, "only a document has a caption")
     reply_to = None
     if body.reply_to_message_id is not None:
         reply_to = chat.messages.get(body.reply_to_message_id)
@@ -85,6 +102,7 @@ def inject_message(bot: BotState, body: MessageIn) -> dict[str, Any]:
         contact = {"first_name": chat.user.first_name, "user_id": chat.user.id, **body.contact}
         if "phone_number" not in contact:
             raise HTTPException(400, "a contact needs phone_number")
+    document = _document(bot, body.document) if body.document is not None else None
     message = chat.store(
         StoredMessage(
             message_id=chat.next_message_id(),
@@ -93,11 +111,31 @@ def inject_message(bot: BotState, body: MessageIn) -> dict[str, Any]:
             outgoing=False,
             text=body.text or None,
             entities=command_entities(body.text or ""),
+            caption=body.caption or None,
+            caption_entities=command_entities(body.caption or ""),
+            document=document,
             contact=contact,
             reply_to=reply_to,
         )
     )
     return bot.enqueue("message", message.to_api(chat.to_api()))
+
+
+def _document(bot: BotState, doc: DocumentIn) -> dict[str, Any]:
+    """Store the user's file as Telegram does: the update carries only its Document (id, name, type,
+    size); the bytes are fetched with getFile and the file URL, like any other file."""
+    try:
+        data = base64.b64decode(doc.data_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(400, "data_base64 is not base64") from None
+    if not data:
+        raise HTTPException(400, "Telegram does not send an empty file")
+    if len(data) > MAX_UPLOAD:
+        raise HTTPException(413, "the file is over the 50 MB a bot can be sent")
+    stored = bot.files.add(
+        "document", data, file_name=doc.file_name, mime_type=guess_mime(doc.file_name, doc.mime_type)
+    )
+    return stored.as_document()
 
 
 def press(bot: BotState, body: CallbackIn) -> dict[str, Any]:

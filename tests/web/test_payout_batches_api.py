@@ -102,7 +102,9 @@ async def test_200_rows_pause_on_insufficient_funds_resume_and_pay_each_once(
     stopped = await batch(client, auth, preview["id"])
     progress = stopped["progress"]
     assert progress["paid"] == 120  # exactly what the account held
-    assert 1 <= progress["failed"] <= 10  # the rows already with M-Pesa when the money ran out
+    # The rows already with M-Pesa when the money ran out (ten at a time), and the few let go by results
+    # that were applied in the same moment: a handful, never the hundreds still queued.
+    assert 1 <= progress["failed"] <= 20
     assert progress["queued"] == GOOD - 120 - progress["failed"] and progress["pending"] == 0
     assert stopped["pause_reason"].startswith("M-Pesa says the B2C account cannot cover row ")
     assert (await sim_balance(pb.sim, pb.short_code))["utility"] == "0.00"

@@ -21,7 +21,7 @@ from core.errors import IdempotencyKeyReused, LipapushError
 from core.payments.reports import DayTotal
 from core.payments.use_cases import home_view
 from core.tenants.models import Tenant, TenantStatus
-from web.panel import app_pay
+from web.panel import app_balance, app_pay
 from web.panel.app_pay import PayForm
 from web.panel.channel_filter import channel_options, parse_channel
 from web.panel.security import CurrentViewer, Viewer, business
@@ -118,6 +118,7 @@ async def dashboard_page(
     days = home.days
     ctx["notices"] = notices(home.tenant, can_manage=manages)
     ctx.update(await app_pay.section(viewer, form=form, payment_id=payment_id))
+    ctx.update(await app_balance.dashboard_section(viewer))
     ctx["days"] = days
     ctx["bars"] = chart_bars(days)
     ctx["chart_width"] = CHART_DAYS * (BAR + GAP) - GAP

@@ -1,5 +1,6 @@
 """Settings → Staff (owner): invitation codes for the bot, invitations by email, web access for
-Telegram-only staff, removal (core.auth.use_cases)."""
+Telegram-only staff, removal (core.auth.use_cases), and who may pay out besides the owner
+(core.auth.use_cases_payout_grant)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,19 @@ from core.access.permissions import Permission
 from core.auth import use_cases as people
 from core.auth.models import Role
 from core.auth.staff import is_placeholder
+from core.auth.use_cases_payout_grant import set_payout_grant
 from core.errors import InvalidInput
 from web.panel.app_settings import settings_page
 from web.panel.security import CurrentViewer, Viewer
 
 router = APIRouter(include_in_schema=False)
+
+# Said after the payout grant changed (the other sections' words are app_settings.DONE).
+GRANT_DONE = {
+    "grant_on": "Allowed to pay out: from their next request they can send payouts and bulk payouts "
+    "within the business's limits. Reversals stay yours.",
+    "grant_off": "No longer allowed to pay out: from their next request, paying out is refused.",
+}
 
 
 # -- staff ------------------------------------------------------------------------------------------
@@ -32,6 +41,7 @@ async def _staff_page(
 ) -> HTMLResponse:
     everyone = await people.list_staff(viewer.actor)
     staff = [m for m in everyone if m.user.disabled_at is None]
+    done = GRANT_DONE.get(request.query_params.get("done", ""))
     return settings_page(
         request,
         viewer,
@@ -44,6 +54,8 @@ async def _staff_page(
             "errors": errors or {},
             "values": values or {},
             "invite": invite,
+            "can_grant": viewer.actor.shows(Permission.staff_manage),
+            **({"done": done} if done else {}),
         },
         status=status,
     )
@@ -112,3 +124,16 @@ async def remove(user_id: uuid.UUID, viewer: CurrentViewer) -> RedirectResponse:
     """Not the owner; another business's user is 404."""
     await people.remove_member(viewer.actor, user_id)
     return RedirectResponse("/app/settings/staff?done=removed", status_code=303)
+
+
+@router.post("/app/settings/staff/{user_id}/payout-grant")
+async def payout_grant(
+    user_id: uuid.UUID, viewer: CurrentViewer, allowed: Annotated[str, Form(max_length=5)] = ""
+) -> RedirectResponse:
+    """The same use case as PATCH /api/staff/{user_id}/payout-grant: a manager or cashier of this
+    business (anyone else is 404); allowing it went through a confirmation dialog."""
+    on = allowed == "1"
+    await set_payout_grant(viewer.actor, user_id, allowed=on)
+    return RedirectResponse(
+        f"/app/settings/staff?done={'grant_on' if on else 'grant_off'}#member-{user_id}", status_code=303
+    )
