@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from openpyxl import load_workbook
-
 from core.errors import InvalidInput
 from core.phones import normalize_msisdn
 
@@ -70,6 +68,9 @@ class CheckedFile:
 
 
 def _cells_xlsx(data: bytes) -> list[tuple[int, list[Any]]]:
+    # openpyxl is imported only when a file comes: importing the app must not load it (a test checks).
+    from openpyxl import load_workbook
+
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:

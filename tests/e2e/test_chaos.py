@@ -444,6 +444,8 @@ PERIODIC = {
     "billing.enforce_overdue",
     "hotspot.sweep",
     "billing.subscription_reminders",
+    "payouts.reconcile_pending",
+    "lookups.sweep",
 }
 HEARTBEAT = timedelta(seconds=20)
 

@@ -30,7 +30,13 @@ def bound_socket() -> tuple[socket.socket, int]:
 async def serving_on(
     app: Any, sock: socket.socket, *, lifespan: Literal["auto", "on", "off"] = "on"
 ) -> AsyncIterator[str]:
-    server = _Server(uvicorn.Config(app, lifespan=lifespan, log_level="warning", timeout_graceful_shutdown=1))
+    # A long keep-alive: a test's client reuses its connection after slow database checks, and with
+    # uvicorn's 5 s default the server may close it at the very moment the next request goes out
+    # ("Server disconnected without sending a response" on a loaded CI machine).
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", timeout_graceful_shutdown=1, timeout_keep_alive=120
+    )
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
