@@ -7,16 +7,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.billing.integrity import COMMISSION_KINDS, REFUND_KINDS
 from core.events import subscribe
 from core.ledger.models import Transfer
 from core.ledger.service import AccountRef, ledger
 from core.reversals.events import PaymentReversed
 
-COMMISSION_KINDS = ("commission.wallet", "commission.receivable")
-REFUND_KINDS = {
-    "commission.wallet": "commission.refund.wallet",
-    "commission.receivable": "commission.refund.receivable",
-}
+# Each commission kind's way back (core.billing.integrity.REFUND_KINDS, in the same order).
+REFUND_OF = dict(zip(COMMISSION_KINDS, REFUND_KINDS, strict=True))
 
 
 @subscribe(PaymentReversed)
@@ -39,7 +37,7 @@ async def refund_commission(session: AsyncSession, event: PaymentReversed) -> No
             cause_type="reversal",
             cause_id=str(event.reversal.id),
             payment_id=p.id,
-            kind=REFUND_KINDS[t.kind],
+            kind=REFUND_OF[t.kind],
             debit=AccountRef(t.credit_account_id),
             credit=AccountRef(t.debit_account_id),
             amount_cents=t.amount_cents,

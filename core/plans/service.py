@@ -55,6 +55,13 @@ class PlanState:
         return None if quota is None else max(0, quota - self.live_pushes)
 
 
+def is_paid(plan: ApiPlan, tenant: Tenant, now: datetime) -> bool:
+    """Whether `plan` applies to `tenant` now: a free one always, one with a fee until it is paid until."""
+    return plan.monthly_fee_cents == 0 or (
+        tenant.plan_paid_until is not None and tenant.plan_paid_until > now
+    )
+
+
 class PlanService:
     async def default(self, session: AsyncSession) -> ApiPlan:
         plan = await session.scalar(select(ApiPlan).where(ApiPlan.is_default))
@@ -81,9 +88,7 @@ class PlanService:
         default = await self.default(session)
         chosen = await session.get(ApiPlan, tenant.plan_id) if tenant.plan_id is not None else None
         chosen = chosen or default
-        paid = chosen.monthly_fee_cents == 0 or (
-            tenant.plan_paid_until is not None and tenant.plan_paid_until > now
-        )
+        paid = is_paid(chosen, tenant, now)
         month = month_of(now)
         used = await session.scalar(
             select(PlanUsage.live_pushes).where(PlanUsage.tenant_id == tenant.id, PlanUsage.month == month)

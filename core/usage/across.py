@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import utcnow
 from core.plans.models import ApiPlan, PlanUsage
-from core.plans.service import month_of, plans
+from core.plans.service import is_paid, month_of, plans
 from core.tenants.models import Tenant, TenantKind
 from core.usage.models import ApiRequest
 from core.usage.schemas import BusinessUsage, PlatformUsage
@@ -50,8 +50,7 @@ async def across_businesses(
             await session.execute(
                 select(PlanUsage.tenant_id, PlanUsage.live_pushes).where(PlanUsage.month == month)
             )
-        )
-        .all()
+        ).all()
     )
     ids = set(counts) | {t for t, n in live.items() if n}
     default = await plans.default(session)
@@ -62,9 +61,7 @@ async def across_businesses(
             day, month_requests, pushes, failures, refused = counts.get(tenant.id, (0, 0, 0, 0, 0))
             chosen = by_id.get(tenant.plan_id) if tenant.plan_id is not None else None
             chosen = chosen or default
-            paid = chosen.monthly_fee_cents == 0 or (
-                tenant.plan_paid_until is not None and tenant.plan_paid_until > now
-            )
+            paid = is_paid(chosen, tenant, now)
             effective = chosen if paid else default
             limited = tenant.kind == TenantKind.business
             rows.append(
