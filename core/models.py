@@ -14,6 +14,7 @@ from core.billing.models import (
     SubscriptionPlan,
 )
 from core.c2b.models import C2BAccount, C2BDecision, C2BPaymentFacts
+from core.confirmations.models import Confirmation
 from core.customers.models import Customer
 from core.exports.models import ExportJob
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
@@ -41,6 +42,7 @@ __all__ = [
     "C2BDecision",
     "C2BPaymentFacts",
     "CallbackInbox",
+    "Confirmation",
     "Customer",
     "ExportJob",
     "Invoice",

@@ -37,6 +37,7 @@ from core.usage.jobs import prune_usage
 from core.webhooks.jobs import prune_webhooks
 from ussd.router import ussd_router
 from web.api import (
+    activity,
     admin_hotspot,
     apps,
     auth,
@@ -65,6 +66,7 @@ from web.docs import install_docs
 from web.errors import install_error_handlers
 from web.guides import install_guides
 from web.limits import BodyLimits, LimitRequestBody, refuse_unstorable_body
+from web.mcp.http import install_mcp
 from web.openapi import API_ERRORS
 from web.openapi_webhooks import install_webhook_docs
 from web.panel import install_panel
@@ -188,6 +190,8 @@ def create_app(
     app.add_middleware(LimitRequestBody, limits=BodyLimits.from_settings(rt.settings))
     # Outside even that: the API request log sees every answer, a 413 included (core/usage).
     install_usage_log(app, rt)
+    # AI agents' tools at /mcp (web/mcp): after the usage log, whose recorder counts their calls.
+    install_mcp(app, rt)
 
     # Every /api route declares the errors it can answer, in their one shape (web/openapi.py).
     api = APIRouter(prefix="/api", responses=API_ERRORS)
@@ -212,6 +216,7 @@ def create_app(
         lookups,
         c2b,
         reversals,
+        activity,
     ):
         api.include_router(module.router)
     app.include_router(api)

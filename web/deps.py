@@ -49,7 +49,7 @@ async def _principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
-def actor_of(who: Principal) -> Actor:
+def actor_of(who: Principal, *, via: Via = Via.api) -> Actor:
     if who.api_key_id is not None and who.tenant_id is not None:
         return Actor.for_api_key(
             api_key_id=who.api_key_id,
@@ -58,6 +58,7 @@ def actor_of(who: Principal) -> Actor:
             scopes=[ApiScope(s) for s in who.scopes if s in {a.value for a in ApiScope}],
             app_id=who.app_id,
             mode=who.mode,
+            via=via,
         )
     assert who.user_id is not None  # a login token always names its user
     return Actor.for_user(user_id=who.user_id, tenant_id=who.tenant_id, role=who.role, via=Via.api)

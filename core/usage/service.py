@@ -4,7 +4,8 @@ rows of its export. Every read is of one business (`tenant_id`), optionally one 
 Counted the same way everywhere (the API, the panel, the bot and the export agree because they all
 read through here):
 - a request: any logged request, whatever its answer;
-- a push: POST /api/stk-push answered 2xx (the payment was recorded and sent to M-Pesa);
+- a push: POST /api/stk-push answered 2xx (the payment was recorded and sent to M-Pesa), or the MCP
+  tool request_payment answered without error (core.agents.calls logs it as `MCP /mcp/request_payment`);
 - a success: answered 2xx or 3xx; a failure: 4xx or 5xx (a 401 is a refused key).
 
 Latency percentiles are interpolated between the two nearest requests, as Postgres's percentile_cont:
@@ -50,6 +51,7 @@ from core.usage.schemas import (
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 PUSH_ROUTE = ("POST", "/api/stk-push")
+MCP_PUSH_ROUTE = ("MCP", "/mcp/request_payment")
 LOGIN_TOKENS = "Signed-in people (login tokens)"
 BAD_CURSOR = "This cursor is not one this list gave: start again without it."
 
@@ -93,8 +95,12 @@ def _where(tenant_id: uuid.UUID, f: RequestFilter) -> list[Any]:
 
 def is_push() -> Any:
     return and_(
-        ApiRequest.method == PUSH_ROUTE[0],
-        ApiRequest.route == PUSH_ROUTE[1],
+        or_(
+            *(
+                and_(ApiRequest.method == method, ApiRequest.route == route)
+                for method, route in (PUSH_ROUTE, MCP_PUSH_ROUTE)
+            )
+        ),
         ApiRequest.status_code.between(200, 299),
     )
 

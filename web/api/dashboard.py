@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from core.customers.schemas import CustomerOut
-from core.payments.use_cases import business_dashboard
+from core.payments.use_cases import HomeView, business_dashboard
 from core.tenants.models import TenantStatus
 from web.deps import CurrentActor
 
@@ -54,7 +54,11 @@ async def dashboard(
     it, and the customers asked to pay through it (with their whole book's figures: one customer book
     per business). The wallet and commission stay the business's, since one wallet pays for every
     channel."""
-    d = await business_dashboard(actor, channel_id=channel_id)
+    return render(await business_dashboard(actor, channel_id=channel_id))
+
+
+def render(d: HomeView) -> DashboardOut:
+    """The dashboard's figures as the API (and the MCP tool get_dashboard) show them."""
     s = d.summary
     assert d.commission is not None and d.wallet is not None  # wallet_read: the manager's view
     return DashboardOut(

@@ -1,0 +1,63 @@
+"""Tool errors an agent can act on: the same codes and words as the REST API's error bodies.
+
+A tool raises our domain errors as it would for the API; `agent_tool` turns them into the SDK's
+ToolError (the only exception whose message reaches the agent: anything else becomes a bare "Error
+executing tool"), after noting the code and HTTP status for the audit and usage rows."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
+
+from core.errors import LipapushError
+from web.mcp.context import current_call
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def explain(exc: LipapushError) -> str:
+    text = f"{exc.message} (error: {exc.code})"
+    retry = exc.fields.get("retry_after")
+    if isinstance(retry, int):
+        text += f" Retry after {retry} seconds."
+    return text
+
+
+def explain_invalid(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "Invalid arguments: " + "; ".join(parts) + " (error: invalid_input)"
+
+
+def agent_tool(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        state = current_call()
+        try:
+            return await fn(*args, **kwargs)
+        except LipapushError as exc:
+            state.error, state.status = exc.code, exc.status
+            raise ToolError(explain(exc)) from exc
+        except ValidationError as exc:
+            state.error, state.status = "invalid_input", 422
+            raise ToolError(explain_invalid(exc)) from exc
+        except Exception:
+            # The SDK logs it and tells the agent only that the tool failed, as a 500 would.
+            state.error, state.status = "internal_error", 500
+            raise
+
+    return run
+
+
+def note_target(value: Any) -> None:
+    """The object a call touched, for its audit row."""
+    if value is not None:
+        current_call().target = str(value)
