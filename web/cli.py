@@ -602,6 +602,7 @@ from web import (  # noqa: E402,F401  - register their commands
     cli_c2b,
     cli_channels,
     cli_hotspot,
+    cli_mcp,
     cli_payouts,
     cli_plans,
     cli_tenants,

@@ -23,9 +23,11 @@ MODES: tuple[Mode, ...] = ("auto", "legacy")
 @contextlib.asynccontextmanager
 async def mcp_client(url: str, key: str | None, *, mode: Mode = "auto") -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(90.0)) as http:
-        async with Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(90.0)) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode=mode) as client,
+    ):
+        yield client
 
 
 async def tool_names(client: Client) -> set[str]:
