@@ -24,6 +24,7 @@ import core.payments.push
 import core.payout_batches.jobs  # noqa: F401  - the last `import core.…` binds the name ruff checks
 from core.billing.jobs import enforce_overdue, issue_invoices
 from core.billing.subscriptions import send_reminders as subscription_reminders
+from core.confirmations.jobs import prune_confirmations
 from core.context import RequestInfo, reset_request, set_request
 from core.db import Scope
 from core.hotspot.provision import sweep as hotspot_sweep
@@ -86,6 +87,7 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         Periodic(subscription_reminders, every=3600),
         Periodic(prune_webhooks, every=24 * 3600),
         Periodic(prune_usage, every=24 * 3600),
+        Periodic(prune_confirmations, every=24 * 3600),
         Periodic(renew_plans, every=3600),
         # Money out: pending payouts re-sent or asked about; lookups answered, timed out, refreshed daily.
         Periodic(reconcile_payouts, every=every),
