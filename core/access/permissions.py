@@ -71,6 +71,9 @@ class Permission(StrEnum):
     balance_read = "balance:read"  # the business's M-Pesa account balance
     transactions_lookup = "transactions:lookup"  # ask M-Pesa the status of a receipt
     reversals_request = "reversals:request"
+    # The business's activity log (core/audit/use_cases.py): who did what, by person and by API key,
+    # including AI agents' tool calls through the MCP server. The owner's; read-only.
+    audit_read = "audit:read"
 
 
 # Permissions that change something: an impersonating admin in read-only mode holds none of them.
@@ -144,6 +147,7 @@ _OWNER = _MANAGER | {
     Permission.apps_manage,
     Permission.payouts_request,
     Permission.reversals_request,
+    Permission.audit_read,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -221,6 +225,7 @@ PERMISSION_SCOPE: dict[Permission, ApiScope] = {
     Permission.transactions_lookup: ApiScope.payments_write,
     Permission.payouts_request: ApiScope.payouts_write,
     Permission.reversals_request: ApiScope.payouts_write,
+    Permission.audit_read: ApiScope.business_read,
 }
 
 # A write scope includes its read scope: a system that pushes payments reads their status.

@@ -6,15 +6,16 @@ cheap at millions of rows."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit.models import AuditLog
-from core.auth.models import User
+from core.auth.models import ApiKey, User
 from core.daraja.result_codes import classify
 from core.db import utcnow
 from core.errors import InvalidInput
@@ -32,6 +33,10 @@ ERROR_STATUSES = (PaymentStatus.failed, PaymentStatus.timeout)
 # Callbacks the worker stored but could not apply to a payment.
 FAILED_CALLBACK_OUTCOMES = ("malformed", "orphan")
 UNDELIVERED = (NotifyStatus.failed, NotifyStatus.undeliverable)
+
+# What the MCP server writes for each tool an AI agent calls with a business's API key (detail: tool,
+# arguments already redacted, outcome, error, latency_ms, transport, api_key_id).
+MCP_TOOL_CALL = "mcp.tool_call"
 
 # Audit categories the viewer filters on: action prefixes, so a new action of a known family shows up.
 AUDIT_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -247,11 +252,52 @@ def _int(value: object) -> int | None:
 # --- the audit trail -------------------------------------------------------------------------------
 
 
+def acting_key_id(row: AuditLog) -> uuid.UUID | None:
+    """The API key an audited action was done with: `detail["api_key_id"]`, which every row written
+    for a key's actor carries (core.access.actor.Actor.audit_detail), MCP tool calls included."""
+    return _uuid((row.detail or {}).get("api_key_id"))
+
+
+def _done_with_keys(ids: Collection[uuid.UUID]) -> ColumnElement[bool]:
+    # JSON path equality works alike on SQLite (json_extract) and Postgres (->>); the ids are written
+    # as str(uuid), the form compared here.
+    return and_(
+        # Narrows to the keys' businesses first, so the tenant index does the work, not the JSON.
+        AuditLog.tenant_id.in_(select(ApiKey.tenant_id).where(ApiKey.id.in_(ids)).scalar_subquery()),
+        AuditLog.detail["api_key_id"].as_string().in_([str(i) for i in ids]),
+    )
+
+
+async def keys_by_id(session: AsyncSession, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, ApiKey]:
+    """The key rows a page's audit rows name, in one query (revoked ones too)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {k.id: k for k in await session.scalars(select(ApiKey).where(ApiKey.id.in_(wanted)))}
+
+
+async def keys_named(session: AsyncSession, ref: str, *, tenant_id: uuid.UUID | None = None) -> list[ApiKey]:
+    """The keys an admin means by `ref`: a key id, or a display prefix as lists show it (lp_test_ab12,
+    with or without its "…"). A prefix is 4 random characters, so over the whole platform it may name
+    more than one key; `tenant_id` narrows it to one business's."""
+    ref = ref.strip().removesuffix("…").removesuffix("...")
+    if not ref:
+        return []
+    try:
+        stmt = select(ApiKey).where(ApiKey.id == uuid.UUID(ref))
+    except ValueError:
+        stmt = select(ApiKey).where(ApiKey.prefix == ref[:12])
+    if tenant_id is not None:
+        stmt = stmt.where(ApiKey.tenant_id == tenant_id)
+    return list(await session.scalars(stmt.order_by(ApiKey.created_at)))
+
+
 @dataclass
 class AuditRow:
     row: AuditLog
     email: str | None
     tenant_name: str | None
+    key_prefix: str | None = None  # the API key it was done with, when it was done with one
 
 
 @dataclass
@@ -267,10 +313,12 @@ async def audit_page(
     action: str = "",
     tenant_id: uuid.UUID | None = None,
     email: str = "",
+    api_key_ids: Collection[uuid.UUID] | None = None,
     before: int | None = None,
     limit: int = PAGE,
 ) -> AuditPage:
-    """Newest first, a keyset page on the id (the log only grows)."""
+    """Newest first, a keyset page on the id (the log only grows). `api_key_ids`: only what was done
+    with these keys (an empty collection matches nothing; None does not filter)."""
     stmt = (
         select(AuditLog, User.email, Tenant.name)
         .outerjoin(User, User.id == AuditLog.user_id)
@@ -287,12 +335,71 @@ async def audit_page(
         stmt = stmt.where(AuditLog.tenant_id == tenant_id)
     if email.strip():
         stmt = stmt.where(func.lower(User.email) == email.strip().lower())
+    if api_key_ids is not None:
+        if not api_key_ids:
+            return AuditPage([], older=None)
+        stmt = stmt.where(_done_with_keys(api_key_ids))
     if before is not None:
         stmt = stmt.where(AuditLog.id < before)
     rows = list(await session.execute(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     out = [AuditRow(r, e, n) for r, e, n in rows[:limit]]
+    keys = await keys_by_id(session, (acting_key_id(a.row) for a in out))
+    for a in out:
+        if (key_id := acting_key_id(a.row)) is not None and (key := keys.get(key_id)) is not None:
+            a.key_prefix = key.prefix
     return AuditPage(out, older=out[-1].row.id if more and out else None)
+
+
+# --- a business's own activity ---------------------------------------------------------------------
+
+
+@dataclass
+class ActivityRow:
+    row: AuditLog
+    email: str | None  # the person who did it, when they are one of this business's people
+    key: ApiKey | None  # the API key it was done with
+
+
+@dataclass
+class ActivityPage:
+    rows: list[ActivityRow]
+    older: int | None  # the id to continue from, when there are more
+
+
+async def activity_page(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    key_id: uuid.UUID | None = None,
+    action: str = "",
+    tool_calls_only: bool = False,
+    before: int | None = None,
+    limit: int = PAGE,
+) -> ActivityPage:
+    """One business's audit rows, newest first, a keyset page on the id: all of them, or those done
+    with one API key, whose action starts with `action`, or only AI agents' tool calls (MCP)."""
+    # Only the business's own people are named: a platform admin's account is not the business's to
+    # read (on Postgres row-level security hides it anyway; the join says the same on SQLite).
+    stmt = (
+        select(AuditLog, User.email)
+        .outerjoin(User, and_(User.id == AuditLog.user_id, User.tenant_id == tenant_id))
+        .where(AuditLog.tenant_id == tenant_id)
+    )
+    if key_id is not None:
+        stmt = stmt.where(AuditLog.detail["api_key_id"].as_string() == str(key_id))
+    if action.strip():
+        stmt = stmt.where(AuditLog.action.startswith(action.strip(), autoescape=True))
+    if tool_calls_only:
+        stmt = stmt.where(AuditLog.action == MCP_TOOL_CALL)
+    if before is not None:
+        stmt = stmt.where(AuditLog.id < before)
+    rows = list(await session.execute(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    page = rows[:limit]
+    keys = await keys_by_id(session, (acting_key_id(r) for r, _ in page))
+    out = [ActivityRow(r, e, keys.get(k) if (k := acting_key_id(r)) else None) for r, e in page]
+    return ActivityPage(out, older=out[-1].row.id if more and out else None)
 
 
 # --- the outbox --------------------------------------------------------------------------------------

@@ -35,6 +35,23 @@ async def _tenant(session: AsyncSession, ref: str, errors: dict[str, str]) -> uu
     return tenant.id if tenant else None
 
 
+async def _keys(
+    session: AsyncSession, ref: str, tenant_id: uuid.UUID | None, errors: dict[str, str]
+) -> list[uuid.UUID] | None:
+    """The keys a key filter names (None: no filter). A prefix two businesses' keys share names both,
+    unless a business is chosen too; each row shows its business."""
+    if not ref.strip():
+        return None
+    found = [k.id for k in await reports.keys_named(session, ref, tenant_id=tenant_id)]
+    if not found:
+        where = " in this business" if tenant_id else ""
+        errors["key"] = (
+            f"No API key{where} has the id or prefix “{ref.strip()[:60]}”. Paste a key id, or a prefix "
+            "as lists show it (lp_live_ or lp_test_ and 4 more characters)."
+        )
+    return found
+
+
 @use_case(Permission.platform_admin, query=True)
 async def error_log(
     actor: Actor, *, tenant: str = "", days: int = 7, list_rows: bool = True
@@ -57,20 +74,29 @@ async def audit_trail(
     action: str = "",
     tenant: str = "",
     email: str = "",
+    key: str = "",
     before: int | None = None,
     list_rows: bool = True,
 ) -> Filtered[reports.AuditPage]:
-    """The audit log, newest first, a keyset page on the id."""
+    """The audit log, newest first, a keyset page on the id. `key`: only what was done with an API key
+    (its id or its prefix, e.g. lp_test_ab12), MCP tool calls included."""
     errors: dict[str, str] = {}
     if category and category not in reports.AUDIT_CATEGORIES:
         errors["category"] = "Choose one of the listed categories."
     async with unit_of_work(actor, readonly=True) as uow:
         tenant_id = await _tenant(uow.session, tenant, errors)
+        key_ids = await _keys(uow.session, key, tenant_id, errors) if "tenant" not in errors else None
         if errors or not list_rows:
             return Filtered(None, errors)
         return Filtered(
             await reports.audit_page(
-                uow.session, category=category, action=action, tenant_id=tenant_id, email=email, before=before
+                uow.session,
+                category=category,
+                action=action,
+                tenant_id=tenant_id,
+                email=email,
+                api_key_ids=key_ids,
+                before=before,
             )
         )
 

@@ -57,6 +57,7 @@ async def audit(
     action: Text = "",
     tenant: Text = "",
     email: Text = "",
+    key: Text = "",
     before: Text = "",
 ) -> HTMLResponse:
     errors: dict[str, str] = {}
@@ -67,12 +68,13 @@ async def audit(
         action=action,
         tenant=tenant,
         email=email,
+        key=key,
         before=cursor,
         list_rows=not errors,
     )
     errors = {**found.errors, **errors}
     page = found.found
-    form = {"category": category, "action": action, "tenant": tenant, "email": email}
+    form = {"category": category, "action": action, "tenant": tenant, "email": email, "key": key}
     return render(
         request,
         "admin/audit.html",
