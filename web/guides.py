@@ -158,7 +158,9 @@ def render_markdown(directory: Path, text: str, *, lang: str | None = None, root
     for i, token in enumerate(tokens):
         if token.type == "fence" and token.info.strip() == "include":
             samples = [read_sample(directory, line) for line in token.content.splitlines() if line.strip()]
-            shown = [s for s in samples if lang is None or s.lang == lang]
+            # A step only one language shows (the AI-agent guide's MCP SDK is Python's) stays shown
+            # whichever language the reader picked: an empty step would read as a broken page.
+            shown = [s for s in samples if lang is None or s.lang == lang] or samples
             token.type, token.content = "html_block", "".join(_sample_html(s, root) for s in shown)
         elif token.type == "heading_open" and i + 1 < len(tokens):
             token.attrSet("id", _anchor(tokens[i + 1].content))
