@@ -25,7 +25,7 @@ from core.tenants.service import tenants
 from core.usage.recorder import UsageRecorder
 from web.deps import API_KEY_LOOKUP, actor_of
 from web.mcp.context import Caller, CallState, call_var, caller_var
-from web.mcp.errors import explain
+from web.mcp.errors import explain, explain_arguments
 
 # JSON-RPC's implementation-defined server error range: a refused key on a message that is not a
 # tool call (a tool call's refusal is a tool error the agent reads).
@@ -119,8 +119,15 @@ class AgentCalls:
             finally:
                 call_var.reset(token)
             if _is_error(result) and state.error is None:
-                # Refused by the SDK before the tool ran: arguments not matching the tool's schema.
-                state.error, state.status = "invalid_input", 422
+                # Failed in the SDK, outside the tool: arguments not matching the tool's schema (its
+                # text is pydantic's dump: the agent gets the fields and reasons, as from the tools),
+                # else a result it could not convert (a crash, as a 500 would be).
+                text = explain_arguments(name, arguments)
+                if text is None:
+                    state.error, state.status = "internal_error", 500
+                else:
+                    state.error, state.status = "invalid_input", 422
+                    result = _refused(text)
         call = ToolCall(
             tool=name or "(none)",
             arguments=arguments,

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
 from pydantic import ValidationError
 
 from core.errors import LipapushError
@@ -18,6 +19,10 @@ from web.mcp.context import current_call
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Every agent tool by name, so arguments the SDK refused before the tool ran can be explained in our
+# words (explain_arguments).
+TOOL_FUNCTIONS: dict[str, Callable[..., Awaitable[Any]]] = {}
 
 
 def explain(exc: LipapushError) -> str:
@@ -37,6 +42,30 @@ def explain_invalid(exc: ValidationError) -> str:
     return "Invalid arguments: " + "; ".join(parts) + " (error: invalid_input)"
 
 
+@functools.cache
+def _arguments_of(name: str) -> FuncMetadata | None:
+    fn = TOOL_FUNCTIONS.get(name)
+    return None if fn is None else func_metadata(fn)
+
+
+def explain_arguments(name: str, arguments: dict[str, Any]) -> str | None:
+    """Why the SDK refused these arguments of tool `name` before it ran, in explain_invalid's form.
+
+    The SDK answers such a call with pydantic's own dump ("1 validation error for …Arguments",
+    input values, a documentation link) and no error code; validating again with the same model
+    (the SDK's func_metadata, as it built it for the tool) gives the errors to say it our way. None
+    when they validate after all: the caller keeps the SDK's text."""
+    try:
+        meta = _arguments_of(name)
+        if meta is not None:
+            meta.validate_arguments(arguments)
+    except ValidationError as exc:
+        return explain_invalid(exc)
+    except Exception:  # the SDK's own text stands; this is a courtesy, never a new failure
+        return None
+    return None
+
+
 def agent_tool(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -54,6 +83,7 @@ def agent_tool(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             state.error, state.status = "internal_error", 500
             raise
 
+    TOOL_FUNCTIONS[fn.__name__] = run
     return run
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from core.errors import InvalidInput
 from core.payouts import use_cases as payouts
-from core.payouts.schemas import PayoutIn, PayoutOut
+from core.payouts.schemas import AmountField, PayoutIn, PayoutOut
 from core.payouts.use_cases_confirm import PreparedPayout, confirm_payout, prepare_payout
 from core.reversals.schemas import ReversalOut
 from core.reversals.use_cases_confirm import PreparedReversal, confirm_prepared_reversal, prepare_reversal
@@ -56,7 +56,9 @@ async def request_payout(
     phone: Annotated[
         str | None, Field(description="Recipient's M-Pesa phone (first call)", max_length=20)
     ] = None,
-    amount: Annotated[int | None, Field(description="Whole shillings, 10 to 250 000 (first call)")] = None,
+    amount: Annotated[
+        AmountField | None, Field(description="Whole shillings, 10 to 250 000 (first call)")
+    ] = None,
     name: Annotated[str | None, Field(description="Who you mean to pay")] = None,
     reference: Annotated[
         str | None, Field(description="Remarks sent to M-Pesa (2 to 100 characters)")

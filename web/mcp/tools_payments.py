@@ -14,7 +14,7 @@ from pydantic import Field
 
 from core.payments import use_cases
 from core.payments.models import PaymentSource, PaymentStatus
-from core.payments.schemas import PaymentOut, PaymentPage, StkPushIn
+from core.payments.schemas import AmountField, PaymentOut, PaymentPage, StkPushIn
 from core.payments.service import TransactionFilter
 from web.mcp.annotations import PROMPTS, READS
 from web.mcp.context import current_actor
@@ -35,7 +35,8 @@ PaymentId = Annotated[
 @agent_tool
 async def request_payment(
     phone: Phone,
-    amount: Annotated[int, Field(description="Whole shillings, 1 to 250 000 (no cents)")],
+    # The REST API's amount type: the same refusal, in the same words, for 0, 1.5 or "ten".
+    amount: Annotated[AmountField, Field(description="Whole shillings, 1 to 250 000 (no cents)")],
     reference: Annotated[
         str | None, Field(description="Account reference shown in the prompt, at most 12 characters")
     ] = None,
