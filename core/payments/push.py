@@ -129,6 +129,10 @@ async def request_stk_push(
                 initiated_by=initiated_by,
                 idempotency_key=idempotency_key,
                 app_id=app_id,
+                notify_phone=notify_phone,
+                callback_url=hook_url,
+                first_check_after=first_check_after(),
+                pushed=not defer,
             )
             if not created:
                 return PaymentOut.model_validate(payment), None
@@ -137,8 +141,6 @@ async def request_stk_push(
                 # payment and its count roll back together. Test pushes never count; a hotspot
                 # provider's WiFi sales are paid for by its subscription (core.billing.subscriptions).
                 await plans.count_live_push(session, tenant)
-            payment.notify_phone = notify_phone
-            payment.callback_url = hook_url
             if on_created is not None:
                 await on_created(session, payment)
             return await _ready_to_send(session, payment, channel, defer=defer)
@@ -221,6 +223,9 @@ async def request_wallet_topup(
                 description=description,
                 initiated_by=initiated_by,
                 idempotency_key=idempotency_key,
+                notify_phone=notify_phone,
+                first_check_after=first_check_after(),
+                pushed=not defer,
             )
             if not created:
                 return PaymentOut.model_validate(payment), None
@@ -235,7 +240,6 @@ async def request_wallet_topup(
                     target=str(payment.id),
                     detail={"amount": amount, **audit_detail},
                 )
-            payment.notify_phone = notify_phone
             return await _ready_to_send(session, payment, channel, defer=defer)
 
     return await _record_then_send(record_topup, "record a wallet top-up push", scope=TOPUP_SCOPE)
@@ -278,20 +282,26 @@ async def _ready_to_send(
     """The end of a push's first transaction: its first check is due, and either a job will send it
     (`defer`) or `pushed_at` is committed with it before this process calls Daraja."""
     rt = runtime()
-    _schedule_first_check(payment)
+    if payment.next_check_at is None:
+        _schedule_first_check(payment)
     if defer:
         await enqueue(session, send_push, payment_id=str(payment.id))
         return PaymentOut.model_validate(payment), None
-    payment.pushed_at = utcnow()
+    if payment.pushed_at is None:
+        payment.pushed_at = utcnow()
     out = PaymentOut.model_validate(payment)
     request = _push_request(payment, channel)
     creds = tenants.credentials(channel, box=rt.secrets, settings=rt.settings, mode=payment.mode)
     return out, (creds, request)
 
 
-def _schedule_first_check(payment: Payment) -> None:
+def first_check_after() -> timedelta:
     # Set before Daraja is called: even if this process dies mid-call, reconciliation finds it.
-    payment.next_check_at = payment.created_at + timedelta(seconds=runtime().settings.RECONCILE_AFTER_SECONDS)
+    return timedelta(seconds=runtime().settings.RECONCILE_AFTER_SECONDS)
+
+
+def _schedule_first_check(payment: Payment) -> None:
+    payment.next_check_at = payment.created_at + first_check_after()
 
 
 def _push_request(payment: Payment, channel: MpesaChannel) -> StkPushRequest:
@@ -377,15 +387,13 @@ async def _send(
 
     async def record_accepted() -> PaymentOut:
         async with unit_of_work(scope=scope) as session:
-            await payments.record_accepted(
+            payment = await payments.record_accepted(
                 session,
                 payment_id=out.id,
                 merchant_request_id=accepted.merchant_request_id,
                 checkout_request_id=accepted.checkout_request_id,
                 check_after=timedelta(seconds=rt.settings.RECONCILE_AFTER_SECONDS),
             )
-            payment = await session.get(Payment, out.id)
-            assert payment is not None
             return PaymentOut.model_validate(payment)
 
     return await retrying(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -114,8 +115,17 @@ class PaymentService:
         initiated_by: uuid.UUID | None = None,
         idempotency_key: str | None = None,
         app_id: uuid.UUID | None = None,
+        notify_phone: str | None = None,
+        callback_url: str | None = None,
+        first_check_after: timedelta | None = None,
+        pushed: bool = False,
     ) -> tuple[Payment, bool]:
         """Insert the pending payment and count the request in the customer book.
+
+        What the push knows before the insert goes in the insert, not in updates after it: who hears
+        of the result (`notify_phone`, `callback_url`), when reconciliation first looks
+        (`first_check_after`), and `pushed` (Daraja is called right after this transaction commits,
+        so `pushed_at` must be committed with it).
 
         The payment takes the channel's mode: a test payment (simulator or sandbox channel) is priced at
         nothing and holds nothing on the wallet (core.billing.commission). `app_id`: the app whose key
@@ -150,11 +160,16 @@ class PaymentService:
             idempotency_key=idempotency_key,
             request_id=req.request_id if (req := current_request()) else None,
             created_at=now,
+            notify_phone=notify_phone,
+            callback_url=callback_url,
+            next_check_at=now + first_check_after if first_check_after is not None else None,
+            pushed_at=now if pushed else None,
         )
         try:
-            # A savepoint, so a concurrent request with the same Idempotency-Key that wins the race
-            # undoes only this attempt (its count and hold included) and we return the winner's payment.
-            async with session.begin_nested():
+            # With an Idempotency-Key, a savepoint: a concurrent request with the same key that wins the
+            # race undoes only this attempt (its count and hold included) and we return the winner's
+            # payment. Without one, an integrity error is a bug that fails the whole transaction anyway.
+            async with session.begin_nested() if idempotency_key is not None else contextlib.nullcontext():
                 if source in CUSTOMER_SOURCES:
                     # The customer row before the wallet: the lock order a success callback takes too
                     # (payment, customer, ledger; core/ledger/service.py), so the two cannot deadlock.
@@ -327,8 +342,10 @@ class PaymentService:
         merchant_request_id: str,
         checkout_request_id: str,
         check_after: timedelta,
-    ) -> None:
-        await session.execute(
+    ) -> Payment:
+        """The payment as it is now, read back by the update itself (a racing callback may already
+        have finalised it: the caller shows what is true)."""
+        payment = await session.scalar(
             update(Payment)
             .where(Payment.id == payment_id)
             .values(
@@ -336,7 +353,12 @@ class PaymentService:
                 checkout_request_id=checkout_request_id,
                 next_check_at=utcnow() + check_after,
             )
+            .returning(Payment)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
+        if payment is None:  # deleted with its business meanwhile: nothing to show but that
+            raise NotFound("This payment no longer exists.")
+        return payment
 
     async def adopt_checkout_id(
         self, session: AsyncSession, *, payment: Payment, checkout_request_id: str, merchant_request_id: str

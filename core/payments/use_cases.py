@@ -90,7 +90,7 @@ async def _within_flood_limits(actor: Actor, session: AsyncSession, payment: Pay
         # A hotspot provider is on no plan (core.plans.use_cases): the platform's rate.
         rate = None
         if tenant.kind is TenantKind.business:
-            rate = (await plans.state(session, tenant)).effective.pushes_per_key_per_minute
+            rate = (await plans.plans_of(session, tenant))[1].pushes_per_key_per_minute
         per_key = ratelimit.Limit("per_key", rate or settings.STK_PUSHES_PER_KEY_PER_MINUTE, 60)
         if (wait := await ratelimit.acquire(per_key, str(actor.api_key_id))) is not None:
             raise _refused(

@@ -83,22 +83,44 @@ class PlanService:
             stmt = stmt.where(ApiPlan.public)
         return list(await session.scalars(stmt))
 
+    async def plans_of(
+        self, session: AsyncSession, tenant: Tenant, *, now: datetime | None = None
+    ) -> tuple[ApiPlan, ApiPlan]:
+        """(chosen, effective) for the business, read once per transaction: a push asks twice (its
+        key's rate, then its quota), and the default plan is read only when it applies."""
+        memo: dict[tuple[object, ...], tuple[ApiPlan, ApiPlan]] = session.info.setdefault("plans.of", {})
+        key = (tenant.id, tenant.plan_id, tenant.plan_paid_until)
+        if (found := memo.get(key)) is not None:
+            return found
+        now = now or utcnow()
+        chosen = await session.get(ApiPlan, tenant.plan_id) if tenant.plan_id is not None else None
+        if chosen is not None and is_paid(chosen, tenant, now):
+            pair = (chosen, chosen)
+        else:
+            # No plan chosen, or its fee unpaid: the default plan applies.
+            default = await self.default(session)
+            pair = (chosen or default, default)
+        memo[key] = pair
+        return pair
+
     async def state(self, session: AsyncSession, tenant: Tenant, *, now: datetime | None = None) -> PlanState:
         now = now or utcnow()
-        default = await self.default(session)
-        chosen = await session.get(ApiPlan, tenant.plan_id) if tenant.plan_id is not None else None
-        chosen = chosen or default
-        paid = is_paid(chosen, tenant, now)
+        chosen, effective = await self.plans_of(session, tenant, now=now)
         month = month_of(now)
         used = await session.scalar(
             select(PlanUsage.live_pushes).where(PlanUsage.tenant_id == tenant.id, PlanUsage.month == month)
         )
+        return self._state(tenant, chosen, effective, now=now, live_pushes=int(used or 0))
+
+    def _state(
+        self, tenant: Tenant, chosen: ApiPlan, effective: ApiPlan, *, now: datetime, live_pushes: int
+    ) -> PlanState:
         return PlanState(
             chosen=chosen,
-            effective=chosen if paid else default,
+            effective=effective,
             paid_until=tenant.plan_paid_until,
-            month=month,
-            live_pushes=int(used or 0),
+            month=month_of(now),
+            live_pushes=live_pushes,
             resets_at=next_month_start(now),
         )
 
@@ -108,14 +130,15 @@ class PlanService:
         rollback takes the count back with the payment. The usage row is locked until that
         transaction ends: the last lock of a push (after payment, customer and ledger rows)."""
         now = utcnow()
-        state = await self.state(session, tenant, now=now)
+        chosen, effective = await self.plans_of(session, tenant, now=now)
         table = PlanUsage.__table__
-        stmt = insert_for(session, table).values(tenant_id=tenant.id, month=state.month, live_pushes=1)
+        stmt = insert_for(session, table).values(tenant_id=tenant.id, month=month_of(now), live_pushes=1)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.tenant_id, table.c.month],
             set_={"live_pushes": table.c.live_pushes + 1},
         ).returning(table.c.live_pushes)
         count = int((await session.execute(stmt)).scalar_one())
+        state = self._state(tenant, chosen, effective, now=now, live_pushes=count)
         quota = state.effective.live_pushes_per_month
         if quota is not None and count > quota:
             wait = max(1, math.ceil((state.resets_at - now).total_seconds()))
