@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import random
+import uuid
 
 import httpx
 import pytest
@@ -121,3 +122,13 @@ async def test_a_read_only_key_lists_no_writing_tool_and_is_refused_by_name(serv
     assert [(r.detail["tool"], r.detail["outcome"], r.detail["error"]) for r in rows] == [
         ("request_payment", "error", "permission_denied")
     ]
+
+
+async def test_a_tool_error_is_the_rest_apis_words_and_code_nothing_before_them(server: LiveServer) -> None:
+    tenant, _ = await make_tenant(environment=Environment.simulator)
+    key = await make_api_key(tenant=tenant)
+    async with mcp_client(server.url, key) as agent:
+        result = await agent.call_tool("get_payment", {"payment_id": str(uuid.uuid4())})
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert text.endswith("(error: not_found)") and not text.startswith("Error executing tool"), text

@@ -118,7 +118,11 @@ class AgentCalls:
                 result = await call_next(ctx)
             finally:
                 call_var.reset(token)
-            if _is_error(result) and state.error is None:
+            if _is_error(result) and (text := state.notes.get("text")) is not None:
+                # The SDK puts "Error executing tool <name>: " before a tool's own message; the agent
+                # gets the same words as from a refusal here (and as the REST API's detail).
+                result = _refused(text)
+            elif _is_error(result) and state.error is None:
                 # Failed in the SDK, outside the tool: arguments not matching the tool's schema (its
                 # text is pydantic's dump: the agent gets the fields and reasons, as from the tools),
                 # else a result it could not convert (a crash, as a 500 would be).

@@ -74,10 +74,12 @@ def agent_tool(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except LipapushError as exc:
             state.error, state.status = exc.code, exc.status
-            raise ToolError(explain(exc)) from exc
+            state.notes["text"] = explain(exc)
+            raise ToolError(state.notes["text"]) from exc
         except ValidationError as exc:
             state.error, state.status = "invalid_input", 422
-            raise ToolError(explain_invalid(exc)) from exc
+            state.notes["text"] = explain_invalid(exc)
+            raise ToolError(state.notes["text"]) from exc
         except Exception:
             # The SDK logs it and tells the agent only that the tool failed, as a 500 would.
             state.error, state.status = "internal_error", 500
