@@ -53,6 +53,9 @@ async def main() -> None:
     )
     parser.add_argument("--pushes", type=int, default=20)
     parser.add_argument(
+        "--live", action="store_true", help="a live business (commission held and posted), not a test one"
+    )
+    parser.add_argument(
         "--show", action="store_true", help="print the statements of the last push and callback"
     )
     args = parser.parse_args()
@@ -62,7 +65,7 @@ async def main() -> None:
     from core.runtime import configure
     from core.tenants.models import Environment
     from tests.support import services
-    from tests.support.factories import make_api_key, make_tenant
+    from tests.support.factories import fund_wallet, make_api_key, make_tenant
     from tests.support.servers import bound_socket, serving_on
     from web.app import create_app
 
@@ -79,13 +82,19 @@ async def main() -> None:
             # Callbacks arrive after every push was answered, so the two phases are counted apart.
             SIM_CALLBACK_DELAY=float(args.pushes) * 0.5 + 5,
             LOG_LEVEL="WARNING",
+            # A live business's production channel reaches the mounted simulator, never Safaricom.
+            DARAJA_PRODUCTION_URL=f"{url}/sim/daraja",
         )
         rt = configure(settings)
         app = create_app(rt, mount_simulator=True, run_worker=True, with_scheduler=False)
         event.listen(Engine, "before_cursor_execute", _count)
         event.listen(Engine, "begin", _begin)
         async with serving_on(app, sock), httpx.AsyncClient(base_url=url, timeout=30) as client:
-            tenant, _ = await make_tenant(environment=Environment.simulator)
+            if args.live:
+                tenant, _ = await make_tenant(plan="founding")
+                await fund_wallet(tenant, 10_000_000)
+            else:
+                tenant, _ = await make_tenant(environment=Environment.simulator)
             key = await make_api_key(tenant=tenant)
             headers = {"Authorization": f"Bearer {key}"}
             # One push first, not counted: caches, the OAuth token, prepared statements.

@@ -146,22 +146,34 @@ class CommissionService:
         if cents == 0 or tenant.billing_mode in (BillingMode.invoice, BillingMode.subscription):
             return
         ref = await ledger.account(session, tenant_id=tenant.id, kind=AccountKind.wallet)
+        # The usual case, a wallet that covers the commission, in one conditional UPDATE: the check and
+        # the hold under the row lock the UPDATE takes, with no SELECT … FOR UPDATE before it.
+        if await ledger.try_reserve(
+            session, account_id=ref.id, cents=cents, floor_cents=self.floor(tenant, settings)
+        ):
+            payment.reserved_cents = cents
+            return
+        partial = tenant.billing_mode is not BillingMode.wallet or received
+        if partial and not await ledger.has_spendable(
+            session, account_id=ref.id, floor_cents=self.floor(tenant, settings)
+        ):
+            # Nothing to hold (an empty hybrid wallet: the commission goes on the invoice): no lock
+            # taken, so pushes of such a business never queue on its wallet row.
+            return
         wallet = await ledger.lock(session, ref.id)
         spendable = wallet.balance_cents - wallet.reserved_cents - self.floor(tenant, settings)
-        if tenant.billing_mode is BillingMode.wallet and not received:
-            if spendable < cents:
-                held = f" ({format_cents(wallet.reserved_cents)} held for payments in progress)"
-                raise InsufficientWalletBalance(
-                    f"Your wallet has {format_cents(wallet.balance_cents)}"
-                    f"{held if wallet.reserved_cents else ''}, not enough for this payment's commission of "
-                    f"{format_cents(cents)}. Top up your wallet (POST /api/wallet/topup, or Wallet → Top up "
-                    "in the bot) and try again.",
-                    balance_cents=wallet.balance_cents,
-                    commission_cents=cents,
-                )
-            hold = cents
-        else:  # hybrid, or a received C2B payment: the wallet covers what it can, the rest is invoiced
-            hold = max(0, min(cents, spendable))
+        if not partial:
+            held = f" ({format_cents(wallet.reserved_cents)} held for payments in progress)"
+            raise InsufficientWalletBalance(
+                f"Your wallet has {format_cents(wallet.balance_cents)}"
+                f"{held if wallet.reserved_cents else ''}, not enough for this payment's commission of "
+                f"{format_cents(cents)}. Top up your wallet (POST /api/wallet/topup, or Wallet → Top up "
+                "in the bot) and try again.",
+                balance_cents=wallet.balance_cents,
+                commission_cents=cents,
+            )
+        # Hybrid, or a received C2B payment: the wallet covers what it can, the rest is invoiced.
+        hold = max(0, min(cents, spendable))
         if hold:
             await ledger.adjust_reserved(session, account_id=wallet.id, delta_cents=hold)
             payment.reserved_cents = hold

@@ -165,6 +165,34 @@ class LedgerService:
             ).scalar_one()
         return Posted(int(new_id), balances)
 
+    async def try_reserve(
+        self, session: AsyncSession, *, account_id: int, cents: int, floor_cents: int
+    ) -> bool:
+        """Hold `cents` on the account if what it can spend (balance − held − floor) covers them: the
+        check and the hold in one UPDATE, under the row lock the UPDATE takes. False, with nothing
+        changed, when it cannot."""
+        held = await session.scalar(
+            update(Account)
+            .where(
+                Account.id == account_id,
+                Account.balance_cents - Account.reserved_cents - floor_cents >= cents,
+            )
+            .values(reserved_cents=Account.reserved_cents + cents)
+            .returning(Account.id)
+            .execution_options(synchronize_session=False)
+        )
+        return held is not None
+
+    async def has_spendable(self, session: AsyncSession, *, account_id: int, floor_cents: int) -> bool:
+        """Whether the account had anything to spend above its floor when last committed (no lock: a
+        hint that lets a caller skip locking a row it would hold nothing on)."""
+        found = await session.scalar(
+            select(Account.id).where(
+                Account.id == account_id, Account.balance_cents - Account.reserved_cents - floor_cents > 0
+            )
+        )
+        return found is not None
+
     async def adjust_reserved(self, session: AsyncSession, *, account_id: int, delta_cents: int) -> None:
         await session.execute(
             update(Account)
