@@ -18,7 +18,7 @@ from core.confirmations.models import Confirmation
 from core.customers.models import Customer
 from core.exports.models import ExportJob
 from core.hotspot.models import Plan, Router, Voucher, VoucherOrder
-from core.jobs.models import JobOutbox
+from core.jobs.models import JobOutbox, PeriodicRun
 from core.ledger.models import Account, Transfer
 from core.lookups.models import Lookup
 from core.notify.models import Notification, SmsDeliveryReport
@@ -57,6 +57,7 @@ __all__ = [
     "Payment",
     "Payout",
     "PayoutBatch",
+    "PeriodicRun",
     "PhoneVerification",
     "Plan",
     "PlanUsage",

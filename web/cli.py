@@ -514,7 +514,10 @@ def bot() -> None:
 
 @app.command()
 def scheduler() -> None:
-    """Periodic jobs (reconciliation) and the job-outbox relay. Run one per deployment."""
+    """Periodic jobs (reconciliation, sweeps) and the job-outbox relay.
+
+    Run one, or one per machine for failover: exactly one leads (a Postgres advisory lock) and the
+    others stand by, taking over within seconds of its death."""
     import signal
 
     from core.jobs.scheduler import run_scheduler

@@ -32,3 +32,18 @@ class JobOutbox(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The request that caused the job (none for scheduled work), shown next to a failed job.
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class PeriodicRun(Base):
+    """When the scheduler last enqueued each periodic job (core/jobs/scheduler.py).
+
+    Kept in the database, not in the scheduler's memory, so a restart or a failover to another
+    scheduler neither runs a daily job again nor forgets one: a job is enqueued only once its period
+    has passed since `last_enqueued_at`, by a conditional UPDATE, so two schedulers racing for it
+    enqueue it once. Platform bookkeeping, not a business's rows: no tenant_id, no row-level security.
+    """
+
+    __tablename__ = "periodic_runs"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime)
