@@ -19,6 +19,7 @@ import collections
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,13 @@ COUNTS: collections.Counter[str] = collections.Counter()
 SHOWN: dict[str, list[str]] = collections.defaultdict(list)
 
 
+def _phase() -> str:
+    # Jobs (a callback's processing) run on the in-process worker's own thread, whatever the phase.
+    return "callback" if threading.current_thread() is not threading.main_thread() else PHASE["name"]
+
+
 def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-    phase = PHASE["name"]
+    phase = _phase()
     COUNTS[f"{phase}:statements"] += 1
     first = statement.strip().split()[0].upper() if statement.strip() else "?"
     if first in ("BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT"):
@@ -44,7 +50,7 @@ def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
 
 
 def _begin(conn: Any) -> None:
-    COUNTS[f"{PHASE['name']}:transactions"] += 1
+    COUNTS[f"{_phase()}:transactions"] += 1
 
 
 async def main() -> None:

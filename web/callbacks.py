@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import IntegrityError
 
 from core.db import Scope
 from core.errors import InvalidInput, NotFound
@@ -32,21 +33,29 @@ async def daraja_callback(token: str, request: Request) -> JSONResponse:
     # The token first, in its own short read: a made-up URL is refused without reading its body, and
     # no database connection is held while a known sender's body arrives (web/limits.py caps it).
     # Which business a callback is for is what its URL token says: found across tenants.
-    async with unit_of_work(readonly=True, scope=DARAJA_CALLBACK) as session:
-        known = await tenants.get_channel_by_token(session, token) is not None
-    if not known:
+    channel_id = tenants.remembered_channel_id(token)
+    if channel_id is None:
+        async with unit_of_work(readonly=True, scope=DARAJA_CALLBACK) as session:
+            channel_id = await tenants.channel_id_by_token(session, token)
+    if channel_id is None:
         raise NotFound("Unknown callback URL.")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise InvalidInput("body", "Callback body too large.")
-    async with unit_of_work(scope=DARAJA_CALLBACK) as session:
-        await callbacks.ingest(
-            session,
-            token=token,
-            body=body,
-            remote_addr=request.client.host if request.client else None,
-            job=process_callback,
-        )
+    try:
+        async with unit_of_work(scope=DARAJA_CALLBACK) as session:
+            await callbacks.ingest(
+                session,
+                token=token,
+                body=body,
+                remote_addr=request.client.host if request.client else None,
+                job=process_callback,
+                channel_id=channel_id,
+            )
+    except IntegrityError:
+        # The remembered channel was deleted (with its business) since: forget it, and say so.
+        tenants.forget_token(token)
+        raise NotFound("Unknown callback URL.") from None
     return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
 
 

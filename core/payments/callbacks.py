@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, select
@@ -45,10 +46,20 @@ class CallbackNotYetMatched(Exception):
 
 class CallbackService:
     async def ingest(
-        self, session: AsyncSession, *, token: str, body: bytes, remote_addr: str | None, job: JobSpec
+        self,
+        session: AsyncSession,
+        *,
+        token: str,
+        body: bytes,
+        remote_addr: str | None,
+        job: JobSpec,
+        channel_id: uuid.UUID | None = None,
     ) -> CallbackInbox:
-        channel = await tenants.get_channel_by_token(session, token)
-        if channel is None:
+        """Store the callback and enqueue its processing. `channel_id`: the channel the caller already
+        found by `token` (the web route looks it up before reading the body)."""
+        if channel_id is None:
+            channel_id = await tenants.channel_id_by_token(session, token)
+        if channel_id is None:
             raise NotFound("Unknown callback URL.")
         checkout_id: str | None = None
         unreadable = None
@@ -63,7 +74,7 @@ class CallbackService:
             pass
         req = current_request()
         row = CallbackInbox(
-            channel_id=channel.id,
+            channel_id=channel_id,
             checkout_request_id=checkout_id,
             # Postgres text cannot hold NUL; such a body is rejected below, but it is still kept.
             payload=body[:MAX_BODY].decode("utf-8", errors="replace").replace("\x00", "\ufffd"),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ from core.tenants.schemas import ChannelIn, ChannelOut
 # Rows per batch when `rotate_secrets` walks a table.
 ROTATE_BATCH = 500
 PRIMARY_CHANNEL_NAME = "Main"
+
+
+# core.tenants.service.channel_id_by_token: a callback URL's token → its channel, per process.
+TOKEN_CACHE_SECONDS = 300.0
+TOKEN_CACHE_SIZE = 10_000
+_TOKEN_CACHE: dict[str, tuple[uuid.UUID, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,29 @@ class TenantService:
 
     async def get_channel_by_token(self, session: AsyncSession, token: str) -> MpesaChannel | None:
         return await session.scalar(select(MpesaChannel).where(MpesaChannel.callback_token == token))
+
+    async def channel_id_by_token(self, session: AsyncSession, token: str) -> uuid.UUID | None:
+        """The channel a callback URL's token names. A channel's token never changes once made, so a
+        found one is remembered by the process (for TOKEN_CACHE_SECONDS: a channel deleted with its
+        business is forgotten by then, and its callbacks fail their foreign key meanwhile); an unknown
+        token is asked every time, so a new channel's first callback is never refused."""
+        if (hit := self.remembered_channel_id(token)) is not None:
+            return hit
+        now = time.monotonic()
+        found = await session.scalar(select(MpesaChannel.id).where(MpesaChannel.callback_token == token))
+        if found is not None:
+            if len(_TOKEN_CACHE) >= TOKEN_CACHE_SIZE:
+                _TOKEN_CACHE.clear()
+            _TOKEN_CACHE[token] = (found, now + TOKEN_CACHE_SECONDS)
+        return found
+
+    def remembered_channel_id(self, token: str) -> uuid.UUID | None:
+        """channel_id_by_token's answer when this process remembers it: no transaction at all."""
+        hit = _TOKEN_CACHE.get(token)
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    def forget_token(self, token: str) -> None:
+        _TOKEN_CACHE.pop(token, None)
 
     async def save_channel(
         self,
