@@ -195,6 +195,9 @@ class JobRunner:
                     )
                     .order_by(JobOutbox.id)
                     .limit(limit)
+                    # Two relays at once (a scheduler failover) never pick the same rows; each row
+                    # stays locked until its sent mark commits. SQLite has one writer: no clause.
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
             sent = 0
