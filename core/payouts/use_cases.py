@@ -35,7 +35,7 @@ from core.phones import mask_msisdn
 from core.retry import retrying
 from core.runtime import runtime
 from core.tenants.channels import channels
-from core.tenants.models import TenantStatus
+from core.tenants.models import Tenant, TenantStatus
 from core.tenants.service import tenants
 
 SOURCE_BY_VIA: dict[Via, PayoutSource] = {
@@ -49,6 +49,14 @@ SOURCE_BY_VIA: dict[Via, PayoutSource] = {
 # The reconciler's first look at a payout whose send job has not run by then (it sends it again,
 # same id). The send job sets its own time when it runs, which is at once after commit.
 SEND_GRACE = timedelta(minutes=2)
+
+
+def ensure_active(tenant: Tenant) -> Tenant:
+    """A suspended business pays nothing out, whoever asks."""
+    if tenant.status is TenantStatus.suspended:
+        reason = f": {tenant.status_reason}" if tenant.status_reason else ""
+        raise TenantNotActive(f"This business is suspended{reason}. Contact lipapush support.")
+    return tenant
 
 
 async def with_payout_grant(actor: Actor) -> Actor:
@@ -148,10 +156,7 @@ async def record_payout(
                     await uow.audit("payout.requested", target=str(existing.id), replay=True)
                     return PayoutOut.model_validate(existing)
             payout_channels.ensure_can_pay_out(channel)
-            tenant = await lock_business(session, tenant_id)
-            if tenant.status is TenantStatus.suspended:
-                reason = f": {tenant.status_reason}" if tenant.status_reason else ""
-                raise TenantNotActive(f"This business is suspended{reason}. Contact lipapush support.")
+            tenant = ensure_active(await lock_business(session, tenant_id))
             await check_limits(session, tenant=tenant, mode=channel.mode, amount=amount, settings=rt.settings)
             payout, created = await payouts.create_pending(
                 session,

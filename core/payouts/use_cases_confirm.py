@@ -26,16 +26,15 @@ from core.access.use_case import unit_of_work, use_case
 from core.confirmations import service as confirmations
 from core.confirmations.models import ConfirmAction
 from core.db import utcnow
-from core.errors import TenantNotActive
 from core.payouts import channels as payout_channels
 from core.payouts.limits import check_limits, limits_of, sent_today
 from core.payouts.models import PayoutCommand
 from core.payouts.schemas import PayoutIn, PayoutOut
 from core.payouts.service import clean_key
-from core.payouts.use_cases import record_payout, with_payout_grant
+from core.payouts.use_cases import ensure_active, record_payout, with_payout_grant
 from core.phones import mask_msisdn
 from core.runtime import runtime
-from core.tenants.models import Mode, TenantStatus
+from core.tenants.models import Mode
 from core.tenants.service import tenants
 
 NEXT_STEP = (
@@ -97,10 +96,7 @@ async def _prepare(actor: Actor, data: PayoutIn, *, idempotency_key: str | None)
             session, tenant_id=tenant_id, channel_id=data.channel_id, mode=actor.mode
         )
         payout_channels.ensure_can_pay_out(channel)
-        tenant = await tenants.get(session, tenant_id)
-        if tenant.status is TenantStatus.suspended:
-            reason = f": {tenant.status_reason}" if tenant.status_reason else ""
-            raise TenantNotActive(f"This business is suspended{reason}. Contact lipapush support.")
+        tenant = ensure_active(await tenants.get(session, tenant_id))
         # The same refusals the payout itself would give, now, rather than after the person agreed.
         await check_limits(session, tenant=tenant, mode=channel.mode, amount=data.amount, settings=settings)
         limits = limits_of(tenant, settings)
