@@ -769,6 +769,11 @@ def report(args: argparse.Namespace, ours: Phase, base: Phase, backend: str) -> 
         f"{per_hop(ours, ours.cpu.server) / max(1e-9, per_hop(base, base.cpu.server)):.1f}x"
     )
     print(f"({backend})")
+    if args.smoke:
+        print(
+            f"SMOKE P5 USSD hops/bare = {o_rate / b_rate:.3f} ({o_rate:.0f} vs {b_rate:.0f} hops/s; "
+            f"p99 {ours_all.p99:.0f} vs {base_all.p99:.0f} ms)"
+        )
     return 1 if errors or ours.unexpected or base_errors else 0
 
 
@@ -849,7 +854,12 @@ def main() -> int:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the app and the baseline (INFO)")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the app's timed phase into DIR")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) and the database")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a quick run for CI logs (bench/smoke.py): 20 sessions x 1 round"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.sessions, args.rounds = 20, 1
 
     # A SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the cleanup below still runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
