@@ -461,7 +461,12 @@ class CpuMeter:
                         backends[proc.pid] = _cpu_of(proc.pid)
                     elif self.with_redis and proc.info["name"] == "redis-server":
                         redis[proc.pid] = _cpu_of(proc.pid)
-        return CpuSnapshot(_cpu_of(self.server_pid), time.process_time(), backends, redis, _machine_busy())
+        # `lipapush web` serves from a forked child (web/supervisor.py): the server is the whole tree.
+        server = _cpu_of(self.server_pid)
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.server_pid).children(recursive=True):
+                server += _cpu_of(child.pid)
+        return CpuSnapshot(server, time.process_time(), backends, redis, _machine_busy())
 
 
 @dataclass
