@@ -13,6 +13,7 @@ import base64
 import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -84,11 +85,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@lru_cache(maxsize=256)
 def _endpoint(url: str) -> tuple[str, int | None]:
     """Where a URL's requests go, for telling the production host from others: the host lower-cased
     without a trailing dot (``api.safaricom.co.ke.`` is the same name in DNS), and its port unless it
     is a default one (80 or 443, or none given). The scheme is ignored: plain HTTP to the production
-    host still reaches production."""
+    host still reaches production. Cached: the mode guard asks on every call about the same few base
+    URLs, and parsing one costs about as much as the rest of a push's own work."""
     u = httpx.URL(url)
     port = None if u.port in (None, 80, 443) else u.port
     return u.host.lower().rstrip("."), port
@@ -131,6 +134,10 @@ class DarajaClient:
         self._tokens = tokens
         self._clock = clock or _utc_now
         self._retry_backoff = tuple(retry_backoff)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client: for an owner that made it for this client alone (the runtime)."""
+        await self._http.aclose()
 
     async def stk_push(self, creds: DarajaCredentials, req: StkPushRequest) -> StkPushAccepted:
         """Send the M-Pesa prompt.
@@ -188,7 +195,10 @@ class DarajaClient:
             response_description=description,
             customer_message=_text(data.get("CustomerMessage")),
         )
-        log.info("daraja.stk_push.accepted", checkout_request_id=checkout_request_id)
+        # Debug, not info: the payment row keeps the CheckoutRequestID, and an info line per push (through
+        # structlog, stdlib logging and the redaction filter) cost ~0.04 ms of a push's ~0.6 ms of client
+        # CPU (bench/daraja_client.py).
+        log.debug("daraja.stk_push.accepted", checkout_request_id=checkout_request_id)
         return accepted
 
     async def stk_query(self, creds: DarajaCredentials, checkout_request_id: str) -> StkQueryResult:

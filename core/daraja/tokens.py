@@ -94,6 +94,11 @@ class RedisTokenStore:
     One process fetches while the others poll the cached value; if the fetching process dies, its lock expires
     and the waiters give up after ``wait_seconds`` and fetch for themselves, so a crash costs a delay, not an
     outage.
+
+    Each store also keeps the token it last read or stored, for no longer than Redis keeps it and at most
+    ``local_seconds``, so a push does not wait on a Redis round trip (which cost more CPU than the rest of
+    the push). A copy that another process has since replaced is refused by Daraja as an invalid token; the
+    client then calls :meth:`invalidate` and asks again, which reads the new token from Redis.
     """
 
     def __init__(
@@ -105,6 +110,8 @@ class RedisTokenStore:
         lock_seconds: float = 15.0,
         wait_seconds: float = 10.0,
         poll_seconds: float = 0.05,
+        local_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
@@ -112,16 +119,35 @@ class RedisTokenStore:
         self._lock_ms = int(lock_seconds * 1000)
         self._wait_seconds = wait_seconds
         self._poll_seconds = poll_seconds
+        self._local_seconds = local_seconds
+        self._clock = clock
+        self._local: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _cache_key(self, key: str) -> str:
         return f"{self._prefix}{key}"
 
+    def _remember(self, cache_key: str, token: str, ttl_ms: int) -> None:
+        # A negative TTL is Redis saying "no expiry": the local cap alone applies.
+        seconds = self._local_seconds if ttl_ms < 0 else min(ttl_ms / 1000, self._local_seconds)
+        self._local[cache_key] = (token, self._clock() + seconds)
+
+    def _remembered(self, cache_key: str) -> str | None:
+        entry = self._local.get(cache_key)
+        if entry is None or self._clock() >= entry[1]:
+            return None
+        return entry[0]
+
     async def _cached(self, cache_key: str) -> str | None:
-        value = await cast(Awaitable[Any], self._redis.get(cache_key))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(cache_key)
+        pipe.pttl(cache_key)
+        value, ttl_ms = await pipe.execute()
         if value is None:
             return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        token = value.decode() if isinstance(value, bytes) else str(value)
+        self._remember(cache_key, token, int(ttl_ms))
+        return token
 
     async def _delete_if_equal(self, redis_key: str, value: str) -> None:
         await self._redis.eval(_DELETE_IF_EQUAL, 1, redis_key, value)
@@ -131,10 +157,14 @@ class RedisTokenStore:
         ttl_ms = int(cache_seconds(expires_in, self._early_seconds) * 1000)
         if ttl_ms > 0:
             await cast(Awaitable[Any], self._redis.set(cache_key, token, px=ttl_ms))
+            self._remember(cache_key, token, ttl_ms)
         return token
 
     async def get_token(self, key: str, fetch: TokenFetcher) -> str:
         cache_key = self._cache_key(key)
+        token = self._remembered(cache_key)
+        if token is not None:
+            return token
         token = await self._cached(cache_key)
         if token is not None:
             return token
@@ -172,4 +202,8 @@ class RedisTokenStore:
                 return await self._fetch_and_store(cache_key, fetch)
 
     async def invalidate(self, key: str, token: str) -> None:
-        await self._delete_if_equal(self._cache_key(key), token)
+        cache_key = self._cache_key(key)
+        entry = self._local.get(cache_key)
+        if entry is not None and entry[0] == token:
+            del self._local[cache_key]
+        await self._delete_if_equal(cache_key, token)

@@ -200,3 +200,71 @@ class TestRedisTokenStore:
             await store.get_token(KEY, failing)
         assert await redis.exists(f"{prefix}{KEY}:lock") == 0
         assert await store.get_token(KEY, Fetcher()) == "token-1"
+
+
+class TestRedisTokenStoreLocalCopy:
+    """Each process keeps the token it read, so a push does not wait on Redis."""
+
+    async def test_the_copy_is_used_until_local_seconds_pass(
+        self, redis: redis_asyncio.Redis, prefix: str
+    ) -> None:
+        clock = FakeClock()
+        store = RedisTokenStore(redis, prefix=prefix, local_seconds=60, clock=clock)
+        fetch = Fetcher()
+        assert await store.get_token(KEY, fetch) == "token-1"
+        await redis.set(f"{prefix}{KEY}", "token-from-elsewhere", px=600_000)
+        clock.now += 59
+        assert await store.get_token(KEY, fetch) == "token-1"
+        clock.now += 1
+        assert await store.get_token(KEY, fetch) == "token-from-elsewhere"
+        assert fetch.calls == 1
+
+    async def test_the_copy_never_outlives_the_redis_entry(
+        self, redis: redis_asyncio.Redis, prefix: str
+    ) -> None:
+        clock = FakeClock()
+        await redis.set(f"{prefix}{KEY}", "short-lived", px=5_000)
+        store = RedisTokenStore(redis, prefix=prefix, local_seconds=60, clock=clock)
+        assert await store.get_token(KEY, Fetcher()) == "short-lived"
+        await redis.set(f"{prefix}{KEY}", "next", px=600_000)
+        clock.now += 4
+        assert await store.get_token(KEY, Fetcher()) == "short-lived"
+        clock.now += 1.5
+        assert await store.get_token(KEY, Fetcher()) == "next"
+
+    async def test_a_token_stored_without_expiry_is_copied_for_local_seconds(
+        self, redis: redis_asyncio.Redis, prefix: str
+    ) -> None:
+        clock = FakeClock()
+        await redis.set(f"{prefix}{KEY}", "no-expiry")
+        store = RedisTokenStore(redis, prefix=prefix, local_seconds=30, clock=clock)
+        assert await store.get_token(KEY, Fetcher()) == "no-expiry"
+        await redis.set(f"{prefix}{KEY}", "next")
+        clock.now += 29
+        assert await store.get_token(KEY, Fetcher()) == "no-expiry"
+        clock.now += 1
+        assert await store.get_token(KEY, Fetcher()) == "next"
+
+    async def test_a_refused_copy_is_dropped_and_redis_asked_again(
+        self, redis: redis_asyncio.Redis, prefix: str
+    ) -> None:
+        store = RedisTokenStore(redis, prefix=prefix)
+        fetch = Fetcher()
+        assert await store.get_token(KEY, fetch) == "token-1"
+        # Another process had token-1 refused by Daraja and stored a new one.
+        await redis.set(f"{prefix}{KEY}", "token-new", px=600_000)
+        await store.invalidate(KEY, "token-1")
+        assert await redis.get(f"{prefix}{KEY}") == b"token-new"
+        assert await store.get_token(KEY, fetch) == "token-new"
+        assert fetch.calls == 1
+
+    async def test_invalidating_another_token_keeps_the_copy(
+        self, redis: redis_asyncio.Redis, prefix: str
+    ) -> None:
+        store = RedisTokenStore(redis, prefix=prefix)
+        fetch = Fetcher()
+        await store.get_token(KEY, fetch)
+        await redis.delete(f"{prefix}{KEY}")
+        await store.invalidate(KEY, "some-older-token")
+        assert await store.get_token(KEY, fetch) == "token-1"
+        assert fetch.calls == 1
