@@ -209,7 +209,11 @@ class AdvisoryLock:
                         text(
                             "SELECT a.application_name, a.pid, a.client_addr FROM pg_locks l "
                             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                            "AND l.granted AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1"
+                            "AND l.granted AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1 "
+                            # Advisory locks are per database: another deployment's scheduler on the
+                            # same server holds the same key in its own database.
+                            "AND l.database = "
+                            "(SELECT oid FROM pg_database WHERE datname = current_database())"
                         ),
                         {"hi": hi, "lo": lo},
                     )
