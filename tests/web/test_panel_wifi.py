@@ -724,7 +724,9 @@ async def test_chromium_overview_plans_vouchers_routers(
     await page.wait_for_url(f"{server.url}/app/wifi")
     await expect(page.locator("h1")).to_have_text("WiFi")
     await expect(page.locator("#today-kes")).to_have_text("KES 0")
-    await expect(page.locator("#routers-state")).to_have_text("0 up · 0 down")
+    # The live server's scheduler may already have swept the router (its simulator answers), so
+    # it shows as unchecked or up, never down.
+    await expect(page.locator("#routers-state")).to_have_text(re.compile(r"^[01] up · 0 down$"))
     assert await page.evaluate("document.documentElement.scrollWidth") <= 360
     await shot(page, "app-wifi")
 
