@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.billing.invoices import invoices
 from core.customers.schemas import CustomerQuery
 from core.customers.service import customers
-from core.exports.xlsx import Column, build_xlsx
+from core.exports.xlsx import BATCH_ROWS, Column, build_xlsx
 from core.payments.service import TransactionFilter, payments
 from core.tenants.models import Mode
 
@@ -52,19 +52,25 @@ async def customer_book(
     return await build_xlsx(
         sheet_title="Customers",
         columns=CUSTOMER_COLUMNS,
-        batches=customers.export_batches(session, tenant_id=tenant_id, mode=mode, query=query),
+        batches=customers.export_batches(
+            session, tenant_id=tenant_id, mode=mode, query=query, batch=BATCH_ROWS
+        ),
         directory=directory,
     )
 
 
 async def _transaction_batches(
-    session: AsyncSession, tenant_id: uuid.UUID, filters: TransactionFilter, batch: int = 2000
-) -> AsyncIterator[Sequence[Sequence[object]]]:
+    session: AsyncSession, tenant_id: uuid.UUID, filters: TransactionFilter, batch: int = BATCH_ROWS
+) -> AsyncGenerator[Sequence[Sequence[object]], None]:
+    # Core rows on the session's connection (its transaction and scope): the ORM's result handling
+    # adds nothing to plain columns but time. The rows go to the writer as they come: the statuses
+    # and sources are StrEnums, which text cells write as their values. `async with` closes the
+    # (server-side) cursor when the export stops early.
+    connection = await session.connection()
     stmt = payments.export_statement(tenant_id, filters).execution_options(yield_per=batch)
-    result = await session.stream(stmt)
-    async for part in result.partitions(batch):
-        # enums (status, source) are written as their plain values
-        yield [tuple(getattr(v, "value", v) for v in r) for r in part]
+    async with connection.stream(stmt) as result:
+        async for part in result.partitions(batch):
+            yield part
 
 
 async def transaction_list(

@@ -34,7 +34,7 @@ from core.errors import InvalidInput, NotFound
 from core.exports import books
 from core.exports.links import downloads_dir
 from core.exports.models import ExportJob, ExportStatus
-from core.exports.xlsx import EAT, Column, build_xlsx, export_filename
+from core.exports.xlsx import BATCH_ROWS, EAT, Column, build_xlsx, export_filename
 from core.jobs.models import JobOutbox
 from core.jobs.registry import enqueue, job, running_job
 from core.payments.models import Payment, PaymentStatus
@@ -43,7 +43,7 @@ from core.tenants.models import MpesaChannel, Tenant
 
 KEEP_HOURS = 24
 MAX_RANGE_DAYS = 366
-BATCH = 2000
+BATCH = BATCH_ROWS
 PROGRESS_EVERY_SECONDS = 1.0
 KINDS = ("transactions", "customers")
 # At most this many exports queued or running at once across the platform: each holds a database
@@ -163,11 +163,10 @@ def _statement(req: ExportRequest) -> Select[*tuple[Any, ...]]:
     return stmt.order_by(Payment.created_at, Payment.id)
 
 
-def _row(kind: str, r: Sequence[Any]) -> tuple[object, ...]:
-    values = [getattr(v, "value", v) for v in r]
-    if kind == "transactions":
-        values[_COMMISSION] = _cents_to_shillings(values[_COMMISSION])
-    return tuple(values)
+def _transaction_row(r: Sequence[Any]) -> tuple[object, ...]:
+    # Statuses, sources and modes are StrEnums, which text cells write as their values; only the
+    # commission needs turning from cents into shillings.
+    return (*r[:_COMMISSION], _cents_to_shillings(r[_COMMISSION]), *r[_COMMISSION + 1 :])
 
 
 def _cents_to_shillings(cents: int | None) -> Decimal:
@@ -274,14 +273,16 @@ async def _progress(export_id: uuid.UUID, done: int) -> None:
 async def _batches(
     session: AsyncSession, export_id: uuid.UUID, req: ExportRequest
 ) -> AsyncIterator[Sequence[Sequence[object]]]:
-    result = await session.stream(_statement(req).execution_options(yield_per=BATCH))
+    # Core rows on the session's connection, as core.exports.books streams a business's transactions.
+    connection = await session.connection()
     done, last = 0, time.monotonic()
-    async for part in result.partitions(BATCH):
-        yield [_row(req.kind, r) for r in part]
-        done += len(part)
-        if time.monotonic() - last >= PROGRESS_EVERY_SECONDS:
-            await _progress(export_id, done)
-            last = time.monotonic()
+    async with connection.stream(_statement(req).execution_options(yield_per=BATCH)) as result:
+        async for part in result.partitions(BATCH):
+            yield [_transaction_row(r) for r in part] if req.kind == "transactions" else part
+            done += len(part)
+            if time.monotonic() - last >= PROGRESS_EVERY_SECONDS:
+                await _progress(export_id, done)
+                last = time.monotonic()
 
 
 @job("exports.build_global", max_retries=2, min_backoff_ms=10_000, max_backoff_ms=60_000)
