@@ -177,7 +177,9 @@ def _button(text: str, view: CuCb, chosen: bool = False) -> InlineKeyboardButton
     return InlineKeyboardButton(text=f"✓ {text}" if chosen else text, callback_data=view.pack())
 
 
-def _keyboard(view: CuCb, pages: int) -> InlineKeyboardMarkup:
+def _keyboard(view: CuCb, pages: int, *, more: bool = False) -> InlineKeyboardMarkup:
+    """`more`: the count was capped (a big book), so there is a page after this one whatever `pages`
+    says."""
     first = view.model_copy(update={"a": Act.show, "p": 1})
     rows = [
         [_button(label, first.model_copy(update={"o": o}), view.o is o) for o, (label, _) in SORTS.items()],
@@ -200,7 +202,7 @@ def _keyboard(view: CuCb, pages: int) -> InlineKeyboardMarkup:
     nav = []
     if view.p > 1:
         nav.append(_button("‹ Previous", view.model_copy(update={"a": Act.show, "p": view.p - 1})))
-    if view.p < pages:
+    if view.p < pages or more:
         nav.append(_button("Next ›", view.model_copy(update={"a": Act.show, "p": view.p + 1})))
     if nav:
         rows.append(nav)
@@ -215,13 +217,17 @@ async def render(actor: Actor, view: CuCb, text: str | None) -> tuple[str, Inlin
     if book.total == 0 and not text and not filters:
         return NO_CUSTOMERS, InlineKeyboardMarkup(inline_keyboard=[_back()])
     pages = max(1, math.ceil(book.total / PAGE))
-    head = f"👥 <b>Customers</b> ({book.total})" + (f" matching “{escape(text)}”" if text else "")
+    # A big book's count stops at a cap (CustomerPage.total_capped): "10,000+", and no last page.
+    count = f"{book.total:,}+" if book.total_capped else str(book.total)
+    head = f"👥 <b>Customers</b> ({count})" + (f" matching “{escape(text)}”" if text else "")
     how = " · ".join([f"Sorted by {SORTS[view.o][0].lower()}", *filters])
-    if pages > 1:
+    if book.total_capped:
+        how += f" · page {view.p}"
+    elif pages > 1:
         how += f" · page {view.p} of {pages}"
     start = (view.p - 1) * PAGE
     rows = [_row(start + n, c) for n, c in enumerate(book.items, start=1)] or [NO_MATCH]
-    return "\n".join([head, how, *rows, "", SEARCH_HINT]), _keyboard(view, pages)
+    return "\n".join([head, how, *rows, "", SEARCH_HINT]), _keyboard(view, pages, more=book.total_capped)
 
 
 async def _show_new(message: Message, actor: Actor, view: CuCb, text: str | None) -> None:

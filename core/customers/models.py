@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, BigIntId, UTCDateTime, str_enum, utcnow
@@ -22,6 +22,21 @@ class Customer(Base):
         Index("ix_customers_tenant_mode_paid_total", "tenant_id", "mode", "paid_total"),
         Index("ix_customers_tenant_mode_last_seen", "tenant_id", "mode", "last_seen_at"),
         Index("ix_customers_tenant_mode_name", "tenant_id", "mode", "name"),
+        # Search by a name or phone fragment (`ILIKE '%wanj%'`, `LIKE '%72212%'`) in one book: trigrams of
+        # name and phone led by the business (btree_gin), one index per mode. Postgres only; SQLite
+        # scans. The migration also lets row-level security use them (2026-12-07-1400_customer_search).
+        *(
+            Index(
+                f"ix_customers_search_{mode.value}",
+                "tenant_id",
+                "name",
+                "phone",
+                postgresql_using="gin",
+                postgresql_ops={"name": "gin_trgm_ops", "phone": "gin_trgm_ops"},
+                postgresql_where=text(f"mode = '{mode.value}'"),
+            ).ddl_if(dialect="postgresql")
+            for mode in Mode
+        ),
         CheckConstraint(
             "paid_count >= 0 AND paid_total >= 0 AND paid_count <= requested_count", name="totals_consistent"
         ),

@@ -78,7 +78,18 @@ class CustomerPage(BaseModel):
     items: list[CustomerOut]
     page: int
     per_page: int
-    total: int
+    total: int = Field(
+        description="How many customers match. Counting stops at 10 000, at 2 000 with a search text `q` "
+        "(or at the end of this page, when that is further): past it `total_capped` is true and `total` "
+        "is a lower bound."
+    )
+    total_capped: bool = Field(
+        default=False,
+        description="True when counting stopped: more customers match than `total`, so there is at "
+        "least one more page after this one. A search by a fragment the database's statistics expect "
+        "to match over 10 000 customers is not counted at all (the last page always is). False: "
+        "`total` is exact.",
+    )
     mode: Mode = Field(
         description="The book these customers are from: test (simulator or sandbox payments) or live "
         "(production). An API key reads its own mode's book; a person the business's current mode's."

@@ -15,23 +15,88 @@ nowhere that already holds a ledger account or the tenant row.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from core.customers.models import Customer
-from core.customers.schemas import CustomerOut, CustomerPage, CustomerQuery
+from core.customers.schemas import CustomerOut, CustomerPage, CustomerQuery, CustomerSort
 from core.payments.models import CUSTOMER_SOURCES, Payment
 from core.tenants.models import Mode
 from core.upsert import insert_for
 
+# A page's `total` counts at most this many matches (or to the end of the page, when further); a
+# search by name or phone at most SEARCH_COUNT_CAP. Counting costs a read of each match, and a common
+# fragment ("wanj") matches tens of thousands in a big book: 10 000 of them took 30-45 ms alone. A
+# search's matches up to its cap are also what its page is sorted from (`search`): 2 000 takes in
+# 4 digits of a phone number in a book of a million (0.14 %).
+COUNT_CAP = 10_000
+SEARCH_COUNT_CAP = 2_000
+# A fragment the planner expects to match this many times the cap skips collecting its matches.
+COMMON = 3
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_condition(q: str) -> ColumnElement[bool]:
+    """A name fragment (any case) or, when `q` has digits, the phone's: "0722 12" finds 254722 12….
+
+    On Postgres `name ILIKE` and `phone LIKE` on the bare columns are what ix_customers_search_*
+    answer (and what row-level security lets them answer: the migration
+    2026-12-07-1400_customer_search.py); `lower(name) LIKE` would not use them. SQLite reads ILIKE
+    as lower() LIKE lower() and scans."""
+    alts = [_name_match(q)]
+    digits = "".join(ch for ch in q if ch.isdigit())
+    if digits:
+        # "0722 000" finds 254722000…: search the national part too
+        alts.append(Customer.phone.like(f"%{digits.lstrip('0')}%"))
+    return or_(*alts)
+
+
+def _words(q: str) -> list[str]:
+    """The runs of letters or digits in `q`: what pg_trgm takes trigrams of."""
+    return re.findall(r"[^\W_]+", q)
+
+
+def _name_match(q: str) -> ColumnElement[bool]:
+    whole = f"%{_like_escape(q)}%"
+    words = [w for w in _words(q) if len(w) >= 3]
+    if len(_words(q)) < 2 or not words:
+        return Customer.name.ilike(whole, escape="\\")
+    # Several words ("grace wanj"): the index looks up each word of 3 or more on its own, and the
+    # whole, spaces and all, is checked on what it finds (lower() LIKE: a filter, never an index
+    # condition). The whole as one ILIKE would add trigrams for the words' edges (" wa": every
+    # name with a word starting "wa"), long lists the index must walk: 20 ms, against 15.
+    return and_(
+        *(Customer.name.ilike(f"%{w}%") for w in words),
+        func.lower(Customer.name).like(func.lower(whole), escape="\\"),
+    )
 
 
 def through_channel(channel_id: uuid.UUID) -> ColumnElement[bool]:
@@ -123,16 +188,10 @@ class CustomerService:
             )
         )
 
-    def _filtered(self, tenant_id: uuid.UUID, mode: Mode, q: CustomerQuery) -> Select[Any]:
+    def _conditions(self, tenant_id: uuid.UUID, mode: Mode, q: CustomerQuery) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [Customer.tenant_id == tenant_id, Customer.mode == mode]
         if q.q:
-            pattern = f"%{_like_escape(q.q)}%"
-            digits = "".join(ch for ch in q.q if ch.isdigit())
-            alts = [func.lower(Customer.name).like(pattern.lower(), escape="\\")]
-            if digits:
-                # "0722 000" finds 254722000…: search the national part too
-                alts.append(Customer.phone.like(f"%{digits.lstrip('0')}%"))
-            conds.append(or_(*alts))
+            conds.append(search_condition(q.q))
         if q.min_paid is not None:
             conds.append(Customer.paid_total >= q.min_paid)
         if q.max_paid is not None:
@@ -147,25 +206,92 @@ class CustomerService:
             conds.append(Customer.paid_count == 0)
         if q.channel_id is not None:
             conds.append(through_channel(q.channel_id))
+        return conds
+
+    def _order(self, q: CustomerQuery) -> list[ColumnElement[Any]]:
         column = getattr(Customer, q.sort.value)
         order = column.desc() if q.desc else column.asc()
         tiebreak = Customer.id.desc() if q.desc else Customer.id.asc()
-        if q.sort.value == "name":
-            # customers without a name go last whichever way we sort
-            return select(Customer).where(*conds).order_by(Customer.name.is_(None), order, tiebreak)
-        return select(Customer).where(*conds).order_by(order, tiebreak)
+        if q.sort is CustomerSort.name:
+            # Customers without a name go last whichever way we sort. Said as NULLS LAST (not a
+            # leading `name IS NULL` key) so A→Z reads ix_customers_tenant_mode_name in order.
+            return [order.nulls_last(), tiebreak]
+        return [order, tiebreak]
+
+    def _filtered(self, tenant_id: uuid.UUID, mode: Mode, q: CustomerQuery) -> Select[Any]:
+        return select(Customer).where(*self._conditions(tenant_id, mode, q)).order_by(*self._order(q))
 
     async def search(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode, query: CustomerQuery
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        mode: Mode,
+        query: CustomerQuery,
+        count_cap: int | None = None,
     ) -> CustomerPage:
-        stmt = self._filtered(tenant_id, mode, query)
-        total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-        rows = await session.scalars(stmt.limit(query.per_page).offset((query.page - 1) * query.per_page))
+        """A page of one book, and how many match: exactly up to COUNT_CAP (SEARCH_COUNT_CAP with a
+        search text) or the end of this page, when further; past it that many and `total_capped` (a
+        bounded count: a page of a book of a million never counts the million). `count_cap` is for
+        tests.
+
+        A search by name or phone first collects the matches, up to the cap, by the trigram index
+        (`_matches`): when they are all there, the page is sorted from them, whatever the sort. Only
+        a fragment matching more than the cap is paged in the sort's own order, where its matches are
+        common enough to come soon; one the planner expects to match far more than that (`_common`)
+        goes there at once. The planner, left to choose, walked the sort's index for fragments it
+        thought common (or did not know were all at one end of it: "grace wanj" by name read half
+        the book, 1.2 s)."""
+        conds = self._conditions(tenant_id, mode, query)
+        offset = (query.page - 1) * query.per_page
+        cap = count_cap or (SEARCH_COUNT_CAP if query.q else COUNT_CAP)
+        more_than_cap = False
+        if query.q and _trigram_searchable(query.q):
+            more_than_cap = await _common(session, conds, cap)
+            if not more_than_cap:
+                found = await self._matches(session, conds, cap)
+                if len(found) <= cap:
+                    # still by bitmap: the ids' rows, then sorted (never a walk of the sort's index)
+                    rows = await self._page(session, [*conds[:2], _among(session, found)], query, offset)
+                    await _plan(session, bitmap_only=False)  # the rest of the transaction as usual
+                    return self._result(query, mode, rows, total=len(found), capped=False)
+                more_than_cap = True
+        if query.q:
+            await _plan(session, bitmap_only=False)
+        rows = await self._page(session, conds, query, offset)
+        limit = max(cap, offset + query.per_page)
+        if len(rows) < query.per_page and (rows or not offset):
+            return self._result(query, mode, rows, total=offset + len(rows), capped=False)  # the last page
+        if more_than_cap and limit == cap:
+            # Counted already, or expected COMMON times over: counting to the cap would cost more
+            # than the page (2 000 matches of "otieno", 3 % of a book, are 60 000 rows to read).
+            return self._result(query, mode, rows, total=cap, capped=True)
+        matching: Select[Any] = select(literal_column("1")).select_from(Customer).where(*conds)
+        counted = await session.scalar(select(func.count()).select_from(matching.limit(limit + 1).subquery()))
+        return self._result(query, mode, rows, total=min(counted or 0, limit), capped=(counted or 0) > limit)
+
+    async def _matches(self, session: AsyncSession, conds: list[ColumnElement[bool]], cap: int) -> list[int]:
+        """The ids of up to `cap` + 1 matches, by the trigram index on Postgres (a bitmap scan: the
+        index's matches, each read once), in no order."""
+        await _plan(session, bitmap_only=True)
+        return list(await session.scalars(select(Customer.id).where(*conds).limit(cap + 1)))
+
+    async def _page(
+        self, session: AsyncSession, conds: list[ColumnElement[bool]], query: CustomerQuery, offset: int
+    ) -> list[Customer]:
+        stmt = select(Customer).where(*conds).order_by(*self._order(query))
+        return list(await session.scalars(stmt.limit(query.per_page).offset(offset)))
+
+    @staticmethod
+    def _result(
+        query: CustomerQuery, mode: Mode, rows: list[Customer], *, total: int, capped: bool
+    ) -> CustomerPage:
         return CustomerPage(
             items=[CustomerOut.model_validate(r) for r in rows],
             page=query.page,
             per_page=query.per_page,
             total=total,
+            total_capped=capped,
             mode=mode,
         )
 
@@ -212,6 +338,65 @@ class CustomerService:
         result = await session.stream(stmt.execution_options(yield_per=batch))
         async for part in result.partitions(batch):
             yield [tuple(r) for r in part]
+
+
+def _trigram_searchable(q: str) -> bool:
+    """Whether both of the search's alternatives give pg_trgm a trigram to look up: a run of 3
+    letters or digits for the name, 3 digits for the phone. Without one, the index would be read
+    whole; a fragment that short is common anyway, and the sort's order finds a page of it soon."""
+    digits = "".join(ch for ch in q if ch.isdigit()).lstrip("0")
+    return any(len(w) >= 3 for w in _words(q)) and (not digits or len(digits) >= 3)
+
+
+class _Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a statement, its parameters bound as for the statement itself."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+async def _common(session: AsyncSession, conds: list[ColumnElement[bool]], cap: int) -> bool:
+    """Whether the planner expects the search to match COMMON times `cap` or more (Postgres: an
+    EXPLAIN, planned for these values; name and phone keep statistics of 1000 values, enough to tell
+    1 % from 0.1 %). Such a fragment comes soon in any sort's order, and collecting its matches would
+    walk the trigram index's long lists for nothing (20 ms for "wanj" at a million customers).
+    SQLite: never."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    plan = await session.scalar(_Explain(select(Customer.id).where(*conds)))
+    doc = json.loads(plan) if isinstance(plan, str) else plan
+    return float(doc[0]["Plan"]["Plan Rows"]) >= COMMON * cap
+
+
+def _among(session: AsyncSession, ids: list[int]) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter: one statement to prepare whatever the number of ids.
+        return Customer.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    return Customer.id.in_(ids)
+
+
+async def _plan(session: AsyncSession, *, bitmap_only: bool) -> None:
+    """Postgres: a plan made for this search's values (a prepared statement's generic plan, after
+    five runs on one connection, would choose once for every fragment), and with `bitmap_only` no
+    index or sequential scan: the trigram index (or, for a small book, the book's btree) as a bitmap."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    scans = "off" if bitmap_only else "on"
+    await session.execute(
+        text(
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+            "set_config('enable_seqscan', :s, true), set_config('enable_indexscan', :s, true), "
+            "set_config('enable_indexonlyscan', :s, true)"
+        ),
+        {"s": scans},
+    )
 
 
 customers = CustomerService()

@@ -106,12 +106,13 @@ async def customer_list(request: Request, viewer: CurrentViewer) -> HTMLResponse
     if errors or query is None:
         return render(request, "app/customers.html", ctx, viewer=viewer, status=422)
     result = await search_customers(viewer.actor, query=query)
-    ctx["items"], ctx["total"] = result.items, result.total
+    ctx["items"], ctx["total"], ctx["capped"] = result.items, result.total, result.total_capped
     pages = max(1, -(-result.total // PER_PAGE))
     ctx["page"], ctx["pages"] = query.page, pages
     if query.page > 1:
         ctx["prev_url"] = page_url("/app/customers", kept, page=query.page - 1)
-    if query.page < pages:
+    # A capped count (a big book) is a lower bound: there is a page after this one.
+    if query.page < pages or result.total_capped:
         ctx["next_url"] = page_url("/app/customers", kept, page=query.page + 1)
     return render(request, "app/customers.html", ctx, viewer=viewer)
 
