@@ -59,7 +59,7 @@ import asyncpg
 
 from core.config import load_settings
 from core.customers.schemas import CustomerQuery, CustomerSort
-from core.customers.service import COMMON, SEARCH_COUNT_CAP, customers
+from core.customers.service import COMMON, NAME_WALK, SEARCH_COUNT_CAP, customers
 from core.db import Scope
 from core.runtime import configure, unit_of_work
 from core.tenants.models import Mode, Tenant
@@ -256,6 +256,7 @@ class Shapes:
     args: list[Any]
     order: str
     trigrams: bool  # both alternatives have a trigram for the index
+    by_name: bool = False  # sorted by name: a common fragment's page from the index's matches too
 
     def page(self) -> str:
         return f"SELECT {COLUMNS} FROM customers WHERE {self.where} ORDER BY {self.order} LIMIT {PER_PAGE}"
@@ -289,7 +290,7 @@ def shapes(tenant_id: uuid.UUID, mode: Mode, q: str, sort: CustomerSort, desc: b
     nulls = " NULLS LAST" if sort is CustomerSort.name else ""
     trigrams = bool(words) and (not national or len(national) >= 3)
     where = f"tenant_id = $1 AND mode = $2 AND {match}"
-    return Shapes(where, args, f"{sort.value} {way}{nulls}, id {way}", trigrams)
+    return Shapes(where, args, f"{sort.value} {way}{nulls}, id {way}", trigrams, sort is CustomerSort.name)
 
 
 def old_sql(tenant_id: uuid.UUID, mode: Mode, q: str) -> tuple[str, str, list[Any]]:
@@ -346,7 +347,22 @@ async def baseline(conn: asyncpg.Connection, tenant_id: uuid.UUID, sh: Shapes) -
                     )  # fmt: skip
                     return [r["phone"] for r in rows], len(ids)
                 await conn.execute(SCANS_SQL, "on")
-            rows = await conn.fetch(sh.page(), *sh.args)
+            if sh.by_name:  # the page near the start of the name order, else the matches sorted
+                first = (
+                    f"SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND mode = $2 "
+                    f"ORDER BY {sh.order} LIMIT {NAME_WALK}"
+                )
+                match = sh.where.removeprefix("tenant_id = $1 AND mode = $2 AND ")
+                rows = await conn.fetch(
+                    f"SELECT * FROM ({first}) near WHERE {match} ORDER BY {sh.order} LIMIT {PER_PAGE}",
+                    *sh.args,
+                )
+                if len(rows) < PER_PAGE:
+                    await conn.execute(SCANS_SQL, "off")
+                    rows = await conn.fetch(sh.page(), *sh.args)
+                    await conn.execute(SCANS_SQL, "on")
+            else:
+                rows = await conn.fetch(sh.page(), *sh.args)
             if len(rows) == PER_PAGE:
                 return [r["phone"] for r in rows], SEARCH_COUNT_CAP  # counted, or expected to be many
             return [r["phone"] for r in rows], len(rows)

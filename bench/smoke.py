@@ -8,7 +8,9 @@ another on Postgres + Redis, then their ratios against the baselines measured in
   the same writes;
 * P2 ``bench/push_throughput.py --smoke``: STK pushes accepted per second (web + worker + simulator) /
   a bare FastAPI endpoint doing one asyncpg INSERT;
-* P5 ``bench/ussd_latency.py --smoke --postgres``: USSD hops per second / a bare FastAPI endpoint.
+* P5 ``bench/ussd_latency.py --smoke --postgres``: USSD hops per second / a bare FastAPI endpoint;
+* P4 ``bench/export_xlsx_raw.py --smoke --postgres``: the customer and transaction exports / bare
+  openpyxl write-only, time and memory growth.
 
 A bench whose services or tools are missing (Postgres, Redis, pgbench) is skipped with one line saying
 why. Each bench's report is printed as it ran; a bench that fails or overruns ``--timeout`` (it is
@@ -48,6 +50,7 @@ BENCHES = (
     Bench("P1", "P1 callbacks e2e/pgbench", "callback_ingest.py", (), needs_pgbench=True),
     Bench("P2", "P2 pushes web+worker/bare", "push_throughput.py", ()),
     Bench("P5", "P5 USSD hops/bare", "ussd_latency.py", ("--postgres",)),
+    Bench("P4", "P4 exports ours/bare", "export_xlsx_raw.py", ()),
 )
 
 
@@ -98,6 +101,8 @@ def command(bench: Bench, pg_url: str, redis_url: str) -> list[str]:
     cmd = [sys.executable, str(BENCH / bench.script), "--smoke", *bench.extra]
     if bench.key == "P5":
         return [*cmd, "--pg-server", pg_url.rsplit("/", 1)[0], "--redis-url", redis_url]
+    if bench.key == "P4":
+        return [*cmd, "--postgres", pg_url.rsplit("/", 1)[0]]
     return [*cmd, "--pg-admin-url", pg_url, "--redis-url", redis_url]
 
 
@@ -151,8 +156,8 @@ def main() -> int:
     parser.add_argument("--pg-url", default=default_pg, help="a Postgres database URL of a superuser")
     parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds one bench may take (150)")
-    parser.add_argument("--budget", type=float, default=330.0, help="seconds for all of them (330)")
-    parser.add_argument("--only", default="P1,P2,P5", help="comma-separated: P1,P2,P5")
+    parser.add_argument("--budget", type=float, default=400.0, help="seconds for all of them (400)")
+    parser.add_argument("--only", default="P1,P2,P5,P4", help="comma-separated: P1,P2,P5,P4")
     args = parser.parse_args()
     pg_url = re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", args.pg_url)
     wanted = {k.strip().upper() for k in args.only.split(",")}
