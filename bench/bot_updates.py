@@ -192,8 +192,13 @@ _connections_opened = [0]
 
 def instrument_database() -> None:
     db = runtime().db
-    engines = {id(e): e for e in db.engines()}.values()
-    for engine in engines:
+    # One listener per pool: on Postgres the read-only engine is the writer with other execution options
+    # (the same pool and the same events), so listening on both counted every read-only statement twice.
+    # The writer must be the one kept: listeners on it hear its option engines too, not the reverse.
+    engines: dict[int, Any] = {}
+    for e in db.engines():
+        engines.setdefault(id(e.sync_engine.pool), e)
+    for engine in engines.values():
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")
         def _stmt(conn: Any, cursor: Any, statement: str, *_: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -44,24 +46,38 @@ class BatchCb(CallbackData, prefix="pb"):
     id: str = ""
 
 
+# Built once: keyboards are sent on almost every update, and nothing changes them once built (a
+# markup is only serialised); building one with InlineKeyboardBuilder deep-copies every button.
+_CANCEL = InlineKeyboardButton(text="✖ Cancel", callback_data=CancelCb().pack())
+
+
 def cancel_row() -> list[InlineKeyboardButton]:
-    return [InlineKeyboardButton(text="✖ Cancel", callback_data=CancelCb().pack())]
+    return [_CANCEL]
+
+
+_MENU_PERMISSIONS = (Permission.customers_read, Permission.wallet_read, Permission.channel_manage)
 
 
 def main_menu(actor: CoreActor, *, hotspot: bool = False) -> InlineKeyboardMarkup:
     """The buttons this person may use: core's answer, the same as every other entry point's."""
+    can = frozenset(p for p in _MENU_PERMISSIONS if actor.can(p))
+    return _menu_for(can, hotspot and actor.can(Permission.vouchers_issue))
+
+
+@functools.lru_cache(maxsize=64)
+def _menu_for(can: frozenset[Permission], wifi: bool) -> InlineKeyboardMarkup:
+    """One menu per set of rights asked about: `main_menu` keys it by core's answers, not by role."""
     kb = InlineKeyboardBuilder()
-    wifi = hotspot and actor.can(Permission.vouchers_issue)
     if wifi:
         kb.button(text="📶 WiFi", callback_data=MenuCb(action="wifi"))
     kb.button(text="💸 Request payment", callback_data=MenuCb(action="pay"))
     kb.button(text="📒 Transactions", callback_data=MenuCb(action="tx"))
-    if actor.can(Permission.customers_read):
+    if Permission.customers_read in can:
         kb.button(text="👥 Customers", callback_data=MenuCb(action="cust"))
-    if actor.can(Permission.wallet_read):
+    if Permission.wallet_read in can:
         kb.button(text="👛 Wallet", callback_data=MenuCb(action="wallet"))
         kb.button(text="🏠 Home", callback_data=MenuCb(action="home"))
-    if actor.can(Permission.channel_manage):
+    if Permission.channel_manage in can:
         kb.button(text="⚙️ Settings", callback_data=MenuCb(action="settings"))
     if wifi:
         kb.adjust(1, 1, 2, 2, 1)
@@ -70,6 +86,7 @@ def main_menu(actor: CoreActor, *, hotspot: bool = False) -> InlineKeyboardMarku
     return kb.as_markup()
 
 
+@functools.cache
 def start_choices() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text="🆕 Create my business", callback_data=StartCb(action="signup"))
@@ -88,4 +105,9 @@ def choices(cb: type[OnbCb], action: str, options: list[tuple[str, str]]) -> Inl
 
 
 def with_cancel(rows: list[list[InlineKeyboardButton]] | None = None) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[*(rows or []), cancel_row()])
+    if not rows:
+        return _CANCEL_ONLY
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, cancel_row()])
+
+
+_CANCEL_ONLY = InlineKeyboardMarkup(inline_keyboard=[cancel_row()])

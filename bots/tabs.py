@@ -34,8 +34,11 @@ def target(event: Message | CallbackQuery) -> Message | None:
     )
 
 
+_BACK = InlineKeyboardButton(text="⬅ Menu", callback_data=MenuCb(action="home_menu").pack())
+
+
 def back_row() -> list[InlineKeyboardButton]:
-    return [InlineKeyboardButton(text="⬅ Menu", callback_data=MenuCb(action="home_menu").pack())]
+    return [_BACK]  # a fresh row around one button built once: callers may add to the row
 
 
 async def send_export(target: Message, built: BuiltExport, *, caption: str) -> None:

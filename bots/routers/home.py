@@ -38,6 +38,11 @@ class HomeCb(CallbackData, prefix="hc"):
     action: str  # chart
 
 
+# Buttons built once (packing callback data validates a pydantic model each time); only serialised after.
+_CHART = InlineKeyboardButton(text="📈 Chart", callback_data=HomeCb(action="chart").pack())
+_PAY_OUT = InlineKeyboardButton(text="💸 Pay out", callback_data=PayoutCb(action="start").pack())
+
+
 @router.message(Command("home"))
 @router.callback_query(MenuCb.filter(F.action == "home"))
 async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
@@ -63,14 +68,13 @@ async def home(event: Message | CallbackQuery, actor: Actor | None) -> None:
         if m_pesa.channels:
             money_out.append(balance_button())
             if actor.core.can(Permission.payouts_request):
-                pay_out = PayoutCb(action="start").pack()
-                money_out.append(InlineKeyboardButton(text="💸 Pay out", callback_data=pay_out))
+                money_out.append(_PAY_OUT)
     if recent:
         lines.append("\n<b>Recent customers</b>")
         lines += [
             f"• {escape(c.name or '–')} {local_phone(c.phone)}: {format_kes(c.paid_total)}" for c in recent
         ]
-    chart_button = InlineKeyboardButton(text="📈 Chart", callback_data=HomeCb(action="chart").pack())
+    chart_button = _CHART
     if (target := _target(event)) is not None:
         await target.answer(
             "\n".join(lines),

@@ -106,8 +106,13 @@ async def got_amount(message: Message, state: FSMContext, actor: Actor | None) -
         await push(message, state, data, actor=_require(actor))  # known customer: name already known
         return
     await state.set_state(Pay.name)
-    skip = InlineKeyboardButton(text="Skip ⏭", callback_data=PayCb(action="skipname").pack())
-    await message.answer(texts.PAY_NAME, reply_markup=with_cancel([[skip]]))
+    await message.answer(texts.PAY_NAME, reply_markup=_SKIP_NAME)
+
+
+# Built once: the same buttons for every request (a markup is only serialised after).
+_SKIP_NAME = with_cancel(
+    [[InlineKeyboardButton(text="Skip ⏭", callback_data=PayCb(action="skipname").pack())]]
+)
 
 
 @router.message(StateFilter(Pay.name), HasText())
