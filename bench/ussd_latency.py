@@ -21,7 +21,7 @@ Africa's Talking's gateway: every hop is a form POST of ``sessionId, serviceCode
 as soon as the reply arrives (no think time: the worst case for the server). Four sessions in five
 (user i, round r: (i + r) % 5 != 4) are the merchant flow on user i's own registered phone:
 
-    dial, PIN 4826 (argon2 + a write), 2 last payments, 0 back, 3 today, 00 home,
+    dial, PIN 4826 (a keyed hash, core.auth.pins), 2 last payments, 0 back, 3 today, 00 home,
     1 request payment, 0712345678, 150, 2 cancel (END; no push is ever sent)
 
 the fifth is the payer flow on an unregistered phone:
@@ -441,7 +441,7 @@ class CpuSnapshot:
 
 
 class CpuMeter:
-    """CPU seconds of the server process (all its threads: the event loop and argon2's), of this
+    """CPU seconds of the server process (all its threads and forked children), of this
     process (the load generator), of the Postgres backends serving the bench's database (their process
     title names it), of redis-server, and of the whole machine."""
 
@@ -592,6 +592,13 @@ def start_profiler(out: Path, pid: int) -> subprocess.Popen[bytes] | None:
     cmd += ["--nonblocking", "-o", str(out / "app.txt")]
     spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=(out / "py-spy.log").open("wb"))
     time.sleep(1.0)  # let it attach
+    if spy_proc.poll() is not None:
+        why = (out / "py-spy.log").read_text(errors="replace").splitlines()[:1]
+        print(
+            f"py-spy could not attach ({' '.join(why)}): profile a test run with cProfile instead",
+            file=sys.stderr,
+        )
+        return None
     return spy_proc
 
 

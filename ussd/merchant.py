@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.access.actor import Actor, Via
 from core.access.permissions import Permission
 from core.auth.models import Role, User
 from core.auth.pins import (
     locked,
+    needs_rehash,
+    upgrade_pin_hash,
     validate_new_pin,
 )
 from core.auth.use_cases import change_ussd_pin
 from core.auth.ussd_access import check_ussd_pin
 from core.billing.use_cases import request_topup, view_wallet
-from core.db import Scope, utcnow
+from core.db import Scope, narrow_scope, utcnow
 from core.errors import InvalidInput
 from core.exports.use_cases import email_customer_book_to
 from core.money import format_cents, format_kes, stk_max_amount
@@ -35,6 +40,8 @@ from core.runtime import runtime, unit_of_work
 from core.tenants.service import tenants
 from ussd.engine import Ctx, Tree
 from ussd.screens import Action, End, EndSession, Invalid, Menu, Option, Prompt, short
+
+log = logging.getLogger(__name__)
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 STATUS_WORD = {
@@ -111,6 +118,8 @@ async def check_pin(ctx: Ctx, value: str) -> None:
         raise Invalid("The PIN is 4 digits.")
     result = await check_ussd_pin(user=user, pin=value, phone=ctx.msisdn)
     if result.ok:
+        if user.ussd_pin_hash is not None and needs_rehash(user.ussd_pin_hash):
+            await _upgrade_pin(ctx, user, value, user.ussd_pin_hash)
         ctx.data["auth"] = True
         return
     if result.locked_until is not None:
@@ -119,6 +128,16 @@ async def check_pin(ctx: Ctx, value: str) -> None:
         tries = "1 try" if result.remaining == 1 else f"{result.remaining} tries"
         raise Invalid(f"Wrong PIN. {tries} left.")
     ctx.data["auth"] = True
+
+
+async def _upgrade_pin(ctx: Ctx, user: User, pin: str, seen_hash: str) -> None:
+    """A correct PIN kept the old way (argon2, or an older key) is stored the current way
+    (core.auth.pins). Best effort: a failure here must not refuse a right PIN; the next login retries."""
+    try:
+        async with unit_of_work(scope=Scope.tenant(_tid(ctx))) as session:
+            await upgrade_pin_hash(session, user_id=user.id, pin=pin, seen_hash=seen_hash)
+    except Exception:
+        log.warning("ussd: storing the PIN of user %s in the new form failed", user.id, exc_info=True)
 
 
 async def home_title(ctx: Ctx) -> str:
@@ -335,8 +354,9 @@ def build(tree: Tree) -> None:
     )
 
 
-async def signed_in_root(ctx: Ctx, user: User) -> str | End:
-    """Where a registered phone starts: the PIN, unless USSD is locked for it."""
+async def signed_in_root(ctx: Ctx, user: User, session: AsyncSession) -> str | End:
+    """Where a registered phone starts: the PIN, unless USSD is locked for it. `session` is the dial's
+    read-only transaction that found `user`; from here on it sees only the user's business."""
     until = locked(user)
     if until is not None:
         return End(lock_message(until))
@@ -344,9 +364,9 @@ async def signed_in_root(ctx: Ctx, user: User) -> str | End:
         return End("Set a USSD PIN first: in the lipapush Telegram bot, Settings > USSD PIN.")
     if user.tenant_id is None:
         return End("This phone is not registered to a business.")
-    async with unit_of_work(readonly=True, scope=Scope.tenant(user.tenant_id)) as session:
-        tenant = await tenants.get(session, user.tenant_id)
-        initiators = any(c.initiator_name for c in await payout_channels(session, tenant_id=tenant.id))
+    await narrow_scope(session, user.tenant_id)
+    tenant = await tenants.get(session, user.tenant_id)
+    initiators = any(c.initiator_name for c in await payout_channels(session, tenant_id=tenant.id))
     ctx.data.update(
         uid=str(user.id),
         tid=str(tenant.id),

@@ -6,8 +6,10 @@ with CON or END, so every failure, ours included, is answered as an `END` line t
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -26,13 +28,41 @@ MAX_TEXT = 2_000  # far beyond any honest session (40 inputs): cut garbage befor
 UNREADABLE = "END This request could not be read. Please dial again."
 
 
+_URLENCODED = "application/x-www-form-urlencoded"
+MAX_FIELDS = 20
+_FAST_BODY = 8_192
+
+
 async def _form(request: Request) -> dict[str, str]:
-    """The form's text fields; anything else (files, a JSON body, a broken encoding) reads as empty."""
+    """The form's text fields; anything else (files, a JSON body, a broken encoding) reads as empty.
+
+    What the gateway sends (`k=v&k=v`, urlencoded, small) is split here, with the same result as
+    Starlette's form parser at a third of its CPU; anything else, an odd shape included, goes to it."""
+    ctype = request.headers.get("content-type", "")
+    if ctype == _URLENCODED or ctype.startswith(_URLENCODED + ";"):
+        body = await request.body()
+        if len(body) <= _FAST_BODY:
+            pairs = body.split(b"&") if body else []
+            if all(b"=" in p for p in pairs):  # every part a field, as Starlette's parser counts them
+                if len(pairs) > MAX_FIELDS:
+                    return {}  # Starlette's parser refuses more than max_fields
+                # latin-1 then %-decoding as UTF-8 with replacement: Starlette's (python-multipart's).
+                return dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
     try:
-        form = await request.form(max_files=0, max_fields=20)
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS)
     except Exception:
         return {}
     return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _msisdn(phone: str) -> str | None:
+    """`normalize_msisdn`, remembered: the gateway sends the same phone on every hop of a session, and
+    `phonenumbers` takes ~30 us to say so again."""
+    try:
+        return normalize_msisdn(phone)
+    except InvalidInput:
+        return None
 
 
 def _authorised(secret: str | None) -> bool:
@@ -61,9 +91,8 @@ def ussd_router(engine: Engine | None = None) -> APIRouter:
             return PlainTextResponse(UNREADABLE)
         if not session_id or len(session_id) > 128:
             return PlainTextResponse("END This request has no session. Please dial again.")
-        try:
-            msisdn = normalize_msisdn(phone[:32])
-        except InvalidInput:
+        msisdn = _msisdn(phone[:32])
+        if msisdn is None:
             return PlainTextResponse("END This service is for Kenyan Safaricom and Airtel lines only.")
         if len(text) > MAX_TEXT:
             return PlainTextResponse("END This session has too many steps. Please dial again.")
