@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth.auditing import Auditor, recorder
@@ -43,6 +43,8 @@ DEFAULT_RATE_KEY = "commission_default_bps"
 MAX_BPS = 10_000
 FROM_WALLET = "commission.wallet"
 ON_INVOICE = "commission.receivable"
+# Read after every wallet posting: built once (a Core statement) rather than per payment.
+_ALERTED = select(Tenant.low_balance_alerted).where(Tenant.id == bindparam("tenant_id"))
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class CommissionService:
         if balance is None:
             balance, _ = await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
         threshold = self.threshold(tenant, settings)
-        alerted = await session.scalar(select(Tenant.low_balance_alerted).where(Tenant.id == tenant.id))
+        alerted = await session.scalar(_ALERTED, {"tenant_id": tenant.id})
         below = balance < threshold
         if below == alerted:
             return

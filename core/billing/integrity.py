@@ -12,6 +12,7 @@ from core.ledger.models import Account, AccountKind, Transfer
 from core.ledger.payouts import check_payouts
 from core.ledger.service import LedgerProblem, ledger
 from core.payments.models import CUSTOMER_SOURCES, Payment, PaymentSource, PaymentStatus
+from core.tenants.models import Mode
 
 COMMISSION_KINDS = ("commission.wallet", "commission.receivable")
 # A reversed payment's commission, posted back (core/billing/reversal_subscribers.py).
@@ -106,6 +107,9 @@ async def check_all(session: AsyncSession, *, tenant_id: uuid.UUID | None = None
                 (
                     (Payment.status == PaymentStatus.success)
                     & (func.coalesce(topped.c.cents, 0) != Payment.amount * 100)
+                    # A test-mode top-up credits in development only (core.billing.topups): in
+                    # production it moved no money and rightly credited nothing.
+                    & ~((Payment.mode == Mode.test) & (func.coalesce(topped.c.cents, 0) == 0))
                 )
                 | ((Payment.status != PaymentStatus.success) & (func.coalesce(topped.c.cents, 0) != 0))
             )

@@ -30,13 +30,100 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, Table, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import utcnow
 from core.ledger.models import Account, AccountKind, Transfer
 from core.upsert import insert_for
+
+# The statements every successful payment runs, built once as Core statements on the tables: building
+# an expression and going through the ORM's bulk-update path cost more CPU per posting than the
+# round trip itself (bench/commission_postings.py). Values travel as bind parameters.
+_ACCOUNTS: Table = Account.__table__  # type: ignore[assignment]
+_TRANSFERS: Table = Transfer.__table__  # type: ignore[assignment]
+_a = _ACCOUNTS.c
+_ACCOUNT_ID = select(_a.id).where(_a.tenant_id == bindparam("tenant_id"), _a.kind == bindparam("kind"))
+_MOVE = (
+    update(_ACCOUNTS)
+    .where(_a.id == bindparam("account_id"))
+    .values(balance_cents=_a.balance_cents + bindparam("delta", type_=_a.balance_cents.type))
+    .returning(_a.balance_cents)
+)
+_MOVE_AND_RELEASE = (
+    update(_ACCOUNTS)
+    .where(_a.id == bindparam("account_id"))
+    .values(
+        balance_cents=_a.balance_cents + bindparam("delta", type_=_a.balance_cents.type),
+        reserved_cents=_a.reserved_cents - bindparam("release", type_=_a.reserved_cents.type),
+    )
+    .returning(_a.balance_cents)
+)
+_TRY_RESERVE = (
+    update(_ACCOUNTS)
+    .where(
+        _a.id == bindparam("account_id"),
+        _a.balance_cents - _a.reserved_cents - bindparam("floor", type_=_a.balance_cents.type)
+        >= bindparam("cents", type_=_a.balance_cents.type),
+    )
+    .values(reserved_cents=_a.reserved_cents + bindparam("cents", type_=_a.reserved_cents.type))
+    .returning(_a.id)
+)
+_ADJUST_RESERVED = (
+    update(_ACCOUNTS)
+    .where(_a.id == bindparam("account_id"))
+    .values(reserved_cents=_a.reserved_cents + bindparam("delta", type_=_a.reserved_cents.type))
+)
+_HAS_SPENDABLE = select(_a.id).where(
+    _a.id == bindparam("account_id"),
+    _a.balance_cents - _a.reserved_cents - bindparam("floor", type_=_a.balance_cents.type) > 0,
+)
+# On Postgres a whole transfer is one round trip: the insert, then each balance in ascending account id,
+# each step gated on the one before (an uncorrelated EXISTS is an init plan, run before its scan locks
+# any row), so the rows are locked in the same order as by three statements, and a replay (the insert
+# did nothing) moves no balance. The round trips, not the rows, were most of a posting's cost.
+_POST_AND_MOVE_PG = text(
+    """
+    WITH posted AS (
+        INSERT INTO ledger_transfers (tenant_id, cause_type, cause_id, kind, payment_id,
+                                      debit_account_id, credit_account_id, amount_cents, memo, created_at)
+        VALUES (:tenant_id, :cause_type, :cause_id, :kind, :payment_id,
+                :debit_account_id, :credit_account_id, :amount_cents, :memo, :created_at)
+        ON CONFLICT (cause_type, cause_id, kind) DO NOTHING
+        RETURNING id
+    ), first AS (
+        UPDATE ledger_accounts
+        SET balance_cents = balance_cents + :first_delta, reserved_cents = reserved_cents - :first_release
+        WHERE id = :first_id AND EXISTS (SELECT 1 FROM posted)
+        RETURNING balance_cents
+    ), second AS (
+        UPDATE ledger_accounts
+        SET balance_cents = balance_cents + :second_delta, reserved_cents = reserved_cents - :second_release
+        WHERE id = :second_id AND EXISTS (SELECT 1 FROM first)
+        RETURNING balance_cents
+    )
+    SELECT (SELECT id FROM posted), (SELECT balance_cents FROM first), (SELECT balance_cents FROM second)
+    """
+).bindparams(
+    bindparam("tenant_id", type_=_TRANSFERS.c.tenant_id.type),
+    bindparam("payment_id", type_=_TRANSFERS.c.payment_id.type),
+    bindparam("created_at", type_=_TRANSFERS.c.created_at.type),
+    *(
+        bindparam(n, type_=BigInteger())
+        for n in ("first_id", "second_id", "debit_account_id", "credit_account_id")
+    ),
+    *(bindparam(n, type_=BigInteger()) for n in ("amount_cents", "first_delta", "second_delta")),
+    *(bindparam(n, type_=BigInteger()) for n in ("first_release", "second_release")),
+)
+# Idempotent on its cause: a replayed posting inserts nothing and returns no id. One per dialect.
+_POST = {
+    name: insert(_TRANSFERS)
+    .on_conflict_do_nothing(index_elements=["cause_type", "cause_id", "kind"])
+    .returning(_TRANSFERS.c.id)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 @dataclass(frozen=True)
@@ -66,18 +153,14 @@ class LedgerService:
         cached = self._ids.get((tenant_id, kind))
         if cached is not None:
             return AccountRef(cached)
-        found = await session.scalar(
-            select(Account.id).where(Account.tenant_id == tenant_id, Account.kind == kind)
-        )
+        found = await session.scalar(_ACCOUNT_ID, {"tenant_id": tenant_id, "kind": kind})
         if found is None:
             await session.execute(
                 insert_for(session, Account.__table__)
                 .values(tenant_id=tenant_id, kind=kind, balance_cents=0, reserved_cents=0)
                 .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
             )
-            found = await session.scalar(
-                select(Account.id).where(Account.tenant_id == tenant_id, Account.kind == kind)
-            )
+            found = await session.scalar(_ACCOUNT_ID, {"tenant_id": tenant_id, "kind": kind})
             assert found is not None
             # not cached yet: this transaction may still roll back the row it just created
             return AccountRef(int(found))
@@ -130,40 +213,98 @@ class LedgerService:
             raise ValueError("a transfer moves a positive amount")
         if debit.id == credit.id:
             raise ValueError("a transfer needs two different accounts")
-        new_id = await session.scalar(
-            insert_for(session, Transfer.__table__)
-            .values(
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        if dialect == "postgresql":
+            return await self._transfer_pg(
+                session,
                 tenant_id=tenant_id,
                 cause_type=cause_type,
                 cause_id=cause_id,
                 kind=kind,
-                debit_account_id=debit.id,
-                credit_account_id=credit.id,
+                debit_id=debit.id,
+                credit_id=credit.id,
                 amount_cents=amount_cents,
                 memo=memo,
                 payment_id=payment_id,
+                release_reserved_cents=release_reserved_cents,
             )
-            .on_conflict_do_nothing(index_elements=["cause_type", "cause_id", "kind"])
-            .returning(Transfer.__table__.c.id)
+        new_id = await session.scalar(
+            _POST[dialect],
+            {
+                "tenant_id": tenant_id,
+                "cause_type": cause_type,
+                "cause_id": cause_id,
+                "kind": kind,
+                "debit_account_id": debit.id,
+                "credit_account_id": credit.id,
+                "amount_cents": amount_cents,
+                "memo": memo,
+                "payment_id": payment_id,
+            },
         )
         if new_id is None:
             return None
         balances: dict[int, int] = {}
         # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
         for account_id, delta in sorted([(debit.id, -amount_cents), (credit.id, amount_cents)]):
-            values: dict[str, Any] = {"balance_cents": Account.balance_cents + delta}
             if account_id == debit.id and release_reserved_cents:
-                values["reserved_cents"] = Account.reserved_cents - release_reserved_cents
-            balances[account_id] = (
-                await session.execute(
-                    update(Account)
-                    .where(Account.id == account_id)
-                    .values(**values)
-                    .returning(Account.balance_cents)
-                    .execution_options(synchronize_session=False)
+                moved = await session.execute(
+                    _MOVE_AND_RELEASE,
+                    {"account_id": account_id, "delta": delta, "release": release_reserved_cents},
                 )
-            ).scalar_one()
+            else:
+                moved = await session.execute(_MOVE, {"account_id": account_id, "delta": delta})
+            balances[account_id] = moved.scalar_one()
         return Posted(int(new_id), balances)
+
+    async def _transfer_pg(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: uuid.UUID,
+        cause_type: str,
+        cause_id: str,
+        kind: str,
+        debit_id: int,
+        credit_id: int,
+        amount_cents: int,
+        memo: str | None,
+        payment_id: uuid.UUID | None,
+        release_reserved_cents: int,
+    ) -> Posted | None:
+        # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
+        (first_id, first_delta, first_release), (second_id, second_delta, second_release) = sorted(
+            [(debit_id, -amount_cents, release_reserved_cents), (credit_id, amount_cents, 0)]
+        )
+        row = (
+            await session.execute(
+                _POST_AND_MOVE_PG,
+                {
+                    "tenant_id": tenant_id,
+                    "cause_type": cause_type,
+                    "cause_id": cause_id,
+                    "kind": kind,
+                    "payment_id": payment_id,
+                    "debit_account_id": debit_id,
+                    "credit_account_id": credit_id,
+                    "amount_cents": amount_cents,
+                    "memo": memo,
+                    "created_at": utcnow(),
+                    "first_id": first_id,
+                    "first_delta": first_delta,
+                    "first_release": first_release,
+                    "second_id": second_id,
+                    "second_delta": second_delta,
+                    "second_release": second_release,
+                },
+            )
+        ).one()
+        new_id, first_balance, second_balance = row
+        if new_id is None:
+            return None
+        # Both accounts exist (their ids came from them): a missing one is a bug, not a replay.
+        assert first_balance is not None and second_balance is not None
+        return Posted(int(new_id), {first_id: int(first_balance), second_id: int(second_balance)})
 
     async def try_reserve(
         self, session: AsyncSession, *, account_id: int, cents: int, floor_cents: int
@@ -172,34 +313,18 @@ class LedgerService:
         check and the hold in one UPDATE, under the row lock the UPDATE takes. False, with nothing
         changed, when it cannot."""
         held = await session.scalar(
-            update(Account)
-            .where(
-                Account.id == account_id,
-                Account.balance_cents - Account.reserved_cents - floor_cents >= cents,
-            )
-            .values(reserved_cents=Account.reserved_cents + cents)
-            .returning(Account.id)
-            .execution_options(synchronize_session=False)
+            _TRY_RESERVE, {"account_id": account_id, "cents": cents, "floor": floor_cents}
         )
         return held is not None
 
     async def has_spendable(self, session: AsyncSession, *, account_id: int, floor_cents: int) -> bool:
         """Whether the account had anything to spend above its floor when last committed (no lock: a
         hint that lets a caller skip locking a row it would hold nothing on)."""
-        found = await session.scalar(
-            select(Account.id).where(
-                Account.id == account_id, Account.balance_cents - Account.reserved_cents - floor_cents > 0
-            )
-        )
+        found = await session.scalar(_HAS_SPENDABLE, {"account_id": account_id, "floor": floor_cents})
         return found is not None
 
     async def adjust_reserved(self, session: AsyncSession, *, account_id: int, delta_cents: int) -> None:
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(reserved_cents=Account.reserved_cents + delta_cents)
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_ADJUST_RESERVED, {"account_id": account_id, "delta": delta_cents})
 
     async def balance(
         self, session: AsyncSession, *, tenant_id: uuid.UUID, kind: AccountKind

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.config import Settings
 from core.context import current_request
@@ -122,18 +123,23 @@ class CallbackService:
         if problem is not None:
             return self._reject(row, problem)
 
+        # The usual case, a callback naming its payment, reads the payment and its receipt's owner in
+        # one round trip; the rest (adoption, orphans) as before.
+        payment, receipt_owner = await self._named_with_receipt_owner(session, row, cb)
+        if payment is not None:
+            if receipt_owner is not None:
+                return self._reject(row, f"receipt {cb.receipt} already belongs to another payment")
+            return await self._apply(session, row, payment, cb, settings)
+        found = await self._unanswered_push(session, row, cb, settings)
+        if isinstance(found, Payment):
+            return await self._adopt(session, row, found, cb, settings)
+        # A concurrent delivery of this callback may have adopted the push while we waited for its
+        # row lock: the push has this CheckoutRequestID now (and this delivery is a duplicate).
         payment = await self._named(session, row, cb)
         if payment is None:
-            found = await self._unanswered_push(session, row, cb, settings)
-            if isinstance(found, Payment):
-                return await self._adopt(session, row, found, cb, settings)
-            # A concurrent delivery of this callback may have adopted the push while we waited for its
-            # row lock: the push has this CheckoutRequestID now (and this delivery is a duplicate).
-            payment = await self._named(session, row, cb)
-            if payment is None:
-                if utcnow() - row.received_at < ORPHAN_AFTER:
-                    raise CallbackNotYetMatched(cb.checkout_request_id)
-                return self._done(row, "orphan", found)
+            if utcnow() - row.received_at < ORPHAN_AFTER:
+                raise CallbackNotYetMatched(cb.checkout_request_id)
+            return self._done(row, "orphan", found)
         if (taken := await self._receipt_taken(session, row, payment, cb)) is not None:
             return taken
         return await self._apply(session, row, payment, cb, settings)
@@ -171,6 +177,30 @@ class CallbackService:
                 Payment.checkout_request_id == cb.checkout_request_id, Payment.channel_id == row.channel_id
             )
         )
+
+    async def _named_with_receipt_owner(
+        self, session: AsyncSession, row: CallbackInbox, cb: StkCallback
+    ) -> tuple[Payment | None, uuid.UUID | None]:
+        """`_named`, and in the same round trip what `_receipt_taken` asks: another payment that holds
+        this callback's receipt (None when the callback has no receipt or nobody else holds it)."""
+        if cb.receipt is None:
+            return await self._named(session, row, cb), None
+        other = aliased(Payment)
+        owner = (
+            select(other.id)
+            .where(other.receipt == cb.receipt, other.id != Payment.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        found = (
+            await session.execute(
+                select(Payment, owner).where(
+                    Payment.checkout_request_id == cb.checkout_request_id,
+                    Payment.channel_id == row.channel_id,
+                )
+            )
+        ).first()
+        return (found[0], found[1]) if found is not None else (None, None)
 
     async def _receipt_taken(
         self, session: AsyncSession, row: CallbackInbox, payment: Payment, cb: StkCallback

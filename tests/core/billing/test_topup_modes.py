@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from core.billing.integrity import check_all
 from core.billing.topups import topups
 from core.config import AppEnv
 from core.ledger.models import AccountKind
@@ -17,6 +18,7 @@ from tests.support.factories import make_tenant
 
 
 async def wallet_after_topup(server: LiveServer, *, mode: Mode, env: AppEnv) -> int:
+    """The wallet's balance after one KES 500 top-up; the ledger check must find nothing wrong."""
     tenant, _ = await make_tenant()
     settings = server.rt.settings.model_copy(update={"APP_ENV": env})
     async with unit_of_work() as session:
@@ -37,7 +39,9 @@ async def wallet_after_topup(server: LiveServer, *, mode: Mode, env: AppEnv) -> 
         await session.flush()
         await topups.credit_wallet(session, payment=payment, tenant=tenant, settings=settings)
         balance, _ = await ledger.balance(session, tenant_id=tenant.id, kind=AccountKind.wallet)
-        return balance
+    async with unit_of_work(readonly=True) as session:
+        assert await check_all(session, tenant_id=tenant.id) == []
+    return balance
 
 
 async def test_a_test_mode_topup_credits_nothing_in_production(server: LiveServer) -> None:
