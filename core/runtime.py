@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.access import key_cache
 from core.config import Settings
 from core.crypto import SecretBox
 from core.daraja.client import DarajaClient
@@ -245,5 +246,8 @@ async def unit_of_work(
         job = running_job.get()
         if not readonly and ends_job and job is not None and (outbox_id := job.take()) is not None:
             await session.execute(delete(JobOutbox).where(JobOutbox.id == outbox_id))
+    if session.info.pop(key_cache.CHANGED, False):
+        # Before this returns: a revoked key is refused by every process once its revocation is done.
+        await key_cache.changed(rt.redis(), rt.settings.REDIS_NAMESPACE)
     if jobs:
         await rt.jobs.dispatch(jobs)

@@ -7,12 +7,14 @@ import contextlib
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 # Every job module registers its jobs before the broker declares actors.
 import core.exports.global_exports
@@ -104,6 +106,56 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+class RequestContext:
+    """The request's id and client address (core.context) for the logs and audit rows of everything it
+    does, its id on the answer as X-Request-Id, and a JSON 500 carrying that id for what escapes the
+    application. A pure ASGI middleware: `BaseHTTPMiddleware` ran each request in a task group of its
+    own with a streamed copy of the response, a few percent of the CPU of an STK push
+    (bench/push_throughput.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+                break
+        rid = rid or secrets.token_hex(8)
+        client = scope.get("client")
+        started = False
+        header = (b"x-request-id", rid.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                # Ours replaces whatever the route set, as Response.headers[...] = ... did.
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        token = set_request(RequestInfo(request_id=rid, ip=client[0] if client else None))
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Rendered here, while the request id is still set, so the 500 body and log carry it.
+            log.exception("unhandled error (request %s)", rid)
+            if started:
+                raise  # the answer has begun: the server can only drop the connection
+            response = JSONResponse(
+                {"error": "internal_error", "detail": "Something went wrong, try again.", "request_id": rid},
+                status_code=500,
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            reset_request(token)
+
+
 def create_app(
     rt: Runtime,
     *,
@@ -168,25 +220,8 @@ def create_app(
     install_error_handlers(app)
     app.state.bot_runner = bot_runner
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
-        token = set_request(RequestInfo(request_id=rid, ip=request.client.host if request.client else None))
-        try:
-            response = await call_next(request)
-        except Exception:
-            # Rendered here, while the request id is still set, so the 500 body and log carry it.
-            log.exception("unhandled error (request %s)", rid)
-            response = JSONResponse(
-                {"error": "internal_error", "detail": "Something went wrong, try again.", "request_id": rid},
-                status_code=500,
-            )
-        finally:
-            reset_request(token)
-        response.headers["X-Request-Id"] = rid
-        return response
+    # Innermost of ours: the request id is set for everything the route does, and on its answer.
+    app.add_middleware(RequestContext)
 
     # Outermost of our middleware: a body over its route's limit is refused before anything reads it.
     app.add_middleware(LimitRequestBody, limits=BodyLimits.from_settings(rt.settings))
@@ -221,13 +256,18 @@ def create_app(
         activity,
     ):
         api.include_router(module.router)
-    app.include_router(api)
+    # Daraja's callbacks before the API: their paths share no prefix with it, and a router is matched by
+    # walking its routes, so after it every callback paid for a miss on each of the API's routes (one
+    # callback per push: bench/push_throughput.py).
     # Before the generic /callbacks/daraja/{token}/{kind}: the validation URL answers in the request.
     app.include_router(c2b_validation_router)
     app.include_router(callbacks_router)
+    # USSD before the API and the panel too: Africa's Talking waits on every hop, and matching /ussd
+    # after them cost ~0.8 ms of CPU a hop (bench/ussd_latency.py). Its paths are its own.
+    app.include_router(ussd_router())
+    app.include_router(api)
     app.include_router(captive_router, responses=API_ERRORS)
     install_panel(app)
-    app.include_router(ussd_router())
     if bot_runner is not None and bot_runner.webhook:
         from web.telegram import webhook_router
 

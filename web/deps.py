@@ -4,12 +4,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from core.access import key_cache
 from core.access.actor import Actor, Via
 from core.access.permissions import ApiScope
+from core.auth.models import ApiKey
 from core.auth.schemas import Principal
 from core.auth.service import auth
-from core.auth.tokens import looks_like_api_key, read_access_token
-from core.db import Scope
+from core.auth.tokens import hash_api_key, looks_like_api_key, read_access_token
+from core.db import Scope, utcnow
 from core.errors import AuthenticationFailed
 from core.runtime import runtime, unit_of_work
 
@@ -30,11 +32,24 @@ async def _principal(request: Request) -> Principal:
             "This is not a lipapush API key (they start with lp_live_ or lp_test_) nor a login token: "
             "check the key you copied, or create a new one with `lipapush apikey create`."
         )
+    rt = runtime()
     if looks_like_api_key(token):
+        # Remembered for a few seconds while no key changes (core.access.key_cache): the lookup's own
+        # transaction was one of the three an STK push opened in this process.
+        key_hash = hash_api_key(token)
+        redis, namespace = rt.redis(), rt.settings.REDIS_NAMESPACE
+        known, version = await key_cache.lookup(redis, namespace, key_hash, utcnow())
+        if known is not None:
+            return known
         # Whose key it is, is what the lookup by its hash finds out: it is asked of every business.
         async with unit_of_work(scope=API_KEY_LOOKUP) as session:
-            return await auth.principal_from_api_key(session, token)
-    claims = read_access_token(token, secret=runtime().settings.SECRET_KEY)
+            who = await auth.principal_from_api_key(session, token)
+            row = await session.get(ApiKey, who.api_key_id)  # the row just read: no second query
+            expires_at = row.expires_at if row is not None else None
+        if version is not None:
+            key_cache.remember(namespace, key_hash, who, expires_at=expires_at, version=version)
+        return who
+    claims = read_access_token(token, secret=rt.settings.SECRET_KEY)
     # A login token names its business, signed: its account is read in that business's scope (a
     # platform admin's, which belongs to none, in the platform's).
     scope = (
