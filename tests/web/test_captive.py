@@ -20,6 +20,14 @@ from tests.support.waiting import wait_until
 from tests.ussd.conftest import sms_to
 
 
+@pytest.fixture(autouse=True)
+def own_network(client: httpx.AsyncClient) -> None:
+    """Each test buys from a WiFi network of its own (the router's public address, as a reverse proxy
+    reports it): the portal's limits count per network, and the live server is shared by every test,
+    so requests from 127.0.0.1 would count against whichever test ran after others that used it."""
+    client.headers["X-Forwarded-For"] = f"198.18.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[RouterSim]:
     async with RouterSim(username="api", password="router-pw") as s:
