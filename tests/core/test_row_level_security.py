@@ -213,6 +213,29 @@ class TestTheWallItself:
             "(add them in a migration: see migrations/versions/2026-12-07-0100_row_level_security.py)"
         )
 
+    async def test_every_policy_reads_the_scope_once_per_statement(self, server: LiveServer) -> None:
+        """The settings as init plans (`(SELECT current_setting(…))`), not calls per row read
+        (migrations/versions/2026-12-07-1600_rls_once_per_statement.py)."""
+        needs_postgres()
+        async with unit_of_work(readonly=True, scope=Scope.none()) as session:
+            rules = (
+                await session.execute(
+                    text(
+                        "SELECT tablename, qual, with_check FROM pg_policies "
+                        "WHERE schemaname = current_schema() AND policyname = 'tenant_isolation'"
+                    )
+                )
+            ).all()
+        assert len(rules) >= 16
+        per_row = [
+            r.tablename
+            for r in rules
+            for rule in (r.qual, r.with_check)
+            if rule.count("current_setting(") != rule.count("SELECT current_setting(")
+            + rule.count("SELECT (NULLIF(current_setting(")
+        ]
+        assert per_row == []
+
     async def test_the_app_connects_as_a_plain_role(self, server: LiveServer) -> None:
         needs_postgres()
         async with unit_of_work(readonly=True, scope=Scope.none()) as session:
