@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -213,44 +214,30 @@ class LedgerService:
             raise ValueError("a transfer moves a positive amount")
         if debit.id == credit.id:
             raise ValueError("a transfer needs two different accounts")
+        posting = {
+            "tenant_id": tenant_id,
+            "cause_type": cause_type,
+            "cause_id": cause_id,
+            "kind": kind,
+            "debit_account_id": debit.id,
+            "credit_account_id": credit.id,
+            "amount_cents": amount_cents,
+            "memo": memo,
+            "payment_id": payment_id,
+        }
+        # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
+        moves = sorted([(debit.id, -amount_cents, release_reserved_cents), (credit.id, amount_cents, 0)])
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
         if dialect == "postgresql":
-            return await self._transfer_pg(
-                session,
-                tenant_id=tenant_id,
-                cause_type=cause_type,
-                cause_id=cause_id,
-                kind=kind,
-                debit_id=debit.id,
-                credit_id=credit.id,
-                amount_cents=amount_cents,
-                memo=memo,
-                payment_id=payment_id,
-                release_reserved_cents=release_reserved_cents,
-            )
-        new_id = await session.scalar(
-            _POST[dialect],
-            {
-                "tenant_id": tenant_id,
-                "cause_type": cause_type,
-                "cause_id": cause_id,
-                "kind": kind,
-                "debit_account_id": debit.id,
-                "credit_account_id": credit.id,
-                "amount_cents": amount_cents,
-                "memo": memo,
-                "payment_id": payment_id,
-            },
-        )
+            return await self._transfer_pg(session, posting, moves)
+        new_id = await session.scalar(_POST[dialect], posting)
         if new_id is None:
             return None
         balances: dict[int, int] = {}
-        # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
-        for account_id, delta in sorted([(debit.id, -amount_cents), (credit.id, amount_cents)]):
-            if account_id == debit.id and release_reserved_cents:
+        for account_id, delta, release in moves:
+            if release:
                 moved = await session.execute(
-                    _MOVE_AND_RELEASE,
-                    {"account_id": account_id, "delta": delta, "release": release_reserved_cents},
+                    _MOVE_AND_RELEASE, {"account_id": account_id, "delta": delta, "release": release}
                 )
             else:
                 moved = await session.execute(_MOVE, {"account_id": account_id, "delta": delta})
@@ -258,37 +245,14 @@ class LedgerService:
         return Posted(int(new_id), balances)
 
     async def _transfer_pg(
-        self,
-        session: AsyncSession,
-        *,
-        tenant_id: uuid.UUID,
-        cause_type: str,
-        cause_id: str,
-        kind: str,
-        debit_id: int,
-        credit_id: int,
-        amount_cents: int,
-        memo: str | None,
-        payment_id: uuid.UUID | None,
-        release_reserved_cents: int,
+        self, session: AsyncSession, posting: dict[str, Any], moves: list[tuple[int, int, int]]
     ) -> Posted | None:
-        # Fixed (id) order: two transfers touching the same pair of accounts can never deadlock.
-        (first_id, first_delta, first_release), (second_id, second_delta, second_release) = sorted(
-            [(debit_id, -amount_cents, release_reserved_cents), (credit_id, amount_cents, 0)]
-        )
+        (first_id, first_delta, first_release), (second_id, second_delta, second_release) = moves
         row = (
             await session.execute(
                 _POST_AND_MOVE_PG,
                 {
-                    "tenant_id": tenant_id,
-                    "cause_type": cause_type,
-                    "cause_id": cause_id,
-                    "kind": kind,
-                    "payment_id": payment_id,
-                    "debit_account_id": debit_id,
-                    "credit_account_id": credit_id,
-                    "amount_cents": amount_cents,
-                    "memo": memo,
+                    **posting,
                     "created_at": utcnow(),
                     "first_id": first_id,
                     "first_delta": first_delta,
