@@ -21,7 +21,13 @@ class Customer(Base):
         UniqueConstraint("tenant_id", "mode", "phone"),
         Index("ix_customers_tenant_mode_paid_total", "tenant_id", "mode", "paid_total"),
         Index("ix_customers_tenant_mode_last_seen", "tenant_id", "mode", "last_seen_at"),
-        Index("ix_customers_tenant_mode_name", "tenant_id", "mode", "name"),
+        # Name order is `name, id`; phone is carried (Postgres) so a search's walk of that order reads
+        # the index alone (core.customers.service `_page_near_start`).
+        Index(
+            "ix_customers_tenant_mode_name_id",
+            *("tenant_id", "mode", "name", "id"),
+            postgresql_include=["phone"],
+        ),
         # Search by a name or phone fragment (`ILIKE '%wanj%'`, `LIKE '%72212%'`) in one book: trigrams of
         # name and phone led by the business (btree_gin), one index per mode. Postgres only; SQLite
         # scans. The migration also lets row-level security use them (2026-12-07-1400_customer_search).

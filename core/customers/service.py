@@ -40,7 +40,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.sql.util import ClauseAdapter
@@ -230,7 +229,7 @@ class CustomerService:
         tiebreak = Customer.id.desc() if q.desc else Customer.id.asc()
         if q.sort is CustomerSort.name:
             # Customers without a name go last whichever way we sort. Said as NULLS LAST (not a
-            # leading `name IS NULL` key) so A→Z reads ix_customers_tenant_mode_name in order.
+            # leading `name IS NULL` key) so A→Z reads ix_customers_tenant_mode_name_id in order.
             return [order.nulls_last(), tiebreak]
         return [order, tiebreak]
 
@@ -307,14 +306,30 @@ class CustomerService:
     async def _page_near_start(
         self, session: AsyncSession, conds: list[ColumnElement[bool]], query: CustomerQuery, offset: int
     ) -> list[Customer]:
-        """The page among the book's first NAME_WALK customers in the page's order: when it is full
-        there, it is the search's page (every match before it is there too). A LIMIT in a subquery,
-        so the walk stops there: as a condition (`id IN (…)`) the planner joined every match."""
-        order = self._order(query)
-        first = select(Customer).where(*conds[:2]).order_by(*order).limit(NAME_WALK).subquery()
-        adapt = ClauseAdapter(first).traverse
-        near = aliased(Customer, first)
-        stmt = select(near).where(*(adapt(c) for c in conds[2:])).order_by(*(adapt(o) for o in order))
+        """The page among the book's first NAME_WALK named customers in name order: when it is full
+        there, it is the search's page (every match before it is there too). The walk reads
+        ix_customers_tenant_mode_name_id alone (an index-only scan: id, name and phone are in it) and
+        stops at NAME_WALK, a LIMIT in a subquery (as a condition, `id IN (…)`, the planner joined
+        every match); only the page's rows are then read from the table."""
+        # Named customers only: the nameless come last either way, so a page full of named ones is
+        # the page. And without NULLS LAST the index is read forwards for A→Z, backwards for Z→A.
+        order = [Customer.name.desc(), Customer.id.desc()] if query.desc else [Customer.name, Customer.id]
+        walk = (
+            select(Customer.id, Customer.tenant_id, Customer.mode, Customer.name, Customer.phone)
+            .where(*conds[:2], Customer.name.is_not(None))
+            .order_by(*order)
+            .limit(NAME_WALK)
+            .subquery()
+        )
+        # Conditions on the walk's columns are checked on the index's entries; any other (a paid
+        # range, dates) on the table's row, joined by id.
+        adapt = ClauseAdapter(walk).traverse
+        stmt = (
+            select(Customer)
+            .join(walk, walk.c.id == Customer.id)
+            .where(*(adapt(c) for c in conds[2:]))
+            .order_by(*(adapt(o) for o in order))
+        )
         return list(await session.scalars(stmt.limit(query.per_page).offset(offset)))
 
     async def _page(
