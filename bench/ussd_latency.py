@@ -50,7 +50,8 @@ even fall below 1 (SQLite): read it next to the per-hop rows and hops/s.
 Options: ``--sessions`` (100), ``--rounds`` (3), ``--history`` (60), ``--log-level`` (the product's
 ``LOG_LEVEL``, INFO: uvicorn's access log on, as in production; the baseline gets the same),
 ``--postgres``, ``--pg-server``, ``--redis-url``, ``--profile DIR`` (py-spy, installed in the venv,
-records the app process during its timed phase: raw collapsed stacks in DIR, and a summary is printed),
+records the process serving the app during its timed phase: with ``lipapush web`` the supervisor's forked
+child, not the parent that only waits on it; raw collapsed stacks in DIR, and a summary is printed),
 ``--keep`` (keep the temp dir with the process logs, and the database). Processes, the temp dir, the
 Postgres database and the Redis namespace are cleaned up on the way out, failures included.
 """
@@ -581,6 +582,16 @@ async def drive(
 # Profiling (optional)
 
 
+def serving_pid(pid: int) -> int:
+    """The process that serves requests: `lipapush web`'s forked child (web/supervisor.py), whose parent
+    only waits; `lipapush serve` and the baseline serve from `pid` itself."""
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(pid).children()
+        if len(children) == 1:
+            return children[0].pid
+    return pid
+
+
 def start_profiler(out: Path, pid: int) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
@@ -833,7 +844,7 @@ def measure(
             print(f"  e.g. {ex}", file=sys.stderr)
         proc.check_alive()
         sessions_before = await pg_sessions(args.pg_server, db_name) if db_name else None
-        spy = start_profiler(profile, proc.popen.pid) if profile else None
+        spy = start_profiler(profile, serving_pid(proc.popen.pid)) if profile else None
         spied = time.perf_counter()
         meter = CpuMeter(proc.popen.pid, db_name, with_redis=args.postgres)
         try:

@@ -37,13 +37,12 @@ WHOSE_PHONE = Scope.platform("USSD dial: the account of the phone")
 
 
 async def root(ctx: Ctx) -> str | End:
-    # One transaction for the whole dial: found in platform scope, then narrowed to the user's business
-    # for what the merchant's start reads (merchant.signed_in_root).
+    # The dial reads only whose phone it is (one statement); the business is read with the PIN.
     async with unit_of_work(readonly=True, scope=WHOSE_PHONE) as session:
         user = await user_by_ussd_phone(session, ctx.msisdn)
-        if user is None or user.disabled_at is not None:
-            return "p.home"
-        return await merchant.signed_in_root(ctx, user, session)
+    if user is None or user.disabled_at is not None:
+        return "p.home"
+    return merchant.signed_in_root(ctx, user)
 
 
 def build_engine(store: SessionStore, *, secret: str) -> Engine:

@@ -26,7 +26,7 @@ from core.auth.pins import (
 from core.auth.use_cases import change_ussd_pin
 from core.auth.ussd_access import check_ussd_pin
 from core.billing.use_cases import request_topup, view_wallet
-from core.db import Scope, narrow_scope, utcnow
+from core.db import Scope, utcnow
 from core.errors import InvalidInput
 from core.exports.use_cases import email_customer_book_to
 from core.money import format_cents, format_kes, stk_max_amount
@@ -88,16 +88,20 @@ def money_out(permission: Permission) -> Callable[[Ctx], bool]:
 async def signed_in_user(ctx: Ctx) -> User:
     """The signed-in user, re-read on every use: a removed phone or user ends the session."""
     async with unit_of_work(readonly=True, scope=Scope.tenant(_tid(ctx))) as session:
-        user = await session.get(User, uuid.UUID(ctx.data["uid"]))
-        if (
-            user is None
-            or user.ussd_phone != ctx.msisdn
-            or user.tenant_id != _tid(ctx)
-            or user.disabled_at is not None
-        ):
-            raise EndSession("This phone is no longer registered for lipapush USSD.")
-        session.expunge(user)
-        return user
+        return await _still_registered(ctx, session)
+
+
+async def _still_registered(ctx: Ctx, session: AsyncSession) -> User:
+    user = await session.get(User, uuid.UUID(ctx.data["uid"]))
+    if (
+        user is None
+        or user.ussd_phone != ctx.msisdn
+        or user.tenant_id != _tid(ctx)
+        or user.disabled_at is not None
+    ):
+        raise EndSession("This phone is no longer registered for lipapush USSD.")
+    session.expunge(user)
+    return user
 
 
 def _tid(ctx: Ctx) -> uuid.UUID:
@@ -110,7 +114,12 @@ def lock_message(until: datetime) -> str:
 
 
 async def check_pin(ctx: Ctx, value: str) -> None:
-    user = await signed_in_user(ctx)
+    # One read for the PIN hop: the user again (a lock, a new PIN or a removed phone since the dial counts),
+    # and what the menu behind the PIN shows (the business, whether it can pay out).
+    async with unit_of_work(readonly=True, scope=Scope.tenant(_tid(ctx))) as session:
+        user = await _still_registered(ctx, session)
+        tenant = await tenants.get(session, _tid(ctx))
+        initiators = any(c.initiator_name for c in await payout_channels(session, tenant_id=tenant.id))
     until = locked(user)
     if until is not None:
         raise EndSession(lock_message(until))
@@ -120,7 +129,14 @@ async def check_pin(ctx: Ctx, value: str) -> None:
     if result.ok:
         if user.ussd_pin_hash is not None and needs_rehash(user.ussd_pin_hash):
             await _upgrade_pin(ctx, user, value, user.ussd_pin_hash)
-        ctx.data["auth"] = True
+        ctx.data.update(
+            role=user.role.value,
+            tname=tenant.name,
+            temail=tenant.email,
+            mo=initiators,  # money out: what the 8 and 9 options need
+            grant=user.may_pay_out,
+            auth=True,
+        )
         return
     if result.locked_until is not None:
         raise EndSession(lock_message(result.locked_until))
@@ -354,9 +370,9 @@ def build(tree: Tree) -> None:
     )
 
 
-async def signed_in_root(ctx: Ctx, user: User, session: AsyncSession) -> str | End:
-    """Where a registered phone starts: the PIN, unless USSD is locked for it. `session` is the dial's
-    read-only transaction that found `user`; from here on it sees only the user's business."""
+def signed_in_root(ctx: Ctx, user: User) -> str | End:
+    """Where a registered phone starts: the PIN, unless USSD is locked for it. The business, the role
+    and the rest the menu needs are read with the PIN (check_pin), once the phone has proven whose it is."""
     until = locked(user)
     if until is not None:
         return End(lock_message(until))
@@ -364,16 +380,5 @@ async def signed_in_root(ctx: Ctx, user: User, session: AsyncSession) -> str | E
         return End("Set a USSD PIN first: in the lipapush Telegram bot, Settings > USSD PIN.")
     if user.tenant_id is None:
         return End("This phone is not registered to a business.")
-    await narrow_scope(session, user.tenant_id)
-    tenant = await tenants.get(session, user.tenant_id)
-    initiators = any(c.initiator_name for c in await payout_channels(session, tenant_id=tenant.id))
-    ctx.data.update(
-        uid=str(user.id),
-        tid=str(tenant.id),
-        role=user.role.value,
-        tname=tenant.name,
-        temail=tenant.email,
-        mo=initiators,  # money out: what the 8 and 9 options need
-        grant=user.may_pay_out,
-    )
+    ctx.data.update(uid=str(user.id), tid=str(user.tenant_id))
     return "m.pin"
