@@ -3,6 +3,7 @@ message that edits itself when M-Pesa answers. "Send again" repeats a failed req
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from aiogram import F, Router
@@ -37,16 +38,19 @@ async def ask_phone(message: Message, state: FSMContext, actor: Actor) -> None:
     await state.clear()
     await state.set_state(Pay.phone)
     recent = await payee_suggestions(actor.core, limit=5)
-    rows = [
-        [
-            InlineKeyboardButton(
-                text=f"{c.name or local_phone(c.phone)} · {local_phone(c.phone)}",
-                callback_data=PayCb(action="pick", pid=c.phone).pack(),
-            )
-        ]
-        for c in recent
-    ]
+    rows = [[_pick_button(c.name, c.phone)] for c in recent]
     await message.answer(texts.PAY_PHONE, reply_markup=with_cancel(rows))
+
+
+@functools.lru_cache(maxsize=4096)
+def _pick_button(name: str | None, phone: str) -> InlineKeyboardButton:
+    """A recent customer's button, built once per name and number (packing its callback data
+    validates a pydantic model, and so does the button): the same few customers are offered to a
+    business again and again. Buttons are only serialised after, never changed."""
+    return InlineKeyboardButton(
+        text=f"{name or local_phone(phone)} · {local_phone(phone)}",
+        callback_data=PayCb(action="pick", pid=phone).pack(),
+    )
 
 
 @router.message(Command("pay"))

@@ -43,6 +43,12 @@ DEFAULT_RATE_KEY = "commission_default_bps"
 MAX_BPS = 10_000
 FROM_WALLET = "commission.wallet"
 ON_INVOICE = "commission.receivable"
+# The platform's default rate as stored (NULL: the configured one), as an expression for a read that
+# takes it along with other figures (core.billing.wallet), and alone.
+DEFAULT_RATE_SQL = (
+    select(PlatformSetting.value).where(PlatformSetting.key == DEFAULT_RATE_KEY).scalar_subquery()
+)
+_DEFAULT_RATE = select(PlatformSetting.value).where(PlatformSetting.key == DEFAULT_RATE_KEY)
 # Read after every wallet posting: built once (a Core statement) rather than per payment.
 _ALERTED = select(Tenant.low_balance_alerted).where(Tenant.id == bindparam("tenant_id"))
 
@@ -85,9 +91,11 @@ def percent_to_bps(percent: str | float) -> int:
 
 class CommissionService:
     async def default_bps(self, session: AsyncSession, *, settings: Settings) -> int:
-        value = await session.scalar(
-            select(PlatformSetting.value).where(PlatformSetting.key == DEFAULT_RATE_KEY)
-        )
+        return self.default_from(await session.scalar(_DEFAULT_RATE), settings)
+
+    def default_from(self, value: str | None, settings: Settings) -> int:
+        """The platform default rate from its stored setting (`DEFAULT_RATE_SQL`'s value), else the
+        configured one."""
         return int(value) if value is not None else settings.COMMISSION_DEFAULT_BPS
 
     async def set_default_bps(self, session: AsyncSession, *, bps: int) -> None:
@@ -99,11 +107,19 @@ class CommissionService:
         await session.flush()
 
     async def rate_for(self, session: AsyncSession, *, tenant: Tenant, settings: Settings) -> int:
+        own = self.own_rate(tenant)
+        return own if own is not None else await self.default_bps(session, settings=settings)
+
+    def own_rate(self, tenant: Tenant) -> int | None:
+        """The business's rate when the platform default does not matter to it, else None."""
         if tenant.billing_mode is BillingMode.subscription:
             return 0
-        if tenant.commission_bps is not None:
-            return tenant.commission_bps
-        return await self.default_bps(session, settings=settings)
+        return tenant.commission_bps
+
+    def rate_given(self, tenant: Tenant, *, default_bps: int) -> int:
+        """`rate_for` when the platform default is known already (read with other figures)."""
+        own = self.own_rate(tenant)
+        return own if own is not None else default_bps
 
     def floor(self, tenant: Tenant, settings: Settings) -> int:
         return (
@@ -287,10 +303,21 @@ class CommissionService:
         )
         sums = {kind: int(total) for kind, total in rows.all()}
         receivable, _ = await ledger.balance(session, tenant_id=tenant_id, kind=AccountKind.receivable)
-        return CommissionSplit(
+        return self.split_of(
             from_wallet_cents=sums.get(FROM_WALLET, 0),
             on_invoice_cents=sums.get(ON_INVOICE, 0),
-            owed_cents=-receivable,
+            receivable_cents=receivable,
+        )
+
+    def split_of(
+        self, *, from_wallet_cents: int, on_invoice_cents: int, receivable_cents: int
+    ) -> CommissionSplit:
+        """The split from the ledger's figures (read by `split_for`, or with the wallet's by
+        core.billing.wallet.view_and_split): what is owed is the receivable's balance, negated."""
+        return CommissionSplit(
+            from_wallet_cents=from_wallet_cents,
+            on_invoice_cents=on_invoice_cents,
+            owed_cents=-receivable_cents,
         )
 
     async def set_tenant_rate(

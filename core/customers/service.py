@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +136,44 @@ def through_channel(channel_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
+# The bot's and the dashboard's reads of the book, built once (building a statement per read cost as
+# much as running it; bench/bot_updates.py). Parameters `tenant_id`, `phone`, `limit`, and the book's
+# mode: the `mode` parameter, or an SQL expression (core.payments.use_cases.book_mode_sql).
+def _get_stmt(mode: ColumnElement[str]) -> Select[Customer]:
+    return select(Customer).where(
+        Customer.tenant_id == bindparam("tenant_id"),
+        Customer.mode == mode,
+        Customer.phone == bindparam("phone"),
+    )
+
+
+def _recent_stmt(mode: ColumnElement[str]) -> Select[Customer]:
+    return (
+        select(Customer)
+        .where(Customer.tenant_id == bindparam("tenant_id"), Customer.mode == mode)
+        .order_by(Customer.last_seen_at.desc(), Customer.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+_GET = _get_stmt(bindparam("mode"))
+_RECENT = _recent_stmt(bindparam("mode"))
+_BY_MODE_SQL: dict[tuple[object, int], tuple[ColumnElement[str], Select[Customer]]] = {}
+
+
+def _of_mode(
+    build: Callable[[ColumnElement[str]], Select[Customer]], mode: ColumnElement[str]
+) -> Select[Customer]:
+    """`build`'s statement for a mode expression, built once per expression (a few constants)."""
+    key = (build, id(mode))
+    hit = _BY_MODE_SQL.get(key)
+    if hit is None or hit[0] is not mode:
+        if len(_BY_MODE_SQL) > 32:  # expressions built per call: never grow
+            _BY_MODE_SQL.clear()
+        hit = _BY_MODE_SQL[key] = (mode, build(mode))
+    return hit[1]
+
+
 class CustomerService:
     async def record_request(
         self,
@@ -195,13 +233,14 @@ class CustomerService:
         )
 
     async def get(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode, phone: str
+        self, session: AsyncSession, *, tenant_id: uuid.UUID, mode: Mode | ColumnElement[str], phone: str
     ) -> Customer | None:
-        return await session.scalar(
-            select(Customer).where(
-                Customer.tenant_id == tenant_id, Customer.mode == mode, Customer.phone == phone
-            )
-        )
+        """One customer of one book; `mode` may be an SQL expression (core.payments.use_cases.book_mode_sql:
+        the book's mode read in the same statement)."""
+        params = {"tenant_id": tenant_id, "phone": phone}
+        if isinstance(mode, Mode):
+            return await session.scalar(_GET, {**params, "mode": mode})
+        return await session.scalar(_of_mode(_get_stmt, mode), params)
 
     def _conditions(self, tenant_id: uuid.UUID, mode: Mode, q: CustomerQuery) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [Customer.tenant_id == tenant_id, Customer.mode == mode]
@@ -313,7 +352,11 @@ class CustomerService:
         every match); only the page's rows are then read from the table."""
         # Named customers only: the nameless come last either way, so a page full of named ones is
         # the page. And without NULLS LAST the index is read forwards for A→Z, backwards for Z→A.
-        order = [Customer.name.desc(), Customer.id.desc()] if query.desc else [Customer.name, Customer.id]
+        order: list[ColumnElement[Any]] = (
+            [Customer.name.desc(), Customer.id.desc()]
+            if query.desc
+            else [Customer.name.asc(), Customer.id.asc()]
+        )
         walk = (
             select(Customer.id, Customer.tenant_id, Customer.mode, Customer.name, Customer.phone)
             .where(*conds[:2], Customer.name.is_not(None))
@@ -356,11 +399,19 @@ class CustomerService:
         session: AsyncSession,
         *,
         tenant_id: uuid.UUID,
-        mode: Mode,
+        mode: Mode | ColumnElement[str],
         limit: int = 5,
         channel_id: uuid.UUID | None = None,
     ) -> list[CustomerOut]:
-        """The book's most recently seen customers; of one channel's (`through_channel`) when given."""
+        """The book's most recently seen customers; of one channel's (`through_channel`) when given.
+        `mode` may be an SQL expression (core.payments.use_cases.book_mode_sql)."""
+        if channel_id is None:
+            params: dict[str, object] = {"tenant_id": tenant_id, "limit": limit}
+            if isinstance(mode, Mode):
+                rows = await session.scalars(_RECENT, {**params, "mode": mode})
+            else:
+                rows = await session.scalars(_of_mode(_recent_stmt, mode), params)
+            return [CustomerOut.model_validate(r) for r in rows]
         conds = [Customer.tenant_id == tenant_id, Customer.mode == mode]
         if channel_id is not None:
             conds.append(through_channel(channel_id))
@@ -368,7 +419,8 @@ class CustomerService:
             select(Customer)
             .where(*conds)
             .order_by(Customer.last_seen_at.desc(), Customer.id.desc())
-            .limit(limit)
+            .limit(limit),
+            {"tenant_id": tenant_id},  # a mode expression's parameter (book_mode_sql)
         )
         return [CustomerOut.model_validate(r) for r in rows]
 

@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import ColumnElement, bindparam, func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import ratelimit
 from core.access.actor import Actor, ActorKind, Via
 from core.access.permissions import Permission
 from core.access.use_case import unit_of_work, use_case
-from core.billing.commission import CommissionSplit, commissions
+from core.billing.commission import CommissionSplit
 from core.billing.schemas import WalletOut
 from core.billing.wallet import wallets
 from core.customers.schemas import CustomerOut
@@ -34,7 +35,7 @@ from core.plans.service import plans
 from core.runtime import runtime
 from core.tenants.channels import channels
 from core.tenants.models import Mode, Tenant, TenantKind
-from core.tenants.service import tenants
+from core.tenants.service import primary_mode_sql, tenants
 
 # Where a payment came from, by entry point. The panel has no source of its own yet: a push
 # requested on the web is the business's own request, like the API's.
@@ -270,19 +271,42 @@ async def get_payment_detail(actor: Actor, payment_id: uuid.UUID) -> PaymentDeta
 async def figures_mode(session: AsyncSession, actor: Actor) -> Mode | None:
     """Whose figures a dashboard adds up: an API key's own mode; for a person, the mode of the
     business's primary channel now (a business that tried the simulator, then went live, sees live figures),
-    none before it has a channel."""
-    if actor.mode is not None:
+    none before it has a channel. A read that has the primary channel's mode already (read with the
+    business) passes it to `figures_mode_given`."""
+    if actor.mode is not None:  # no read needed
         return actor.mode
-    channel = await tenants.get_channel(session, actor.require_tenant())
-    return channel.mode if channel is not None else None
+    return figures_mode_given(actor, await tenants.primary_mode(session, actor.require_tenant()))
+
+
+def figures_mode_given(actor: Actor, primary_mode: Mode | None) -> Mode | None:
+    """`figures_mode` when the business's primary channel's mode is known (read with the business,
+    core.tenants.service.get_with_mode)."""
+    return actor.mode if actor.mode is not None else primary_mode
 
 
 async def book_mode(session: AsyncSession, actor: Actor) -> Mode:
     """Which customer book (test or live) an actor reads, the one rule for every front end: the mode
     `figures_mode` adds up (an API key's own; a person, the business's current channel's, so a
     business that tried the simulator and went live sees its live book only). A business with no
-    channel yet has only its test book, which is empty: nothing is pushed without a channel."""
+    channel yet has only its test book, which is empty: nothing is pushed without a channel.
+    `book_mode_sql` is the same rule inside a statement that reads the book."""
     return await figures_mode(session, actor) or Mode.test
+
+
+def book_mode_given(actor: Actor, primary_mode: Mode | None) -> Mode:
+    """`book_mode` when the business's primary channel's mode is known."""
+    return figures_mode_given(actor, primary_mode) or Mode.test
+
+
+# `book_mode` of a person, as an SQL expression of the statement's `tenant_id` parameter: built once.
+_PERSON_BOOK_MODE = func.coalesce(primary_mode_sql(bindparam("tenant_id")), Mode.test.value)
+
+
+def book_mode_sql(actor: Actor) -> Mode | ColumnElement[str]:
+    """`book_mode` for a read of the book that finds it in the same statement: an API key's own mode
+    as it is, a person's as an SQL expression of the statement's `tenant_id` parameter (bindparam), the
+    business whose book it reads (core.customers.service.recent and get take either as `mode`)."""
+    return actor.mode if actor.mode is not None else _PERSON_BOOK_MODE
 
 
 @use_case(Permission.payments_read, query=True)
@@ -328,10 +352,11 @@ async def _home(
     own = actor.own_payments_only
     async with unit_of_work(actor, readonly=True) as uow:
         session = uow.session
-        tenant = await tenants.get(session, actor.require_tenant())
+        # the business and its primary channel's mode in one read: the figures' and the book's mode
+        tenant, primary_mode = await tenants.get_with_mode(session, actor.require_tenant())
         await check_channel(session, actor, channel_id)
         manages = actor.can(Permission.wallet_read)
-        mode = await figures_mode(session, actor)
+        mode = figures_mode_given(actor, primary_mode)
         days = (
             await reports.daily_totals(
                 session,
@@ -344,21 +369,26 @@ async def _home(
             if chart_days
             else []
         )
+        summary = await payments.summary(
+            session, tenant_id=tenant.id, initiated_by=own, mode=mode, channel_id=channel_id
+        )
+        wallet: WalletOut | None = None
+        commission: CommissionSplit | None = None
+        if manages:  # the wallet and the commission split from one read of the ledger
+            wallet, commission = await wallets.view_and_split(
+                session, tenant=tenant, settings=runtime().settings
+            )
         return HomeView(
             tenant=tenant,
-            summary=await payments.summary(
-                session, tenant_id=tenant.id, initiated_by=own, mode=mode, channel_id=channel_id
-            ),
+            summary=summary,
             days=days,
-            commission=await commissions.split_for(session, tenant_id=tenant.id) if manages else None,
-            wallet=await wallets.view(session, tenant=tenant, settings=runtime().settings)
-            if manages
-            else None,
+            commission=commission,
+            wallet=wallet,
             recent_customers=(
                 await customers.recent(
                     session,
                     tenant_id=tenant.id,
-                    mode=await book_mode(session, actor),
+                    mode=book_mode_given(actor, primary_mode),
                     limit=recent,
                     channel_id=channel_id,
                 )
@@ -406,12 +436,12 @@ async def payee_suggestions(actor: Actor, *, limit: int = 5) -> list[PayeeSugges
     may read the book; for a cashier, the people of their own recent requests (the book is not theirs).
     Both from the mode of `book_mode` only: a business gone live is not offered its simulator payees."""
     async with unit_of_work(actor, readonly=True) as uow:
-        mode = await book_mode(uow.session, actor)
-        if actor.can(Permission.customers_read):
+        if actor.can(Permission.customers_read):  # the book and its mode in one statement
             recent = await customers.recent(
-                uow.session, tenant_id=actor.require_tenant(), mode=mode, limit=limit
+                uow.session, tenant_id=actor.require_tenant(), mode=book_mode_sql(actor), limit=limit
             )
             return [PayeeSuggestion(c.phone, c.name) for c in recent]
+        mode = await book_mode(uow.session, actor)
         page = await payments.list_page(
             uow.session,
             tenant_id=actor.require_tenant(),
@@ -431,10 +461,12 @@ async def payee_name(actor: Actor, phone: str) -> str | None:
     `book_mode` either way."""
     async with unit_of_work(actor, readonly=True) as uow:
         tenant_id = actor.require_tenant()
-        mode = await book_mode(uow.session, actor)
-        if actor.can(Permission.customers_read):
-            known = await customers.get(uow.session, tenant_id=tenant_id, mode=mode, phone=phone)
+        if actor.can(Permission.customers_read):  # the book and its mode in one statement
+            known = await customers.get(
+                uow.session, tenant_id=tenant_id, mode=book_mode_sql(actor), phone=phone
+            )
             return known.name if known else None
+        mode = await book_mode(uow.session, actor)
         page = await payments.list_page(
             uow.session,
             tenant_id=tenant_id,

@@ -8,8 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Table, select, update
+from sqlalchemy import Column, ColumnElement, Table, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 import core.models  # noqa: F401  - every model's encrypted columns, for rotate_secrets
 from core.audit.service import record
@@ -46,6 +47,26 @@ PRIMARY_CHANNEL_NAME = "Main"
 TOKEN_CACHE_SECONDS = 300.0
 TOKEN_CACHE_SIZE = 10_000
 _TOKEN_CACHE: dict[str, tuple[uuid.UUID, float]] = {}
+
+
+def primary_mode_sql(
+    tenant_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+) -> ColumnElement[str]:
+    """The mode (`Mode` value) of a business's primary channel as an SQL expression, NULL while it has
+    none: for a query that needs it in the same statement (core.payments.use_cases.book_mode_sql).
+    Test or live by the channel's environment, mapped as `Environment.mode` maps it."""
+    environment = (
+        select(MpesaChannel.environment)
+        .where(MpesaChannel.tenant_id == tenant_id, MpesaChannel.is_primary)
+        .scalar_subquery()
+    )
+    return case({e.value: e.mode.value for e in Environment}, value=environment)
+
+
+# Built once (building a statement per read cost as much as running it): the business with the mode
+# of its primary channel, one statement.
+_TENANT_AND_MODE = select(Tenant, primary_mode_sql(Tenant.id)).where(Tenant.id == bindparam("tenant_id"))
+_PRIMARY_MODE = select(primary_mode_sql(bindparam("tenant_id")))
 
 
 @dataclass(frozen=True)
@@ -149,6 +170,19 @@ class TenantService:
         if tenant is None:
             raise NotFound("No such business.")
         return tenant
+
+    async def get_with_mode(self, session: AsyncSession, tenant_id: uuid.UUID) -> tuple[Tenant, Mode | None]:
+        """The business (as `get`) and the mode of its primary channel (None while it has none), in one
+        statement."""
+        row = (await session.execute(_TENANT_AND_MODE, {"tenant_id": tenant_id})).first()
+        if row is None:
+            raise NotFound("No such business.")
+        return row[0], None if row[1] is None else Mode(row[1])
+
+    async def primary_mode(self, session: AsyncSession, tenant_id: uuid.UUID) -> Mode | None:
+        """The mode of the business's primary channel (None while it has none), without loading it."""
+        value = await session.scalar(_PRIMARY_MODE, {"tenant_id": tenant_id})
+        return None if value is None else Mode(value)
 
     async def get_channel(self, session: AsyncSession, tenant_id: uuid.UUID) -> MpesaChannel | None:
         """The business's primary channel (the bot's, USSD's and the panel's; None until it has one)."""
