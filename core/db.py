@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, TypeDecorator, event, text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
@@ -110,7 +111,15 @@ class Database:
             )
             _sqlite_pragmas(engine, immediate=not readonly)
             return engine
-        return create_async_engine(self.url, echo=self.echo, pool_recycle=1800, **self.pool)  # type: ignore[arg-type]
+        engine = create_async_engine(
+            self.url,
+            echo=self.echo,
+            pool_recycle=1800,
+            connect_args={"connection_class": ScopeCarryingConnection},
+            **self.pool,  # type: ignore[arg-type]
+        )
+        event.listen(engine.sync_engine, "checkin", _forget_scope)
+        return engine
 
     def engines(self) -> tuple[AsyncEngine, AsyncEngine]:
         loop = asyncio.get_running_loop()
@@ -201,12 +210,67 @@ class ScopedSession(Session):
     work's, and any after a commit inside it), before the first statement."""
 
 
+def _forget_scope(_dbapi_connection: Any, record: Any) -> None:
+    """A connection back in the pool carries no scope to its next user (`_state_scope` also clears
+    it, and a BEGIN that never came takes it nowhere: this is the second lock on that door)."""
+    driver = record.driver_connection
+    if isinstance(driver, ScopeCarryingConnection):
+        driver.begin_with = None
+
+
+class ScopeCarryingConnection(asyncpg.Connection):
+    """asyncpg's connection, sending a transaction's scope in the same message as its BEGIN.
+
+    A unit of work states its scope before its first statement. As a statement of its own that was a
+    round trip of its own: a quarter of a one-query read's (BEGIN, scope, query, COMMIT), and a socket
+    write costs here more than the statement. SQLAlchemy begins the database transaction lazily, with
+    the transaction's first statement; `_state_scope` leaves the scope here as `begin_with`, and the
+    BEGIN that asyncpg sends for that statement carries it (a simple query may hold several
+    statements): BEGIN and scope succeed or fail together, before anything else runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.begin_with: str | None = None
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 (asyncpg's own signature)
+        if self.begin_with is not None and not args and query.startswith("BEGIN"):
+            query, self.begin_with = f"{query} {self.begin_with}", None
+        return await super().execute(query, *args, timeout=timeout)
+
+
+_KINDS = frozenset({"platform", "tenant", ""})
+
+
+def _scope_sql(kind: str, tenant: str) -> str:
+    # Literals, not parameters (a simple query has none): both are ours, checked here, never input.
+    assert kind in _KINDS and (tenant == "" or str(uuid.UUID(tenant)) == tenant)
+    return (
+        f"SELECT set_config('{SCOPE_SETTING}', '{kind}', true), "
+        f"set_config('{TENANT_SETTING}', '{tenant}', true);"
+    )
+
+
 @event.listens_for(ScopedSession, "after_begin")
 def _state_scope(session: Session, _transaction: SessionTransaction, connection: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return
     scope: Scope | None = session.info.get(_SCOPE_KEY)
-    if scope is None or connection.dialect.name != "postgresql":
+    driver = connection.connection.driver_connection
+    carrier = driver if isinstance(driver, ScopeCarryingConnection) else None
+    if carrier is not None:
+        carrier.begin_with = None  # nothing from an earlier session's unused transaction
+    if scope is None:
         return
     kind, tenant = scope.settings()
+    adapter = connection.connection.dbapi_connection
+    # Only while asyncpg's BEGIN is still to come: not in autocommit (no BEGIN), not once begun.
+    lazy = (
+        getattr(adapter, "_transaction", False) is None
+        and getattr(adapter, "isolation_level", None) != "autocommit"
+    )
+    if carrier is not None and lazy:
+        carrier.begin_with = _scope_sql(kind, tenant)
+        return
     connection.execute(
         text("SELECT set_config(:sk, :scope, true), set_config(:tk, :tenant, true)"),
         {"sk": SCOPE_SETTING, "scope": kind, "tk": TENANT_SETTING, "tenant": tenant},

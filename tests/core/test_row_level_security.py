@@ -10,10 +10,10 @@ import types
 import uuid
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import core.models  # noqa: F401  - every table on the metadata
@@ -23,7 +23,15 @@ from core.access.use_case import scope_of
 from core.access.use_case import unit_of_work as use_case_unit
 from core.auth.models import Role, User
 from core.auth.service import auth
-from core.db import Base, Scope, current_scope
+from core.db import (
+    Base,
+    Scope,
+    ScopeCarryingConnection,
+    ScopedSession,
+    _forget_scope,
+    current_scope,
+    set_scope,
+)
 from core.migrate import ensure_app_role
 from core.notify.service import notify
 from core.payments.models import Payment, PaymentSource
@@ -115,6 +123,49 @@ class TestTheForgottenFilter:
                 assert await session.scalar(UNFILTERED) == 0
                 leftover = await session.scalar(text("SELECT current_setting('app.tenant_id', true)"))
                 assert leftover in ("", None)
+
+    async def test_the_scope_travels_with_begin_and_an_unused_one_goes_nowhere(
+        self, server: LiveServer
+    ) -> None:
+        """The scope is sent in the BEGIN's message (core.db.ScopeCarryingConnection). A unit of work
+        that runs no statement sends no BEGIN: its scope must not ride along on the next transaction
+        of that pooled connection, whatever that one's scope, or none."""
+        needs_postgres()
+        a = await tenant_with_payments(1, name="Duka E2")
+        engine = create_async_engine(
+            runtime().settings.DATABASE_URL,
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"connection_class": ScopeCarryingConnection},
+        )
+        event.listen(engine.sync_engine, "checkin", _forget_scope)
+        sent: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        make = async_sessionmaker(engine, sync_session_class=ScopedSession)
+        try:
+            async with make() as session:
+                set_scope(session, Scope.tenant(a.id))
+                assert await session.scalar(UNFILTERED) == 1
+                await session.commit()
+            # one statement went through SQLAlchemy: the scope went with asyncpg's BEGIN
+            assert [q for q in sent if "set_config" in q] == []
+            async with make() as session:  # scoped and begun (a connection taken), no statement: no BEGIN
+                set_scope(session, Scope.tenant(a.id))
+                await session.connection()
+            async with make() as session:  # the same (only) connection, no scope stated
+                assert await session.scalar(UNFILTERED) == 0
+                assert await session.scalar(text("SELECT current_setting('app.tenant_id', true)")) in (
+                    "",
+                    None,
+                )
+                await session.commit()
+            async with make() as session:  # a scope stated after the BEGIN: the plain statement
+                await session.execute(text("SELECT 1"))
+                set_scope(session, Scope.none())
+                await session.commit()
+                assert await session.scalar(UNFILTERED) == 0
+        finally:
+            await engine.dispose()
 
 
 class TestWrites:
@@ -231,8 +282,8 @@ class TestTheWallItself:
             r.tablename
             for r in rules
             for rule in (r.qual, r.with_check)
-            if rule.count("current_setting(") != rule.count("SELECT current_setting(")
-            + rule.count("SELECT (NULLIF(current_setting(")
+            if rule.count("current_setting(")
+            != rule.count("SELECT current_setting(") + rule.count("SELECT (NULLIF(current_setting(")
         ]
         assert per_row == []
 
@@ -311,8 +362,10 @@ class TestTheAppRole:
         needs_postgres()
         assert database.owner_url is not None
         role = f"lipapush_t_{uuid.uuid4().hex[:8]}"
-        app_url = make_url(database.owner_url).set(username=role, password="p'a%:s $1 \\x").render_as_string(
-            hide_password=False
+        app_url = (
+            make_url(database.owner_url)
+            .set(username=role, password="p'a%:s $1 \\x")
+            .render_as_string(hide_password=False)
         )
         engine = create_async_engine(database.owner_url, poolclass=NullPool)
         try:
