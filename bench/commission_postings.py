@@ -10,8 +10,9 @@ Baseline: the same number of rows INSERTed into `ledger_transfers` with bare asy
 per transaction, the same concurrency. The ratio says what the ledger's guarantees cost.
 
 Floor, in the same run: the statements ours sends per posting, exactly (captured from the first
-posting with a cursor event: the scope, the payment and tenant reads, the transfer with both balance
-moves as one statement, the low-balance flag), sent with bare asyncpg in one transaction per posting,
+posting with a cursor event: the payment and tenant reads, the transfer with both balance moves as
+one statement, the low-balance flag; the scope goes with BEGIN, as ours sends it), sent with bare
+asyncpg in one transaction per posting,
 the same concurrency, on a copy of the seeded database (`CREATE DATABASE … TEMPLATE`, so the same rows,
 indexes, constraints and triggers). No Python stack could send these statements faster: "floor ÷ raw"
 is the best ratio these writes allow on this machine, and "ours ÷ floor" what our stack costs over the
@@ -38,7 +39,7 @@ from sqlalchemy.engine import Engine
 from core.billing.commission import commission_cents, commissions
 from core.config import load_settings
 from core.customers.models import Customer
-from core.db import utcnow
+from core.db import _scope_sql, utcnow
 from core.ledger.models import AccountKind, Transfer
 from core.ledger.service import ledger
 from core.migrate import upgrade
@@ -264,9 +265,16 @@ async def floor(
         async with pool.acquire() as conn:
             while not queue.empty():
                 tid, pid = queue.get_nowait()
-                async with conn.transaction():
+                # BEGIN with the unit of work's scope in the same message, as ours sends it
+                # (core.db.ScopeCarryingConnection), then its statements, then COMMIT
+                await conn.execute(f"BEGIN; {_scope_sql('platform', '')}")
+                try:
                     for statement, args in plan:
                         await conn.fetch(statement, *bind(args, tid, pid))
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
