@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from core.billing.commission import commission_cents, commissions
 from core.config import load_settings
 from core.customers.models import Customer
-from core.db import _scope_sql, utcnow
+from core.db import scope_sql, utcnow
 from core.ledger.models import AccountKind, Transfer
 from core.ledger.service import ledger
 from core.migrate import upgrade
@@ -267,7 +267,7 @@ async def floor(
                 tid, pid = queue.get_nowait()
                 # BEGIN with the unit of work's scope in the same message, as ours sends it
                 # (core.db.ScopeCarryingConnection), then its statements, then COMMIT
-                await conn.execute(f"BEGIN; {_scope_sql('platform', '')}")
+                await conn.execute(f"BEGIN; {scope_sql('platform', '')}")
                 try:
                     for statement, args in plan:
                         await conn.fetch(statement, *bind(args, tid, pid))

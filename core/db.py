@@ -241,7 +241,7 @@ class ScopeCarryingConnection(asyncpg.Connection):
 _KINDS = frozenset({"platform", "tenant", ""})
 
 
-def _scope_sql(kind: str, tenant: str) -> str:
+def scope_sql(kind: str, tenant: str) -> str:
     # Literals, not parameters (a simple query has none): both are ours, checked here, never input.
     assert kind in _KINDS and (tenant == "" or str(uuid.UUID(tenant)) == tenant)
     return (
@@ -269,7 +269,7 @@ def _state_scope(session: Session, _transaction: SessionTransaction, connection:
         and getattr(adapter, "isolation_level", None) != "autocommit"
     )
     if carrier is not None and lazy:
-        carrier.begin_with = _scope_sql(kind, tenant)
+        carrier.begin_with = scope_sql(kind, tenant)
         return
     connection.execute(
         text("SELECT set_config(:sk, :scope, true), set_config(:tk, :tenant, true)"),

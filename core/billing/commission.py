@@ -45,10 +45,8 @@ FROM_WALLET = "commission.wallet"
 ON_INVOICE = "commission.receivable"
 # The platform's default rate as stored (NULL: the configured one), as an expression for a read that
 # takes it along with other figures (core.billing.wallet), and alone.
-DEFAULT_RATE_SQL = (
-    select(PlatformSetting.value).where(PlatformSetting.key == DEFAULT_RATE_KEY).scalar_subquery()
-)
 _DEFAULT_RATE = select(PlatformSetting.value).where(PlatformSetting.key == DEFAULT_RATE_KEY)
+DEFAULT_RATE_SQL = _DEFAULT_RATE.scalar_subquery()
 # Read after every wallet posting: built once (a Core statement) rather than per payment.
 _ALERTED = select(Tenant.low_balance_alerted).where(Tenant.id == bindparam("tenant_id"))
 
@@ -280,17 +278,6 @@ class CommissionService:
                 body=f"{tenant.name}: your lipapush wallet is down to {format_cents(balance)} "
                 f"(alert level {format_cents(threshold)}). Top up to keep payments flowing.",
             )
-
-    async def commission_for(
-        self, session: AsyncSession, *, tenant_id: uuid.UUID, since=None, until=None
-    ) -> int:  # type: ignore[no-untyped-def]
-        return await ledger.sum_transfers(
-            session,
-            tenant_id=tenant_id,
-            kinds=["commission.wallet", "commission.receivable"],
-            since=since,
-            until=until,
-        )
 
     async def split_for(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> CommissionSplit:
         """The commission posted so far, split by where it was taken from. What is owed is the

@@ -412,12 +412,9 @@ class CustomerService:
             else:
                 rows = await session.scalars(_of_mode(_recent_stmt, mode), params)
             return [CustomerOut.model_validate(r) for r in rows]
-        conds = [Customer.tenant_id == tenant_id, Customer.mode == mode]
-        if channel_id is not None:
-            conds.append(through_channel(channel_id))
         rows = await session.scalars(
             select(Customer)
-            .where(*conds)
+            .where(Customer.tenant_id == tenant_id, Customer.mode == mode, through_channel(channel_id))
             .order_by(Customer.last_seen_at.desc(), Customer.id.desc())
             .limit(limit),
             {"tenant_id": tenant_id},  # a mode expression's parameter (book_mode_sql)

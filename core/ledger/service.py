@@ -27,12 +27,10 @@ that only touches the database again, and a use case answers "busy, try again" (
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Table, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -302,26 +300,6 @@ class LedgerService:
             )
         ).first()
         return (int(row[0]), int(row[1])) if row else (0, 0)
-
-    async def sum_transfers(
-        self,
-        session: AsyncSession,
-        *,
-        kinds: Sequence[str],
-        tenant_id: uuid.UUID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> int:
-        conds: list[ColumnElement[bool]] = [Transfer.kind.in_(list(kinds))]
-        if tenant_id is not None:
-            conds.append(Transfer.tenant_id == tenant_id)
-        if since is not None:
-            conds.append(Transfer.created_at >= since)
-        if until is not None:
-            conds.append(Transfer.created_at < until)
-        return int(
-            await session.scalar(select(func.coalesce(func.sum(Transfer.amount_cents), 0)).where(*conds)) or 0
-        )
 
     async def check(self, session: AsyncSession) -> list[LedgerProblem]:
         """Every materialised balance equals Σ credits − Σ debits of its transfers; nothing reserved

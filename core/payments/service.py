@@ -587,7 +587,8 @@ class PaymentService:
         """Customer payments only (no onboarding or top-up pushes), all time or requested since; only
         those one staff member started when `initiated_by` is given (a cashier's own figures); of one
         mode when given (test figures never add to live ones); through one channel when given."""
-        if mode is not None and channel_id is since is initiated_by is None:  # the dashboard's
+        # the dashboard's: one mode, nothing else narrowed (a statement built once)
+        if mode is not None and channel_id is None and since is None and initiated_by is None:
             rows = (await session.execute(_MODE_SUMMARY, {"tenant_id": tenant_id, "mode": mode})).all()
         else:
             conds = [Payment.tenant_id == tenant_id, Payment.source.in_(list(CUSTOMER_SOURCES))]

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import core.models  # noqa: F401  - every table on the metadata
@@ -23,15 +23,7 @@ from core.access.use_case import scope_of
 from core.access.use_case import unit_of_work as use_case_unit
 from core.auth.models import Role, User
 from core.auth.service import auth
-from core.db import (
-    Base,
-    Scope,
-    ScopeCarryingConnection,
-    ScopedSession,
-    _forget_scope,
-    current_scope,
-    set_scope,
-)
+from core.db import Base, Database, Scope, current_scope, set_scope
 from core.migrate import ensure_app_role
 from core.notify.service import notify
 from core.payments.models import Payment, PaymentSource
@@ -132,16 +124,11 @@ class TestTheForgottenFilter:
         of that pooled connection, whatever that one's scope, or none."""
         needs_postgres()
         a = await tenant_with_payments(1, name="Duka E2")
-        engine = create_async_engine(
-            runtime().settings.DATABASE_URL,
-            pool_size=1,
-            max_overflow=0,
-            connect_args={"connection_class": ScopeCarryingConnection},
-        )
-        event.listen(engine.sync_engine, "checkin", _forget_scope)
+        # the product's engine (core.db.Database), with one connection: every session below gets it
+        db = Database(runtime().settings.DATABASE_URL, pool_size=1, max_overflow=0)
         sent: list[str] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
-        make = async_sessionmaker(engine, sync_session_class=ScopedSession)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        make = db.sessionmaker()
         try:
             async with make() as session:
                 set_scope(session, Scope.tenant(a.id))
@@ -159,13 +146,13 @@ class TestTheForgottenFilter:
                     None,
                 )
                 await session.commit()
-            async with make() as session:  # a scope stated after the BEGIN: the plain statement
+            async with make() as session:  # a session's next transaction carries its own new scope
                 await session.execute(text("SELECT 1"))
                 set_scope(session, Scope.none())
                 await session.commit()
                 assert await session.scalar(UNFILTERED) == 0
         finally:
-            await engine.dispose()
+            await db.dispose()
 
 
 class TestWrites:
