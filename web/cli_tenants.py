@@ -264,7 +264,8 @@ def apikey_create(
     scope: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"What the key may do; repeat for several (default: every scope). One of: {SCOPE_NAMES}"
+            help="What the key may do; repeat for several (default: every scope but payouts:read and "
+            f"payouts:write, which money out needs on purpose). One of: {SCOPE_NAMES}"
         ),
     ] = None,
     app: Annotated[

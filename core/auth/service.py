@@ -161,8 +161,9 @@ class AuthService:
         audit: Auditor | None = None,
         app_id: uuid.UUID | None = None,
     ) -> tuple[ApiKey, str]:
-        """A key of an app (`app_id` None: the business's default app). `scopes` None is every scope:
-        a key made without choosing works as keys always did.
+        """A key of an app (`app_id` None: the business's default app). `scopes` None is every scope but
+        money out's (DEFAULT_SCOPES): a key made without choosing works as keys always did and pays
+        nothing out.
 
         An app uses one channel and its mode is the channel's, so `mode` None is the app's mode (a
         business on the simulator or the sandbox gets an lp_test_ key). A test key reaches only a

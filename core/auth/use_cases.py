@@ -216,10 +216,10 @@ async def create_api_key(
     app_id: uuid.UUID | None = None,
 ) -> ApiKeyCreated:
     """A key for one of this business's apps (None: its default app), in this answer only: stored
-    hashed, never shown again. `scopes` None is every scope (what a key could always do); unknown
-    scopes are refused with the valid ones. `mode` None is the app's mode (its channel's: test on the
-    simulator or the sandbox, live on production); a mode the app's channel cannot serve is refused
-    with what to do (core.tenants.modes).
+    hashed, never shown again. `scopes` None is every scope but money out's (what a key could always
+    do); unknown scopes are refused with the valid ones. `mode` None is the app's mode (its
+    channel's: test on the simulator or the sandbox, live on production); a mode the app's channel
+    cannot serve is refused with what to do (core.tenants.modes).
 
     With an API key: only in its own app (`app_id` None is the key's app; another app is "not found"),
     and only a key of its own mode (a test key made before the business went live cannot make a live
