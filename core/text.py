@@ -9,7 +9,7 @@ refuses (or, where refusing cannot help, strips) such text before anything reads
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 # Any surrogate left in a Python string is unpaired: decoding joins every valid pair into one character.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -62,6 +62,17 @@ def strip_unstorable(value: object) -> object:
     if isinstance(value, list | tuple):
         return [strip_unstorable(v) for v in value]
     return value
+
+
+def first_unstorable(found: Iterable[tuple[tuple[str, ...], str]]) -> tuple[str, str] | None:
+    """The first of these (path, text) pairs (strings_in's) that cannot be stored, as the field's
+    dotted name and why, in the words every entry point refuses it with; None if all can be."""
+    for path, text in found:
+        field = ".".join(shown(p) for p in path) or "body"
+        problem = unstorable(text, f"Field '{field}'")
+        if problem is not None:
+            return field, problem
+    return None
 
 
 def has_unstorable(value: object) -> bool:

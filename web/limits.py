@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import Settings
 from core.errors import InvalidInput
-from core.text import shown, strings_in, unstorable
+from core.text import first_unstorable, strings_in, unstorable
 
 PAYLOAD_TOO_LARGE = 413
 UNPROCESSABLE = 422
@@ -209,11 +209,8 @@ async def refuse_unstorable_body(request: Request) -> None:
         found = strings_in(data)
     else:
         return
-    for path, text in found:
-        field = ".".join(shown(p) for p in path) or "body"
-        problem = unstorable(text, f"Field '{field}'")
-        if problem is not None:
-            raise InvalidInput(field, problem)
+    if (bad := first_unstorable(found)) is not None:
+        raise InvalidInput(*bad)
 
 
 class LimitRequestBody:

@@ -2,7 +2,8 @@
 
 Confirmation tokens, the owner's reversal code and anything named like a secret become "***"; phone
 numbers are masked as every other audit row masks them; long text is cut; the whole is bounded, so a
-caller cannot grow the audit log with one call.
+caller cannot grow the audit log with one call. Text no database can store (a NUL, a lone surrogate)
+is kept as U+FFFD: the call it came with was refused, and its audit row must still be written.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.phones import mask_msisdn
+from core.text import shown
 
 SECRET_NAMES = ("token", "code", "secret", "password", "pin", "key", "credential")
 # An idempotency key is the caller's own label, not a secret: kept, as the payments table keeps it.
@@ -30,6 +32,7 @@ def _value(name: str, value: Any, depth: int) -> Any:
     if _is_secret(name):
         return "***"
     if isinstance(value, str):
+        value = shown(value)
         if name.lower() in PHONE_NAMES:
             return mask_msisdn(value) if value.isdigit() and len(value) >= 9 else value[:4] + "…"
         return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
@@ -39,7 +42,7 @@ def _value(name: str, value: Any, depth: int) -> Any:
         return redact(value, depth=depth + 1)
     if isinstance(value, list | tuple):
         return [_value(name, v, depth + 1) for v in list(value)[:MAX_ITEMS]]
-    return str(value)[:MAX_TEXT]
+    return shown(str(value))[:MAX_TEXT]
 
 
 def redact(arguments: dict[str, Any] | None, *, depth: int = 0) -> dict[str, Any]:
@@ -48,5 +51,5 @@ def redact(arguments: dict[str, Any] | None, *, depth: int = 0) -> dict[str, Any
         if i >= MAX_ITEMS:
             out["…"] = f"{len(arguments or {}) - MAX_ITEMS} more"
             break
-        out[str(name)[:40]] = _value(str(name), value, depth)
+        out[shown(str(name))[:40]] = _value(str(name), value, depth)
     return out

@@ -199,6 +199,42 @@ class TestBadArguments:
             "invalid_input",
         )
 
+    async def test_text_no_database_can_store_is_refused_by_its_field_and_the_call_still_audited(
+        self, server: LiveServer
+    ) -> None:
+        """A NUL reached the customer book through the agent (the REST API refuses it in its body
+        check, which /mcp's JSON-RPC envelope never passes) and, on Postgres, failed the call and its
+        audit row as internal errors."""
+        tenant, _ = await make_tenant(environment=Environment.simulator)
+        key = await make_api_key(tenant=tenant)
+        async with mcp_client(server.url, key) as agent:
+            name = await refusal(
+                agent, "request_payment", {"phone": a_phone(), "amount": 10, "name": "Wa\x00njiru"}
+            )
+            query = await refusal(agent, "search_customers", {"q": "\x00"})
+            tool = await refusal(agent, "request\x00payment", {"phone": a_phone(), "amount": 10})
+        assert name.text == (
+            "Field 'name' contains a NUL character (\\u0000), which cannot be stored: remove it and try "
+            "again. (error: invalid_input)"
+        )
+        assert query.text.startswith("Field 'q' contains a NUL character") and query.code == "invalid_input"
+        assert tool.text == (
+            "There is no tool 'request\\x00payment': list the tools to see the ones this key may use. "
+            "(error: permission_denied)"
+        )
+        assert await count(Payment, Payment.tenant_id == tenant.id) == 0
+        rows = await tool_calls(tenant.id)
+        assert [(r.detail["tool"], r.detail["error"]) for r in rows] == [
+            ("request_payment", "invalid_input"),
+            ("search_customers", "invalid_input"),
+            ("request\ufffdpayment", "permission_denied"),
+        ]
+        # what the audit row keeps of the arguments is storable: the NUL is shown as U+FFFD
+        assert (rows[0].detail["arguments"]["name"], rows[1].detail["arguments"]["q"]) == (
+            "Wa\ufffdnjiru",
+            "\ufffd",
+        )
+
     async def test_a_bad_payout_request_writes_no_confirmation(self, server: LiveServer) -> None:
         tenant, _ = await make_tenant()
         key = await make_api_key(tenant=tenant, scopes=[ApiScope.payouts_write])

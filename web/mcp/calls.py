@@ -18,10 +18,11 @@ from core.agents.calls import ToolCall, record_call
 from core.auth.schemas import Principal
 from core.auth.service import auth
 from core.db import Scope, utcnow
-from core.errors import AuthenticationFailed, LipapushError
+from core.errors import AuthenticationFailed, InvalidInput, LipapushError
 from core.runtime import unit_of_work
 from core.tenants.models import TenantKind
 from core.tenants.service import tenants
+from core.text import first_unstorable, shown, strings_in
 from core.usage.recorder import UsageRecorder
 from web.deps import API_KEY_LOOKUP, actor_of
 from web.mcp.context import Caller, CallState, call_var, caller_var
@@ -51,6 +52,13 @@ async def identify(caller: Caller) -> Identity:
     async with unit_of_work(readonly=True, scope=Scope.tenant(principal.tenant_id)) as session:
         kind = (await tenants.get(session, principal.tenant_id)).kind
     return Identity(actor=actor_of(principal, via=Via.mcp), kind=kind)
+
+
+def unstorable_argument(arguments: dict[str, Any]) -> InvalidInput | None:
+    """Text no database can store, refused by the field that carries it in the REST API's words
+    (web.limits checks /api bodies; a JSON-RPC envelope never reaches that check)."""
+    bad = first_unstorable(strings_in(arguments))
+    return None if bad is None else InvalidInput(*bad)
 
 
 def _refused(text: str) -> CallToolResult:
@@ -108,8 +116,12 @@ class AgentCalls:
             # Nobody we can name: nothing to audit (the transport's usage log counts refused keys).
             return _refused(explain(exc))
         state = CallState(actor=who.actor)
+        refusal: LipapushError | None = None
         if name not in catalogue.visible(who.actor, who.kind):
             refusal = catalogue.refusal(who.actor, name, who.kind)
+        else:
+            refusal = unstorable_argument(arguments)
+        if refusal is not None:
             state.error, state.status = refusal.code, refusal.status
             result: HandlerResult = _refused(explain(refusal))
         else:
@@ -133,7 +145,7 @@ class AgentCalls:
                     state.error, state.status = "invalid_input", 422
                     result = _refused(text)
         call = ToolCall(
-            tool=name or "(none)",
+            tool=shown(name) or "(none)",
             arguments=arguments,
             status=state.status,
             error=state.error,
