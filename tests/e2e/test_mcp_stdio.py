@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from openpyxl import load_workbook
 
-from tests.e2e.conftest import LIPAPUSH, NewBusiness, Serve, unique_phone
+from tests.e2e.conftest import LIPAPUSH, NewBusiness, Serve, login, unique_phone
 
 
 def stdio_server(serve: Serve, key: str) -> StdioServerParameters:
@@ -79,3 +79,29 @@ async def test_a_revoked_or_mistyped_key_stops_the_command_with_its_reason(serve
     assert proc.returncode == 2
     assert proc.stdout == b""  # stdout is the protocol's alone
     assert "This API key is not valid or was revoked: create a new one." in proc.stderr.decode()
+
+
+async def test_a_key_revoked_while_the_command_runs_is_refused_on_its_next_call(
+    serve: Serve, new_business: NewBusiness, http: httpx.AsyncClient
+) -> None:
+    """The stdio server acts as one key for its whole life, checked again on every message: revoking
+    it in the web process (here its owner, through the API) cuts the running agent off at once."""
+    biz = await new_business(name="Stdio Revoked")
+    owner = {"Authorization": f"Bearer {await login(http, biz.email, biz.password)}"}
+    async with Client(stdio_server(serve, biz.key)) as agent:
+        listed = await agent.call_tool("list_payments", {})
+        assert not listed.is_error, listed.content
+
+        keys = (await http.get("/api/api-keys", headers=owner)).json()
+        [mine] = [k for k in keys if biz.key.startswith(k["prefix"])]
+        r = await http.delete(f"/api/api-keys/{mine['id']}", headers=owner)
+        assert r.status_code == 200, r.text
+
+        phone = unique_phone("0111")
+        refused = await agent.call_tool("request_payment", {"phone": phone, "amount": 10})
+        assert refused.is_error
+        assert refused.content[0].text == (  # type: ignore[union-attr]
+            "This API key is not valid or was revoked: create a new one. (error: authentication_failed)"
+        )
+    r = await http.get("/api/transactions", params={"phone": phone[-9:]}, headers=owner)
+    assert (r.status_code, r.json()["items"]) == (200, []), r.text
