@@ -132,3 +132,30 @@ async def test_a_tool_error_is_the_rest_apis_words_and_code_nothing_before_them(
     assert result.is_error
     text = result.content[0].text  # type: ignore[union-attr]
     assert text.endswith("(error: not_found)") and not text.startswith("Error executing tool"), text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_wait_tells_its_progress_to_a_host_that_asks(server: LiveServer, mode: Mode) -> None:
+    """A customer who has not answered: the wait reports "still pending" about every second to a
+    host that sent a progress token, then returns the payment as it is at the end of the wait."""
+    tenant, _ = await make_tenant(environment=Environment.simulator)
+    key = await make_api_key(tenant=tenant)
+    heard: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        heard.append((done, total, message))
+
+    async with mcp_client(server.url, key, mode=mode) as agent:
+        # 9999: the simulator never calls back; reconciliation settles it after RECONCILE_AFTER_SECONDS
+        pending = await call(agent, "request_payment", {"phone": a_phone("9999"), "amount": 10})
+        waited = await agent.call_tool(
+            "wait_for_payment",
+            {"payment_id": pending["id"], "timeout_seconds": 2},
+            progress_callback=progress,
+        )
+        quiet = await agent.call_tool("wait_for_payment", {"payment_id": pending["id"], "timeout_seconds": 1})
+    assert not waited.is_error and not quiet.is_error
+    assert heard, "no progress while the payment was pending"
+    done, total, message = heard[0]
+    assert (done, total) == (1, 2)
+    assert message == "Still pending after 1 s: the customer has not answered yet."

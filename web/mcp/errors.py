@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, func_metadata
 from pydantic import ValidationError
 
@@ -45,7 +46,11 @@ def explain_invalid(exc: ValidationError) -> str:
 @functools.cache
 def _arguments_of(name: str) -> FuncMetadata | None:
     fn = TOOL_FUNCTIONS.get(name)
-    return None if fn is None else func_metadata(fn)
+    if fn is None:
+        return None
+    # As the SDK builds it: the Context a tool may take is injected, never an argument.
+    context = find_context_parameter(fn)
+    return func_metadata(fn, skip_names=[context] if context else [])
 
 
 def explain_arguments(name: str, arguments: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from core.payments import use_cases
@@ -23,6 +24,9 @@ from web.mcp.errors import agent_tool, note_target
 # Below a reverse proxy's usual 60 s read timeout, so a wait never dies as a 504 (deploy/nginx).
 MAX_WAIT_SECONDS = 55
 DEFAULT_WAIT_SECONDS = 30
+# A host that asked for progress hears about the wait this often: a person watching sees it is still
+# waiting on the customer, not stuck.
+PROGRESS_EVERY_SECONDS = 1.0
 
 Phone = Annotated[
     str, Field(description="The customer's M-Pesa phone: 07…, 01…, +254… or 254…", max_length=20)
@@ -87,19 +91,30 @@ async def wait_for_payment(
         int,
         Field(ge=1, le=MAX_WAIT_SECONDS, description=f"How long to wait at most (1 to {MAX_WAIT_SECONDS} s)"),
     ] = DEFAULT_WAIT_SECONDS,
+    ctx: Context | None = None,
 ) -> PaymentOut:
     """Wait until the payment is final (the customer paid, declined, or the prompt timed out), or until
     timeout_seconds pass, and return it as it is then. Still `pending` after the wait: call again; a
-    customer has about a minute to answer the prompt, and a lost answer is settled within minutes."""
+    customer has about a minute to answer the prompt, and a lost answer is settled within minutes.
+    Sends progress notifications while it waits when the request asks for them."""
     note_target(payment_id)
     actor = current_actor()
-    deadline = time.monotonic() + timeout_seconds
+    started = time.monotonic()
+    deadline = started + timeout_seconds
+    told = started
     pause = 0.25
     while True:
         payment = await use_cases.get_payment(actor, payment_id)
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = deadline - now
         if payment.status.is_final or left <= 0:
             return payment
+        if ctx is not None and now - told >= PROGRESS_EVERY_SECONDS:
+            told = now
+            waited = int(now - started)
+            await ctx.report_progress(
+                waited, timeout_seconds, f"Still pending after {waited} s: the customer has not answered yet."
+            )
         await asyncio.sleep(min(pause, left))
         pause = min(pause * 1.5, 2.0)
 
