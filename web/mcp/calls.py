@@ -116,11 +116,11 @@ class AgentCalls:
             # Nobody we can name: nothing to audit (the transport's usage log counts refused keys).
             return _refused(explain(exc))
         state = CallState(actor=who.actor)
-        refusal: LipapushError | None = None
-        if name not in catalogue.visible(who.actor, who.kind):
-            refusal = catalogue.refusal(who.actor, name, who.kind)
-        else:
-            refusal = unstorable_argument(arguments)
+        refusal: LipapushError | None = (
+            catalogue.refusal(who.actor, name, who.kind)
+            if name not in catalogue.visible(who.actor, who.kind)
+            else unstorable_argument(arguments)
+        )
         if refusal is not None:
             state.error, state.status = refusal.code, refusal.status
             result: HandlerResult = _refused(explain(refusal))
